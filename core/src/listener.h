@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The webhook listener: H2O (HTTP/1.1) on the daemon's libuv loop. It routes
+ * POST /webhooks/<instance>[/<rest>] to a callback and knows nothing about
+ * any vendor: verification and decoding belong to the connector the
+ * callback hands the request to. Limits (body size, header count) are
+ * enforced here, before the callback runs; every error reply is a JSON body
+ * {"error": "<code>", "message": "<text>"}.
+ *
+ * Threads: everything runs on the loop thread.
+ */
+#ifndef FERRY_LISTENER_H
+#define FERRY_LISTENER_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "errors.h"
+#include "ferry/plugin.h"
+
+struct ferry_webhook_reply {
+    int status;   /* HTTP status to send */
+    json_t *body; /* reply body, owned by the listener after the callback; NULL: {} */
+};
+
+/*
+ * Called on the loop thread for each POST /webhooks/<instance>... whose body
+ * is within limits. `wh` and `instance` are borrowed for the call. The
+ * callback must fill `reply` before returning (a durable commit, if any,
+ * happens before it returns: the reply is sent only afterwards).
+ */
+typedef void (*ferry_webhook_cb)(void *ud, const char *instance, const struct ferry_webhook *wh,
+                                 struct ferry_webhook_reply *reply);
+
+struct ferry_listener_options {
+    const char *address; /* IPv4/IPv6 literal; default "127.0.0.1" */
+    int port;            /* 0: any free port (see ferry_listener_port) */
+    size_t max_body;     /* bytes; larger bodies get 413 and never reach the callback */
+};
+
+struct ferry_listener;
+
+FERRY_NODISCARD int ferry_listener_start(struct ferry_listener **out, uv_loop_t *loop,
+                                         const struct ferry_listener_options *opt,
+                                         ferry_webhook_cb cb, void *ud, struct ferry_err *err);
+/* The bound TCP port. */
+int ferry_listener_port(const struct ferry_listener *l);
+/*
+ * Stop accepting, close open connections and free the listener; `done` runs
+ * on the loop once every handle is closed (may be NULL). l is invalid after.
+ */
+void ferry_listener_stop(struct ferry_listener *l, void (*done)(void *ud), void *ud);
+
+#endif

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ferry executable: one binary for the daemon and the operator's and
+ * integrator's tools, dispatching on the first argument.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"run", ferry_cmd_run, "run the daemon in the foreground"},
+    {"sync", ferry_cmd_sync, "poll every source for changes, drain the queue, exit"},
+    {"map", ferry_cmd_map, "test a mapping offline: ferry map test MAPPING FIXTURE.json"},
+    {"status", ferry_cmd_status, "job counts by state"},
+    {"plugins", ferry_cmd_plugins, "list the loaded connectors with their versions"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ferry <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    }
+    fprintf(f, "\n'ferry <command> --help' describes each command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return FERRY_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return FERRY_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("ferry %s\n", FERRY_VERSION);
+        return FERRY_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "ferry: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return FERRY_EXIT_USAGE;
+}

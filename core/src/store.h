@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The state store: the one module that issues SQL. Jobs (deduplicated inbox
+ * and retry queue), links between records of two systems, delta cursors and
+ * the audit trail, in one SQLite database (WAL, versioned migrations keyed on
+ * PRAGMA user_version, file mode 0600).
+ *
+ * Threads: a struct ferry_store is one connection and belongs to one thread at
+ * a time (SQLITE_OPEN_NOMUTEX); every worker and the loop thread open their
+ * own. Statements are prepared once per connection. Writers on other
+ * connections are waited for up to the busy timeout.
+ */
+#ifndef FERRY_STORE_H
+#define FERRY_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+
+struct ferry_store;
+
+enum ferry_job_state {
+    FERRY_JOB_PENDING = 0,
+    FERRY_JOB_RUNNING = 1,
+    FERRY_JOB_DONE = 2,
+    FERRY_JOB_DEAD = 3,
+};
+#define FERRY_JOB_NSTATES 4
+
+/* "pending", "running", "done", "dead"; "unknown" otherwise. */
+const char *ferry_job_state_name(int state);
+
+/*
+ * Open (creating and migrating as needed) the database at `path`. A new file
+ * is created with mode 0600. Returns 0 or FERRY_EDB / FERRY_EIO with detail
+ * in err. Caller frees with ferry_store_close().
+ */
+FERRY_NODISCARD int ferry_store_open(struct ferry_store **out, const char *path,
+                                     struct ferry_err *err);
+void ferry_store_close(struct ferry_store *s); /* accepts NULL */
+/* Schema version after migrations (PRAGMA user_version). */
+int ferry_store_schema_version(struct ferry_store *s);
+
+/* Explicit transactions, for batching several writes into one commit. */
+FERRY_NODISCARD int ferry_store_begin(struct ferry_store *s, struct ferry_err *err);
+FERRY_NODISCARD int ferry_store_commit(struct ferry_store *s, struct ferry_err *err);
+void ferry_store_rollback(struct ferry_store *s);
+
+/* ---- jobs ---- */
+
+struct ferry_job_new {
+    const char *dedupe_key;     /* NULL: never deduplicated */
+    const char *job_key;        /* ordering key, e.g. "shop:customer:42" */
+    const char *kind;           /* e.g. "sync" */
+    const char *payload;        /* JSON text */
+    const char *correlation_id; /* non-NULL */
+    int64_t now_ms;
+    int64_t dedupe_window_ms; /* a job with the same dedupe_key created within this window is a duplicate */
+};
+
+/*
+ * Insert a pending job unless it is a duplicate (see dedupe_window_ms).
+ * *id receives the new job's id, or the existing job's id for a duplicate;
+ * *inserted says which. Either may be NULL.
+ */
+FERRY_NODISCARD int ferry_store_job_enqueue(struct ferry_store *s, const struct ferry_job_new *j,
+                                            int64_t *id, bool *inserted, struct ferry_err *err);
+
+struct ferry_job {
+    int64_t id;
+    char *dedupe_key; /* may be NULL */
+    char *job_key;
+    char *kind;
+    char *payload;
+    char *correlation_id;
+    int state; /* enum ferry_job_state */
+    int attempts;
+    int64_t next_attempt_at_ms;
+    char *last_error; /* may be NULL */
+    int64_t created_at_ms;
+    int64_t updated_at_ms;
+};
+void ferry_job_free(struct ferry_job *j); /* frees the strings and j itself; accepts NULL */
+
+/*
+ * Pending jobs in arrival order (id ascending) with id > after_id, at most
+ * `limit`, whatever their next_attempt_at. The scheduler decides which may run.
+ * *jobs is an array of *n pointers; free each with ferry_job_free() and the
+ * array with free().
+ */
+FERRY_NODISCARD int ferry_store_jobs_pending(struct ferry_store *s, int64_t after_id, size_t limit,
+                                             struct ferry_job ***jobs, size_t *n,
+                                             struct ferry_err *err);
+FERRY_NODISCARD int ferry_store_job_get(struct ferry_store *s, int64_t id, struct ferry_job **job,
+                                        struct ferry_err *err); /* FERRY_ENOTFOUND */
+
+/* pending -> running, attempts += 1, lease until `lease_until_ms`. FERRY_EBUSY if not pending. */
+FERRY_NODISCARD int ferry_store_job_lease(struct ferry_store *s, int64_t id, int64_t now_ms,
+                                          int64_t lease_until_ms, struct ferry_err *err);
+/* running -> done. */
+FERRY_NODISCARD int ferry_store_job_finish(struct ferry_store *s, int64_t id, int64_t now_ms,
+                                           struct ferry_err *err);
+/* running -> pending with next_attempt_at and last_error. */
+FERRY_NODISCARD int ferry_store_job_retry(struct ferry_store *s, int64_t id, int64_t now_ms,
+                                          int64_t next_attempt_at_ms, const char *error,
+                                          struct ferry_err *err);
+/* running/pending -> dead with last_error (the dead letter). */
+FERRY_NODISCARD int ferry_store_job_bury(struct ferry_store *s, int64_t id, int64_t now_ms,
+                                         const char *error, struct ferry_err *err);
+/* Every running job back to pending (after a crash or an unclean stop); *n gets the count. */
+FERRY_NODISCARD int ferry_store_jobs_requeue_running(struct ferry_store *s, int64_t now_ms,
+                                                     int64_t *n, struct ferry_err *err);
+/* counts[state] for every enum ferry_job_state. */
+FERRY_NODISCARD int ferry_store_job_counts(struct ferry_store *s, int64_t counts[FERRY_JOB_NSTATES],
+                                           struct ferry_err *err);
+/* Number of dead jobs whose updated_at >= since_ms. */
+FERRY_NODISCARD int ferry_store_jobs_dead_since(struct ferry_store *s, int64_t since_ms,
+                                                int64_t *n, struct ferry_err *err);
+
+/* ---- links ---- */
+
+struct ferry_link_key {
+    const char *src_system; /* connector instance, e.g. "shop" */
+    const char *src_object;
+    const char *src_id;
+    const char *dst_system;
+    const char *dst_object;
+};
+
+struct ferry_link {
+    char *dst_id;
+    char *etag;         /* remote version as last seen; may be NULL */
+    char *content_hash; /* hash of the last synced content (source -> target); may be NULL */
+    char *fields;       /* JSON object of the field values last written; may be NULL */
+    int64_t updated_at_ms;
+};
+void ferry_link_clear(struct ferry_link *l); /* frees the strings, zeroes l; accepts NULL */
+
+/* FERRY_ENOTFOUND when there is no link for key. */
+FERRY_NODISCARD int ferry_store_link_get(struct ferry_store *s, const struct ferry_link_key *key,
+                                         struct ferry_link *out, struct ferry_err *err);
+/* Insert or replace the link for key (dst_id, etag, content_hash, fields; NULLs stored as NULL). */
+FERRY_NODISCARD int ferry_store_link_put(struct ferry_store *s, const struct ferry_link_key *key,
+                                         const struct ferry_link *link, int64_t now_ms,
+                                         struct ferry_err *err);
+/* The source record linked to (dst_system, dst_object, dst_id); *src_id malloc'd. FERRY_ENOTFOUND. */
+FERRY_NODISCARD int ferry_store_link_find_by_dst(struct ferry_store *s, const char *dst_system,
+                                                 const char *dst_object, const char *dst_id,
+                                                 const char *src_system, const char *src_object,
+                                                 char **src_id, struct ferry_err *err);
+
+/* ---- cursors ---- */
+
+/* *value malloc'd, or NULL when the cursor was never set (returns 0 then). */
+FERRY_NODISCARD int ferry_store_cursor_get(struct ferry_store *s, const char *system,
+                                           const char *object, char **value, struct ferry_err *err);
+FERRY_NODISCARD int ferry_store_cursor_put(struct ferry_store *s, const char *system,
+                                           const char *object, const char *value, int64_t now_ms,
+                                           struct ferry_err *err);
+
+/* ---- audit ---- */
+
+struct ferry_audit_row {
+    int64_t job_id; /* 0 when not tied to a job */
+    const char *correlation_id;
+    const char *connector; /* may be NULL */
+    const char *step;      /* "http", "map", "match", "write", "skip", "intake", ... */
+    const char *method;    /* may be NULL */
+    const char *url;       /* redacted by the caller; may be NULL */
+    int status;            /* HTTP status or 0 */
+    const char *request;   /* redacted and size-capped by the caller; may be NULL */
+    const char *response;  /* likewise */
+    const char *detail;    /* free text: decision, error message; may be NULL */
+    int64_t duration_ms;
+    int64_t at_ms;
+};
+FERRY_NODISCARD int ferry_store_audit_add(struct ferry_store *s, const struct ferry_audit_row *row,
+                                          struct ferry_err *err);
+/* Number of audit rows with this step ("http", ...) and, if non-NULL, this method; for tests and status. */
+FERRY_NODISCARD int ferry_store_audit_count(struct ferry_store *s, const char *step,
+                                            const char *method, int64_t *n, struct ferry_err *err);
+
+#endif
