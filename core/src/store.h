@@ -47,6 +47,14 @@ int ferry_store_schema_version(struct ferry_store *s);
 FERRY_NODISCARD int ferry_store_begin(struct ferry_store *s, struct ferry_err *err);
 FERRY_NODISCARD int ferry_store_commit(struct ferry_store *s, struct ferry_err *err);
 void ferry_store_rollback(struct ferry_store *s);
+/*
+ * Durability of this connection's commits: true = synchronous FULL (the
+ * default, for intake: an acknowledged webhook survives power loss), false =
+ * NORMAL (WAL stays consistent; the last commits may be lost to a power cut).
+ * FERRY_EINVAL inside ferry_store_begin()/commit.
+ */
+FERRY_NODISCARD int ferry_store_set_synchronous(struct ferry_store *s, bool full,
+                                                struct ferry_err *err);
 
 /* ---- jobs ---- */
 

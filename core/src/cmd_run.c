@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `ferry run` (the daemon) and `ferry sync --once` (poll, drain, exit). Both
+ * build the same runtime and scheduler on a libuv loop; the daemon adds the
+ * webhook listener, timed polls and signal handling for reload and drain.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "config.h"
+#include "http.h"
+#include "listener.h"
+#include "log.h"
+#include "pipeline.h"
+#include "runtime.h"
+#include "scheduler.h"
+#include "store.h"
+#include "util.h"
+
+struct daemon {
+    uv_loop_t loop;
+    struct ferry_config *cfg;
+    struct ferry_runtime *rt;
+    struct ferry_store *store; /* the loop thread's connection: intake and scheduling */
+    struct ferry_scheduler *sched;
+    struct ferry_listener *listener;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t poll_timer;
+    bool poll_timer_open;
+    bool once;        /* sync --once: exit when idle */
+    bool stopping;
+    int exit_status;
+    int64_t started_ms;
+    size_t listener_open;
+};
+
+/* ---- intake ---- */
+
+static json_t *error_body(const char *code, const char *message)
+{
+    return json_pack("{s:s, s:s}", "error", code, "message", message);
+}
+
+static void on_webhook(void *ud, const char *instance, const struct ferry_webhook *wh,
+                       struct ferry_webhook_reply *reply)
+{
+    struct daemon *d = ud;
+    struct ferry_err err = {0};
+    json_t *events = NULL;
+    int rc;
+
+    if (d->stopping) {
+        /* The sender retries; a 503 now is better than a job nobody will run. */
+        reply->status = 503;
+        reply->body = error_body("shutting_down", "ferry is stopping; deliver again later");
+        return;
+    }
+    int idx = ferry_runtime_instance(d->rt, instance);
+    if (idx < 0) {
+        reply->status = 404;
+        reply->body = error_body("unknown_connector", "no connector instance by that name");
+        return;
+    }
+    struct ferry_instance *inst = &d->rt->instances[idx];
+    if (!inst->conn->verify_webhook || !inst->conn->decode_webhook) {
+        reply->status = 404;
+        reply->body = error_body("no_webhooks", "this connector receives no webhooks");
+        return;
+    }
+    struct ferry_call call;
+    ferry_call_init(&call, d->rt, NULL, (size_t)idx, "intake", 0);
+
+    rc = inst->conn->verify_webhook(inst->state, &call, wh, &err);
+    if (rc < 0) {
+        ferry_log_write(FERRY_LOG_WARN, inst->name, "webhook refused: %s", err.msg);
+        reply->status = rc == FERRY_ESIGNATURE ? 401 : 400;
+        reply->body = error_body(rc == FERRY_ESIGNATURE ? "unauthorized" : "bad_request",
+                                 err.msg[0] ? err.msg : ferry_strerror(rc));
+        return;
+    }
+    ferry_err_clear(&err);
+    rc = inst->conn->decode_webhook(inst->state, &call, wh, &events, &err);
+    if (rc < 0 || !json_is_array(events)) {
+        json_decref(events);
+        ferry_log_write(FERRY_LOG_WARN, inst->name, "webhook not decoded: %s", err.msg);
+        reply->status = 400;
+        reply->body = error_body("bad_request", err.msg[0] ? err.msg : "payload not understood");
+        return;
+    }
+    if (json_array_size(events) == 0) {
+        json_decref(events);
+        reply->status = 200;
+        reply->body = json_pack("{s:s}", "status", "ignored");
+        return;
+    }
+
+    int64_t now = ferry_now_ms();
+    int queued = 0, duplicates = 0;
+    size_t i;
+    json_t *ev;
+    rc = ferry_store_begin(d->store, &err);
+    if (rc < 0) {
+        goto db_fail;
+    }
+    json_array_foreach(events, i, ev)
+    {
+        const char *object = json_string_value(json_object_get(ev, "object"));
+        const char *id = json_string_value(json_object_get(ev, "id"));
+        const char *event = json_string_value(json_object_get(ev, "event"));
+        const char *dedupe = json_string_value(json_object_get(ev, "dedupe"));
+        const char *scope = json_string_value(json_object_get(ev, "scope"));
+        if (!object || !id || !event) {
+            ferry_store_rollback(d->store);
+            json_decref(events);
+            reply->status = 400;
+            reply->body = error_body("bad_request", "connector decoded an incomplete event");
+            return;
+        }
+        char dkey[512], jkey[512], corr[33];
+        snprintf(dkey, sizeof(dkey), "%s:%s", instance, dedupe ? dedupe : "");
+        snprintf(jkey, sizeof(jkey), "%s:%s:%s", instance, object, id);
+        ferry_correlation_from(dedupe ? dkey : jkey, corr);
+        json_t *payload = json_pack("{s:s, s:s, s:s, s:s, s:s?}", "source", instance, "object",
+                                    object, "id", id, "event", event, "scope", scope);
+        char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+        json_decref(payload);
+        if (!text) {
+            ferry_err_set(&err, FERRY_ENOMEM, "out of memory");
+            ferry_store_rollback(d->store);
+            goto db_fail;
+        }
+        struct ferry_job_new jn = {
+            .dedupe_key = dedupe ? dkey : NULL,
+            .job_key = jkey,
+            .kind = "sync",
+            .payload = text,
+            .correlation_id = corr,
+            .now_ms = now,
+            .dedupe_window_ms = d->cfg->dedupe_window_ms,
+        };
+        bool inserted = false;
+        int64_t job_id = 0;
+        rc = ferry_store_job_enqueue(d->store, &jn, &job_id, &inserted, &err);
+        free(text);
+        if (rc < 0) {
+            ferry_store_rollback(d->store);
+            goto db_fail;
+        }
+        if (inserted) {
+            queued++;
+            struct ferry_audit_row row = {
+                .job_id = job_id,
+                .correlation_id = corr,
+                .connector = instance,
+                .step = "intake",
+                .detail = scope ? scope : event,
+                .at_ms = now,
+            };
+            rc = ferry_store_audit_add(d->store, &row, &err);
+            if (rc < 0) {
+                ferry_store_rollback(d->store);
+                goto db_fail;
+            }
+        } else {
+            duplicates++;
+        }
+        ferry_log_write(FERRY_LOG_INFO, instance, "webhook %s %s %s: %s (job %" PRId64 ")",
+                        scope ? scope : event, object, id, inserted ? "queued" : "duplicate",
+                        job_id);
+    }
+    rc = ferry_store_commit(d->store, &err);
+    if (rc < 0) {
+        goto db_fail;
+    }
+    json_decref(events);
+    reply->status = 200;
+    reply->body = json_pack("{s:s, s:i, s:i}", "status", "accepted", "queued", queued,
+                            "duplicates", duplicates);
+    if (queued > 0) {
+        ferry_scheduler_kick(d->sched);
+    }
+    return;
+
+db_fail:
+    json_decref(events);
+    ferry_error("webhook not stored: %s", err.msg);
+    /* Not acknowledged, so the sender delivers it again: nothing is lost. */
+    reply->status = 503;
+    reply->body = error_body("unavailable", "the event could not be stored; deliver again");
+}
+
+/* ---- lifecycle ---- */
+
+static void close_if_open(uv_handle_t *h)
+{
+    if (h->loop && !uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
+
+static void on_drained(void *ud)
+{
+    struct daemon *d = ud;
+    close_if_open((uv_handle_t *)&d->sig_term);
+    close_if_open((uv_handle_t *)&d->sig_int);
+    close_if_open((uv_handle_t *)&d->sig_hup);
+    if (d->poll_timer_open) {
+        close_if_open((uv_handle_t *)&d->poll_timer);
+    }
+    ferry_info("stopped: every running job has finished");
+}
+
+static void on_listener_closed(void *ud)
+{
+    struct daemon *d = ud;
+    d->listener_open = 0;
+}
+
+static void begin_shutdown(struct daemon *d, const char *why)
+{
+    if (d->stopping) {
+        return;
+    }
+    d->stopping = true;
+    ferry_info("stopping (%s): intake closed, waiting for %zu running task(s)", why,
+               ferry_scheduler_inflight(d->sched));
+    if (d->listener) {
+        ferry_listener_stop(d->listener, on_listener_closed, d);
+        d->listener = NULL;
+    }
+    if (d->poll_timer_open) {
+        uv_timer_stop(&d->poll_timer);
+    }
+    ferry_scheduler_stop(d->sched, on_drained, d);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+    if (signum == SIGHUP) {
+        struct ferry_err err = {0};
+        if (ferry_runtime_reload_mappings(d->rt, &err) == 0) {
+            ferry_info("mappings reloaded (SIGHUP)");
+        } else {
+            ferry_error("mappings not reloaded, keeping the previous set: %s", err.msg);
+        }
+        return;
+    }
+    begin_shutdown(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_idle(void *ud)
+{
+    struct daemon *d = ud;
+    if (d->once) {
+        begin_shutdown(d, "queue drained");
+    }
+}
+
+static int queue_polls(struct daemon *d)
+{
+    json_t *sources = NULL;
+    struct ferry_worker *w = &d->rt->workers[0];
+    int rc = 0;
+    if (!w->mappings) {
+        return 0;
+    }
+    sources = ferry_mapping_set_sources(w->mappings);
+    size_t i;
+    json_t *src;
+    json_array_foreach(sources, i, src)
+    {
+        const char *sys = json_string_value(json_object_get(src, "system"));
+        const char *obj = json_string_value(json_object_get(src, "object"));
+        int idx = ferry_runtime_instance(d->rt, sys);
+        if (idx < 0 || !d->rt->instances[idx].conn->list_changes) {
+            continue;
+        }
+        rc = ferry_scheduler_add_poll(d->sched, sys, obj);
+        if (rc < 0) {
+            break;
+        }
+    }
+    json_decref(sources);
+    return rc;
+}
+
+static void on_poll_timer(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (queue_polls(d) == 0) {
+        ferry_scheduler_kick(d->sched);
+    }
+}
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        return -errno;
+    }
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0) {
+        return -errno;
+    }
+    /* Renamed into place so a reader never sees a half-written number. */
+    return rename(tmp, path) == 0 ? 0 : -errno;
+}
+
+static void usage_run(FILE *f, const char *cmd)
+{
+    if (strcmp(cmd, "run") == 0) {
+        fprintf(f, "usage: ferry run -c CONFIG\n\n"
+                   "Run the daemon in the foreground: webhook intake, timed delta polls,\n"
+                   "and the worker pool. SIGTERM or SIGINT stops intake, lets running jobs\n"
+                   "finish and exits 0 (pending jobs stay queued for the next start);\n"
+                   "SIGHUP recompiles the mappings and swaps them in only if all compile.\n\n"
+                   "  -c, --config FILE   configuration file (Lua)\n"
+                   "  -h, --help          this text\n");
+    } else {
+        fprintf(f, "usage: ferry sync -c CONFIG --once\n\n"
+                   "Poll every source object the mappings read for changes since its\n"
+                   "cursor, process the whole queue (including jobs left by the daemon),\n"
+                   "and exit. Exit status: 0 all done, 3 something was dead-lettered during\n"
+                   "this run (see 'ferry status'), 1 error, 2 usage.\n\n"
+                   "  -c, --config FILE   configuration file (Lua)\n"
+                   "      --once          required: one pass, then exit\n"
+                   "  -h, --help          this text\n");
+    }
+}
+
+static int run_main(int argc, char **argv, bool sync_mode)
+{
+    const char *cmd = sync_mode ? "sync" : "run";
+    const char *config_path = NULL;
+    bool once = false;
+    struct daemon d;
+    struct ferry_err err = {0};
+    int rc;
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"once", no_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'o':
+            once = true;
+            break;
+        case 'h':
+            usage_run(stdout, cmd);
+            return FERRY_EXIT_OK;
+        default:
+            usage_run(stderr, cmd);
+            return FERRY_EXIT_USAGE;
+        }
+    }
+    if (!config_path || optind != argc || (once && !sync_mode) || (sync_mode && !once)) {
+        usage_run(stderr, cmd);
+        return FERRY_EXIT_USAGE;
+    }
+
+    memset(&d, 0, sizeof(d));
+    d.once = sync_mode;
+    d.exit_status = FERRY_EXIT_OK;
+    d.started_ms = ferry_now_ms();
+
+    rc = ferry_config_load(&d.cfg, config_path, &err);
+    if (rc < 0) {
+        fprintf(stderr, "ferry: %s\n", err.msg);
+        return FERRY_EXIT_FAILURE;
+    }
+    ferry_log_set_level(d.cfg->log_level);
+    ferry_log_set_format(d.cfg->log_format);
+
+    /* libuv sizes its threadpool from the environment at first use; one
+     * thread per worker plus room for libuv's own file and DNS work. */
+    char pool[16];
+    snprintf(pool, sizeof(pool), "%d", d.cfg->workers + 2);
+    setenv("UV_THREADPOOL_SIZE", pool, 1);
+    xmlInitParser();
+    rc = ferry_http_global_init(&err);
+    if (rc < 0) {
+        fprintf(stderr, "ferry: %s\n", err.msg);
+        ferry_config_free(d.cfg);
+        return FERRY_EXIT_FAILURE;
+    }
+
+    rc = ferry_runtime_new(&d.rt, d.cfg, &err);
+    if (rc < 0) {
+        ferry_error("%s", err.msg);
+        fprintf(stderr, "ferry: %s\n", err.msg);
+        d.exit_status = FERRY_EXIT_FAILURE;
+        goto out;
+    }
+    rc = ferry_store_open(&d.store, d.cfg->state_path, &err);
+    if (rc < 0) {
+        fprintf(stderr, "ferry: %s\n", err.msg);
+        d.exit_status = FERRY_EXIT_FAILURE;
+        goto out;
+    }
+    int64_t requeued = 0;
+    rc = ferry_store_jobs_requeue_running(d.store, ferry_now_ms(), &requeued, &err);
+    if (rc < 0) {
+        fprintf(stderr, "ferry: %s\n", err.msg);
+        d.exit_status = FERRY_EXIT_FAILURE;
+        goto out;
+    }
+    if (requeued > 0) {
+        ferry_warn("%" PRId64 " job(s) were running when ferry last stopped; queued again",
+                   requeued);
+    }
+
+    uv_loop_init(&d.loop);
+    rc = ferry_scheduler_new(&d.sched, &d.loop, d.rt, d.store, &err);
+    if (rc < 0) {
+        fprintf(stderr, "ferry: %s\n", err.msg);
+        d.exit_status = FERRY_EXIT_FAILURE;
+        goto loop_out;
+    }
+    ferry_scheduler_set_idle_cb(d.sched, on_idle, &d);
+
+    uv_signal_init(&d.loop, &d.sig_term);
+    uv_signal_init(&d.loop, &d.sig_int);
+    uv_signal_init(&d.loop, &d.sig_hup);
+    d.sig_term.data = d.sig_int.data = d.sig_hup.data = &d;
+    uv_signal_start(&d.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d.sig_int, on_signal, SIGINT);
+    uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
+
+    if (!sync_mode) {
+        struct ferry_listener_options lo = {
+            .address = d.cfg->listen_address,
+            .port = d.cfg->listen_port,
+            .max_body = d.cfg->max_body,
+        };
+        rc = ferry_listener_start(&d.listener, &d.loop, &lo, on_webhook, &d, &err);
+        if (rc < 0) {
+            fprintf(stderr, "ferry: webhook listener: %s\n", err.msg);
+            ferry_error("webhook listener: %s", err.msg);
+            d.exit_status = FERRY_EXIT_FAILURE;
+            begin_shutdown(&d, "start-up failed");
+        } else {
+            int port = ferry_listener_port(d.listener);
+            d.listener_open = 1;
+            ferry_info("listening for webhooks on %s:%d", d.cfg->listen_address, port);
+            if (d.cfg->port_file) {
+                rc = write_port_file(d.cfg->port_file, port);
+                if (rc < 0) {
+                    ferry_error("port file %s not written: %s", d.cfg->port_file,
+                                strerror(-rc));
+                }
+            }
+        }
+        if (!d.stopping && d.cfg->poll_interval_ms > 0) {
+            uv_timer_init(&d.loop, &d.poll_timer);
+            d.poll_timer.data = &d;
+            d.poll_timer_open = true;
+            uv_timer_start(&d.poll_timer, on_poll_timer, 0, (uint64_t)d.cfg->poll_interval_ms);
+        }
+    } else {
+        rc = queue_polls(&d);
+        if (rc < 0) {
+            ferry_error("polls not queued: %s", ferry_strerror(rc));
+        }
+    }
+    if (!d.stopping) {
+        ferry_info("ferry %s started (%s, %d worker(s))", FERRY_VERSION, cmd, d.cfg->workers);
+        ferry_scheduler_kick(d.sched);
+    }
+
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+
+    const struct ferry_sched_stats *st = ferry_scheduler_stats(d.sched);
+    ferry_info("%s finished: %" PRId64 " job(s) done, %" PRId64 " retried, %" PRId64
+               " dead-lettered, %" PRId64 " write(s), %" PRId64 " poll(s)",
+               cmd, st->jobs_done, st->jobs_retried, st->jobs_dead, st->writes, st->polls_done);
+    if (sync_mode && d.exit_status == FERRY_EXIT_OK) {
+        int64_t dead = 0;
+        rc = ferry_store_jobs_dead_since(d.store, d.started_ms, &dead, &err);
+        if (rc < 0) {
+            d.exit_status = FERRY_EXIT_FAILURE;
+        } else if (dead > 0) {
+            fprintf(stderr, "ferry: %" PRId64 " job(s) were dead-lettered; see 'ferry status'\n",
+                    dead);
+            d.exit_status = FERRY_EXIT_DEADLETTERS;
+        } else if (st->polls_failed > 0) {
+            fprintf(stderr, "ferry: %" PRId64 " poll(s) failed; see the log\n",
+                    st->polls_failed);
+            d.exit_status = FERRY_EXIT_FAILURE;
+        }
+    }
+    ferry_scheduler_free(d.sched);
+loop_out:
+    if (uv_loop_close(&d.loop) != 0) {
+        /* Anything still open here is a bug of ours; walk and close it so the
+         * process still exits cleanly. */
+        uv_run(&d.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&d.loop);
+    }
+out:
+    ferry_store_close(d.store);
+    ferry_runtime_free(d.rt);
+    ferry_http_global_cleanup();
+    ferry_config_free(d.cfg);
+    return d.exit_status;
+}
+
+int ferry_cmd_run(int argc, char **argv)
+{
+    return run_main(argc, argv, false);
+}
+
+int ferry_cmd_sync(int argc, char **argv)
+{
+    return run_main(argc, argv, true);
+}

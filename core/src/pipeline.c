@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Job execution and delta polling (see pipeline.h). The order of decisions
+ * in apply_upsert is the product's promise to integrators: a record we have
+ * linked before is updated in place; a record we have not linked is looked
+ * up by the mapping's rules before anything is created; nothing is written
+ * when nothing the source owns has changed.
+ */
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#define LEASE_MS (10 * 60 * 1000)
+
+void ferry_correlation_from(const char *key, char out[33])
+{
+    char hex[FERRY_SHA256_HEX_LEN + 1];
+    ferry_sha256_hex(key, strlen(key), hex);
+    memcpy(out, hex, 32);
+    out[32] = '\0';
+}
+
+int64_t ferry_pipeline_backoff_ms(const struct ferry_config *cfg, int attempts, int64_t hint_ms,
+                                  uint32_t jitter_seed)
+{
+    int64_t delay = cfg->retry_base_ms > 0 ? cfg->retry_base_ms : 1;
+    for (int i = 1; i < attempts && delay < cfg->retry_max_ms; i++) {
+        delay *= 2;
+    }
+    if (delay > cfg->retry_max_ms) {
+        delay = cfg->retry_max_ms;
+    }
+    /* Jitter of up to +25% spreads retries of jobs that failed together,
+     * so a recovering remote is not hit by all of them at the same instant. */
+    uint32_t x = jitter_seed * 2654435761u;
+    x ^= x >> 16;
+    delay += (int64_t)((double)delay * 0.25 * (double)(x % 1000) / 1000.0);
+    if (hint_ms > delay) {
+        delay = hint_ms;
+    }
+    return delay;
+}
+
+/* Fields of `fields` whose value differs from `base` (absent counts as different). */
+static json_t *changed_fields(const json_t *fields, const json_t *base, const json_t *owner,
+                              const char *target)
+{
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    if (!out) {
+        return NULL;
+    }
+    json_object_foreach((json_t *)fields, k, v)
+    {
+        /* A field the target system owns is set on create only; afterwards
+         * the CRM's users maintain it and the source never overwrites it. */
+        const char *who = json_string_value(json_object_get(owner, k));
+        if (who && strcmp(who, target) == 0) {
+            continue;
+        }
+        json_t *old = base ? json_object_get(base, k) : NULL;
+        if (!old || !json_equal(old, v)) {
+            json_object_set(out, k, v);
+        }
+    }
+    return out;
+}
+
+struct job_ctx {
+    struct ferry_worker *w;
+    const struct ferry_job *job;
+    const char *src_system;
+    const char *src_object;
+    const char *src_id;
+};
+
+static void audit(struct job_ctx *jc, const char *connector, const char *step, const char *fmt,
+                  ...) FERRY_PRINTF(4, 5);
+
+static void audit(struct job_ctx *jc, const char *connector, const char *step, const char *fmt,
+                  ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    ferry_worker_audit(jc->w, jc->job->id, jc->job->correlation_id, connector, step, detail);
+}
+
+static int do_write(struct job_ctx *jc, struct ferry_instance *inst, struct ferry_call *call,
+                    int op, const char *object, const char *id, const char *etag,
+                    const json_t *fields, json_t **result, int *writes, struct ferry_err *err)
+{
+    struct ferry_write w = {
+        .op = op,
+        .object = object,
+        .id = id,
+        .etag = etag,
+        .fields = fields,
+    };
+    ferry_err_clear(err);
+    int rc = inst->conn->write(inst->state, call, &w, result, err);
+    (*writes)++;
+    if (rc == 0 && (!*result || !json_is_string(json_object_get(*result, "id")))) {
+        json_decref(*result);
+        *result = NULL;
+        rc = ferry_err_set(err, FERRY_EPLUGIN, "connector %s: write returned no id", inst->name);
+    }
+    (void)jc;
+    return rc;
+}
+
+static int save_link(struct job_ctx *jc, const struct ferry_link_key *key, const char *dst_id,
+                     const char *etag, const char *hash, const json_t *fields,
+                     struct ferry_err *err)
+{
+    char *text = ferry_json_canonical(fields);
+    struct ferry_link link = {
+        .dst_id = (char *)dst_id,
+        .etag = (char *)etag,
+        .content_hash = (char *)hash,
+        .fields = text,
+    };
+    int rc = ferry_store_link_put(jc->w->store, key, &link, jc->w->rt->clock(), err);
+    free(text);
+    return rc;
+}
+
+static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
+                        struct ferry_err *err)
+{
+    struct ferry_runtime *rt = jc->w->rt;
+    const json_t *target = json_object_get(intent, "target");
+    const char *tsys = json_string_value(json_object_get(target, "system"));
+    const char *tobj = json_string_value(json_object_get(target, "object"));
+    const json_t *fields = json_object_get(intent, "fields");
+    const json_t *owner = json_object_get(intent, "owner");
+    const char *mapping = json_string_value(json_object_get(intent, "mapping"));
+    json_t *result = NULL, *changed = NULL, *prev = NULL, *found = NULL;
+    struct ferry_link link = {0};
+    char hash[FERRY_SHA256_HEX_LEN + 1];
+    struct ferry_call call;
+    int rc;
+
+    if (!tsys || !tobj || !json_is_object(fields)) {
+        return ferry_err_set(err, FERRY_EMAPPING, "mapping %s: intent without target or fields",
+                             mapping ? mapping : "?");
+    }
+    int idx = ferry_runtime_instance(rt, tsys);
+    if (idx < 0) {
+        return ferry_err_set(err, FERRY_ECONFIG,
+                             "mapping %s targets connector '%s', which is not configured",
+                             mapping ? mapping : "?", tsys);
+    }
+    struct ferry_instance *inst = &rt->instances[idx];
+    if (!inst->conn->write) {
+        return ferry_err_set(err, FERRY_EUNSUPPORTED, "connector %s cannot write", tsys);
+    }
+    ferry_call_init(&call, rt, jc->w, (size_t)idx, jc->job->correlation_id, jc->job->id);
+    rc = ferry_json_hash(fields, hash);
+    if (rc < 0) {
+        return ferry_err_set(err, rc, "out of memory");
+    }
+
+    struct ferry_link_key key = {
+        .src_system = jc->src_system,
+        .src_object = jc->src_object,
+        .src_id = jc->src_id,
+        .dst_system = tsys,
+        .dst_object = tobj,
+    };
+    rc = ferry_store_link_get(jc->w->store, &key, &link, err);
+    if (rc < 0 && rc != FERRY_ENOTFOUND) {
+        goto cleanup;
+    }
+    if (rc == 0) {
+        if (link.content_hash && strcmp(link.content_hash, hash) == 0) {
+            audit(jc, tsys, "skip", "%s %s: unchanged since the last sync", tobj, link.dst_id);
+            rc = 0;
+            goto cleanup;
+        }
+        prev = link.fields ? json_loads(link.fields, 0, NULL) : NULL;
+        changed = changed_fields(fields, prev, owner, tsys);
+        if (!changed) {
+            rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+        if (json_object_size(changed) == 0) {
+            audit(jc, tsys, "skip", "%s %s: no change in fields the source owns", tobj,
+                  link.dst_id);
+            rc = save_link(jc, &key, link.dst_id, link.etag, hash, fields, err);
+            goto cleanup;
+        }
+        rc = do_write(jc, inst, &call, FERRY_WRITE_UPDATE, tobj, link.dst_id, link.etag, changed,
+                      &result, writes, err);
+        if (rc == FERRY_ENOTFOUND) {
+            /* Deleted or merged away in the target: find it again (or create
+             * it) by the mapping's rules rather than failing forever. */
+            audit(jc, tsys, "match", "%s %s: linked record is gone; matching again", tobj,
+                  link.dst_id);
+            json_decref(changed);
+            changed = NULL;
+        } else if (rc < 0) {
+            goto cleanup;
+        } else {
+            const char *etag = json_string_value(json_object_get(result, "etag"));
+            audit(jc, tsys, "write", "%s %s: updated %zu field(s)", tobj, link.dst_id,
+                  json_object_size(changed));
+            rc = save_link(jc, &key, link.dst_id, etag, hash, fields, err);
+            goto cleanup;
+        }
+    }
+
+    /* No usable link: the mapping's match rules, in order. */
+    size_t i;
+    const json_t *rule;
+    json_array_foreach(json_object_get(intent, "match"), i, rule)
+    {
+        const char *kind = json_string_value(json_object_get(rule, "rule"));
+        const char *field = json_string_value(json_object_get(rule, "field"));
+        const char *value = json_string_value(json_object_get(rule, "value"));
+        if (!kind || strcmp(kind, "lookup") != 0) {
+            continue;
+        }
+        if (!field || !value || !*value) {
+            continue;
+        }
+        if (!inst->conn->lookup) {
+            rc = ferry_err_set(err, FERRY_EUNSUPPORTED, "connector %s cannot look records up",
+                               tsys);
+            goto cleanup;
+        }
+        ferry_err_clear(err);
+        rc = inst->conn->lookup(inst->state, &call, tobj, field, value, &found, err);
+        if (rc < 0) {
+            goto cleanup;
+        }
+        if (!found) {
+            continue;
+        }
+        const char *id = json_string_value(json_object_get(found, "id"));
+        const char *etag = json_string_value(json_object_get(found, "etag"));
+        if (!id) {
+            rc = ferry_err_set(err, FERRY_EPLUGIN, "connector %s: lookup returned no id", tsys);
+            goto cleanup;
+        }
+        changed = changed_fields(fields, json_object_get(found, "record"), owner, tsys);
+        if (!changed) {
+            rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+        audit(jc, tsys, "match", "%s %s: matched by %s", tobj, id, field);
+        if (json_object_size(changed) > 0) {
+            rc = do_write(jc, inst, &call, FERRY_WRITE_UPDATE, tobj, id, etag, changed, &result,
+                          writes, err);
+            if (rc < 0) {
+                goto cleanup;
+            }
+            const char *netag = json_string_value(json_object_get(result, "etag"));
+            audit(jc, tsys, "write", "%s %s: updated %zu field(s)", tobj, id,
+                  json_object_size(changed));
+            rc = save_link(jc, &key, id, netag, hash, fields, err);
+        } else {
+            rc = save_link(jc, &key, id, etag, hash, fields, err);
+        }
+        goto cleanup;
+    }
+
+    rc = do_write(jc, inst, &call, FERRY_WRITE_CREATE, tobj, NULL, NULL, fields, &result, writes,
+                  err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    {
+        const char *id = json_string_value(json_object_get(result, "id"));
+        const char *etag = json_string_value(json_object_get(result, "etag"));
+        audit(jc, tsys, "write", "%s %s: created", tobj, id);
+        rc = save_link(jc, &key, id, etag, hash, fields, err);
+    }
+
+cleanup:
+    json_decref(result);
+    json_decref(changed);
+    json_decref(prev);
+    json_decref(found);
+    ferry_link_clear(&link);
+    return rc;
+}
+
+static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *job, int rc,
+                               const struct ferry_err *err, struct ferry_outcome *out)
+{
+    const struct ferry_config *cfg = w->rt->cfg;
+    int attempts = job->attempts + 1;
+    snprintf(out->error, sizeof(out->error), "%s: %s", ferry_err_name(rc),
+             err->msg[0] ? err->msg : ferry_strerror(rc));
+    if (ferry_err_transient(rc) && attempts < cfg->retry_max_attempts) {
+        out->kind = FERRY_OUTCOME_RETRY;
+        out->retry_at_ms =
+            w->rt->clock() +
+            ferry_pipeline_backoff_ms(cfg, attempts, err->retry_after_ms, (uint32_t)job->id);
+    } else {
+        out->kind = FERRY_OUTCOME_DEAD;
+        if (ferry_err_transient(rc)) {
+            size_t n = strlen(out->error);
+            snprintf(out->error + n, sizeof(out->error) - n, " (gave up after %d attempts)",
+                     attempts);
+        }
+    }
+}
+
+static int execute(struct ferry_worker *w, const struct ferry_job *job, struct ferry_outcome *out)
+{
+    struct ferry_runtime *rt = w->rt;
+    struct ferry_err err = {0};
+    json_t *payload = NULL, *fetched = NULL, *intents = NULL, *context = NULL;
+    int rc = 0;
+
+    payload = json_loads(job->payload, 0, NULL);
+    const char *source = json_string_value(json_object_get(payload, "source"));
+    const char *object = json_string_value(json_object_get(payload, "object"));
+    const char *id = json_string_value(json_object_get(payload, "id"));
+    const char *event = json_string_value(json_object_get(payload, "event"));
+    const json_t *record = json_object_get(payload, "record");
+    if (!source || !object || !id || !event) {
+        rc = ferry_err_set(&err, FERRY_EBADINPUT, "job payload lacks source/object/id/event");
+        goto fail;
+    }
+    struct ferry_log_ctx lctx = {
+        .correlation_id = job->correlation_id,
+        .connector = source,
+        .object = object,
+        .id = id,
+        .job_id = job->id,
+    };
+    ferry_log_ctx_set(&lctx);
+
+    struct job_ctx jc = {.w = w, .job = job, .src_system = source, .src_object = object,
+                         .src_id = id};
+    int idx = ferry_runtime_instance(rt, source);
+    if (idx < 0) {
+        rc = ferry_err_set(&err, FERRY_ECONFIG, "connector '%s' is not configured", source);
+        goto fail;
+    }
+    if (!record) {
+        struct ferry_instance *inst = &rt->instances[idx];
+        struct ferry_call call;
+        ferry_call_init(&call, rt, w, (size_t)idx, job->correlation_id, job->id);
+        if (!inst->conn->fetch) {
+            rc = ferry_err_set(&err, FERRY_EUNSUPPORTED, "connector %s cannot fetch", source);
+            goto fail;
+        }
+        rc = inst->conn->fetch(inst->state, &call, object, id, &fetched, &err);
+        if (rc == FERRY_ENOTFOUND) {
+            audit(&jc, source, "skip", "%s %s no longer exists at the source", object, id);
+            out->kind = FERRY_OUTCOME_DONE;
+            rc = 0;
+            goto done;
+        }
+        if (rc < 0) {
+            goto fail;
+        }
+        record = fetched;
+    }
+
+    rc = ferry_worker_refresh_mappings(w, &err);
+    if (rc < 0) {
+        ferry_warn("mappings not reloaded, keeping the previous set: %s", err.msg);
+        ferry_err_clear(&err);
+    }
+    context = json_pack("{s:s, s:s, s:s, s:s}", "event", event, "system", source, "object",
+                        object, "id", id);
+    rc = ferry_mapping_set_run(w->mappings, source, object, event, record, context, &intents,
+                               &err);
+    if (rc < 0) {
+        goto fail;
+    }
+    if (json_array_size(intents) == 0) {
+        audit(&jc, NULL, "map", "no mapping produced an intent for %s %s (%s)", object, id,
+              event);
+    }
+    size_t i;
+    json_t *intent;
+    json_array_foreach(intents, i, intent)
+    {
+        const char *op = json_string_value(json_object_get(intent, "op"));
+        if (!op || strcmp(op, "upsert") != 0) {
+            rc = ferry_err_set(&err, FERRY_EMAPPING, "intent op '%s' is not supported yet",
+                               op ? op : "(none)");
+            goto fail;
+        }
+        rc = apply_upsert(&jc, intent, &out->writes, &err);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    out->kind = FERRY_OUTCOME_DONE;
+    goto done;
+
+fail:
+    outcome_from_error(w, job, rc, &err, out);
+    rc = 0;
+done:
+    {
+        /* The context pointed into the payload, which is about to go. */
+        struct ferry_log_ctx keep = {.correlation_id = job->correlation_id, .job_id = job->id};
+        ferry_log_ctx_set(&keep);
+    }
+    json_decref(context);
+    json_decref(intents);
+    json_decref(fetched);
+    json_decref(payload);
+    return rc;
+}
+
+int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
+                           struct ferry_outcome *out)
+{
+    struct ferry_err err = {0};
+    int64_t now = w->rt->clock();
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = ferry_store_job_lease(w->store, job->id, now, now + LEASE_MS, &err);
+    if (rc < 0) {
+        ferry_warn("job %lld not leased: %s", (long long)job->id, err.msg);
+        return rc;
+    }
+    execute(w, job, out);
+    now = w->rt->clock();
+    switch (out->kind) {
+    case FERRY_OUTCOME_DONE:
+        rc = ferry_store_job_finish(w->store, job->id, now, &err);
+        ferry_debug("job done (%d write(s))", out->writes);
+        break;
+    case FERRY_OUTCOME_RETRY:
+        rc = ferry_store_job_retry(w->store, job->id, now, out->retry_at_ms, out->error, &err);
+        ferry_warn("job will be retried in %lld ms: %s", (long long)(out->retry_at_ms - now),
+                   out->error);
+        break;
+    default:
+        rc = ferry_store_job_bury(w->store, job->id, now, out->error, &err);
+        ferry_error("job dead-lettered: %s", out->error);
+        break;
+    }
+    if (rc < 0) {
+        ferry_error("job %lld: outcome not recorded: %s", (long long)job->id, err.msg);
+    }
+    ferry_log_ctx_clear();
+    return rc;
+}
+
+int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *object,
+                        struct ferry_poll_result *res, struct ferry_err *err)
+{
+    struct ferry_runtime *rt = w->rt;
+    char *since = NULL, *token = NULL, *newest = NULL;
+    json_t *page = NULL;
+    struct ferry_call call;
+    int rc;
+
+    memset(res, 0, sizeof(*res));
+    int idx = ferry_runtime_instance(rt, system);
+    if (idx < 0) {
+        return ferry_err_set(err, FERRY_ECONFIG, "connector '%s' is not configured", system);
+    }
+    struct ferry_instance *inst = &rt->instances[idx];
+    if (!inst->conn->list_changes) {
+        return ferry_err_set(err, FERRY_EUNSUPPORTED, "connector %s cannot list changes", system);
+    }
+    rc = ferry_store_cursor_get(w->store, system, object, &since, err);
+    if (rc < 0) {
+        return rc;
+    }
+    char corr[33];
+    char seed[256];
+    snprintf(seed, sizeof(seed), "poll:%s:%s:%s:%lld", system, object, since ? since : "",
+             (long long)rt->clock());
+    ferry_correlation_from(seed, corr);
+    ferry_call_init(&call, rt, w, (size_t)idx, corr, 0);
+    struct ferry_log_ctx lctx = {.correlation_id = corr, .connector = system, .object = object};
+    ferry_log_ctx_set(&lctx);
+
+    for (;;) {
+        ferry_err_clear(err);
+        rc = inst->conn->list_changes(inst->state, &call, object, since, token, &page, err);
+        if (rc < 0) {
+            goto cleanup;
+        }
+        res->pages++;
+        rc = ferry_store_begin(w->store, err);
+        if (rc < 0) {
+            goto cleanup;
+        }
+        size_t i;
+        json_t *item;
+        json_array_foreach(json_object_get(page, "items"), i, item)
+        {
+            char *rid = ferry_json_scalar_text(json_object_get(item, "id"));
+            const char *modified = json_string_value(json_object_get(item, "modified"));
+            const char *ev = json_string_value(json_object_get(item, "event"));
+            json_t *record = json_object_get(item, "record");
+            if (!rid || !json_is_object(record)) {
+                free(rid);
+                ferry_store_rollback(w->store);
+                rc = ferry_err_set(err, FERRY_EPLUGIN, "connector %s: list item without id/record",
+                                   system);
+                goto cleanup;
+            }
+            res->records++;
+            char dedupe[512], key[512], jcorr[33];
+            snprintf(dedupe, sizeof(dedupe), "poll:%s:%s:%s:%s", system, object, rid,
+                     modified ? modified : "");
+            snprintf(key, sizeof(key), "%s:%s:%s", system, object, rid);
+            ferry_correlation_from(dedupe, jcorr);
+            json_t *payload = json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", system, "object",
+                                        object, "id", rid, "event", ev ? ev : "updated",
+                                        "record", record);
+            char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+            json_decref(payload);
+            free(rid);
+            if (!text) {
+                ferry_store_rollback(w->store);
+                rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+                goto cleanup;
+            }
+            struct ferry_job_new jn = {
+                .dedupe_key = dedupe,
+                .job_key = key,
+                .kind = "sync",
+                .payload = text,
+                .correlation_id = jcorr,
+                .now_ms = rt->clock(),
+                .dedupe_window_ms = rt->cfg->dedupe_window_ms,
+            };
+            bool inserted = false;
+            rc = ferry_store_job_enqueue(w->store, &jn, NULL, &inserted, err);
+            free(text);
+            if (rc < 0) {
+                ferry_store_rollback(w->store);
+                goto cleanup;
+            }
+            res->enqueued += inserted;
+            if (modified && (!newest || strcmp(modified, newest) > 0)) {
+                free(newest);
+                newest = ferry_strdup(modified);
+            }
+        }
+        if (newest && (!since || strcmp(newest, since) > 0)) {
+            rc = ferry_store_cursor_put(w->store, system, object, newest, rt->clock(), err);
+            if (rc < 0) {
+                ferry_store_rollback(w->store);
+                goto cleanup;
+            }
+        }
+        rc = ferry_store_commit(w->store, err);
+        if (rc < 0) {
+            goto cleanup;
+        }
+        const char *next = json_string_value(json_object_get(page, "next"));
+        free(token);
+        token = ferry_strdup(next);
+        json_decref(page);
+        page = NULL;
+        if (!token) {
+            break;
+        }
+    }
+    ferry_info("poll of %s %s: %lld record(s), %lld new job(s), %d page(s)", system, object,
+               (long long)res->records, (long long)res->enqueued, res->pages);
+    rc = 0;
+cleanup:
+    ferry_log_ctx_clear();
+    json_decref(page);
+    free(since);
+    free(token);
+    free(newest);
+    return rc;
+}

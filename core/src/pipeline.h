@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One job, end to end, on one worker: fetch the full record from the source
+ * connector (webhooks are thin; a polled job carries its record), run the
+ * mappings, and apply each intent to its target: resolve the record's link
+ * (link table, then the mapping's lookup rules, never a blind create), drop
+ * what did not change since the last sync, respect per-field systems of
+ * record, write, and record the link, hash and audit rows.
+ *
+ * Also the delta poll of one source object, which turns changed records into
+ * jobs and advances the cursor.
+ *
+ * Threads: runs on a worker thread with that worker's context.
+ */
+#ifndef FERRY_PIPELINE_H
+#define FERRY_PIPELINE_H
+
+#include <stdint.h>
+
+#include "runtime.h"
+#include "store.h"
+
+enum ferry_outcome_kind {
+    FERRY_OUTCOME_DONE = 0,  /* finished (written, or nothing to do) */
+    FERRY_OUTCOME_RETRY = 1, /* transient failure: try again at retry_at_ms */
+    FERRY_OUTCOME_DEAD = 2,  /* permanent failure, or attempts exhausted */
+};
+
+struct ferry_outcome {
+    int kind;            /* enum ferry_outcome_kind */
+    int64_t retry_at_ms; /* RETRY only */
+    int writes;          /* remote create/update calls made */
+    char error[512];     /* why, for RETRY and DEAD */
+};
+
+/*
+ * Lease the job, run it, and record the outcome in the store (finish, retry
+ * with backoff, or bury). `job` is as read from the pending list. Returns 0
+ * when the outcome was recorded; a negative code only when the store itself
+ * failed (the job is then taken back by the next start's requeue).
+ */
+int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
+                           struct ferry_outcome *out);
+
+/* The delay before attempt `attempts + 1`: exponential from base, capped, with jitter. */
+int64_t ferry_pipeline_backoff_ms(const struct ferry_config *cfg, int attempts, int64_t hint_ms,
+                                  uint32_t jitter_seed);
+
+struct ferry_poll_result {
+    int64_t records;  /* records listed */
+    int64_t enqueued; /* new jobs */
+    int pages;
+};
+
+/*
+ * Delta poll of (system, object) from the stored cursor: every page is
+ * committed as jobs together with the cursor advanced to the page's newest
+ * change, so a crash never skips records (the cursor is inclusive; overlap is
+ * absorbed by dedupe keys and content hashes).
+ */
+int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *object,
+                        struct ferry_poll_result *res, struct ferry_err *err);
+
+/* Correlation ID derived from a stable delivery key (32 hex chars). */
+void ferry_correlation_from(const char *key, char out[33]);
+
+#endif

@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime (see runtime.h) and the host vtable behind it. Host functions
+ * find everything through the struct ferry_call the connector hands back, so
+ * there is no global state and a connector cannot reach another worker's
+ * connection, session or slot.
+ */
+#include "runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "util.h"
+
+/* ---- host vtable ---- */
+
+static void host_log(struct ferry_call *call, int level, const char *fmt, ...)
+{
+    va_list ap;
+    const char *name = NULL;
+    if (!FERRY_LOG_ENABLED(level)) {
+        return;
+    }
+    if (call && call->rt && call->instance < call->rt->ninstances) {
+        name = call->rt->instances[call->instance].name;
+    }
+    va_start(ap, fmt);
+    ferry_log_writev(level, name, fmt, ap);
+    va_end(ap);
+}
+
+static int host_http(struct ferry_call *call, const struct ferry_http_req *req,
+                     struct ferry_http_resp *resp, struct ferry_err *err)
+{
+    struct ferry_worker *w = call ? call->worker : NULL;
+    struct ferry_http_trace trace = {0};
+    int rc;
+
+    memset(resp, 0, sizeof(*resp));
+    if (!w) {
+        return ferry_err_set(err, FERRY_EUNSUPPORTED,
+                             "HTTP is not available here (event loop or start-up call)");
+    }
+    struct ferry_http_client **client = &w->http[call->instance];
+    if (!*client) {
+        rc = ferry_http_client_new(client, &call->rt->http_opts, err);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    rc = ferry_http_perform(*client, req, call->correlation_id, resp, &trace, err);
+
+    struct ferry_audit_row row = {
+        .job_id = call->job_id,
+        .correlation_id = call->correlation_id,
+        .connector = call->rt->instances[call->instance].name,
+        .step = "http",
+        .method = trace.method,
+        .url = trace.url,
+        .status = trace.status,
+        .request = trace.request,
+        .response = trace.response,
+        .detail = rc < 0 ? (err ? err->msg : ferry_strerror(rc)) : req->object,
+        .duration_ms = trace.duration_ms,
+        .at_ms = call->rt->clock(),
+    };
+    struct ferry_err aerr = {0};
+    if (ferry_store_audit_add(w->store, &row, &aerr) < 0) {
+        ferry_warn("audit row not written: %s", aerr.msg);
+    }
+    ferry_http_trace_clear(&trace);
+    return rc;
+}
+
+static void host_http_resp_free(struct ferry_http_resp *resp)
+{
+    ferry_http_resp_free(resp);
+}
+
+static const char *host_http_header(const struct ferry_http_resp *resp, const char *name)
+{
+    return ferry_http_resp_header(resp, name);
+}
+
+static int64_t host_now_ms(struct ferry_call *call)
+{
+    return (call && call->rt) ? call->rt->clock() : ferry_now_ms();
+}
+
+static void **host_worker_slot(struct ferry_call *call)
+{
+    if (!call || !call->worker) {
+        return NULL;
+    }
+    return &call->worker->slots[call->instance];
+}
+
+static const char *host_correlation_id(struct ferry_call *call)
+{
+    return (call && call->correlation_id) ? call->correlation_id : "-";
+}
+
+void ferry_call_init(struct ferry_call *call, struct ferry_runtime *rt, struct ferry_worker *w,
+                     size_t instance, const char *correlation_id, int64_t job_id)
+{
+    call->rt = rt;
+    call->worker = w;
+    call->instance = instance;
+    call->correlation_id = correlation_id;
+    call->job_id = job_id;
+}
+
+/* ---- runtime ---- */
+
+int ferry_runtime_instance(const struct ferry_runtime *rt, const char *name)
+{
+    for (size_t i = 0; name && i < rt->ninstances; i++) {
+        if (strcmp(rt->instances[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int ferry_runtime_new_empty(struct ferry_runtime **out, const struct ferry_config *cfg,
+                            struct ferry_err *err)
+{
+    struct ferry_runtime *rt = calloc(1, sizeof(*rt));
+    if (!rt) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    rt->cfg = cfg;
+    rt->clock = ferry_now_ms;
+    rt->host = (struct ferry_host_api){
+        .abi = FERRY_PLUGIN_ABI,
+        .size = sizeof(struct ferry_host_api),
+        .log = host_log,
+        .http = host_http,
+        .http_resp_free = host_http_resp_free,
+        .http_header = host_http_header,
+        .now_ms = host_now_ms,
+        .worker_slot = host_worker_slot,
+        .correlation_id = host_correlation_id,
+    };
+    rt->http_opts = (struct ferry_http_options){
+        .timeout_ms = cfg->http_timeout_ms,
+        .connect_timeout_ms = cfg->http_timeout_ms < 10000 ? cfg->http_timeout_ms : 10000,
+        .max_response = 16u << 20,
+        .insecure_hosts = (const char *const *)cfg->insecure_hosts,
+        .ninsecure_hosts = cfg->ninsecure_hosts,
+        .secrets = (const char *const *)cfg->secrets,
+        .nsecrets = cfg->nsecrets,
+        .trace_body_max = 4096,
+    };
+    rt->mapping_paths = calloc(cfg->nmappings ? cfg->nmappings : 1, sizeof(char *));
+    if (!rt->mapping_paths) {
+        free(rt);
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < cfg->nmappings; i++) {
+        rt->mapping_paths[i] = ferry_path_join(cfg->mapping_dir, cfg->mappings[i]);
+        if (!rt->mapping_paths[i]) {
+            rt->nmapping_paths = i;
+            ferry_runtime_free(rt);
+            return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+        }
+    }
+    rt->nmapping_paths = cfg->nmappings;
+    *out = rt;
+    return 0;
+}
+
+static int add_instance(struct ferry_runtime *rt, const char *name, struct ferry_plugin *plugin,
+                        const struct ferry_connector *conn, json_t *config, struct ferry_err *err)
+{
+    struct ferry_instance *grown =
+        realloc(rt->instances, (rt->ninstances + 1) * sizeof(*rt->instances));
+    if (!grown) {
+        json_decref(config);
+        ferry_plugin_unload(plugin);
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    rt->instances = grown;
+    struct ferry_instance *inst = &rt->instances[rt->ninstances];
+    memset(inst, 0, sizeof(*inst));
+    inst->name = ferry_strdup(name);
+    inst->plugin = plugin;
+    inst->conn = conn;
+    inst->config = config;
+    rt->ninstances++;
+    if (!inst->name) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+
+    struct ferry_call call;
+    ferry_call_init(&call, rt, NULL, rt->ninstances - 1, "startup", 0);
+    struct ferry_err oerr = {0};
+    int rc = conn->open(&rt->host, &call, config, &inst->state, &oerr);
+    if (rc < 0) {
+        return ferry_err_set(err, rc, "connector %s: %s", name,
+                             oerr.msg[0] ? oerr.msg : ferry_strerror(rc));
+    }
+    return 0;
+}
+
+int ferry_runtime_add_connector(struct ferry_runtime *rt, const char *name,
+                                const struct ferry_connector *conn, const json_t *config,
+                                struct ferry_err *err)
+{
+    json_t *copy = config ? json_deep_copy(config) : json_object();
+    if (!copy) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    return add_instance(rt, name, NULL, conn, copy, err);
+}
+
+static int worker_compile(struct ferry_worker *w, struct ferry_err *err)
+{
+    struct ferry_runtime *rt = w->rt;
+    struct ferry_mapping_set *set = NULL;
+    uint64_t gen = atomic_load(&rt->mapping_gen);
+    int rc = ferry_mapping_set_load(w->lua, (const char *const *)rt->mapping_paths,
+                                    rt->nmapping_paths, &set, err);
+    if (rc < 0) {
+        return rc;
+    }
+    ferry_mapping_set_free(w->mappings);
+    w->mappings = set;
+    w->mapping_gen = gen;
+    return 0;
+}
+
+int ferry_worker_refresh_mappings(struct ferry_worker *w, struct ferry_err *err)
+{
+    if (w->mappings && w->mapping_gen == atomic_load(&w->rt->mapping_gen)) {
+        return 0;
+    }
+    return worker_compile(w, err);
+}
+
+int ferry_runtime_start_workers(struct ferry_runtime *rt, struct ferry_err *err)
+{
+    const struct ferry_config *cfg = rt->cfg;
+    size_t n = cfg->workers > 0 ? (size_t)cfg->workers : 1;
+    struct ferry_lua_limits lim = {
+        .mem_max = (size_t)cfg->lua_mem_max,
+        .instr_budget = cfg->lua_instr_budget,
+    };
+    int rc;
+
+    rt->workers = calloc(n, sizeof(*rt->workers));
+    if (!rt->workers) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct ferry_worker *w = &rt->workers[i];
+        w->index = i;
+        w->rt = rt;
+        rt->nworkers = i + 1;
+        w->http = calloc(rt->ninstances ? rt->ninstances : 1, sizeof(*w->http));
+        w->slots = calloc(rt->ninstances ? rt->ninstances : 1, sizeof(*w->slots));
+        if (!w->http || !w->slots) {
+            return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+        }
+        rc = ferry_store_open(&w->store, cfg->state_path, err);
+        if (rc < 0) {
+            return rc;
+        }
+        /* Worker bookkeeping (leases, links, audit) may be lost to a power cut
+         * without loss of data: a job whose completion was lost runs again,
+         * and every write it makes is idempotent. Only intake needs FULL. */
+        rc = ferry_store_set_synchronous(w->store, false, err);
+        if (rc < 0) {
+            return rc;
+        }
+        rc = ferry_lua_new(&w->lua, cfg->lua_dir, &lim, err);
+        if (rc < 0) {
+            return rc;
+        }
+        rc = worker_compile(w, err);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int ferry_runtime_new(struct ferry_runtime **out, const struct ferry_config *cfg,
+                      struct ferry_err *err)
+{
+    struct ferry_runtime *rt = NULL;
+    int rc = ferry_runtime_new_empty(&rt, cfg, err);
+    if (rc < 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < cfg->nconnectors; i++) {
+        const struct ferry_connector_cfg *cc = &cfg->connectors[i];
+        struct ferry_plugin *p = NULL;
+        json_t *resolved = NULL;
+        rc = ferry_plugin_load(&p, cfg->plugin_dir, cc->plugin, &rt->host, err);
+        if (rc < 0) {
+            goto fail;
+        }
+        rc = ferry_plugin_config_resolve(p, cfg->path, cc->name, cc->settings, &resolved, err);
+        if (rc < 0) {
+            ferry_plugin_unload(p);
+            goto fail;
+        }
+        rc = add_instance(rt, cc->name, p, &p->conn, resolved, err);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    rc = ferry_runtime_start_workers(rt, err);
+    if (rc < 0) {
+        goto fail;
+    }
+    *out = rt;
+    return 0;
+fail:
+    ferry_runtime_free(rt);
+    return rc;
+}
+
+int ferry_runtime_reload_mappings(struct ferry_runtime *rt, struct ferry_err *err)
+{
+    struct ferry_lua *L = NULL;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_lua_limits lim = {
+        .mem_max = (size_t)rt->cfg->lua_mem_max,
+        .instr_budget = rt->cfg->lua_instr_budget,
+    };
+    int rc = ferry_lua_new(&L, rt->cfg->lua_dir, &lim, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = ferry_mapping_set_load(L, (const char *const *)rt->mapping_paths, rt->nmapping_paths,
+                                &set, err);
+    ferry_mapping_set_free(set);
+    ferry_lua_free(L);
+    if (rc == 0) {
+        atomic_fetch_add(&rt->mapping_gen, 1);
+    }
+    return rc;
+}
+
+void ferry_worker_audit(struct ferry_worker *w, int64_t job_id, const char *correlation_id,
+                        const char *connector, const char *step, const char *detail)
+{
+    struct ferry_audit_row row = {
+        .job_id = job_id,
+        .correlation_id = correlation_id,
+        .connector = connector,
+        .step = step,
+        .detail = detail,
+        .at_ms = w->rt->clock(),
+    };
+    struct ferry_err err = {0};
+    if (ferry_store_audit_add(w->store, &row, &err) < 0) {
+        ferry_warn("audit row not written: %s", err.msg);
+    }
+}
+
+void ferry_runtime_free(struct ferry_runtime *rt)
+{
+    if (!rt) {
+        return;
+    }
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        struct ferry_worker *w = &rt->workers[i];
+        for (size_t k = 0; k < rt->ninstances; k++) {
+            if (w->http) {
+                ferry_http_client_free(w->http[k]);
+            }
+            if (w->slots && w->slots[k] && rt->instances[k].conn->worker_free) {
+                rt->instances[k].conn->worker_free(rt->instances[k].state, w->slots[k]);
+            }
+        }
+        free(w->http);
+        free(w->slots);
+        ferry_mapping_set_free(w->mappings);
+        ferry_lua_free(w->lua);
+        ferry_store_close(w->store);
+    }
+    free(rt->workers);
+    for (size_t i = 0; i < rt->ninstances; i++) {
+        struct ferry_instance *inst = &rt->instances[i];
+        if (inst->state && inst->conn->close) {
+            inst->conn->close(inst->state);
+        }
+        json_decref(inst->config);
+        ferry_plugin_unload(inst->plugin);
+        free(inst->name);
+    }
+    free(rt->instances);
+    for (size_t i = 0; i < rt->nmapping_paths; i++) {
+        free(rt->mapping_paths[i]);
+    }
+    free(rt->mapping_paths);
+    free(rt);
+}

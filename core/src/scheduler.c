@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Scheduler (see scheduler.h). The pending list is re-read from the store on
+ * every kick rather than mirrored in memory: the store is the only truth, so
+ * a job enqueued by intake, by a poll on a worker, or before a restart is
+ * seen the same way, and nothing can be lost between two copies.
+ */
+#include "scheduler.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pipeline.h"
+#include "util.h"
+
+size_t ferry_sched_select(struct ferry_job *const *pending, size_t n,
+                          const char *const *running_keys, size_t nrunning, int64_t now_ms,
+                          size_t max_pick, size_t *picked, int64_t *next_due_ms)
+{
+    size_t npicked = 0;
+    *next_due_ms = INT64_MAX;
+    for (size_t i = 0; i < n && npicked < max_pick; i++) {
+        const char *key = pending[i]->job_key;
+        bool blocked = false;
+        for (size_t r = 0; r < nrunning && !blocked; r++) {
+            blocked = strcmp(running_keys[r], key) == 0;
+        }
+        /* An earlier pending job of the same key, picked or not, comes first. */
+        for (size_t e = 0; e < i && !blocked; e++) {
+            blocked = strcmp(pending[e]->job_key, key) == 0;
+        }
+        if (blocked) {
+            continue;
+        }
+        if (pending[i]->next_attempt_at_ms > now_ms) {
+            if (pending[i]->next_attempt_at_ms < *next_due_ms) {
+                *next_due_ms = pending[i]->next_attempt_at_ms;
+            }
+            continue;
+        }
+        picked[npicked++] = i;
+    }
+    return npicked;
+}
+
+enum task_kind {
+    TASK_JOB = 1,
+    TASK_POLL = 2,
+};
+
+struct task {
+    uv_work_t req; /* req.data points back at the task */
+    struct ferry_scheduler *s;
+    struct ferry_worker *worker;
+    int kind;
+    struct ferry_job *job; /* TASK_JOB */
+    char *key;             /* the job key while it runs */
+    char *system, *object; /* TASK_POLL */
+    struct ferry_outcome outcome;
+    int rc;
+};
+
+struct poll_req {
+    char *system;
+    char *object;
+};
+
+struct ferry_scheduler {
+    uv_loop_t *loop;
+    struct ferry_runtime *rt;
+    struct ferry_store *store;
+    uv_timer_t timer; /* wakes the scheduler for the next due retry */
+    bool timer_open;
+    struct ferry_worker **free_workers;
+    size_t nfree;
+    char **running_keys; /* one per running job; at most nworkers */
+    size_t nrunning;
+    size_t inflight; /* jobs + polls on workers */
+    struct poll_req *polls;
+    size_t npolls;
+    bool stopping;
+    bool kicking;
+    ferry_sched_idle_cb idle_cb;
+    void *idle_ud;
+    ferry_sched_drained_cb drained_cb;
+    void *drained_ud;
+    struct ferry_sched_stats stats;
+};
+
+int ferry_scheduler_new(struct ferry_scheduler **out, uv_loop_t *loop, struct ferry_runtime *rt,
+                        struct ferry_store *store, struct ferry_err *err)
+{
+    struct ferry_scheduler *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    s->loop = loop;
+    s->rt = rt;
+    s->store = store;
+    s->free_workers = calloc(rt->nworkers ? rt->nworkers : 1, sizeof(*s->free_workers));
+    s->running_keys = calloc(rt->nworkers ? rt->nworkers : 1, sizeof(*s->running_keys));
+    if (!s->free_workers || !s->running_keys) {
+        free(s->free_workers);
+        free(s->running_keys);
+        free(s);
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        s->free_workers[s->nfree++] = &rt->workers[rt->nworkers - 1 - i];
+    }
+    int rc = uv_timer_init(loop, &s->timer);
+    if (rc < 0) {
+        free(s->free_workers);
+        free(s->running_keys);
+        free(s);
+        return ferry_err_set(err, FERRY_EIO, "timer: %s", uv_strerror(rc));
+    }
+    s->timer.data = s;
+    s->timer_open = true;
+    *out = s;
+    return 0;
+}
+
+void ferry_scheduler_free(struct ferry_scheduler *s)
+{
+    if (!s) {
+        return;
+    }
+    for (size_t i = 0; i < s->npolls; i++) {
+        free(s->polls[i].system);
+        free(s->polls[i].object);
+    }
+    free(s->polls);
+    for (size_t i = 0; i < s->nrunning; i++) {
+        free(s->running_keys[i]);
+    }
+    free(s->running_keys);
+    free(s->free_workers);
+    free(s);
+}
+
+void ferry_scheduler_set_idle_cb(struct ferry_scheduler *s, ferry_sched_idle_cb cb, void *ud)
+{
+    s->idle_cb = cb;
+    s->idle_ud = ud;
+}
+
+int ferry_scheduler_add_poll(struct ferry_scheduler *s, const char *system, const char *object)
+{
+    for (size_t i = 0; i < s->npolls; i++) {
+        if (strcmp(s->polls[i].system, system) == 0 && strcmp(s->polls[i].object, object) == 0) {
+            return 0; /* already queued: one poll covers every change since the cursor */
+        }
+    }
+    struct poll_req *grown = realloc(s->polls, (s->npolls + 1) * sizeof(*s->polls));
+    if (!grown) {
+        return FERRY_ENOMEM;
+    }
+    s->polls = grown;
+    s->polls[s->npolls].system = ferry_strdup(system);
+    s->polls[s->npolls].object = ferry_strdup(object);
+    if (!s->polls[s->npolls].system || !s->polls[s->npolls].object) {
+        free(s->polls[s->npolls].system);
+        free(s->polls[s->npolls].object);
+        return FERRY_ENOMEM;
+    }
+    s->npolls++;
+    return 0;
+}
+
+size_t ferry_scheduler_inflight(const struct ferry_scheduler *s)
+{
+    return s->inflight;
+}
+
+const struct ferry_sched_stats *ferry_scheduler_stats(const struct ferry_scheduler *s)
+{
+    return &s->stats;
+}
+
+static void on_work(uv_work_t *req)
+{
+    struct task *t = req->data;
+    if (t->kind == TASK_JOB) {
+        t->rc = ferry_pipeline_run_job(t->worker, t->job, &t->outcome);
+    } else {
+        struct ferry_poll_result res;
+        struct ferry_err err = {0};
+        t->rc = ferry_pipeline_poll(t->worker, t->system, t->object, &res, &err);
+        if (t->rc < 0) {
+            ferry_error("poll of %s %s failed: %s", t->system, t->object,
+                        err.msg[0] ? err.msg : ferry_strerror(t->rc));
+        }
+    }
+}
+
+static void maybe_finish(struct ferry_scheduler *s);
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct ferry_scheduler *s = h->data;
+    s->timer_open = false;
+    maybe_finish(s);
+}
+
+static void maybe_finish(struct ferry_scheduler *s)
+{
+    if (!s->stopping || s->inflight > 0) {
+        return;
+    }
+    if (s->timer_open) {
+        if (!uv_is_closing((uv_handle_t *)&s->timer)) {
+            uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+        }
+        return;
+    }
+    if (s->drained_cb) {
+        ferry_sched_drained_cb cb = s->drained_cb;
+        s->drained_cb = NULL;
+        cb(s->drained_ud);
+    }
+}
+
+static void on_after_work(uv_work_t *req, int status)
+{
+    struct task *t = req->data;
+    struct ferry_scheduler *s = t->s;
+
+    (void)status; /* UV_ECANCELED cannot happen: we never cancel work */
+    s->free_workers[s->nfree++] = t->worker;
+    s->inflight--;
+    if (t->kind == TASK_JOB) {
+        for (size_t i = 0; i < s->nrunning; i++) {
+            if (s->running_keys[i] == t->key) {
+                s->running_keys[i] = s->running_keys[--s->nrunning];
+                break;
+            }
+        }
+        if (t->rc == 0) {
+            s->stats.writes += t->outcome.writes;
+            if (t->outcome.kind == FERRY_OUTCOME_DONE) {
+                s->stats.jobs_done++;
+            } else if (t->outcome.kind == FERRY_OUTCOME_RETRY) {
+                s->stats.jobs_retried++;
+            } else {
+                s->stats.jobs_dead++;
+            }
+        }
+        free(t->key);
+        ferry_job_free(t->job);
+    } else {
+        if (t->rc == 0) {
+            s->stats.polls_done++;
+        } else {
+            s->stats.polls_failed++;
+        }
+        free(t->system);
+        free(t->object);
+    }
+    free(t);
+    if (s->stopping) {
+        maybe_finish(s);
+        return;
+    }
+    ferry_scheduler_kick(s);
+}
+
+static int dispatch(struct ferry_scheduler *s, struct task *t)
+{
+    t->s = s;
+    t->worker = s->free_workers[--s->nfree];
+    t->req.data = t;
+    int rc = uv_queue_work(s->loop, &t->req, on_work, on_after_work);
+    if (rc < 0) {
+        s->free_workers[s->nfree++] = t->worker;
+        return rc;
+    }
+    s->inflight++;
+    return 0;
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    ferry_scheduler_kick(timer->data);
+}
+
+void ferry_scheduler_kick(struct ferry_scheduler *s)
+{
+    struct ferry_job **jobs = NULL;
+    size_t njobs = 0;
+    struct ferry_err err = {0};
+    size_t *picked = NULL;
+
+    if (s->stopping || s->kicking) {
+        return;
+    }
+    s->kicking = true;
+
+    while (s->npolls > 0 && s->nfree > 0) {
+        struct task *t = calloc(1, sizeof(*t));
+        if (!t) {
+            break;
+        }
+        t->kind = TASK_POLL;
+        t->system = s->polls[0].system;
+        t->object = s->polls[0].object;
+        memmove(&s->polls[0], &s->polls[1], (s->npolls - 1) * sizeof(*s->polls));
+        s->npolls--;
+        if (dispatch(s, t) < 0) {
+            free(t->system);
+            free(t->object);
+            free(t);
+            break;
+        }
+    }
+
+    if (s->nfree > 0) {
+        /* A window wider than the pool, so that keys blocked behind a running
+         * or waiting job do not hide runnable jobs further down. */
+        size_t window = 64 * (s->rt->nworkers + 1);
+        int rc = ferry_store_jobs_pending(s->store, 0, window, &jobs, &njobs, &err);
+        if (rc < 0) {
+            ferry_error("scheduler: pending jobs not read: %s", err.msg);
+            uv_timer_start(&s->timer, on_timer, 1000, 0);
+            goto done;
+        }
+        picked = calloc(njobs ? njobs : 1, sizeof(*picked));
+        if (!picked) {
+            goto done;
+        }
+        int64_t next_due = INT64_MAX;
+        int64_t now = s->rt->clock();
+        size_t n = ferry_sched_select(jobs, njobs, (const char *const *)s->running_keys,
+                                      s->nrunning, now, s->nfree, picked, &next_due);
+        for (size_t i = 0; i < n; i++) {
+            struct task *t = calloc(1, sizeof(*t));
+            char *key = t ? ferry_strdup(jobs[picked[i]]->job_key) : NULL;
+            if (!key) {
+                free(t);
+                break;
+            }
+            t->kind = TASK_JOB;
+            t->job = jobs[picked[i]];
+            t->key = key;
+            if (dispatch(s, t) < 0) {
+                free(key);
+                free(t);
+                break;
+            }
+            jobs[picked[i]] = NULL; /* the task owns it now */
+            s->running_keys[s->nrunning++] = key;
+        }
+        if (next_due != INT64_MAX) {
+            int64_t wait = next_due - now;
+            uv_timer_start(&s->timer, on_timer, wait > 0 ? (uint64_t)wait : 0, 0);
+        }
+        if (s->inflight == 0 && njobs == 0 && s->npolls == 0 && s->idle_cb) {
+            s->idle_cb(s->idle_ud);
+        }
+    }
+done:
+    for (size_t i = 0; i < njobs; i++) {
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+    free(picked);
+    s->kicking = false;
+}
+
+void ferry_scheduler_stop(struct ferry_scheduler *s, ferry_sched_drained_cb drained, void *ud)
+{
+    s->stopping = true;
+    s->drained_cb = drained;
+    s->drained_ud = ud;
+    if (s->timer_open) {
+        uv_timer_stop(&s->timer);
+    }
+    maybe_finish(s);
+}

@@ -1,0 +1,1104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SQLite state store behind store.h: one connection per struct
+ * ferry_store, statements prepared lazily once per connection and reused,
+ * migrations applied in order on open, and every SQLite result code
+ * translated into a FERRY_E* code here so that no other module sees one.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store_sql.h"
+
+/* How long a writer waits for another connection's write lock (design.md). */
+#define STORE_BUSY_TIMEOUT_MS 10000
+
+enum store_stmt {
+#define STORE_STMT_ENUM(name, sql) STMT_##name,
+    FERRY_STORE_STATEMENTS(STORE_STMT_ENUM)
+#undef STORE_STMT_ENUM
+        STMT_COUNT
+};
+
+static const char *const stmt_sql[STMT_COUNT] = {
+#define STORE_STMT_SQL(name, sql) [STMT_##name] = sql,
+    FERRY_STORE_STATEMENTS(STORE_STMT_SQL)
+#undef STORE_STMT_SQL
+};
+
+/*
+ * Schema steps; index i brings user_version from i to i + 1. Later issues
+ * append here and never edit a released step.
+ */
+static const char *const migrations[] = {
+    FERRY_SQL_MIGRATION_1,
+};
+#define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+struct ferry_store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[STMT_COUNT];
+    bool in_tx; /* inside ferry_store_begin(): enqueue must not open its own */
+};
+
+const char *ferry_job_state_name(int state)
+{
+    switch (state) {
+    case FERRY_JOB_PENDING:
+        return "pending";
+    case FERRY_JOB_RUNNING:
+        return "running";
+    case FERRY_JOB_DONE:
+        return "done";
+    case FERRY_JOB_DEAD:
+        return "dead";
+    default:
+        return "unknown";
+    }
+}
+
+/* Translates a SQLite result code; the connection's message gives the detail. */
+static int db_error(struct ferry_store *s, int src, const char *what, struct ferry_err *err)
+{
+    int code = FERRY_EDB;
+    int prim = src & 0xff;
+    if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED) {
+        code = FERRY_EBUSY;
+    } else if (prim == SQLITE_NOMEM) {
+        code = FERRY_ENOMEM;
+    }
+    return ferry_err_set(err, code, "%s: %s", what,
+                         s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+}
+
+/* The statement for `id`, prepared on first use and kept for the connection's life. */
+static int stmt_get(struct ferry_store *s, enum store_stmt id, sqlite3_stmt **out,
+                    struct ferry_err *err)
+{
+    if (!s->stmt[id]) {
+        int src = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                     &s->stmt[id], NULL);
+        if (src != SQLITE_OK) {
+            return db_error(s, src, "prepare", err);
+        }
+    }
+    *out = s->stmt[id];
+    return 0;
+}
+
+/* Returns a statement to its idle state so that it holds no read snapshot or bound text. */
+static void stmt_done(sqlite3_stmt *st)
+{
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
+
+static int bind_text(struct ferry_store *s, sqlite3_stmt *st, int i, const char *v,
+                     struct ferry_err *err)
+{
+    int src = v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+    return src == SQLITE_OK ? 0 : db_error(s, src, "bind", err);
+}
+
+static int bind_int64(struct ferry_store *s, sqlite3_stmt *st, int i, int64_t v,
+                      struct ferry_err *err)
+{
+    int src = sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+    return src == SQLITE_OK ? 0 : db_error(s, src, "bind", err);
+}
+
+/* Runs a statement that returns no rows (or whose rows are ignored) to completion. */
+static int step_done(struct ferry_store *s, sqlite3_stmt *st, const char *what,
+                     struct ferry_err *err)
+{
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    }
+    return src == SQLITE_DONE ? 0 : db_error(s, src, what, err);
+}
+
+/*
+ * Copies a text column; *out stays NULL for SQL NULL so that optional fields
+ * round-trip. Returns FERRY_ENOMEM only when a non-NULL value could not be copied.
+ */
+static int column_dup(sqlite3_stmt *st, int col, char **out, struct ferry_err *err)
+{
+    *out = NULL;
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+        return 0;
+    }
+    const unsigned char *v = sqlite3_column_text(st, col);
+    if (!v) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory reading a column");
+    }
+    *out = strdup((const char *)v);
+    if (!*out) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory copying a column");
+    }
+    return 0;
+}
+
+static int exec_stmt(struct ferry_store *s, enum store_stmt id, const char *what,
+                     struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, id, &st, err);
+    if (rc == 0) {
+        rc = step_done(s, st, what, err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+static int read_user_version(struct ferry_store *s, int *version, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, STMT_USER_VERSION, &st, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = db_error(s, src, "read schema version", err);
+        goto cleanup;
+    }
+    *version = sqlite3_column_int(st, 0);
+cleanup:
+    stmt_done(st);
+    return rc;
+}
+
+static int check_version(int version, const char *path, struct ferry_err *err)
+{
+    if (version > STORE_SCHEMA_VERSION) {
+        return ferry_err_set(err, FERRY_EDB,
+                             "%s: database schema version %d is newer than this ferry (%d)", path,
+                             version, STORE_SCHEMA_VERSION);
+    }
+    return 0;
+}
+
+/*
+ * Applies each missing step in its own transaction. The version is read again
+ * under the write lock because another process may have migrated the file
+ * between our first look and the lock.
+ */
+static int migrate(struct ferry_store *s, const char *path, struct ferry_err *err)
+{
+    int version = 0;
+    int rc = read_user_version(s, &version, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = check_version(version, path, err);
+    while (rc == 0 && version < STORE_SCHEMA_VERSION) {
+        char *emsg = NULL;
+        char pragma[64];
+        rc = exec_stmt(s, STMT_BEGIN, "begin migration", err);
+        if (rc < 0) {
+            break;
+        }
+        rc = read_user_version(s, &version, err);
+        if (rc == 0) {
+            rc = check_version(version, path, err);
+        }
+        if (rc == 0 && version < STORE_SCHEMA_VERSION) {
+            int src = sqlite3_exec(s->db, migrations[version], NULL, NULL, &emsg);
+            if (src == SQLITE_OK) {
+                /* PRAGMA takes no parameters, so the (trusted, integer) version is formatted in. */
+                snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version + 1);
+                src = sqlite3_exec(s->db, pragma, NULL, NULL, &emsg);
+            }
+            if (src != SQLITE_OK) {
+                rc = ferry_err_set(err, (src & 0xff) == SQLITE_BUSY ? FERRY_EBUSY : FERRY_EDB,
+                                   "%s: migration %d failed: %s", path, version + 1,
+                                   emsg ? emsg : sqlite3_errstr(src));
+            }
+            sqlite3_free(emsg);
+        }
+        if (rc < 0) {
+            (void)exec_stmt(s, STMT_ROLLBACK, "rollback migration", NULL);
+            break;
+        }
+        rc = exec_stmt(s, STMT_COMMIT, "commit migration", err);
+        if (rc < 0) {
+            (void)exec_stmt(s, STMT_ROLLBACK, "rollback migration", NULL);
+            break;
+        }
+        rc = read_user_version(s, &version, err);
+    }
+    return rc;
+}
+
+/*
+ * Creates the file with mode 0600 before SQLite does, because SQLite would
+ * use 0644 (less the umask) and the store holds payloads and link data. An
+ * existing file is left as the operator set it. SQLite gives the -wal and
+ * -shm files the main file's mode.
+ */
+static int create_private(const char *path, struct ferry_err *err)
+{
+    if (strcmp(path, ":memory:") == 0 || path[0] == '\0') {
+        return 0;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST) {
+            return 0;
+        }
+        int e = errno;
+        return ferry_err_set(err, FERRY_EIO, "%s: cannot create state database: %s", path,
+                             strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
+/* Runs a pragma and, when `want` is non-NULL, checks the text it answers with. */
+static int pragma(struct ferry_store *s, const char *sql, const char *want, const char *path,
+                  struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    int src = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (src != SQLITE_OK) {
+        rc = db_error(s, src, sql, err);
+        goto cleanup;
+    }
+    src = sqlite3_step(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE) {
+        rc = db_error(s, src, sql, err);
+        goto cleanup;
+    }
+    if (want) {
+        const unsigned char *got = src == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+        if (!got || strcmp((const char *)got, want) != 0) {
+            rc = ferry_err_set(err, FERRY_EDB, "%s: '%s' answered '%s', expected '%s'", path, sql,
+                               got ? (const char *)got : "", want);
+            goto cleanup;
+        }
+    }
+cleanup:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int ferry_store_open(struct ferry_store **out, const char *path, struct ferry_err *err)
+{
+    int rc = FERRY_ENOMEM;
+    struct ferry_store *s = NULL;
+    bool memory = strcmp(path, ":memory:") == 0;
+
+    *out = NULL;
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        ferry_err_set(err, rc, "out of memory");
+        goto cleanup;
+    }
+    rc = create_private(path, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    int src = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (src != SQLITE_OK) {
+        rc = ferry_err_set(err, FERRY_EDB, "%s: cannot open state database: %s", path,
+                           s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(src));
+        goto cleanup;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    /* Set first: switching to WAL itself needs a lock another opener may hold. */
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    rc = pragma(s, "PRAGMA journal_mode = WAL", memory ? "memory" : "wal", path, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    /* FULL: an acknowledged webhook must survive power loss (design.md, State). */
+    rc = pragma(s, "PRAGMA synchronous = FULL", NULL, path, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    rc = pragma(s, "PRAGMA foreign_keys = ON", NULL, path, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    rc = migrate(s, path, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    *out = s; /* ownership moves to the caller */
+    s = NULL;
+cleanup:
+    ferry_store_close(s);
+    return rc;
+}
+
+void ferry_store_close(struct ferry_store *s)
+{
+    if (!s) {
+        return;
+    }
+    for (int i = 0; i < STMT_COUNT; i++) {
+        sqlite3_finalize(s->stmt[i]);
+    }
+    /* Never leave a batch half-applied behind a close: SQLite rolls it back. */
+    sqlite3_close_v2(s->db);
+    free(s);
+}
+
+int ferry_store_schema_version(struct ferry_store *s)
+{
+    int version = 0;
+    int rc = read_user_version(s, &version, NULL);
+    return rc < 0 ? rc : version;
+}
+
+int ferry_store_begin(struct ferry_store *s, struct ferry_err *err)
+{
+    if (s->in_tx) {
+        return ferry_err_set(err, FERRY_EINVAL, "store transaction already open");
+    }
+    int rc = exec_stmt(s, STMT_BEGIN, "begin", err);
+    if (rc == 0) {
+        s->in_tx = true;
+    }
+    return rc;
+}
+
+int ferry_store_commit(struct ferry_store *s, struct ferry_err *err)
+{
+    if (!s->in_tx) {
+        return ferry_err_set(err, FERRY_EINVAL, "no store transaction open");
+    }
+    int rc = exec_stmt(s, STMT_COMMIT, "commit", err);
+    if (rc < 0) {
+        /* A failed COMMIT may leave the transaction open; end it so the
+         * connection is usable and the caller's view ("not committed") is true. */
+        if (!sqlite3_get_autocommit(s->db)) {
+            (void)exec_stmt(s, STMT_ROLLBACK, "rollback", NULL);
+        }
+    }
+    s->in_tx = false;
+    return rc;
+}
+
+void ferry_store_rollback(struct ferry_store *s)
+{
+    if (!s) {
+        return;
+    }
+    /* SQLite may already have rolled back by itself after an I/O or full error. */
+    if (!sqlite3_get_autocommit(s->db)) {
+        (void)exec_stmt(s, STMT_ROLLBACK, "rollback", NULL);
+    }
+    s->in_tx = false;
+}
+
+int ferry_store_set_synchronous(struct ferry_store *s, bool full, struct ferry_err *err)
+{
+    /* SQLite refuses a change of safety level inside a transaction; fail before asking it. */
+    if (s->in_tx) {
+        return ferry_err_set(err, FERRY_EINVAL, "cannot change durability inside a transaction");
+    }
+    return pragma(s, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", NULL,
+                  "state database", err);
+}
+
+/* ---- jobs ---- */
+
+int ferry_store_job_enqueue(struct ferry_store *s, const struct ferry_job_new *j, int64_t *id,
+                            bool *inserted, struct ferry_err *err)
+{
+    int rc = 0;
+    bool own_tx = false;
+    sqlite3_stmt *st = NULL;
+    int64_t new_id = 0;
+    bool added = false;
+
+    if (!j->job_key || !j->kind || !j->payload || !j->correlation_id) {
+        return ferry_err_set(err, FERRY_EINVAL,
+                             "job_key, kind, payload and correlation_id are required");
+    }
+    /* Check and insert under one write lock, or two concurrent intakes of the
+     * same event could both see "no duplicate". */
+    if (!s->in_tx) {
+        rc = exec_stmt(s, STMT_BEGIN, "begin enqueue", err);
+        if (rc < 0) {
+            goto cleanup;
+        }
+        own_tx = true;
+    }
+    if (j->dedupe_key) {
+        rc = stmt_get(s, STMT_JOB_FIND_DUP, &st, err);
+        if (rc < 0) {
+            goto cleanup;
+        }
+        rc = bind_text(s, st, 1, j->dedupe_key, err);
+        if (rc == 0) {
+            rc = bind_int64(s, st, 2, j->now_ms - j->dedupe_window_ms, err);
+        }
+        if (rc < 0) {
+            goto cleanup;
+        }
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            new_id = sqlite3_column_int64(st, 0);
+            goto cleanup; /* a duplicate: nothing to write */
+        }
+        if (src != SQLITE_DONE) {
+            rc = db_error(s, src, "look up duplicate job", err);
+            goto cleanup;
+        }
+        stmt_done(st);
+        st = NULL;
+    }
+    rc = stmt_get(s, STMT_JOB_INSERT, &st, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    rc = bind_text(s, st, 1, j->dedupe_key, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 2, j->job_key, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 3, j->kind, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 4, j->payload, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 5, j->correlation_id, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 6, j->now_ms, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "insert job", err);
+    }
+    if (rc < 0) {
+        goto cleanup;
+    }
+    new_id = sqlite3_last_insert_rowid(s->db);
+    added = true;
+cleanup:
+    stmt_done(st);
+    if (own_tx) {
+        if (rc == 0) {
+            rc = exec_stmt(s, STMT_COMMIT, "commit enqueue", err);
+        }
+        if (rc < 0 && !sqlite3_get_autocommit(s->db)) {
+            (void)exec_stmt(s, STMT_ROLLBACK, "rollback enqueue", NULL);
+        }
+    }
+    if (rc == 0) {
+        if (id) {
+            *id = new_id;
+        }
+        if (inserted) {
+            *inserted = added;
+        }
+    }
+    return rc;
+}
+
+void ferry_job_free(struct ferry_job *j)
+{
+    if (!j) {
+        return;
+    }
+    free(j->dedupe_key);
+    free(j->job_key);
+    free(j->kind);
+    free(j->payload);
+    free(j->correlation_id);
+    free(j->last_error);
+    free(j);
+}
+
+/* Builds a job from a row of FERRY_SQL_JOB_COLUMNS. */
+static int job_from_row(sqlite3_stmt *st, struct ferry_job **out, struct ferry_err *err)
+{
+    int rc = FERRY_ENOMEM;
+    struct ferry_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        ferry_err_set(err, rc, "out of memory");
+        goto cleanup;
+    }
+    j->id = sqlite3_column_int64(st, 0);
+    rc = column_dup(st, 1, &j->dedupe_key, err);
+    if (rc == 0) {
+        rc = column_dup(st, 2, &j->job_key, err);
+    }
+    if (rc == 0) {
+        rc = column_dup(st, 3, &j->kind, err);
+    }
+    if (rc == 0) {
+        rc = column_dup(st, 4, &j->payload, err);
+    }
+    if (rc == 0) {
+        rc = column_dup(st, 5, &j->correlation_id, err);
+    }
+    if (rc == 0) {
+        rc = column_dup(st, 9, &j->last_error, err);
+    }
+    if (rc < 0) {
+        goto cleanup;
+    }
+    j->state = sqlite3_column_int(st, 6);
+    j->attempts = sqlite3_column_int(st, 7);
+    j->next_attempt_at_ms = sqlite3_column_int64(st, 8);
+    j->created_at_ms = sqlite3_column_int64(st, 10);
+    j->updated_at_ms = sqlite3_column_int64(st, 11);
+    *out = j;
+    j = NULL;
+cleanup:
+    ferry_job_free(j);
+    return rc;
+}
+
+int ferry_store_jobs_pending(struct ferry_store *s, int64_t after_id, size_t limit,
+                             struct ferry_job ***jobs, size_t *n, struct ferry_err *err)
+{
+    int rc = 0;
+    sqlite3_stmt *st = NULL;
+    struct ferry_job **arr = NULL;
+    size_t count = 0, cap = 0;
+
+    *jobs = NULL;
+    *n = 0;
+    if (limit == 0) {
+        goto cleanup;
+    }
+    rc = stmt_get(s, STMT_JOBS_PENDING, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, after_id, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit, err);
+    }
+    if (rc < 0) {
+        goto cleanup;
+    }
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = db_error(s, src, "list pending jobs", err);
+            goto cleanup;
+        }
+        /* Grow by doubling rather than preallocating `limit`, which may be huge. */
+        if (count == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct ferry_job **grown = realloc(arr, cap * sizeof(*arr));
+            if (!grown) {
+                rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory listing jobs");
+                goto cleanup;
+            }
+            arr = grown;
+        }
+        rc = job_from_row(st, &arr[count], err);
+        if (rc < 0) {
+            goto cleanup;
+        }
+        count++;
+    }
+    *jobs = arr;
+    *n = count;
+    arr = NULL;
+    count = 0;
+cleanup:
+    stmt_done(st);
+    for (size_t i = 0; i < count; i++) {
+        ferry_job_free(arr[i]);
+    }
+    free(arr);
+    return rc;
+}
+
+int ferry_store_job_get(struct ferry_store *s, int64_t id, struct ferry_job **job,
+                        struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *job = NULL;
+    int rc = stmt_get(s, STMT_JOB_GET, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, id, err);
+    }
+    if (rc < 0) {
+        goto cleanup;
+    }
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        rc = ferry_err_set(err, FERRY_ENOTFOUND, "job %lld not found", (long long)id);
+    } else if (src != SQLITE_ROW) {
+        rc = db_error(s, src, "get job", err);
+    } else {
+        rc = job_from_row(st, job, err);
+    }
+cleanup:
+    stmt_done(st);
+    return rc;
+}
+
+/*
+ * After a state-guarded UPDATE changed nothing: tells a missing job
+ * (FERRY_ENOTFOUND) from one in the wrong state (FERRY_EBUSY).
+ */
+static int transition_refused(struct ferry_store *s, int64_t id, const char *op,
+                              struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, STMT_JOB_STATE, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, id, err);
+    }
+    if (rc < 0) {
+        goto cleanup;
+    }
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        rc = ferry_err_set(err, FERRY_ENOTFOUND, "%s: job %lld not found", op, (long long)id);
+    } else if (src == SQLITE_ROW) {
+        rc = ferry_err_set(err, FERRY_EBUSY, "%s: job %lld is %s", op, (long long)id,
+                           ferry_job_state_name(sqlite3_column_int(st, 0)));
+    } else {
+        rc = db_error(s, src, op, err);
+    }
+cleanup:
+    stmt_done(st);
+    return rc;
+}
+
+/*
+ * Runs one of the state-guarded job UPDATEs: ?1 id, ?2 now, then an optional
+ * integer ?3 and an optional text at `text_idx`.
+ */
+static int job_transition(struct ferry_store *s, enum store_stmt which, const char *op, int64_t id,
+                          int64_t now_ms, bool has_int, int64_t v3, int text_idx, const char *text,
+                          struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, which, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, id, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, now_ms, err);
+    }
+    if (rc == 0 && has_int) {
+        rc = bind_int64(s, st, 3, v3, err);
+    }
+    if (rc == 0 && text_idx > 0) {
+        rc = bind_text(s, st, text_idx, text, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, op, err);
+    }
+    stmt_done(st);
+    if (rc == 0 && sqlite3_changes(s->db) == 0) {
+        rc = transition_refused(s, id, op, err);
+    }
+    return rc;
+}
+
+int ferry_store_job_lease(struct ferry_store *s, int64_t id, int64_t now_ms, int64_t lease_until_ms,
+                          struct ferry_err *err)
+{
+    return job_transition(s, STMT_JOB_LEASE, "lease", id, now_ms, true, lease_until_ms, 0, NULL,
+                          err);
+}
+
+int ferry_store_job_finish(struct ferry_store *s, int64_t id, int64_t now_ms, struct ferry_err *err)
+{
+    return job_transition(s, STMT_JOB_FINISH, "finish", id, now_ms, false, 0, 0, NULL, err);
+}
+
+int ferry_store_job_retry(struct ferry_store *s, int64_t id, int64_t now_ms,
+                          int64_t next_attempt_at_ms, const char *error, struct ferry_err *err)
+{
+    return job_transition(s, STMT_JOB_RETRY, "retry", id, now_ms, true, next_attempt_at_ms, 4,
+                          error, err);
+}
+
+int ferry_store_job_bury(struct ferry_store *s, int64_t id, int64_t now_ms, const char *error,
+                         struct ferry_err *err)
+{
+    return job_transition(s, STMT_JOB_BURY, "bury", id, now_ms, false, 0, 3, error, err);
+}
+
+int ferry_store_jobs_requeue_running(struct ferry_store *s, int64_t now_ms, int64_t *n,
+                                     struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, STMT_JOBS_REQUEUE, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, now_ms, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "requeue running jobs", err);
+    }
+    stmt_done(st);
+    if (rc == 0 && n) {
+        *n = sqlite3_changes(s->db);
+    }
+    return rc;
+}
+
+int ferry_store_job_counts(struct ferry_store *s, int64_t counts[FERRY_JOB_NSTATES],
+                           struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    for (int i = 0; i < FERRY_JOB_NSTATES; i++) {
+        counts[i] = 0;
+    }
+    int rc = stmt_get(s, STMT_JOB_COUNTS, &st, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = db_error(s, src, "count jobs", err);
+            goto cleanup;
+        }
+        int state = sqlite3_column_int(st, 0);
+        if (state >= 0 && state < FERRY_JOB_NSTATES) {
+            counts[state] = sqlite3_column_int64(st, 1);
+        }
+    }
+cleanup:
+    stmt_done(st);
+    return rc;
+}
+
+/* Runs a single-row COUNT(*) statement whose parameters are already bound. */
+static int count_query(struct ferry_store *s, sqlite3_stmt *st, const char *what, int64_t *n,
+                       struct ferry_err *err)
+{
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        return db_error(s, src, what, err);
+    }
+    *n = sqlite3_column_int64(st, 0);
+    return 0;
+}
+
+int ferry_store_jobs_dead_since(struct ferry_store *s, int64_t since_ms, int64_t *n,
+                                struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, STMT_JOBS_DEAD_SINCE, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, since_ms, err);
+    }
+    if (rc == 0) {
+        rc = count_query(s, st, "count dead jobs", n, err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+/* ---- links ---- */
+
+void ferry_link_clear(struct ferry_link *l)
+{
+    if (!l) {
+        return;
+    }
+    free(l->dst_id);
+    free(l->etag);
+    free(l->content_hash);
+    free(l->fields);
+    memset(l, 0, sizeof(*l));
+}
+
+static int bind_link_key(struct ferry_store *s, sqlite3_stmt *st, const struct ferry_link_key *k,
+                         struct ferry_err *err)
+{
+    if (!k->src_system || !k->src_object || !k->src_id || !k->dst_system || !k->dst_object) {
+        return ferry_err_set(err, FERRY_EINVAL, "incomplete link key");
+    }
+    int rc = bind_text(s, st, 1, k->src_system, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 2, k->src_object, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 3, k->src_id, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 4, k->dst_system, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 5, k->dst_object, err);
+    }
+    return rc;
+}
+
+int ferry_store_link_get(struct ferry_store *s, const struct ferry_link_key *key,
+                         struct ferry_link *out, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    struct ferry_link l = {0};
+    memset(out, 0, sizeof(*out));
+    int rc = stmt_get(s, STMT_LINK_GET, &st, err);
+    if (rc == 0) {
+        rc = bind_link_key(s, st, key, err);
+    }
+    if (rc < 0) {
+        goto cleanup;
+    }
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        rc = ferry_err_set(err, FERRY_ENOTFOUND, "no link for %s/%s/%s -> %s/%s", key->src_system,
+                           key->src_object, key->src_id, key->dst_system, key->dst_object);
+        goto cleanup;
+    }
+    if (src != SQLITE_ROW) {
+        rc = db_error(s, src, "get link", err);
+        goto cleanup;
+    }
+    rc = column_dup(st, 0, &l.dst_id, err);
+    if (rc == 0) {
+        rc = column_dup(st, 1, &l.etag, err);
+    }
+    if (rc == 0) {
+        rc = column_dup(st, 2, &l.content_hash, err);
+    }
+    if (rc == 0) {
+        rc = column_dup(st, 3, &l.fields, err);
+    }
+    if (rc < 0) {
+        goto cleanup;
+    }
+    l.updated_at_ms = sqlite3_column_int64(st, 4);
+    *out = l;
+    memset(&l, 0, sizeof(l));
+cleanup:
+    stmt_done(st);
+    ferry_link_clear(&l);
+    return rc;
+}
+
+int ferry_store_link_put(struct ferry_store *s, const struct ferry_link_key *key,
+                         const struct ferry_link *link, int64_t now_ms, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (!link->dst_id) {
+        return ferry_err_set(err, FERRY_EINVAL, "link without a destination id");
+    }
+    int rc = stmt_get(s, STMT_LINK_PUT, &st, err);
+    if (rc == 0) {
+        rc = bind_link_key(s, st, key, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 6, link->dst_id, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 7, link->etag, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 8, link->content_hash, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 9, link->fields, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 10, now_ms, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "put link", err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_link_find_by_dst(struct ferry_store *s, const char *dst_system,
+                                 const char *dst_object, const char *dst_id, const char *src_system,
+                                 const char *src_object, char **src_id, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *src_id = NULL;
+    if (!dst_system || !dst_object || !dst_id || !src_system || !src_object) {
+        return ferry_err_set(err, FERRY_EINVAL, "incomplete link lookup");
+    }
+    int rc = stmt_get(s, STMT_LINK_FIND_BY_DST, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, dst_system, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 2, dst_object, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 3, dst_id, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 4, src_system, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 5, src_object, err);
+    }
+    if (rc < 0) {
+        goto cleanup;
+    }
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        rc = ferry_err_set(err, FERRY_ENOTFOUND, "no %s/%s linked to %s/%s/%s", src_system,
+                           src_object, dst_system, dst_object, dst_id);
+    } else if (src != SQLITE_ROW) {
+        rc = db_error(s, src, "find link by destination", err);
+    } else {
+        rc = column_dup(st, 0, src_id, err);
+    }
+cleanup:
+    stmt_done(st);
+    return rc;
+}
+
+/* ---- cursors ---- */
+
+int ferry_store_cursor_get(struct ferry_store *s, const char *system, const char *object,
+                           char **value, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *value = NULL;
+    int rc = stmt_get(s, STMT_CURSOR_GET, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, system, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 2, object, err);
+    }
+    if (rc < 0) {
+        goto cleanup;
+    }
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        rc = column_dup(st, 0, value, err);
+    } else if (src != SQLITE_DONE) {
+        rc = db_error(s, src, "get cursor", err);
+    }
+cleanup:
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_cursor_put(struct ferry_store *s, const char *system, const char *object,
+                           const char *value, int64_t now_ms, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (!system || !object || !value) {
+        return ferry_err_set(err, FERRY_EINVAL, "cursor needs system, object and value");
+    }
+    int rc = stmt_get(s, STMT_CURSOR_PUT, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, system, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 2, object, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 3, value, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 4, now_ms, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "put cursor", err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+/* ---- audit ---- */
+
+int ferry_store_audit_add(struct ferry_store *s, const struct ferry_audit_row *row,
+                          struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (!row->correlation_id || !row->step) {
+        return ferry_err_set(err, FERRY_EINVAL, "audit row needs correlation_id and step");
+    }
+    int rc = stmt_get(s, STMT_AUDIT_ADD, &st, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    /* 0 means "no job": stored as NULL so a join on jobs never matches it. */
+    if (row->job_id > 0) {
+        rc = bind_int64(s, st, 1, row->job_id, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 2, row->correlation_id, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 3, row->connector, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 4, row->step, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 5, row->method, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 6, row->url, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 7, row->status, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 8, row->request, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 9, row->response, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 10, row->detail, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 11, row->duration_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 12, row->at_ms, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "add audit row", err);
+    }
+cleanup:
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_audit_count(struct ferry_store *s, const char *step, const char *method, int64_t *n,
+                            struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (!step) {
+        return ferry_err_set(err, FERRY_EINVAL, "audit count needs a step");
+    }
+    int rc = stmt_get(s, STMT_AUDIT_COUNT, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, step, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 2, method, err);
+    }
+    if (rc == 0) {
+        rc = count_query(s, st, "count audit rows", n, err);
+    }
+    stmt_done(st);
+    return rc;
+}

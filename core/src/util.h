@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small shared helpers: content hashes, canonical JSON, clocks, strings.
+ */
+#ifndef FERRY_UTIL_H
+#define FERRY_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define FERRY_SHA256_HEX_LEN 64
+
+/* Lower-case hex SHA-256 of data into out (FERRY_SHA256_HEX_LEN + 1 bytes). */
+void ferry_sha256_hex(const void *data, size_t len, char out[FERRY_SHA256_HEX_LEN + 1]);
+/*
+ * Canonical JSON text (sorted keys, compact), so that equal content always
+ * hashes equally whatever order a mapping produced it in. Caller frees.
+ */
+char *ferry_json_canonical(const json_t *v);
+/* SHA-256 hex of the canonical text of v; returns 0 or FERRY_ENOMEM. */
+int ferry_json_hash(const json_t *v, char out[FERRY_SHA256_HEX_LEN + 1]);
+
+/* Wall clock, ms since the Unix epoch. */
+int64_t ferry_now_ms(void);
+
+/* strdup that accepts NULL (returns NULL). */
+char *ferry_strdup(const char *s);
+/* malloc'd "a/b" path join; b absolute -> copy of b. */
+char *ferry_path_join(const char *a, const char *b);
+/* Text of a JSON scalar as a new string (strings as-is, integers in decimal); NULL otherwise. */
+char *ferry_json_scalar_text(const json_t *v);
+
+#endif

@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The bigcommerce connector: its descriptor, configuration table and the
+ * plugin.h callbacks. In the walking skeleton BigCommerce is a source only:
+ * customers are read (fetch, list_changes) and announced by webhooks;
+ * lookup and write answer FERRY_EUNSUPPORTED. Configuration is validated
+ * once in open() and is immutable afterwards, which is what lets worker
+ * threads and the event loop share the state without a lock.
+ */
+#include "bigcommerce.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "bigcommerce_api.h"
+#include "bigcommerce_webhook.h"
+
+#define BC_DEFAULT_API_BASE   "https://api.bigcommerce.com"
+#define BC_DEFAULT_SECRET_HDR "X-Ferry-Secret"
+#define BC_MAX_PAGE_LIMIT     250 /* platform-wide page cap; above it BigCommerce answers 413 */
+#define BC_MAX_TIMEOUT_S      3600
+#define BC_MAX_SECRET_LEN     4096
+
+int ferry__bc_err(struct ferry_err *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    if (err) {
+        err->code = code;
+        err->retry_after_ms = 0;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static const struct ferry_config_field bc_config[] = {
+    {"store_hash", FERRY_CFG_STRING, NULL, 1, "Store hash from the API path (stores/<hash>/v3)"},
+    {"access_token", FERRY_CFG_SECRET, NULL, 1, "Store-level API account access token"},
+    {"api_base", FERRY_CFG_STRING, BC_DEFAULT_API_BASE, 0,
+     "REST API base URL, without /stores/<hash>"},
+    {"webhook_secret", FERRY_CFG_SECRET, NULL, 1,
+     "Value of the custom header set when creating the hooks"},
+    {"webhook_secret_header", FERRY_CFG_STRING, BC_DEFAULT_SECRET_HDR, 0,
+     "Name of the custom header that carries webhook_secret"},
+    {"signature", FERRY_CFG_STRING, "if-present", 0,
+     "Standard Webhooks signature check: off, if-present or required"},
+    {"client_secret", FERRY_CFG_SECRET, NULL, 0,
+     "API client secret, the key of webhook signatures"},
+    {"page_limit", FERRY_CFG_INT, "250", 0, "Customers per page when polling (1-250)"},
+    {"timeout", FERRY_CFG_INT, "30", 0, "HTTP timeout per request, in seconds"},
+    {NULL, 0, NULL, 0, NULL},
+};
+
+static void free_secret(char *s, size_t len)
+{
+    if (s) {
+        OPENSSL_cleanse(s, len);
+        free(s);
+    }
+}
+
+static void bc_close(void *state)
+{
+    struct ferry_bc_state *st = state;
+    if (!st) {
+        return;
+    }
+    free(st->store_hash);
+    free_secret(st->access_token, strlen(st->access_token ? st->access_token : ""));
+    free(st->api_base);
+    free_secret(st->webhook_secret, st->webhook_secret_len);
+    OPENSSL_cleanse(st->webhook_secret_sha256, sizeof(st->webhook_secret_sha256));
+    free(st->webhook_secret_header);
+    free_secret(st->client_secret, st->client_secret_len);
+    free(st);
+}
+
+/*
+ * A string option: *out is borrowed from cfg, or `def` when absent (the host
+ * fills defaults, but a missing key must not crash an older host's plugin).
+ */
+static int cfg_string(const json_t *cfg, const char *key, const char *def, int required,
+                      const char **out, struct ferry_err *err)
+{
+    json_t *v = json_object_get(cfg, key);
+    if (!v || json_is_null(v)) {
+        if (required) {
+            return ferry__bc_err(err, FERRY_ECONFIG, "bigcommerce: `%s` is required", key);
+        }
+        *out = def;
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        return ferry__bc_err(err, FERRY_ECONFIG, "bigcommerce: `%s` must be a string", key);
+    }
+    *out = json_string_value(v);
+    if (required && !(*out)[0]) {
+        return ferry__bc_err(err, FERRY_ECONFIG, "bigcommerce: `%s` must not be empty", key);
+    }
+    return 0;
+}
+
+static int cfg_int(const json_t *cfg, const char *key, long def, long min, long max, long *out,
+                   struct ferry_err *err)
+{
+    json_t *v = json_object_get(cfg, key);
+    json_int_t n;
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v)) {
+        return ferry__bc_err(err, FERRY_ECONFIG, "bigcommerce: `%s` must be an integer", key);
+    }
+    n = json_integer_value(v);
+    if (n < min || n > max) {
+        return ferry__bc_err(
+            err, FERRY_ECONFIG,
+            "bigcommerce: `%s` must be between %ld and %ld, got %" JSON_INTEGER_FORMAT, key, min,
+            max, n);
+    }
+    *out = (long)n;
+    return 0;
+}
+
+/* Header values must not smuggle a second header in (CR/LF) or other control bytes. */
+static int has_ctl(const char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* RFC 9110 token characters, the only ones allowed in a header name. */
+static int is_token(const char *s)
+{
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) {
+        memcpy(d, s, n);
+    }
+    return d;
+}
+
+static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, const json_t *config,
+                   void **state, struct ferry_err *err)
+{
+    struct ferry_bc_state *st = NULL;
+    const char *store_hash, *token, *base, *secret, *secret_hdr, *sig, *client_secret;
+    long page_limit, timeout_s;
+    unsigned int md_len = 0;
+    size_t base_len;
+    int rc;
+
+    if (!json_is_object(config)) {
+        return ferry__bc_err(err, FERRY_ECONFIG, "bigcommerce: configuration is not an object");
+    }
+    if ((rc = cfg_string(config, "store_hash", NULL, 1, &store_hash, err)) < 0 ||
+        (rc = cfg_string(config, "access_token", NULL, 1, &token, err)) < 0 ||
+        (rc = cfg_string(config, "api_base", BC_DEFAULT_API_BASE, 0, &base, err)) < 0 ||
+        (rc = cfg_string(config, "webhook_secret", NULL, 1, &secret, err)) < 0 ||
+        (rc = cfg_string(config, "webhook_secret_header", BC_DEFAULT_SECRET_HDR, 0, &secret_hdr,
+                         err)) < 0 ||
+        (rc = cfg_string(config, "signature", "if-present", 0, &sig, err)) < 0 ||
+        (rc = cfg_string(config, "client_secret", NULL, 0, &client_secret, err)) < 0 ||
+        (rc = cfg_int(config, "page_limit", BC_MAX_PAGE_LIMIT, 1, BC_MAX_PAGE_LIMIT, &page_limit,
+                      err)) < 0 ||
+        (rc = cfg_int(config, "timeout", 30, 1, BC_MAX_TIMEOUT_S, &timeout_s, err)) < 0) {
+        return rc;
+    }
+    /* The hash becomes a URL path segment; BigCommerce hashes are short alphanumerics. */
+    for (const char *p = store_hash; *p; p++) {
+        if (!isalnum((unsigned char)*p)) {
+            return ferry__bc_err(err, FERRY_ECONFIG,
+                                 "bigcommerce: `store_hash` must be letters and digits only");
+        }
+    }
+    if (has_ctl(token)) {
+        return ferry__bc_err(err, FERRY_ECONFIG,
+                             "bigcommerce: `access_token` contains control characters");
+    }
+    if ((strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0) || has_ctl(base) ||
+        strchr(base, ' ') || strchr(base, '?') || strchr(base, '#')) {
+        return ferry__bc_err(err, FERRY_ECONFIG,
+                             "bigcommerce: `api_base` must be an http(s) URL without query, "
+                             "e.g. " BC_DEFAULT_API_BASE);
+    }
+    if (!is_token(secret_hdr)) {
+        return ferry__bc_err(err, FERRY_ECONFIG,
+                             "bigcommerce: `webhook_secret_header` is not a valid header name");
+    }
+    if (strlen(secret) > BC_MAX_SECRET_LEN ||
+        strlen(client_secret ? client_secret : "") > BC_MAX_SECRET_LEN) {
+        return ferry__bc_err(err, FERRY_ECONFIG, "bigcommerce: secrets are limited to %d bytes",
+                             BC_MAX_SECRET_LEN);
+    }
+    if (client_secret && !client_secret[0]) {
+        client_secret = NULL; /* an empty env variable means "not configured" */
+    }
+
+    st = calloc(1, sizeof(*st));
+    if (!st) {
+        return ferry__bc_err(err, FERRY_ENOMEM, "bigcommerce: out of memory");
+    }
+    st->host = host;
+    st->page_limit = (int)page_limit;
+    st->timeout_ms = timeout_s * 1000;
+    snprintf(st->user_agent, sizeof(st->user_agent), "ferry/" FERRY_BC_VERSION);
+    if (strcmp(sig, "off") == 0) {
+        st->sig_mode = FERRY_BC_SIG_OFF;
+    } else if (strcmp(sig, "if-present") == 0) {
+        st->sig_mode = FERRY_BC_SIG_IF_PRESENT;
+    } else if (strcmp(sig, "required") == 0) {
+        st->sig_mode = FERRY_BC_SIG_REQUIRED;
+    } else {
+        rc = ferry__bc_err(
+            err, FERRY_ECONFIG,
+            "bigcommerce: `signature` must be off, if-present or required, got '%.32s'", sig);
+        goto cleanup;
+    }
+    if (st->sig_mode == FERRY_BC_SIG_REQUIRED && !client_secret) {
+        rc = ferry__bc_err(err, FERRY_ECONFIG,
+                           "bigcommerce: `signature = required` needs `client_secret`");
+        goto cleanup;
+    }
+
+    st->store_hash = dup_str(store_hash);
+    st->access_token = dup_str(token);
+    st->api_base = dup_str(base);
+    st->webhook_secret = dup_str(secret);
+    st->webhook_secret_len = strlen(secret);
+    st->webhook_secret_header = dup_str(secret_hdr);
+    if (client_secret) {
+        st->client_secret = dup_str(client_secret);
+        st->client_secret_len = strlen(client_secret);
+    }
+    if (!st->store_hash || !st->access_token || !st->api_base || !st->webhook_secret ||
+        !st->webhook_secret_header || (client_secret && !st->client_secret)) {
+        rc = ferry__bc_err(err, FERRY_ENOMEM, "bigcommerce: out of memory");
+        goto cleanup;
+    }
+    /* Paths are appended with their own leading slash. */
+    base_len = strlen(st->api_base);
+    while (base_len > 0 && st->api_base[base_len - 1] == '/') {
+        st->api_base[--base_len] = '\0';
+    }
+    if (EVP_Digest(st->webhook_secret, st->webhook_secret_len, st->webhook_secret_sha256, &md_len,
+                   EVP_sha256(), NULL) != 1 ||
+        md_len != sizeof(st->webhook_secret_sha256)) {
+        rc = ferry__bc_err(err, FERRY_EPLUGIN, "bigcommerce: SHA-256 is not available");
+        goto cleanup;
+    }
+    host->log(call, FERRY_LOG_DEBUG, "bigcommerce: store %s at %s, signature %s, page_limit %d",
+              st->store_hash, st->api_base, sig, st->page_limit);
+    *state = st;
+    st = NULL;
+    rc = 0;
+cleanup:
+    bc_close(st);
+    return rc;
+}
+
+static int check_object(const char *object, struct ferry_err *err)
+{
+    if (!object || strcmp(object, FERRY_BC_OBJECT_CUSTOMER) != 0) {
+        return ferry__bc_err(err, FERRY_EUNSUPPORTED,
+                             "bigcommerce: object '%.64s' is not supported (only customer)",
+                             object ? object : "(null)");
+    }
+    return 0;
+}
+
+static int bc_fetch(void *state, struct ferry_call *call, const char *object, const char *id,
+                    json_t **record, struct ferry_err *err)
+{
+    int rc = check_object(object, err);
+    if (rc < 0) {
+        return rc;
+    }
+    return ferry__bc_customer_fetch(state, call, id, record, err);
+}
+
+static int bc_list_changes(void *state, struct ferry_call *call, const char *object,
+                           const char *since, const char *page_token, json_t **page,
+                           struct ferry_err *err)
+{
+    long page_no = 1;
+    int rc = check_object(object, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (page_token) {
+        /* Our own tokens are page numbers; anything else did not come from us. */
+        char *end = NULL;
+        errno = 0;
+        page_no = strtol(page_token, &end, 10);
+        if (errno || end == page_token || *end != '\0' || page_token[0] == '-' ||
+            page_token[0] == '+' || page_no < 1 || page_no > 1000000000L) {
+            return ferry__bc_err(err, FERRY_EINVAL, "bigcommerce: invalid page token '%.32s'",
+                                 page_token);
+        }
+    }
+    return ferry__bc_customer_page(state, call, since, page_no, page, err);
+}
+
+static int bc_lookup(void *state, struct ferry_call *call, const char *object, const char *field,
+                     const char *value, json_t **found, struct ferry_err *err)
+{
+    return ferry__bc_err(err, FERRY_EUNSUPPORTED,
+                         "bigcommerce: lookup of '%.64s' is not supported (BigCommerce is a source "
+                         "only so far)",
+                         object ? object : "(null)");
+}
+
+static int bc_write(void *state, struct ferry_call *call, const struct ferry_write *w,
+                    json_t **result, struct ferry_err *err)
+{
+    return ferry__bc_err(err, FERRY_EUNSUPPORTED,
+                         "bigcommerce: writing '%.64s' is not supported (BigCommerce is a source "
+                         "only so far)",
+                         (w && w->object) ? w->object : "(null)");
+}
+
+static int bc_verify_webhook(void *state, struct ferry_call *call, const struct ferry_webhook *wh,
+                             struct ferry_err *err)
+{
+    return ferry__bc_webhook_verify(state, call, wh, err);
+}
+
+static int bc_decode_webhook(void *state, struct ferry_call *call, const struct ferry_webhook *wh,
+                             json_t **events, struct ferry_err *err)
+{
+    return ferry__bc_webhook_decode(state, call, wh, events, err);
+}
+
+static const struct ferry_connector bc_connector = {
+    .abi = FERRY_PLUGIN_ABI,
+    .size = sizeof(struct ferry_connector),
+    .name = "bigcommerce",
+    .version = FERRY_BC_VERSION,
+    .description = "BigCommerce REST v3: customers by webhook and delta poll (read only)",
+    .config = bc_config,
+    .open = bc_open,
+    .close = bc_close,
+    .worker_free = NULL, /* no per-worker state: every request carries its token */
+    .fetch = bc_fetch,
+    .list_changes = bc_list_changes,
+    .lookup = bc_lookup,
+    .write = bc_write,
+    .verify_webhook = bc_verify_webhook,
+    .decode_webhook = bc_decode_webhook,
+};
+
+FERRY_PLUGIN_EXPORT int ferry_connector_entry(const struct ferry_host_api *host,
+                                              const struct ferry_connector **out)
+{
+    if (!host || !out) {
+        return FERRY_EINVAL;
+    }
+    /* Every host member we call must exist in the host's build of the vtable. */
+    if (host->abi != FERRY_PLUGIN_ABI || !FERRY_HOST_HAS(host, now_ms)) {
+        return FERRY_EABI;
+    }
+    *out = &bc_connector;
+    return 0;
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * State shared by the bigcommerce connector's modules: the instance
+ * configuration as parsed and validated by open(), immutable afterwards so
+ * that worker threads and the event loop may read it without a lock, and the
+ * error helper every module fills struct ferry_err with. Nothing here is
+ * visible outside the plugin (hidden visibility, see ferry_add_plugin).
+ */
+#ifndef FERRY_BIGCOMMERCE_H
+#define FERRY_BIGCOMMERCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/plugin.h"
+
+#define FERRY_BC_VERSION "0.1.0"
+
+/* The only object of the skeleton; orders, refunds and companies come in issue 3. */
+#define FERRY_BC_OBJECT_CUSTOMER "customer"
+
+#if defined(__GNUC__)
+#define FERRY_BC_NODISCARD __attribute__((warn_unused_result))
+#else
+#define FERRY_BC_NODISCARD
+/* The exported entry point (plugin.h), declared for -Wmissing-prototypes and the tests. */
+FERRY_PLUGIN_EXPORT int ferry_connector_entry(const struct ferry_host_api *host,
+                                              const struct ferry_connector **out);
+
+#endif
+
+enum ferry_bc_sig_mode {
+    FERRY_BC_SIG_OFF = 0,
+    FERRY_BC_SIG_IF_PRESENT = 1,
+    FERRY_BC_SIG_REQUIRED = 2,
+};
+
+struct ferry_bc_state {
+    const struct ferry_host_api *host; /* borrowed; valid until close */
+    char *store_hash;                  /* [A-Za-z0-9]+, safe in a URL path */
+    char *access_token;                /* secret: X-Auth-Token value */
+    char *api_base;                    /* no trailing slash */
+    char *webhook_secret;              /* secret: expected custom header value */
+    size_t webhook_secret_len;
+    unsigned char webhook_secret_sha256[32]; /* what verify compares against */
+    char *webhook_secret_header;             /* header name BigCommerce sends it in */
+    int sig_mode;                            /* enum ferry_bc_sig_mode */
+    char *client_secret;                     /* secret; NULL when not configured */
+    size_t client_secret_len;
+    int page_limit;  /* 1..250 */
+    long timeout_ms; /* per request, > 0 */
+    char user_agent[48];
+};
+
+/*
+ * Sets err->code and a formatted one-line message (truncated to fit) and
+ * returns `code`, so that callers can write `rc = ferry__bc_err(err, ...)`.
+ * err may be NULL. Never pass a secret in the arguments.
+ */
+int ferry__bc_err(struct ferry_err *err, int code, const char *fmt, ...) FERRY_PRINTF(3, 4);
+
+/* The exported entry point (plugin.h), declared for -Wmissing-prototypes and the tests. */
+FERRY_PLUGIN_EXPORT int ferry_connector_entry(const struct ferry_host_api *host,
+                                              const struct ferry_connector **out);
+
+#endif

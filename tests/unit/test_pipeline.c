@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pipeline tests: real store, real Lua mappings, and two in-process
+ * connectors registered through the same descriptor the plugins export, so
+ * that the link / lookup / create / skip decisions are checked without any
+ * network.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "pipeline.h"
+#include "runtime.h"
+#include "store.h"
+#include "util.h"
+
+/* ---- fake source: records by id ---- */
+
+static json_t *src_records; /* {"1": {...}, ...} */
+static int src_fetches;
+
+static int src_open(const struct ferry_host_api *host, struct ferry_call *call,
+                    const json_t *config, void **state, struct ferry_err *err)
+{
+    *state = (void *)1;
+    return 0;
+}
+
+static void src_close(void *state)
+{
+}
+
+static int src_fetch(void *state, struct ferry_call *call, const char *object, const char *id,
+                     json_t **record, struct ferry_err *err)
+{
+    src_fetches++;
+    json_t *r = json_object_get(src_records, id);
+    if (!r) {
+        err->code = FERRY_ENOTFOUND;
+        return FERRY_ENOTFOUND;
+    }
+    *record = json_deep_copy(r);
+    return 0;
+}
+
+/* Two pages: ids 1,2 then 3, modified strings ascending. */
+static int src_list(void *state, struct ferry_call *call, const char *object, const char *since,
+                    const char *token, json_t **page, struct ferry_err *err)
+{
+    json_t *items = json_array();
+    const char *ids[] = {"1", "2", "3"};
+    const char *mods[] = {"2024-01-01T00:00:01Z", "2024-01-01T00:00:02Z", "2024-01-01T00:00:03Z"};
+    size_t from = token ? 2 : 0, to = token ? 3 : 2;
+    for (size_t i = from; i < to; i++) {
+        json_t *rec = json_object_get(src_records, ids[i]);
+        if (rec && (!since || strcmp(mods[i], since) >= 0)) {
+            json_array_append_new(items, json_pack("{s:s, s:s, s:O}", "id", ids[i], "modified",
+                                                   mods[i], "record", rec));
+        }
+    }
+    *page = json_pack("{s:o, s:s?}", "items", items, "next", token ? NULL : "2");
+    return 0;
+}
+
+static const struct ferry_connector src_conn = {
+    .abi = FERRY_PLUGIN_ABI,
+    .size = sizeof(struct ferry_connector),
+    .name = "src",
+    .version = "1",
+    .open = src_open,
+    .close = src_close,
+    .fetch = src_fetch,
+    .list_changes = src_list,
+};
+
+/* ---- fake target: an in-memory CRM ---- */
+
+static json_t *dst_records; /* {"T1": {"etag": "e1", "record": {...}}} */
+static int dst_creates, dst_updates, dst_lookups, dst_next_id;
+static json_t *dst_last_update; /* fields of the last update */
+static char dst_last_if_match[64];
+static int dst_fail_code;       /* injected failure for writes */
+static int64_t dst_fail_retry_after;
+
+static int dst_lookup(void *state, struct ferry_call *call, const char *object, const char *field,
+                      const char *value, json_t **found, struct ferry_err *err)
+{
+    const char *id;
+    json_t *entry;
+    dst_lookups++;
+    *found = NULL;
+    json_object_foreach(dst_records, id, entry)
+    {
+        json_t *rec = json_object_get(entry, "record");
+        if (json_equal(json_object_get(rec, field), json_string(value)) ||
+            (json_string_value(json_object_get(rec, field)) &&
+             strcmp(json_string_value(json_object_get(rec, field)), value) == 0)) {
+            *found = json_pack("{s:s, s:O, s:O}", "id", id, "etag", json_object_get(entry, "etag"),
+                               "record", rec);
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static int dst_write(void *state, struct ferry_call *call, const struct ferry_write *w,
+                     json_t **result, struct ferry_err *err)
+{
+    char id[16], etag[16];
+    if (dst_fail_code) {
+        err->code = dst_fail_code;
+        err->retry_after_ms = dst_fail_retry_after;
+        snprintf(err->msg, sizeof(err->msg), "injected failure");
+        return dst_fail_code;
+    }
+    if (w->op == FERRY_WRITE_CREATE) {
+        snprintf(id, sizeof(id), "T%d", ++dst_next_id);
+        json_object_set_new(dst_records, id,
+                            json_pack("{s:s, s:O}", "etag", "e1", "record", w->fields));
+        dst_creates++;
+        *result = json_pack("{s:s, s:s}", "id", id, "etag", "e1");
+        return 0;
+    }
+    json_t *entry = json_object_get(dst_records, w->id);
+    if (!entry) {
+        err->code = FERRY_ENOTFOUND;
+        return FERRY_ENOTFOUND;
+    }
+    snprintf(dst_last_if_match, sizeof(dst_last_if_match), "%s", w->etag ? w->etag : "");
+    if (w->etag && strcmp(w->etag, json_string_value(json_object_get(entry, "etag"))) != 0) {
+        err->code = FERRY_ECONFLICT;
+        return FERRY_ECONFLICT;
+    }
+    json_object_update(json_object_get(entry, "record"), (json_t *)w->fields);
+    snprintf(etag, sizeof(etag), "e%d", ++dst_updates + 1);
+    json_object_set_new(entry, "etag", json_string(etag));
+    json_decref(dst_last_update);
+    dst_last_update = json_deep_copy(w->fields);
+    *result = json_pack("{s:s, s:s}", "id", w->id, "etag", etag);
+    return 0;
+}
+
+static const struct ferry_connector dst_conn = {
+    .abi = FERRY_PLUGIN_ABI,
+    .size = sizeof(struct ferry_connector),
+    .name = "dst",
+    .version = "1",
+    .open = src_open,
+    .close = src_close,
+    .lookup = dst_lookup,
+    .write = dst_write,
+};
+
+/* ---- fixture ---- */
+
+struct fx {
+    char dir[64];
+    char db[128];
+    char mapdir[128];
+    struct ferry_config cfg;
+    char *mappings[1];
+    struct ferry_runtime *rt;
+};
+
+static const char *mapping_text =
+    "local map = require \"ferry.map\"\n"
+    "return {\n"
+    "  source = { \"src\", \"thing\", on = { \"created\", \"updated\" } },\n"
+    "  target = { \"dst\", \"Things\" },\n"
+    "  match  = { \"link\", map.lookup(\"Email\", map.lower \"email\") },\n"
+    "  fields = { Name = \"name\", Email = map.lower \"email\", Phone = \"phone\" },\n"
+    "  owner  = { Phone = \"dst\" },\n"
+    "}\n";
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    struct ferry_err err = {0};
+    char path[256];
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/ferry-pipeline-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->db, sizeof(fx->db), "%s/state.db", fx->dir);
+    snprintf(fx->mapdir, sizeof(fx->mapdir), "%s/m", fx->dir);
+    mkdir(fx->mapdir, 0700);
+    snprintf(path, sizeof(path), "%s/mapping.lua", fx->mapdir);
+    write_file(path, mapping_text);
+
+    fx->mappings[0] = "m";
+    fx->cfg.path = "test.lua";
+    fx->cfg.dir = fx->dir;
+    fx->cfg.state_path = fx->db;
+    fx->cfg.workers = 1;
+    fx->cfg.mapping_dir = fx->dir;
+    fx->cfg.lua_dir = FERRY_SOURCE_DIR "/lua";
+    fx->cfg.mappings = fx->mappings;
+    fx->cfg.nmappings = 1;
+    fx->cfg.dedupe_window_ms = 600000;
+    fx->cfg.retry_max_attempts = 3;
+    fx->cfg.retry_base_ms = 1000;
+    fx->cfg.retry_max_ms = 60000;
+    fx->cfg.http_timeout_ms = 1000;
+
+    src_records = json_object();
+    dst_records = json_object();
+    src_fetches = dst_creates = dst_updates = dst_lookups = dst_next_id = 0;
+    dst_fail_code = 0;
+    dst_fail_retry_after = 0;
+    dst_last_update = NULL;
+    json_object_set_new(src_records, "1",
+                        json_pack("{s:i, s:s, s:s, s:s}", "id", 1, "name", "Jane", "email",
+                                  "Jane@Example.com", "phone", "555"));
+
+    assert_int_equal(ferry_runtime_new_empty(&fx->rt, &fx->cfg, &err), 0);
+    assert_int_equal(ferry_runtime_add_connector(fx->rt, "src", &src_conn, NULL, &err), 0);
+    assert_int_equal(ferry_runtime_add_connector(fx->rt, "dst", &dst_conn, NULL, &err), 0);
+    if (ferry_runtime_start_workers(fx->rt, &err) != 0) {
+        fail_msg("workers: %s", err.msg);
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+    char cmd[256];
+    ferry_runtime_free(fx->rt);
+    json_decref(src_records);
+    json_decref(dst_records);
+    json_decref(dst_last_update);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
+    assert_int_equal(system(cmd), 0);
+    free(fx);
+    return 0;
+}
+
+static int64_t enqueue(struct fx *fx, const char *id, const char *event)
+{
+    struct ferry_err err = {0};
+    char payload[256], key[64];
+    int64_t job_id = 0;
+    snprintf(payload, sizeof(payload),
+             "{\"source\":\"src\",\"object\":\"thing\",\"id\":\"%s\",\"event\":\"%s\"}", id,
+             event);
+    snprintf(key, sizeof(key), "src:thing:%s", id);
+    struct ferry_job_new jn = {
+        .job_key = key,
+        .kind = "sync",
+        .payload = payload,
+        .correlation_id = "corr",
+        .now_ms = ferry_now_ms(),
+    };
+    assert_int_equal(ferry_store_job_enqueue(fx->rt->workers[0].store, &jn, &job_id, NULL, &err),
+                     0);
+    return job_id;
+}
+
+/* Run the oldest pending job; returns its outcome kind. */
+static int run_next(struct fx *fx, struct ferry_outcome *out)
+{
+    struct ferry_err err = {0};
+    struct ferry_job **jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(ferry_store_jobs_pending(fx->rt->workers[0].store, 0, 10, &jobs, &n, &err),
+                     0);
+    assert_true(n >= 1);
+    assert_int_equal(ferry_pipeline_run_job(&fx->rt->workers[0], jobs[0], out), 0);
+    for (size_t i = 0; i < n; i++) {
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+    return out->kind;
+}
+
+static void test_pipeline_creates_then_skips_unchanged(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    enqueue(fx, "1", "created");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 1);
+    assert_int_equal(dst_lookups, 1); /* looked up by e-mail before creating */
+    json_t *rec = json_object_get(json_object_get(dst_records, "T1"), "record");
+    assert_string_equal(json_string_value(json_object_get(rec, "Email")), "jane@example.com");
+    assert_string_equal(json_string_value(json_object_get(rec, "Phone")), "555");
+
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(out.writes, 0);
+    assert_int_equal(dst_creates, 1);
+    assert_int_equal(dst_updates, 0);
+}
+
+static void test_pipeline_update_sends_only_changed_fields(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    enqueue(fx, "1", "created");
+    run_next(fx, &out);
+    json_object_set_new(json_object_get(src_records, "1"), "name", json_string("Janet"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_updates, 1);
+    assert_int_equal(json_object_size(dst_last_update), 1);
+    assert_string_equal(json_string_value(json_object_get(dst_last_update, "Name")), "Janet");
+    assert_string_equal(dst_last_if_match, "e1");
+}
+
+static void test_pipeline_target_owned_field_not_overwritten(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    enqueue(fx, "1", "created");
+    run_next(fx, &out);
+    json_object_set_new(json_object_get(src_records, "1"), "phone", json_string("999"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(out.writes, 0);
+    json_t *rec = json_object_get(json_object_get(dst_records, "T1"), "record");
+    assert_string_equal(json_string_value(json_object_get(rec, "Phone")), "555");
+}
+
+static void test_pipeline_lost_link_matches_by_lookup(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    json_object_set_new(dst_records, "X9",
+                        json_pack("{s:s, s:{s:s, s:s}}", "etag", "e7", "record", "Email",
+                                  "jane@example.com", "Name", "Old"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 0);
+    assert_int_equal(dst_updates, 1);
+    assert_string_equal(dst_last_if_match, "e7");
+    assert_string_equal(json_string_value(json_object_get(dst_last_update, "Name")), "Jane");
+    /* The link is kept: the next change goes straight to X9 without a lookup. */
+    json_object_set_new(json_object_get(src_records, "1"), "name", json_string("J"));
+    enqueue(fx, "1", "updated");
+    run_next(fx, &out);
+    assert_int_equal(dst_lookups, 1);
+    assert_int_equal(dst_updates, 2);
+}
+
+static void test_pipeline_linked_record_gone_is_matched_again(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    enqueue(fx, "1", "created");
+    run_next(fx, &out);
+    json_object_del(dst_records, "T1");
+    json_object_set_new(json_object_get(src_records, "1"), "name", json_string("Janet"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 2);
+    assert_non_null(json_object_get(dst_records, "T2"));
+}
+
+static void test_pipeline_transient_error_retries_then_dead(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    dst_fail_code = FERRY_ERATELIMIT;
+    dst_fail_retry_after = 30000;
+    enqueue(fx, "1", "created");
+    int64_t before = ferry_now_ms();
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_RETRY);
+    assert_true(out.retry_at_ms >= before + 30000);
+    assert_non_null(strstr(out.error, "injected failure"));
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_RETRY);
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DEAD); /* retry.max_attempts = 3 */
+    int64_t counts[FERRY_JOB_NSTATES];
+    struct ferry_err err = {0};
+    assert_int_equal(ferry_store_job_counts(fx->rt->workers[0].store, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_DEAD], 1);
+}
+
+static void test_pipeline_permanent_error_dead_at_once(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    dst_fail_code = FERRY_EVALIDATION;
+    enqueue(fx, "1", "created");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DEAD);
+    assert_non_null(strstr(out.error, "EVALIDATION"));
+}
+
+static void test_pipeline_source_gone_is_done(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    enqueue(fx, "404", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(out.writes, 0);
+    assert_int_equal(dst_lookups, 0);
+}
+
+static void test_pipeline_poll_enqueues_and_advances_cursor(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_poll_result res;
+    struct ferry_err err = {0};
+    char *cursor = NULL;
+    for (int i = 2; i <= 3; i++) {
+        char id[4];
+        snprintf(id, sizeof(id), "%d", i);
+        json_object_set_new(src_records, id,
+                            json_pack("{s:i, s:s, s:s}", "id", i, "name", "N", "email", id));
+    }
+    assert_int_equal(ferry_pipeline_poll(&fx->rt->workers[0], "src", "thing", &res, &err), 0);
+    assert_int_equal(res.pages, 2);
+    assert_int_equal(res.records, 3);
+    assert_int_equal(res.enqueued, 3);
+    assert_int_equal(
+        ferry_store_cursor_get(fx->rt->workers[0].store, "src", "thing", &cursor, &err), 0);
+    assert_string_equal(cursor, "2024-01-01T00:00:03Z");
+    free(cursor);
+    /* Inclusive cursor: record 3 is listed again but is not queued twice. */
+    assert_int_equal(ferry_pipeline_poll(&fx->rt->workers[0], "src", "thing", &res, &err), 0);
+    assert_int_equal(res.records, 1);
+    assert_int_equal(res.enqueued, 0);
+    /* Polled jobs carry their record: no fetch needed. */
+    struct ferry_outcome out;
+    run_next(fx, &out);
+    assert_int_equal(src_fetches, 0);
+    assert_int_equal(dst_creates, 1);
+}
+
+static void test_pipeline_backoff_grows_and_caps(void **state)
+{
+    struct fx *fx = *state;
+    int64_t a1 = ferry_pipeline_backoff_ms(&fx->cfg, 1, 0, 1);
+    int64_t a3 = ferry_pipeline_backoff_ms(&fx->cfg, 3, 0, 1);
+    int64_t a20 = ferry_pipeline_backoff_ms(&fx->cfg, 20, 0, 1);
+    assert_true(a1 >= 1000 && a1 <= 1250);
+    assert_true(a3 >= 4000 && a3 <= 5000);
+    assert_true(a20 >= 60000 && a20 <= 75000);
+    assert_int_equal(ferry_pipeline_backoff_ms(&fx->cfg, 1, 90000, 1), 90000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_pipeline_creates_then_skips_unchanged, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_update_sends_only_changed_fields, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_target_owned_field_not_overwritten, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_lost_link_matches_by_lookup, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_linked_record_gone_is_matched_again, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_transient_error_retries_then_dead, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_permanent_error_dead_at_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_source_gone_is_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_poll_enqueues_and_advances_cursor, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

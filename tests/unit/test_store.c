@@ -1,0 +1,749 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for the SQLite state store (core/src/store.c): file creation and
+ * migrations, the job life cycle with its deduplication window and state
+ * guards, links, cursors, audit rows, and the behaviour of two connections on
+ * one file. Each test gets a fresh database in its own temporary directory.
+ */
+/* cmocka 1.1.5 needs these four first, in this order, so keep the formatter off them. */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    struct ferry_store *s;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (!f) {
+        return -1;
+    }
+    snprintf(f->dir, sizeof(f->dir), "/tmp/ferry-test-store-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/state.db", f->dir);
+    struct ferry_err err = {0};
+    if (ferry_store_open(&f->s, f->path, &err) != 0) {
+        fprintf(stderr, "open: %s\n", err.msg);
+        rmdir(f->dir);
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    ferry_store_close(f->s);
+    DIR *d = opendir(f->dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+                char p[512];
+                snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
+                unlink(p);
+            }
+        }
+        closedir(d);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Enqueues a job with the given dedupe key at `now`; returns its id. */
+static int64_t enqueue(struct ferry_store *s, const char *dedupe, int64_t now, bool *inserted)
+{
+    struct ferry_job_new j = {
+        .dedupe_key = dedupe,
+        .job_key = "shop:customer:42",
+        .kind = "sync",
+        .payload = "{\"id\":42}",
+        .correlation_id = "corr-1",
+        .now_ms = now,
+        .dedupe_window_ms = 600000,
+    };
+    struct ferry_err err = {0};
+    int64_t id = -1;
+    bool ins = false;
+    int rc = ferry_store_job_enqueue(s, &j, &id, &ins, &err);
+    assert_int_equal(rc, 0);
+    if (inserted) {
+        *inserted = ins;
+    }
+    return id;
+}
+
+static int job_state(struct ferry_store *s, int64_t id)
+{
+    struct ferry_job *j = NULL;
+    struct ferry_err err = {0};
+    assert_int_equal(ferry_store_job_get(s, id, &j, &err), 0);
+    int st = j->state;
+    ferry_job_free(j);
+    return st;
+}
+
+/* A single-row, single-column text answer from a raw connection (for pragmas). */
+static void raw_query_text(const char *path, const char *sql, char *out, size_t outsz)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    snprintf(out, outsz, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_store_open_creates_private_wal_file(void **state)
+{
+    struct fixture *f = *state;
+    struct stat sb;
+    char mode[32];
+
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    raw_query_text(f->path, "PRAGMA journal_mode", mode, sizeof(mode));
+    assert_string_equal(mode, "wal");
+
+    /* A write creates the WAL file, which must be as private as the database. */
+    enqueue(f->s, NULL, 1000, NULL);
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    assert_int_equal(stat(wal, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+static void test_store_migrations_idempotent(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    char buf[32];
+
+    int version = ferry_store_schema_version(f->s);
+    assert_true(version >= 1);
+    raw_query_text(f->path,
+                   "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+                   " ('jobs', 'links', 'cursors', 'audit')",
+                   buf, sizeof(buf));
+    assert_string_equal(buf, "4");
+
+    int64_t id = enqueue(f->s, "k1", 1000, NULL);
+    ferry_store_close(f->s);
+    f->s = NULL;
+    /* Reopening must not run a step again (it would fail on CREATE TABLE) nor lose data. */
+    assert_int_equal(ferry_store_open(&f->s, f->path, &err), 0);
+    assert_int_equal(ferry_store_schema_version(f->s), version);
+    assert_int_equal(job_state(f->s, id), FERRY_JOB_PENDING);
+    snprintf(buf, sizeof(buf), "%d", version);
+    char got[32];
+    raw_query_text(f->path, "PRAGMA user_version", got, sizeof(got));
+    assert_string_equal(got, buf);
+}
+
+static void test_store_newer_schema_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    char sql[64];
+    int version = ferry_store_schema_version(f->s);
+
+    ferry_store_close(f->s);
+    f->s = NULL;
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version + 1);
+    raw_exec(f->path, sql);
+
+    struct ferry_store *s = NULL;
+    assert_int_equal(ferry_store_open(&s, f->path, &err), FERRY_EDB);
+    assert_null(s);
+    assert_int_equal(err.code, FERRY_EDB);
+    char want[128];
+    snprintf(want, sizeof(want), "database schema version %d is newer than this ferry (%d)",
+             version + 1, version);
+    assert_non_null(strstr(err.msg, want));
+}
+
+static void test_store_enqueue_dedupe_window(void **state)
+{
+    struct fixture *f = *state;
+    bool ins = false;
+
+    int64_t a = enqueue(f->s, "evt-1", 1000000, &ins);
+    assert_true(ins);
+    assert_true(a > 0);
+
+    /* Same key inside the 600 s window: the existing job, nothing inserted. */
+    int64_t b = enqueue(f->s, "evt-1", 1000000 + 599999, &ins);
+    assert_false(ins);
+    assert_int_equal(b, a);
+
+    /* Another key is independent. */
+    int64_t c = enqueue(f->s, "evt-2", 1000000 + 1, &ins);
+    assert_true(ins);
+    assert_true(c > a);
+
+    /* Past the window the same event is new work again. */
+    int64_t d = enqueue(f->s, "evt-1", 1000000 + 600001, &ins);
+    assert_true(ins);
+    assert_true(d > c);
+    /* ... and now the newest copy is the one a duplicate reports. */
+    int64_t e = enqueue(f->s, "evt-1", 1000000 + 600002, &ins);
+    assert_false(ins);
+    assert_int_equal(e, d);
+
+    /* No key: never deduplicated, even at the same instant. */
+    int64_t g = enqueue(f->s, NULL, 5, &ins);
+    assert_true(ins);
+    int64_t h = enqueue(f->s, NULL, 5, &ins);
+    assert_true(ins);
+    assert_true(h > g);
+
+    int64_t counts[FERRY_JOB_NSTATES];
+    struct ferry_err err = {0};
+    assert_int_equal(ferry_store_job_counts(f->s, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 5);
+
+    struct ferry_job *j = NULL;
+    assert_int_equal(ferry_store_job_get(f->s, a, &j, &err), 0);
+    assert_string_equal(j->dedupe_key, "evt-1");
+    assert_string_equal(j->job_key, "shop:customer:42");
+    assert_string_equal(j->kind, "sync");
+    assert_string_equal(j->payload, "{\"id\":42}");
+    assert_string_equal(j->correlation_id, "corr-1");
+    assert_int_equal(j->attempts, 0);
+    assert_int_equal(j->created_at_ms, 1000000);
+    assert_int_equal(j->next_attempt_at_ms, 1000000);
+    assert_null(j->last_error);
+    ferry_job_free(j);
+    j = NULL;
+    assert_int_equal(ferry_store_job_get(f->s, h, &j, &err), 0);
+    assert_null(j->dedupe_key);
+    ferry_job_free(j);
+
+    assert_int_equal(ferry_store_job_get(f->s, 9999, &j, &err), FERRY_ENOTFOUND);
+    assert_null(j);
+}
+
+static void test_store_pending_in_id_order(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    int64_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        ids[i] = enqueue(f->s, NULL, 100 - i, NULL); /* later jobs with earlier clocks */
+    }
+    assert_int_equal(ferry_store_job_lease(f->s, ids[1], 200, 300, &err), 0);
+
+    struct ferry_job **jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(ferry_store_jobs_pending(f->s, 0, 10, &jobs, &n, &err), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(jobs[0]->id, ids[0]);
+    assert_int_equal(jobs[1]->id, ids[2]);
+    assert_int_equal(jobs[2]->id, ids[3]);
+    assert_int_equal(jobs[3]->id, ids[4]);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(jobs[i]->state, FERRY_JOB_PENDING);
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+
+    assert_int_equal(ferry_store_jobs_pending(f->s, ids[2], 2, &jobs, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(jobs[0]->id, ids[3]);
+    assert_int_equal(jobs[1]->id, ids[4]);
+    for (size_t i = 0; i < n; i++) {
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+
+    assert_int_equal(ferry_store_jobs_pending(f->s, ids[4], 10, &jobs, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(jobs);
+
+    /* More rows than the first allocation holds, still in order and complete. */
+    for (int i = 0; i < 30; i++) {
+        enqueue(f->s, NULL, 500, NULL);
+    }
+    assert_int_equal(ferry_store_jobs_pending(f->s, ids[4], 1000, &jobs, &n, &err), 0);
+    assert_int_equal(n, 30);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(jobs[i]->id, ids[4] + 1 + (int64_t)i);
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+}
+
+static void test_store_job_transitions(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    struct ferry_job *j = NULL;
+    int64_t id = enqueue(f->s, NULL, 1000, NULL);
+
+    /* Only a running job can finish or be retried. */
+    assert_int_equal(ferry_store_job_finish(f->s, id, 1001, &err), FERRY_EBUSY);
+    assert_non_null(strstr(err.msg, "pending"));
+    assert_int_equal(ferry_store_job_retry(f->s, id, 1001, 2000, "x", &err), FERRY_EBUSY);
+
+    assert_int_equal(ferry_store_job_lease(f->s, id, 1002, 31002, &err), 0);
+    assert_int_equal(job_state(f->s, id), FERRY_JOB_RUNNING);
+    assert_int_equal(ferry_store_job_lease(f->s, id, 1003, 31003, &err), FERRY_EBUSY);
+
+    assert_int_equal(ferry_store_job_retry(f->s, id, 1004, 5000, "HTTP 503", &err), 0);
+    assert_int_equal(ferry_store_job_get(f->s, id, &j, &err), 0);
+    assert_int_equal(j->state, FERRY_JOB_PENDING);
+    assert_int_equal(j->attempts, 1);
+    assert_int_equal(j->next_attempt_at_ms, 5000);
+    assert_string_equal(j->last_error, "HTTP 503");
+    assert_int_equal(j->updated_at_ms, 1004);
+    ferry_job_free(j);
+    j = NULL;
+
+    assert_int_equal(ferry_store_job_lease(f->s, id, 5001, 35001, &err), 0);
+    assert_int_equal(ferry_store_job_finish(f->s, id, 5002, &err), 0);
+    assert_int_equal(ferry_store_job_get(f->s, id, &j, &err), 0);
+    assert_int_equal(j->state, FERRY_JOB_DONE);
+    assert_int_equal(j->attempts, 2);
+    ferry_job_free(j);
+    j = NULL;
+
+    /* A finished job is final. */
+    assert_int_equal(ferry_store_job_finish(f->s, id, 5003, &err), FERRY_EBUSY);
+    assert_int_equal(ferry_store_job_lease(f->s, id, 5003, 6000, &err), FERRY_EBUSY);
+    assert_int_equal(ferry_store_job_bury(f->s, id, 5003, "late", &err), FERRY_EBUSY);
+    assert_non_null(strstr(err.msg, "done"));
+
+    /* Bury from pending and from running; a dead job stays dead. */
+    int64_t p = enqueue(f->s, NULL, 6000, NULL);
+    int64_t r = enqueue(f->s, NULL, 6000, NULL);
+    assert_int_equal(ferry_store_job_bury(f->s, p, 6001, "bad payload", &err), 0);
+    assert_int_equal(ferry_store_job_lease(f->s, r, 6001, 9000, &err), 0);
+    assert_int_equal(ferry_store_job_bury(f->s, r, 6002, "HTTP 400", &err), 0);
+    assert_int_equal(ferry_store_job_get(f->s, r, &j, &err), 0);
+    assert_int_equal(j->state, FERRY_JOB_DEAD);
+    assert_string_equal(j->last_error, "HTTP 400");
+    ferry_job_free(j);
+    assert_int_equal(ferry_store_job_bury(f->s, p, 6003, "again", &err), FERRY_EBUSY);
+    assert_int_equal(ferry_store_job_lease(f->s, p, 6003, 9000, &err), FERRY_EBUSY);
+
+    /* Unknown ids are not found, not busy. */
+    assert_int_equal(ferry_store_job_lease(f->s, 9999, 1, 2, &err), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_store_job_finish(f->s, 9999, 1, &err), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_store_job_retry(f->s, 9999, 1, 2, "x", &err), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_store_job_bury(f->s, 9999, 1, "x", &err), FERRY_ENOTFOUND);
+    assert_int_equal(err.code, FERRY_ENOTFOUND);
+}
+
+static void test_store_requeue_running(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    int64_t a = enqueue(f->s, NULL, 10, NULL);
+    int64_t b = enqueue(f->s, NULL, 10, NULL);
+    int64_t c = enqueue(f->s, NULL, 10, NULL);
+    int64_t d = enqueue(f->s, NULL, 10, NULL);
+    assert_int_equal(ferry_store_job_lease(f->s, a, 11, 100, &err), 0);
+    assert_int_equal(ferry_store_job_lease(f->s, b, 11, 100, &err), 0);
+    assert_int_equal(ferry_store_job_lease(f->s, c, 11, 100, &err), 0);
+    assert_int_equal(ferry_store_job_finish(f->s, c, 12, &err), 0);
+
+    int64_t n = -1;
+    assert_int_equal(ferry_store_jobs_requeue_running(f->s, 50, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(job_state(f->s, a), FERRY_JOB_PENDING);
+    assert_int_equal(job_state(f->s, b), FERRY_JOB_PENDING);
+    assert_int_equal(job_state(f->s, c), FERRY_JOB_DONE);
+    assert_int_equal(job_state(f->s, d), FERRY_JOB_PENDING);
+    /* A requeued job can be leased again. */
+    assert_int_equal(ferry_store_job_lease(f->s, a, 51, 100, &err), 0);
+
+    assert_int_equal(ferry_store_jobs_requeue_running(f->s, 60, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ferry_store_jobs_requeue_running(f->s, 61, &n, &err), 0);
+    assert_int_equal(n, 0);
+}
+
+static void test_store_counts_and_dead_since(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    int64_t counts[FERRY_JOB_NSTATES];
+    int64_t ids[6];
+
+    assert_int_equal(ferry_store_job_counts(f->s, counts, &err), 0);
+    for (int i = 0; i < FERRY_JOB_NSTATES; i++) {
+        assert_int_equal(counts[i], 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        ids[i] = enqueue(f->s, NULL, 100, NULL);
+    }
+    assert_int_equal(ferry_store_job_lease(f->s, ids[0], 101, 200, &err), 0);
+    assert_int_equal(ferry_store_job_lease(f->s, ids[1], 101, 200, &err), 0);
+    assert_int_equal(ferry_store_job_finish(f->s, ids[1], 102, &err), 0);
+    assert_int_equal(ferry_store_job_bury(f->s, ids[2], 110, "old failure", &err), 0);
+    assert_int_equal(ferry_store_job_bury(f->s, ids[3], 200, "new failure", &err), 0);
+
+    assert_int_equal(ferry_store_job_counts(f->s, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 2);
+    assert_int_equal(counts[FERRY_JOB_RUNNING], 1);
+    assert_int_equal(counts[FERRY_JOB_DONE], 1);
+    assert_int_equal(counts[FERRY_JOB_DEAD], 2);
+
+    int64_t n = -1;
+    assert_int_equal(ferry_store_jobs_dead_since(f->s, 0, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ferry_store_jobs_dead_since(f->s, 150, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ferry_store_jobs_dead_since(f->s, 201, &n, &err), 0);
+    assert_int_equal(n, 0);
+
+    assert_string_equal(ferry_job_state_name(FERRY_JOB_PENDING), "pending");
+    assert_string_equal(ferry_job_state_name(FERRY_JOB_RUNNING), "running");
+    assert_string_equal(ferry_job_state_name(FERRY_JOB_DONE), "done");
+    assert_string_equal(ferry_job_state_name(FERRY_JOB_DEAD), "dead");
+    assert_string_equal(ferry_job_state_name(42), "unknown");
+}
+
+static void test_store_links(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    struct ferry_link_key key = {"shop", "customer", "42", "crm", "contact"};
+    struct ferry_link got = {0};
+
+    assert_int_equal(ferry_store_link_get(f->s, &key, &got, &err), FERRY_ENOTFOUND);
+    assert_null(got.dst_id);
+
+    struct ferry_link put = {.dst_id = "C-1",
+                             .etag = NULL,
+                             .content_hash = "h1",
+                             .fields = "{\"Email\":\"a@example.com\"}"};
+    assert_int_equal(ferry_store_link_put(f->s, &key, &put, 1000, &err), 0);
+    assert_int_equal(ferry_store_link_get(f->s, &key, &got, &err), 0);
+    assert_string_equal(got.dst_id, "C-1");
+    assert_null(got.etag);
+    assert_string_equal(got.content_hash, "h1");
+    assert_string_equal(got.fields, "{\"Email\":\"a@example.com\"}");
+    assert_int_equal(got.updated_at_ms, 1000);
+    ferry_link_clear(&got);
+    assert_null(got.dst_id);
+
+    /* Put on the same key replaces every value, NULLs included. */
+    struct ferry_link put2 = {
+        .dst_id = "C-2", .etag = "W/\"7\"", .content_hash = NULL, .fields = NULL};
+    assert_int_equal(ferry_store_link_put(f->s, &key, &put2, 2000, &err), 0);
+    assert_int_equal(ferry_store_link_get(f->s, &key, &got, &err), 0);
+    assert_string_equal(got.dst_id, "C-2");
+    assert_string_equal(got.etag, "W/\"7\"");
+    assert_null(got.content_hash);
+    assert_null(got.fields);
+    assert_int_equal(got.updated_at_ms, 2000);
+    ferry_link_clear(&got);
+
+    /* A different destination object is a separate link. */
+    struct ferry_link_key key2 = {"shop", "customer", "42", "crm", "account"};
+    struct ferry_link put3 = {.dst_id = "A-9"};
+    assert_int_equal(ferry_store_link_put(f->s, &key2, &put3, 3000, &err), 0);
+    assert_int_equal(ferry_store_link_get(f->s, &key, &got, &err), 0);
+    assert_string_equal(got.dst_id, "C-2");
+    ferry_link_clear(&got);
+
+    char *src = NULL;
+    assert_int_equal(
+        ferry_store_link_find_by_dst(f->s, "crm", "contact", "C-2", "shop", "customer", &src, &err),
+        0);
+    assert_string_equal(src, "42");
+    free(src);
+    src = NULL;
+    /* The replaced destination id no longer points back. */
+    assert_int_equal(
+        ferry_store_link_find_by_dst(f->s, "crm", "contact", "C-1", "shop", "customer", &src, &err),
+        FERRY_ENOTFOUND);
+    assert_null(src);
+    assert_int_equal(
+        ferry_store_link_find_by_dst(f->s, "crm", "contact", "C-2", "shop", "order", &src, &err),
+        FERRY_ENOTFOUND);
+    assert_int_equal(
+        ferry_store_link_find_by_dst(f->s, "crm", "account", "A-9", "shop", "customer", &src, &err),
+        0);
+    assert_string_equal(src, "42");
+    free(src);
+}
+
+static void test_store_cursors(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    char *v = (char *)"sentinel";
+
+    assert_int_equal(ferry_store_cursor_get(f->s, "shop", "customer", &v, &err), 0);
+    assert_null(v);
+    assert_int_equal(
+        ferry_store_cursor_put(f->s, "shop", "customer", "2024-01-01T00:00:00Z", 10, &err), 0);
+    assert_int_equal(ferry_store_cursor_put(f->s, "shop", "order", "17", 10, &err), 0);
+    assert_int_equal(ferry_store_cursor_get(f->s, "shop", "customer", &v, &err), 0);
+    assert_string_equal(v, "2024-01-01T00:00:00Z");
+    free(v);
+    assert_int_equal(
+        ferry_store_cursor_put(f->s, "shop", "customer", "2024-02-01T00:00:00Z", 20, &err), 0);
+    assert_int_equal(ferry_store_cursor_get(f->s, "shop", "customer", &v, &err), 0);
+    assert_string_equal(v, "2024-02-01T00:00:00Z");
+    free(v);
+    assert_int_equal(ferry_store_cursor_get(f->s, "shop", "order", &v, &err), 0);
+    assert_string_equal(v, "17");
+    free(v);
+    assert_int_equal(ferry_store_cursor_get(f->s, "other", "customer", &v, &err), 0);
+    assert_null(v);
+}
+
+static void test_store_audit(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    int64_t n = -1;
+
+    assert_int_equal(ferry_store_audit_count(f->s, "http", NULL, &n, &err), 0);
+    assert_int_equal(n, 0);
+
+    struct ferry_audit_row row = {
+        .job_id = 1,
+        .correlation_id = "corr-1",
+        .connector = "crm",
+        .step = "http",
+        .method = "POST",
+        .url = "https://crm.example.com/contacts",
+        .status = 201,
+        .request = "{}",
+        .response = "{}",
+        .duration_ms = 12,
+        .at_ms = 1000,
+    };
+    assert_int_equal(ferry_store_audit_add(f->s, &row, &err), 0);
+    assert_int_equal(ferry_store_audit_add(f->s, &row, &err), 0);
+    row.method = "GET";
+    assert_int_equal(ferry_store_audit_add(f->s, &row, &err), 0);
+    struct ferry_audit_row map = {.correlation_id = "corr-1", .step = "map", .detail = "ok"};
+    assert_int_equal(ferry_store_audit_add(f->s, &map, &err), 0);
+
+    assert_int_equal(ferry_store_audit_count(f->s, "http", NULL, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(ferry_store_audit_count(f->s, "http", "POST", &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ferry_store_audit_count(f->s, "http", "PATCH", &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ferry_store_audit_count(f->s, "map", NULL, &n, &err), 0);
+    assert_int_equal(n, 1);
+
+    char buf[32];
+    raw_query_text(f->path, "SELECT COUNT(*) FROM audit WHERE job_id IS NULL", buf, sizeof(buf));
+    assert_string_equal(buf, "1");
+}
+
+static void test_store_two_connections(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    struct ferry_store *reader = NULL;
+    int64_t counts[FERRY_JOB_NSTATES];
+    bool ins = false;
+
+    assert_int_equal(ferry_store_open(&reader, f->path, &err), 0);
+    assert_int_equal(ferry_store_job_counts(reader, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 0);
+
+    int64_t id = enqueue(f->s, "evt-9", 1000, NULL);
+    assert_int_equal(ferry_store_job_counts(reader, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 1);
+
+    /* Deduplication holds across connections. */
+    int64_t dup = enqueue(reader, "evt-9", 1001, &ins);
+    assert_false(ins);
+    assert_int_equal(dup, id);
+
+    /* A lease taken on one connection is seen by the other's state guard. */
+    assert_int_equal(ferry_store_job_lease(reader, id, 1002, 2000, &err), 0);
+    assert_int_equal(ferry_store_job_lease(f->s, id, 1002, 2000, &err), FERRY_EBUSY);
+    ferry_store_close(reader);
+}
+
+static void test_store_batch_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    struct ferry_store *other = NULL;
+    int64_t counts[FERRY_JOB_NSTATES];
+    bool ins = false;
+
+    assert_int_equal(ferry_store_open(&other, f->path, &err), 0);
+
+    assert_int_equal(ferry_store_begin(f->s, &err), 0);
+    assert_int_equal(ferry_store_begin(f->s, &err), FERRY_EINVAL);
+    int64_t a = enqueue(f->s, "b-1", 1000, &ins);
+    assert_true(ins);
+    enqueue(f->s, "b-2", 1000, &ins);
+    assert_true(ins);
+    enqueue(f->s, NULL, 1000, &ins);
+    assert_true(ins);
+    /* The batch sees its own rows, duplicates included. */
+    int64_t dup = enqueue(f->s, "b-1", 1001, &ins);
+    assert_false(ins);
+    assert_int_equal(dup, a);
+
+    /* Nothing is visible elsewhere before the commit. */
+    assert_int_equal(ferry_store_job_counts(other, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 0);
+    assert_int_equal(ferry_store_commit(f->s, &err), 0);
+    assert_int_equal(ferry_store_job_counts(other, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 3);
+    assert_int_equal(ferry_store_commit(f->s, &err), FERRY_EINVAL);
+
+    /* A rolled-back batch leaves no trace, and the connection works afterwards. */
+    assert_int_equal(ferry_store_begin(f->s, &err), 0);
+    enqueue(f->s, "b-3", 1002, &ins);
+    assert_true(ins);
+    ferry_store_rollback(f->s);
+    assert_int_equal(ferry_store_job_counts(other, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 3);
+    enqueue(f->s, "b-3", 1003, &ins);
+    assert_true(ins);
+    assert_int_equal(ferry_store_job_counts(other, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 4);
+    ferry_store_close(other);
+}
+
+struct racer {
+    const char *path;
+    int inserted;
+    int rc; /* first failure, 0 if none */
+};
+
+/* Enqueues the same dedupe keys as its twin on its own connection. */
+static void *race_enqueue(void *arg)
+{
+    struct racer *r = arg;
+    struct ferry_store *s = NULL;
+    struct ferry_err err = {0};
+    r->rc = ferry_store_open(&s, r->path, &err);
+    for (int i = 0; r->rc == 0 && i < 100; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "race-%d", i);
+        struct ferry_job_new j = {.dedupe_key = key,
+                                  .job_key = "k",
+                                  .kind = "sync",
+                                  .payload = "{}",
+                                  .correlation_id = "c",
+                                  .now_ms = 1000,
+                                  .dedupe_window_ms = 600000};
+        bool ins = false;
+        r->rc = ferry_store_job_enqueue(s, &j, NULL, &ins, &err);
+        r->inserted += ins ? 1 : 0;
+    }
+    ferry_store_close(s);
+    return NULL;
+}
+
+static void test_store_concurrent_enqueue_dedupes(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    struct racer a = {.path = f->path}, b = {.path = f->path};
+    pthread_t ta, tb;
+
+    /* The check and the insert share one write lock, so racing intakes of the
+     * same events must insert each exactly once and never fail with busy. */
+    assert_int_equal(pthread_create(&ta, NULL, race_enqueue, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, race_enqueue, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(a.inserted + b.inserted, 100);
+    int64_t counts[FERRY_JOB_NSTATES];
+    assert_int_equal(ferry_store_job_counts(f->s, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 100);
+}
+
+static void test_store_set_synchronous(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+
+    assert_int_equal(ferry_store_set_synchronous(f->s, false, &err), 0);
+    enqueue(f->s, NULL, 1, NULL);
+    assert_int_equal(ferry_store_set_synchronous(f->s, true, &err), 0);
+    assert_int_equal(ferry_store_begin(f->s, &err), 0);
+    assert_int_equal(ferry_store_set_synchronous(f->s, false, &err), FERRY_EINVAL);
+    assert_int_equal(ferry_store_commit(f->s, &err), 0);
+}
+
+static void test_store_open_fails_cleanly(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    struct ferry_store *s = NULL;
+    char path[192];
+    snprintf(path, sizeof(path), "%s/missing-dir/state.db", f->dir);
+    int rc = ferry_store_open(&s, path, &err);
+    assert_true(rc < 0);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "missing-dir"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_store_open_creates_private_wal_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_migrations_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_enqueue_dedupe_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_pending_in_id_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_job_transitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_requeue_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_counts_and_dead_since, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_links, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_cursors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_audit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_two_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_batch_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_concurrent_enqueue_dedupes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_set_synchronous, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_open_fails_cleanly, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
