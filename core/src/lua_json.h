@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The JSON <-> Lua bridge used by the mapping host. Objects become plain
+ * tables, arrays become sequences carrying the array metatable (so that an
+ * empty array survives the round trip as []), integers stay integers, reals
+ * stay floats, and JSON null becomes the sentinel ferry.null (a light
+ * userdata) so that a script can tell "null" from "absent".
+ *
+ * Lua -> JSON: a table with the array metatable, or whose keys are exactly
+ * 1..n, is an array; any other table is an object and must have string keys.
+ * NaN, infinities, functions and other userdata are errors, and so is
+ * nesting deeper than FERRY_LUA_JSON_MAX_DEPTH (which also catches cycles).
+ */
+#ifndef FERRY_LUA_JSON_H
+#define FERRY_LUA_JSON_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+#include <lua.h>
+
+#include "errors.h"
+
+#define FERRY_LUA_JSON_MAX_DEPTH 64
+
+/* [-0, +0, e] creates the array metatable in the registry; once per state. */
+void ferry__lua_json_open(lua_State *L);
+
+/* [-0, +1, -] pushes the null sentinel. */
+void ferry__lua_push_null(lua_State *L);
+/* [-0, +0, -] whether the value at idx is the null sentinel. */
+bool ferry__lua_is_null(lua_State *L, int idx);
+
+/* [-0, +0, e] gives the table at idx the array metatable. */
+void ferry__lua_mark_array(lua_State *L, int idx);
+/* [-0, +0, -] whether the value at idx is a table with the array metatable. */
+bool ferry__lua_is_array(lua_State *L, int idx);
+
+/* [-0, +1, e] pushes json (borrowed) as a Lua value; raises on memory or depth. */
+void ferry__lua_push_json(lua_State *L, const json_t *json);
+
+/*
+ * [-0, +0, -] converts the value at idx. Returns 0 with *out a new reference,
+ * or FERRY_EMAPPING with err naming the offending path below `what` (e.g.
+ * "intent[1].fields.Phone: cannot convert a function to JSON"). Never raises:
+ * it only reads the Lua state, so it may run outside a protected call.
+ */
+FERRY_NODISCARD int ferry__lua_to_json(lua_State *L, int idx, const char *what, json_t **out,
+                                       struct ferry_err *err);
+
+#endif

@@ -1,0 +1,1175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Lua mapping host (see mapping.h): a sandboxed Lua 5.4 state per
+ * struct ferry_lua, mapping sets compiled into it, and runs that turn one
+ * record into intents. The declarative part (validating a mapping table,
+ * building intents) is lua/ferry/engine.lua, loaded at start-up, so that
+ * integrators can read what a mapping means; this file owns the sandbox,
+ * the limits, the file loading and the JSON boundary.
+ *
+ * Every step that can raise a Lua error runs inside lua_pcall with a
+ * traceback handler: an error outside it would reach the panic handler and
+ * abort the daemon.
+ */
+#include "mapping.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "lua_json.h"
+
+#define DEFAULT_MEM_MAX      ((size_t)64 * 1024 * 1024)
+#define DEFAULT_INSTR_BUDGET INT64_C(10000000)
+#define HOOK_STEP            1000
+#define MAX_SOURCE_BYTES     ((long)1024 * 1024)
+#define MAX_PATH_BYTES       4096
+
+struct ferry_lua {
+    lua_State *L;
+    char *lua_dir;
+    size_t mem_used;
+    size_t mem_max;
+    int64_t instr_budget;
+    int64_t instr_left;         /* of the current call; the count hook raises below 0 */
+    bool budget_hit;            /* set by the hook so that pcall() inside scripts rethrows */
+    int engine_ref;             /* registry ref of lua/ferry/engine.lua's module table */
+    int global_cache_ref;       /* require cache outside any set (the engine's modules) */
+    unsigned char engine_digest[32]; /* SHA-256 of the engine and what it required */
+    struct ferry_mapping_set *sets; /* live sets, detached when the state goes */
+    /* The call in progress: where `require` looks and caches, what it hashes. */
+    const char *cur_path;
+    const char *cur_dir;
+    int cur_set_ref; /* registry ref of the set whose module cache is used; LUA_NOREF: global */
+    EVP_MD_CTX *cur_sha;
+};
+
+struct ferry_mapping {
+    char *name;
+    char *path;   /* the mapping file, as given (dir + "/mapping.lua" for a directory) */
+    char *dir;    /* where its own modules live */
+    char *system; /* source connector instance */
+    char *object;
+    char **events; /* the `on` list; NULL: every event */
+    size_t nevents;
+};
+
+struct ferry_mapping_set {
+    struct ferry_lua *fl; /* NULL once the state was freed */
+    struct ferry_mapping_set *next;
+    int ref; /* registry ref of {mappings = {...}, modules = {...}} */
+    struct ferry_mapping *maps;
+    size_t nmaps;
+    char hash[65];
+};
+
+static const char env_mt_key = 0;
+
+/* ---- limits ---------------------------------------------------------------- */
+
+static void *on_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct ferry_lua *fl = ud;
+    /* With ptr NULL, osize is a type tag, not a size (lua_Alloc contract). */
+    size_t old = ptr ? osize : 0;
+    void *p;
+    if (nsize == 0) {
+        free(ptr);
+        fl->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old && nsize - old > fl->mem_max - fl->mem_used) {
+        return NULL;
+    }
+    p = realloc(ptr, nsize);
+    if (!p) {
+        return NULL;
+    }
+    fl->mem_used = fl->mem_used - old + nsize;
+    return p;
+}
+
+static struct ferry_lua *get_host(lua_State *L)
+{
+    void *ud = NULL;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+static void on_count(lua_State *L, lua_Debug *ar)
+{
+    struct ferry_lua *fl = get_host(L);
+    (void)ar;
+    fl->instr_left -= HOOK_STEP;
+    if (fl->instr_left >= 0) {
+        return;
+    }
+    fl->budget_hit = true;
+    /* Level 0 inside a hook is the interrupted function: its line is the culprit. */
+    luaL_where(L, 0);
+    lua_pushliteral(L, "instruction budget exceeded");
+    lua_concat(L, 2);
+    lua_error(L);
+}
+
+static int on_panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    ferry_error("unprotected Lua error: %s", msg ? msg : "(not a string)");
+    return 0; /* Lua aborts after this */
+}
+
+static void call_begin(struct ferry_lua *fl, const char *path, const char *dir, int set_ref,
+                       EVP_MD_CTX *sha)
+{
+    fl->instr_left = fl->instr_budget;
+    fl->budget_hit = false;
+    fl->cur_path = path;
+    fl->cur_dir = dir;
+    fl->cur_set_ref = set_ref;
+    fl->cur_sha = sha;
+}
+
+static void call_end(struct ferry_lua *fl)
+{
+    fl->cur_path = NULL;
+    fl->cur_dir = NULL;
+    fl->cur_set_ref = LUA_NOREF;
+    fl->cur_sha = NULL;
+}
+
+/* [-0, +1, m] the message handler: the message plus a traceback. */
+static int on_error(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+            msg = lua_tostring(L, -1);
+        }
+        else {
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+        }
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/*
+ * Runs fn(arg) protected, with the traceback handler; on failure fills err
+ * (FERRY_EMAPPING, first line of the message) and collects the garbage the
+ * failed call left, so that the state serves the next call. Leaves fn's
+ * results on the stack on success.
+ */
+static int pcall_host(struct ferry_lua *fl, lua_CFunction fn, void *arg, int nresults,
+                      struct ferry_err *err)
+{
+    lua_State *L = fl->L;
+    int base = lua_gettop(L);
+    int status;
+    lua_pushcfunction(L, on_error);
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, arg);
+    status = lua_pcall(L, 1, nresults, base + 1);
+    if (status == LUA_OK) {
+        lua_remove(L, base + 1);
+        return 0;
+    }
+    if (status == LUA_ERRMEM) {
+        ferry_err_set(err, FERRY_EMAPPING, "%s: memory limit exceeded (%zu bytes)",
+                      fl->cur_path ? fl->cur_path : "lua", fl->mem_max);
+    }
+    else {
+        const char *msg = lua_tostring(L, -1);
+        size_t line_len;
+        if (!msg) {
+            msg = "(no message)";
+        }
+        line_len = strcspn(msg, "\n");
+        if (status == LUA_ERRERR) {
+            ferry_err_set(err, FERRY_EMAPPING, "%s: error while handling an error: %.*s",
+                          fl->cur_path ? fl->cur_path : "lua", (int)line_len, msg);
+        }
+        else {
+            ferry_err_set(err, FERRY_EMAPPING, "%.*s", (int)line_len, msg);
+        }
+        ferry_debug("lua error: %s", msg);
+    }
+    lua_settop(L, base);
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    return FERRY_EMAPPING;
+}
+
+/* ---- files ----------------------------------------------------------------- */
+
+static char *path_join(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    size_t lb = strlen(b);
+    char *p = malloc(la + lb + 2);
+    if (!p) {
+        return NULL;
+    }
+    memcpy(p, a, la);
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
+    return p;
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Reads a whole source file; *out is malloc'd and NUL-terminated. */
+static int read_source(const char *path, char **out, size_t *len, char *why, size_t why_size)
+{
+    int rc = FERRY_EMAPPING;
+    char *buf = NULL;
+    long size;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        goto cleanup;
+    }
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        snprintf(why, why_size, "cannot read: %s", strerror(errno));
+        goto cleanup;
+    }
+    if (size > MAX_SOURCE_BYTES) {
+        snprintf(why, why_size, "larger than %ld bytes", MAX_SOURCE_BYTES);
+        goto cleanup;
+    }
+    buf = malloc((size_t)size + 1);
+    if (!buf) {
+        snprintf(why, why_size, "out of memory");
+        goto cleanup;
+    }
+    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        snprintf(why, why_size, "short read");
+        goto cleanup;
+    }
+    buf[size] = '\0';
+    *out = buf;
+    *len = (size_t)size;
+    buf = NULL;
+    rc = 0;
+cleanup:
+    free(buf);
+    if (f) {
+        fclose(f);
+    }
+    return rc;
+}
+
+/*
+ * [-0, +1, e] loads a text chunk from `path` with chunkname "@path" and a
+ * private environment whose misses fall back to the sandbox globals, so a
+ * script's globals never leak into another script.
+ */
+static void load_chunk(lua_State *L, struct ferry_lua *fl, const char *path)
+{
+    char why[160];
+    char *src = NULL;
+    size_t len = 0;
+    int status;
+    lua_pushfstring(L, "@%s", path);
+    if (read_source(path, &src, &len, why, sizeof(why)) < 0) {
+        luaL_error(L, "%s: %s", path, why);
+    }
+    if (fl->cur_sha) {
+        EVP_DigestUpdate(fl->cur_sha, src, len);
+        EVP_DigestUpdate(fl->cur_sha, "", 1);
+    }
+    /* Mode "t": precompiled chunks can break the VM's invariants. */
+    status = luaL_loadbufferx(L, src, len, lua_tostring(L, -1), "t");
+    free(src);
+    if (status != LUA_OK) {
+        lua_error(L);
+    }
+    lua_remove(L, -2);
+    lua_newtable(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+    lua_setmetatable(L, -2);
+    if (!lua_setupvalue(L, -2, 1)) {
+        lua_pop(L, 1);
+    }
+}
+
+/* ---- sandbox replacements -------------------------------------------------- */
+
+static bool module_name_ok(const char *name)
+{
+    bool seg_start = true;
+    if (!*name || strlen(name) > 200) {
+        return false;
+    }
+    for (const char *p = name; *p; p++) {
+        if (*p == '.') {
+            if (seg_start) {
+                return false;
+            }
+            seg_start = true;
+            continue;
+        }
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_')) {
+            return false;
+        }
+        seg_start = false;
+    }
+    return !seg_start;
+}
+
+/*
+ * require(name): only <lua_dir>/<name, dots as slashes>.lua, then
+ * <mapping dir>/<same>.lua; text chunks only. The cache is per mapping set
+ * so that a reload re-reads helpers too, and keyed by file path so that two
+ * mappings' local modules of the same name stay apart.
+ */
+static int l_require(lua_State *L)
+{
+    struct ferry_lua *fl = get_host(L);
+    const char *name = luaL_checkstring(L, 1);
+    const char *dirs[2];
+    char rel[256];
+    int ndirs = 0;
+    int cache;
+    if (!module_name_ok(name)) {
+        return luaL_error(L, "module '%s': invalid name (letters, digits, _ and dots only)",
+                          name);
+    }
+    snprintf(rel, sizeof(rel), "%s.lua", name);
+    for (char *p = rel; *p; p++) {
+        if (*p == '.' && strcmp(p, ".lua") != 0) {
+            *p = '/';
+        }
+    }
+    if (fl->lua_dir) {
+        dirs[ndirs++] = fl->lua_dir;
+    }
+    if (fl->cur_dir) {
+        dirs[ndirs++] = fl->cur_dir;
+    }
+    if (fl->cur_set_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, fl->cur_set_ref);
+        lua_getfield(L, -1, "modules");
+        lua_remove(L, -2);
+    }
+    else {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, fl->global_cache_ref);
+    }
+    cache = lua_gettop(L);
+    for (int i = 0; i < ndirs; i++) {
+        const char *path = lua_pushfstring(L, "%s/%s", dirs[i], rel);
+        int t = lua_getfield(L, cache, path);
+        if (t == LUA_TLIGHTUSERDATA) {
+            return luaL_error(L, "module '%s' is required in a loop", name);
+        }
+        if (t != LUA_TNIL) {
+            return 1;
+        }
+        lua_pop(L, 1);
+        if (!is_file(path)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        /* A marker while it loads, so that a cycle errors instead of recursing. */
+        lua_pushlightuserdata(L, (void *)&env_mt_key);
+        lua_setfield(L, cache, path);
+        load_chunk(L, fl, path);
+        lua_pushstring(L, name);
+        lua_call(L, 1, 1);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushboolean(L, 1);
+        }
+        lua_pushvalue(L, -1);
+        lua_setfield(L, cache, path);
+        return 1;
+    }
+    return luaL_error(L, "module '%s' not found in %s%s%s", name, ndirs > 0 ? dirs[0] : "(none)",
+                      ndirs > 1 ? " or " : "", ndirs > 1 ? dirs[1] : "");
+}
+
+/* load(chunk [, name [, mode [, env]]]) with the mode forced to text. */
+static int l_load(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    if (n >= 2) {
+        lua_pushvalue(L, 2);
+    }
+    else {
+        lua_pushnil(L);
+    }
+    lua_pushliteral(L, "t");
+    if (n >= 4) {
+        lua_pushvalue(L, 4);
+    }
+    lua_call(L, n >= 4 ? 4 : 3, 2);
+    return 2;
+}
+
+/*
+ * Finalizers run with hooks off (lgc.c GCTM), so a looping __gc would escape
+ * the instruction budget: refuse them. An object is only marked for
+ * finalization when its metatable has __gc at setmetatable time.
+ */
+static int l_setmetatable(lua_State *L)
+{
+    int n = lua_gettop(L);
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL) {
+            return luaL_error(L, "__gc metamethods are not allowed in mappings");
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, 1);
+    return 1;
+}
+
+/* pcall must not swallow the budget error, or a loop around pcall runs forever. */
+static int l_pcall(lua_State *L)
+{
+    struct ferry_lua *fl = get_host(L);
+    int status;
+    luaL_checkany(L, 1);
+    status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    if (fl->budget_hit) {
+        return lua_error(L);
+    }
+    luaL_checkstack(L, 1, "too many results");
+    if (status == LUA_OK) {
+        lua_pushboolean(L, 1);
+        lua_insert(L, 1);
+        return lua_gettop(L);
+    }
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+}
+
+static int l_xpcall(lua_State *L)
+{
+    struct ferry_lua *fl = get_host(L);
+    int n = lua_gettop(L);
+    int status;
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    /* [f, msgh, args...] -> [msgh, f, args...] */
+    lua_pushvalue(L, 1);
+    lua_copy(L, 2, 1);
+    lua_replace(L, 2);
+    status = lua_pcall(L, n - 2, LUA_MULTRET, 1);
+    if (fl->budget_hit) {
+        return lua_error(L);
+    }
+    luaL_checkstack(L, 1, "too many results");
+    if (status == LUA_OK) {
+        lua_pushboolean(L, 1);
+        lua_replace(L, 1);
+        return lua_gettop(L);
+    }
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/*
+ * Pattern matching runs in C, where the count hook cannot interrupt it, and
+ * backtracking over q quantifiers costs up to about n^q / q! steps on an
+ * n-byte subject (("a*"):rep(12) .. "b" on 40 bytes runs for hours). Refuse
+ * calls whose bound exceeds what a few seconds of matching can do; ordinary
+ * patterns on field-sized strings stay far below it.
+ */
+#define PATTERN_COST_MAX 1e9
+
+static int pattern_quantifiers(const char *p, size_t len)
+{
+    int q = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '%') {
+            i++;
+            if (i < len && p[i] == 'b') {
+                i += 2;
+            }
+            else if (i < len && p[i] == 'f') {
+                i++;
+                if (i < len && p[i] == '[') {
+                    goto set;
+                }
+            }
+            continue;
+        }
+        if (p[i] == '[') {
+        set:
+            i++;
+            if (i < len && p[i] == '^') {
+                i++;
+            }
+            /* A ']' right after '[' or '[^' is a literal member. */
+            if (i < len && p[i] == ']') {
+                i++;
+            }
+            while (i < len && p[i] != ']') {
+                if (p[i] == '%') {
+                    i++;
+                }
+                i++;
+            }
+            continue;
+        }
+        if (p[i] == '*' || p[i] == '+' || p[i] == '-') {
+            q++;
+        }
+    }
+    return q;
+}
+
+static int l_pattern_guard(lua_State *L)
+{
+    size_t n = 0;
+    size_t plen = 0;
+    const char *p;
+    int plain_find = lua_toboolean(L, lua_upvalueindex(2)) && lua_toboolean(L, 4);
+    if (!plain_find && lua_type(L, 1) == LUA_TSTRING && lua_type(L, 2) == LUA_TSTRING) {
+        int q;
+        double cost = 1.0;
+        lua_tolstring(L, 1, &n);
+        p = lua_tolstring(L, 2, &plen);
+        q = pattern_quantifiers(p, plen);
+        for (int k = 1; k <= q; k++) {
+            cost = cost * (double)(n + 1) / (double)k;
+        }
+        if (q >= 2 && cost > PATTERN_COST_MAX) {
+            return luaL_error(L,
+                              "pattern with %d repetitions is too costly on a %d-byte string "
+                              "(simplify the pattern or shorten the string)",
+                              q, (int)(n > 0x7fffffff ? 0x7fffffff : n));
+        }
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void guard_pattern_fn(lua_State *L, const char *name)
+{
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, name);
+    lua_pushboolean(L, strcmp(name, "find") == 0);
+    lua_pushcclosure(L, l_pattern_guard, 2);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+/* print() goes to the log: stdout belongs to the tools' JSON output. */
+static int l_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) {
+            luaL_addchar(&b, '\t');
+        }
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    ferry_info("lua: %.1000s", lua_tostring(L, -1));
+    return 0;
+}
+
+static int l_ferry_array(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_newtable(L);
+    }
+    else {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_settop(L, 1);
+    }
+    ferry__lua_mark_array(L, -1);
+    return 1;
+}
+
+static int l_ferry_is_array(lua_State *L)
+{
+    lua_pushboolean(L, ferry__lua_is_array(L, 1));
+    return 1;
+}
+
+/* ---- state ----------------------------------------------------------------- */
+
+static void remove_global(lua_State *L, const char *table, const char *name)
+{
+    if (table) {
+        if (lua_getglobal(L, table) == LUA_TTABLE) {
+            lua_pushnil(L);
+            lua_setfield(L, -2, name);
+        }
+        lua_pop(L, 1);
+    }
+    else {
+        lua_pushnil(L);
+        lua_setglobal(L, name);
+    }
+}
+
+static void wrap_global(lua_State *L, const char *name, lua_CFunction fn)
+{
+    lua_getglobal(L, name);
+    lua_pushcclosure(L, fn, 1);
+    lua_setglobal(L, name);
+}
+
+static int protected_init(lua_State *L)
+{
+    struct ferry_lua *fl = lua_touserdata(L, 1);
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
+        {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL},
+    };
+    for (const luaL_Reg *lib = libs; lib->func; lib++) {
+        luaL_requiref(L, lib->name, lib->func, 1);
+        lua_pop(L, 1);
+    }
+    remove_global(L, NULL, "dofile");
+    remove_global(L, NULL, "loadfile");
+    remove_global(L, NULL, "collectgarbage");
+    /* Binary chunks again, and it would only help probing the VM. */
+    remove_global(L, "string", "dump");
+    guard_pattern_fn(L, "find");
+    guard_pattern_fn(L, "match");
+    guard_pattern_fn(L, "gmatch");
+    guard_pattern_fn(L, "gsub");
+    wrap_global(L, "load", l_load);
+    wrap_global(L, "setmetatable", l_setmetatable);
+    lua_register(L, "pcall", l_pcall);
+    lua_register(L, "xpcall", l_xpcall);
+    lua_register(L, "print", l_print);
+    lua_register(L, "require", l_require);
+
+    ferry__lua_json_open(L);
+    lua_newtable(L);
+    ferry__lua_push_null(L);
+    lua_setfield(L, -2, "null");
+    lua_pushcfunction(L, l_ferry_array);
+    lua_setfield(L, -2, "array");
+    lua_pushcfunction(L, l_ferry_is_array);
+    lua_setfield(L, -2, "is_array");
+    lua_setglobal(L, "ferry");
+
+    lua_newtable(L);
+    lua_pushglobaltable(L);
+    lua_setfield(L, -2, "__index");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+
+    lua_newtable(L);
+    fl->global_cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    lua_pushcfunction(L, l_require);
+    lua_pushliteral(L, "ferry.engine");
+    lua_call(L, 1, 1);
+    if (!lua_istable(L, -1)) {
+        return luaL_error(L, "ferry.engine did not return a table");
+    }
+    fl->engine_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+int ferry_lua_new(struct ferry_lua **out, const char *lua_dir, const struct ferry_lua_limits *lim,
+                  struct ferry_err *err)
+{
+    int rc = FERRY_ENOMEM;
+    unsigned int dlen = 0;
+    EVP_MD_CTX *sha = NULL;
+    struct ferry_lua *fl = NULL;
+    if (!out || !lua_dir) {
+        rc = ferry_err_set(err, FERRY_EINVAL, "ferry_lua_new: missing argument");
+        goto cleanup;
+    }
+    if (!is_dir(lua_dir)) {
+        rc = ferry_err_set(err, FERRY_ECONFIG, "lua directory %s: not a directory", lua_dir);
+        goto cleanup;
+    }
+    fl = calloc(1, sizeof(*fl));
+    if (!fl) {
+        ferry_err_set(err, rc, "out of memory");
+        goto cleanup;
+    }
+    fl->mem_max = lim && lim->mem_max ? lim->mem_max : DEFAULT_MEM_MAX;
+    fl->instr_budget = lim && lim->instr_budget > 0 ? lim->instr_budget : DEFAULT_INSTR_BUDGET;
+    fl->engine_ref = LUA_NOREF;
+    fl->global_cache_ref = LUA_NOREF;
+    fl->cur_set_ref = LUA_NOREF;
+    fl->lua_dir = strdup(lua_dir);
+    sha = EVP_MD_CTX_new();
+    if (!fl->lua_dir || !sha || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1) {
+        ferry_err_set(err, rc, "out of memory");
+        goto cleanup;
+    }
+    fl->L = lua_newstate(on_alloc, fl);
+    if (!fl->L) {
+        ferry_err_set(err, rc, "cannot create a Lua state within %zu bytes", fl->mem_max);
+        goto cleanup;
+    }
+    lua_atpanic(fl->L, on_panic);
+    lua_sethook(fl->L, on_count, LUA_MASKCOUNT, HOOK_STEP);
+    call_begin(fl, "ferry.engine", NULL, LUA_NOREF, sha);
+    rc = pcall_host(fl, protected_init, fl, 0, err);
+    call_end(fl);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    EVP_DigestFinal_ex(sha, fl->engine_digest, &dlen);
+    *out = fl;
+    fl = NULL;
+    rc = 0;
+cleanup:
+    EVP_MD_CTX_free(sha);
+    ferry_lua_free(fl);
+    return rc;
+}
+
+void ferry_lua_free(struct ferry_lua *fl)
+{
+    if (!fl) {
+        return;
+    }
+    for (struct ferry_mapping_set *s = fl->sets; s; s = s->next) {
+        s->fl = NULL;
+    }
+    if (fl->L) {
+        lua_close(fl->L);
+    }
+    free(fl->lua_dir);
+    free(fl);
+}
+
+/* ---- mapping sets ---------------------------------------------------------- */
+
+static void mapping_clear(struct ferry_mapping *m)
+{
+    free(m->name);
+    free(m->path);
+    free(m->dir);
+    free(m->system);
+    free(m->object);
+    for (size_t i = 0; i < m->nevents; i++) {
+        free(m->events[i]);
+    }
+    free(m->events);
+}
+
+void ferry_mapping_set_free(struct ferry_mapping_set *set)
+{
+    if (!set) {
+        return;
+    }
+    if (set->fl) {
+        struct ferry_mapping_set **pp = &set->fl->sets;
+        while (*pp && *pp != set) {
+            pp = &(*pp)->next;
+        }
+        if (*pp) {
+            *pp = set->next;
+        }
+        if (set->ref != LUA_NOREF && set->ref != LUA_REFNIL) {
+            luaL_unref(set->fl->L, LUA_REGISTRYINDEX, set->ref);
+        }
+    }
+    for (size_t i = 0; i < set->nmaps; i++) {
+        mapping_clear(&set->maps[i]);
+    }
+    free(set->maps);
+    free(set);
+}
+
+/* Where a mapping lives: a directory with mapping.lua, or a .lua file. */
+static int resolve_mapping(const char *given, struct ferry_mapping *m, struct ferry_err *err)
+{
+    size_t len = strlen(given);
+    if (len == 0 || len > MAX_PATH_BYTES) {
+        return ferry_err_set(err, FERRY_EMAPPING, "mapping path is empty or too long");
+    }
+    while (len > 1 && given[len - 1] == '/') {
+        len--;
+    }
+    if (is_dir(given)) {
+        const char *base;
+        m->dir = strndup(given, len);
+        if (!m->dir) {
+            return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+        }
+        base = strrchr(m->dir, '/');
+        m->name = strdup(base ? base + 1 : m->dir);
+        m->path = path_join(m->dir, "mapping.lua");
+    }
+    else {
+        const char *slash;
+        const char *base;
+        if (len < 5 || strcmp(given + len - 4, ".lua") != 0) {
+            return ferry_err_set(err, FERRY_EMAPPING,
+                                 "%s: not a mapping directory or a .lua file", given);
+        }
+        m->path = strndup(given, len);
+        slash = strrchr(given, '/');
+        base = slash ? slash + 1 : given;
+        m->name = strndup(base, strlen(base) - 4);
+        m->dir = slash ? strndup(given, (size_t)(slash - given)) : strdup(".");
+    }
+    if (!m->name || !m->path || !m->dir) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    if (!is_file(m->path)) {
+        return ferry_err_set(err, FERRY_EMAPPING, "%s: %s", m->path, strerror(errno));
+    }
+    return 0;
+}
+
+struct load_args {
+    struct ferry_mapping_set *set;
+    size_t index;
+};
+
+static char *lua_strdup_field(lua_State *L, int idx, const char *key)
+{
+    char *s;
+    lua_getfield(L, idx, key);
+    s = strdup(luaL_checkstring(L, -1));
+    lua_pop(L, 1);
+    if (!s) {
+        luaL_error(L, "out of memory");
+    }
+    return s;
+}
+
+static int protected_new_set(lua_State *L)
+{
+    struct ferry_mapping_set *set = lua_touserdata(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_newtable(L);
+    lua_setfield(L, -2, "mappings");
+    lua_newtable(L);
+    lua_setfield(L, -2, "modules");
+    set->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+static int protected_load_one(lua_State *L)
+{
+    struct load_args *a = lua_touserdata(L, 1);
+    struct ferry_mapping_set *set = a->set;
+    struct ferry_mapping *m = &set->maps[a->index];
+    struct ferry_lua *fl = set->fl;
+    int compiled;
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, fl->engine_ref);
+    lua_getfield(L, 1, "compile");
+    load_chunk(L, fl, m->path);
+    lua_call(L, 0, 1);
+    lua_pushstring(L, m->name);
+    lua_pushstring(L, m->path);
+    lua_call(L, 3, 1);
+    compiled = lua_gettop(L);
+    luaL_checktype(L, compiled, LUA_TTABLE);
+
+    lua_getfield(L, compiled, "source");
+    m->system = lua_strdup_field(L, -1, "system");
+    m->object = lua_strdup_field(L, -1, "object");
+    if (lua_getfield(L, -1, "on") == LUA_TTABLE) {
+        lua_Integer n = luaL_len(L, -1);
+        m->events = calloc((size_t)n + 1, sizeof(*m->events));
+        if (!m->events) {
+            return luaL_error(L, "out of memory");
+        }
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            m->events[m->nevents] = strdup(luaL_checkstring(L, -1));
+            if (!m->events[m->nevents]) {
+                return luaL_error(L, "out of memory");
+            }
+            m->nevents++;
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 2);
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, set->ref);
+    lua_getfield(L, -1, "mappings");
+    lua_pushvalue(L, compiled);
+    lua_rawseti(L, -2, (lua_Integer)a->index + 1);
+    return 0;
+}
+
+int ferry_mapping_set_load(struct ferry_lua *fl, const char *const *paths, size_t npaths,
+                           struct ferry_mapping_set **out, struct ferry_err *err)
+{
+    int rc = FERRY_ENOMEM;
+    EVP_MD_CTX *sha = NULL;
+    unsigned char digest[32];
+    unsigned int dlen = 0;
+    struct ferry_mapping_set *set = NULL;
+    if (!fl || !out || (npaths > 0 && !paths)) {
+        rc = ferry_err_set(err, FERRY_EINVAL, "ferry_mapping_set_load: missing argument");
+        goto cleanup;
+    }
+    set = calloc(1, sizeof(*set));
+    sha = EVP_MD_CTX_new();
+    if (!set || !sha || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1) {
+        ferry_err_set(err, rc, "out of memory");
+        goto cleanup;
+    }
+    set->ref = LUA_NOREF;
+    set->fl = fl;
+    set->next = fl->sets;
+    fl->sets = set;
+    set->maps = calloc(npaths ? npaths : 1, sizeof(*set->maps));
+    if (!set->maps) {
+        ferry_err_set(err, rc, "out of memory");
+        goto cleanup;
+    }
+    set->nmaps = npaths;
+    /* The engine decides what a mapping means, so it is part of "which rules". */
+    EVP_DigestUpdate(sha, fl->engine_digest, sizeof(fl->engine_digest));
+
+    call_begin(fl, "mapping set", NULL, LUA_NOREF, NULL);
+    rc = pcall_host(fl, protected_new_set, set, 0, err);
+    call_end(fl);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    for (size_t i = 0; i < npaths; i++) {
+        struct ferry_mapping *m = &set->maps[i];
+        struct load_args a = {set, i};
+        rc = resolve_mapping(paths[i], m, err);
+        if (rc < 0) {
+            goto cleanup;
+        }
+        EVP_DigestUpdate(sha, m->name, strlen(m->name) + 1);
+        call_begin(fl, m->path, m->dir, set->ref, sha);
+        rc = pcall_host(fl, protected_load_one, &a, 0, err);
+        call_end(fl);
+        if (rc < 0) {
+            goto cleanup;
+        }
+    }
+    if (EVP_DigestFinal_ex(sha, digest, &dlen) != 1) {
+        rc = ferry_err_set(err, FERRY_ENOMEM, "sha256 failed");
+        goto cleanup;
+    }
+    for (unsigned int i = 0; i < dlen && i < 32; i++) {
+        snprintf(set->hash + 2 * i, 3, "%02x", digest[i]);
+    }
+    *out = set;
+    set = NULL;
+    rc = 0;
+cleanup:
+    EVP_MD_CTX_free(sha);
+    ferry_mapping_set_free(set);
+    return rc;
+}
+
+const char *ferry_mapping_set_hash(const struct ferry_mapping_set *set)
+{
+    return set ? set->hash : "";
+}
+
+static bool mapping_reacts(const struct ferry_mapping *m, const char *event)
+{
+    if (!m->events) {
+        return true;
+    }
+    for (size_t i = 0; i < m->nevents; i++) {
+        if (event && strcmp(m->events[i], event) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Besides "system" and "object", each element carries "events": the union of
+ * the `on` lists of the mappings for that pair, in load order (which events
+ * to subscribe to; the first is the default of `ferry map test`). It is
+ * absent when one of those mappings has no `on` list, i.e. takes every event.
+ */
+json_t *ferry_mapping_set_sources(const struct ferry_mapping_set *set)
+{
+    json_t *out = json_array();
+    if (!out || !set) {
+        return out;
+    }
+    for (size_t i = 0; i < set->nmaps; i++) {
+        const struct ferry_mapping *m = &set->maps[i];
+        json_t *entry = NULL;
+        json_t *events;
+        size_t k;
+        json_t *e;
+        json_array_foreach (out, k, e) {
+            if (strcmp(json_string_value(json_object_get(e, "system")), m->system) == 0 &&
+                strcmp(json_string_value(json_object_get(e, "object")), m->object) == 0) {
+                entry = e;
+                break;
+            }
+        }
+        if (!entry) {
+            entry = json_pack("{s:s, s:s, s:[]}", "system", m->system, "object", m->object,
+                              "events");
+            if (!entry || json_array_append_new(out, entry) < 0) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        events = json_object_get(entry, "events");
+        if (!m->events) {
+            json_object_set_new(entry, "every_event", json_true());
+        }
+        for (size_t j = 0; j < m->nevents; j++) {
+            bool seen = false;
+            size_t x;
+            json_t *ev;
+            json_array_foreach (events, x, ev) {
+                if (strcmp(json_string_value(ev), m->events[j]) == 0) {
+                    seen = true;
+                }
+            }
+            if (!seen) {
+                json_array_append_new(events, json_string(m->events[j]));
+            }
+        }
+    }
+    {
+        size_t k;
+        json_t *e;
+        json_array_foreach (out, k, e) {
+            if (json_object_get(e, "every_event")) {
+                json_object_del(e, "every_event");
+                json_object_del(e, "events");
+            }
+        }
+    }
+    return out;
+}
+
+struct run_args {
+    struct ferry_mapping_set *set;
+    size_t index;
+    const json_t *record;
+    const json_t *context;
+    const char *event;
+};
+
+/* [-0, +1, e] engine.run(mapping, record, ctx, event) */
+static int protected_run(lua_State *L)
+{
+    struct run_args *a = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->set->fl->engine_ref);
+    lua_getfield(L, 1, "run");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->set->ref);
+    lua_getfield(L, -1, "mappings");
+    lua_rawgeti(L, -1, (lua_Integer)a->index + 1);
+    lua_replace(L, 3);
+    lua_settop(L, 3);
+    ferry__lua_push_json(L, a->record);
+    if (json_is_object(a->context)) {
+        ferry__lua_push_json(L, a->context);
+    }
+    else {
+        lua_newtable(L);
+    }
+    lua_pushstring(L, a->event);
+    lua_call(L, 4, 1);
+    return 1;
+}
+
+int ferry_mapping_set_run(struct ferry_mapping_set *set, const char *system, const char *object,
+                          const char *event, const json_t *record, const json_t *context,
+                          json_t **intents, struct ferry_err *err)
+{
+    int rc = FERRY_ENOMEM;
+    json_t *out = NULL;
+    json_t *batch = NULL;
+    struct ferry_lua *fl;
+    if (!set || !system || !object || !event || !record || !intents) {
+        rc = ferry_err_set(err, FERRY_EINVAL, "ferry_mapping_set_run: missing argument");
+        goto cleanup;
+    }
+    fl = set->fl;
+    if (!fl) {
+        rc = ferry_err_set(err, FERRY_EINVAL, "mapping set outlived its Lua state");
+        goto cleanup;
+    }
+    out = json_array();
+    if (!out) {
+        ferry_err_set(err, rc, "out of memory");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < set->nmaps; i++) {
+        const struct ferry_mapping *m = &set->maps[i];
+        struct run_args a = {set, i, record, context, event};
+        int top = lua_gettop(fl->L);
+        char what[160];
+        if (strcmp(m->system, system) != 0 || strcmp(m->object, object) != 0 ||
+            !mapping_reacts(m, event)) {
+            continue;
+        }
+        call_begin(fl, m->path, m->dir, set->ref, NULL);
+        rc = pcall_host(fl, protected_run, &a, 1, err);
+        call_end(fl);
+        if (rc < 0) {
+            goto cleanup;
+        }
+        snprintf(what, sizeof(what), "%s: intents", m->path);
+        rc = ferry__lua_to_json(fl->L, -1, what, &batch, err);
+        lua_settop(fl->L, top);
+        if (rc < 0) {
+            goto cleanup;
+        }
+        if (!json_is_array(batch)) {
+            /* An empty Lua table converts to {}; no intents. */
+            if (!json_is_object(batch) || json_object_size(batch) != 0) {
+                rc = ferry_err_set(err, FERRY_EMAPPING, "%s: the engine returned no list",
+                                   m->path);
+                goto cleanup;
+            }
+        }
+        else if (json_array_extend(out, batch) < 0) {
+            rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+        json_decref(batch);
+        batch = NULL;
+    }
+    *intents = out;
+    out = NULL;
+    rc = 0;
+cleanup:
+    json_decref(batch);
+    json_decref(out);
+    return rc;
+}

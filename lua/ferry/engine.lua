@@ -1,0 +1,227 @@
+-- SPDX-License-Identifier: MIT
+--
+-- The mapping engine, loaded once per Lua state by the host (core/src/
+-- mapping.c). compile() checks a mapping table when it is loaded, so that a
+-- typo fails the reload instead of a job at 3 a.m.; run() turns one source
+-- record into intents (the format is in core/src/mapping.h and
+-- docs/mappings.md). Written in Lua so that integrators can read exactly
+-- what their mapping means.
+
+local map = require "ferry.map"
+
+local null = ferry.null
+local array = ferry.array
+
+local engine = {}
+
+local TOP_KEYS = {
+  source = true, target = true, key = true, match = true,
+  fields = true, owner = true, filter = true, description = true,
+}
+
+local function fail(path, fmt, ...)
+  error(path .. ": " .. string.format(fmt, ...), 0)
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do
+    keys[#keys + 1] = k
+  end
+  table.sort(keys, function(a, b)
+    return tostring(a) < tostring(b)
+  end)
+  return keys
+end
+
+local function check_only(t, allowed, path, where)
+  for _, k in ipairs(sorted_keys(t)) do
+    if not allowed[k] then
+      fail(path, "unknown key %s in %s", type(k) == "string" and ("'" .. k .. "'") or tostring(k), where)
+    end
+  end
+end
+
+local function check_endpoint(v, path, what, with_on)
+  if type(v) ~= "table" then
+    fail(path, "'%s' must be a table { system, object%s }", what, with_on and ", on = {...}" or "")
+  end
+  check_only(v, { [1] = true, [2] = true, on = with_on or nil }, path, "'" .. what .. "'")
+  if type(v[1]) ~= "string" or v[1] == "" then
+    fail(path, "%s[1] must be a connector instance name", what)
+  end
+  if type(v[2]) ~= "string" or v[2] == "" then
+    fail(path, "%s[2] must be an object name", what)
+  end
+  local ep = { system = v[1], object = v[2] }
+  if with_on and v.on ~= nil then
+    if type(v.on) ~= "table" or #v.on == 0 then
+      fail(path, "%s.on must be a non-empty list of event names", what)
+    end
+    ep.on = {}
+    for i = 1, #v.on do
+      if type(v.on[i]) ~= "string" or v.on[i] == "" then
+        fail(path, "%s.on[%d] must be an event name", what, i)
+      end
+      ep.on[i] = v.on[i]
+    end
+    check_only(v.on, setmetatable({}, { __index = function(_, k)
+      return math.type(k) == "integer" and k >= 1 and k <= #v.on
+    end }), path, what .. ".on")
+  end
+  return ep
+end
+
+local function check_source(v, path, what)
+  if type(v) == "string" or type(v) == "function" then
+    return v
+  end
+  fail(path, "%s must be a path string or a function (use map.const for a fixed value), got %s",
+       what, type(v))
+end
+
+-- Checks a mapping table and returns it normalized; errors name the file.
+function engine.compile(spec, name, path)
+  if type(spec) ~= "table" then
+    fail(path, "a mapping must return a table, got %s", type(spec))
+  end
+  check_only(spec, TOP_KEYS, path, "the mapping")
+  local m = { name = name, path = path }
+  m.source = check_endpoint(spec.source, path, "source", true)
+  m.target = check_endpoint(spec.target, path, "target", false)
+  m.key = spec.key == nil and "id" or check_source(spec.key, path, "key")
+
+  local match = spec.match
+  if match == nil then
+    match = { "link" }
+  end
+  if type(match) ~= "table" then
+    fail(path, "'match' must be a list of rules")
+  end
+  m.match = {}
+  for i = 1, #match do
+    local r = match[i]
+    if r == "link" then
+      m.match[i] = { rule = "link" }
+    elseif type(r) == "table" and r.rule == "lookup" and type(r.field) == "string"
+        and (type(r.value) == "function" or type(r.value) == "string") then
+      m.match[i] = { rule = "lookup", field = r.field, value = r.value }
+    else
+      fail(path, "match[%d] must be \"link\" or map.lookup(field, value)", i)
+    end
+  end
+  check_only(match, setmetatable({}, { __index = function(_, k)
+    return math.type(k) == "integer" and k >= 1 and k <= #match
+  end }), path, "'match'")
+
+  if type(spec.fields) ~= "table" then
+    fail(path, "'fields' must be a table { TargetField = path or function }")
+  end
+  m.fields = {}
+  for _, k in ipairs(sorted_keys(spec.fields)) do
+    if type(k) ~= "string" or k == "" then
+      fail(path, "fields: key %s is not a field name", tostring(k))
+    end
+    m.fields[k] = check_source(spec.fields[k], path, "fields." .. k)
+  end
+
+  m.owner = {}
+  if spec.owner ~= nil then
+    if type(spec.owner) ~= "table" then
+      fail(path, "'owner' must be a table { TargetField = system }")
+    end
+    for _, k in ipairs(sorted_keys(spec.owner)) do
+      if type(k) ~= "string" or m.fields[k] == nil then
+        fail(path, "owner: %s is not one of the mapped fields", tostring(k))
+      end
+      if type(spec.owner[k]) ~= "string" or spec.owner[k] == "" then
+        fail(path, "owner.%s must be a connector instance name", k)
+      end
+      m.owner[k] = spec.owner[k]
+    end
+  end
+
+  if spec.filter ~= nil and type(spec.filter) ~= "function" then
+    fail(path, "'filter' must be a function(record, ctx)")
+  end
+  m.filter = spec.filter
+  if spec.description ~= nil and type(spec.description) ~= "string" then
+    fail(path, "'description' must be a string")
+  end
+  return m
+end
+
+local function resolve(src, record, ctx)
+  if type(src) == "string" then
+    return map.get(record, src)
+  end
+  return src(record, ctx)
+end
+
+local function id_string(v, m)
+  if math.type(v) == "float" and v == math.floor(v) and v >= -2^53 and v <= 2^53 then
+    v = math.tointeger(v)
+  end
+  if type(v) == "number" or type(v) == "string" then
+    return tostring(v)
+  end
+  fail(m.path, "the key of the record is a %s, not a string or number", type(v))
+end
+
+-- Runs mapping `m` on one record: a list of intents (empty when filtered out).
+function engine.run(m, record, ctx, event)
+  if ctx.event == nil then
+    ctx.event = event
+  end
+  if ctx.mapping == nil then
+    ctx.mapping = m.name
+  end
+  if m.filter and not m.filter(record, ctx) then
+    return array {}
+  end
+  local id = resolve(m.key, record, ctx)
+  if id == nil or id == null then
+    fail(m.path, "the record has no key (%s)",
+         type(m.key) == "string" and ("'" .. m.key .. "'") or "key function returned nil")
+  end
+
+  local fields = {}
+  for name, src in pairs(m.fields) do
+    local v = resolve(src, record, ctx)
+    if v ~= nil then
+      fields[name] = v
+    end
+  end
+
+  local match = array {}
+  for _, r in ipairs(m.match) do
+    if r.rule == "link" then
+      match[#match + 1] = { rule = "link" }
+    else
+      local v = resolve(r.value, record, ctx)
+      if v ~= nil and v ~= null and v ~= "" then
+        match[#match + 1] = { rule = "lookup", field = r.field, value = v }
+      end
+    end
+  end
+
+  local owner = {}
+  for k, v in pairs(m.owner) do
+    owner[k] = v
+  end
+
+  return array {
+    {
+      op = "upsert",
+      mapping = m.name,
+      source = { system = m.source.system, object = m.source.object,
+                 id = id_string(id, m), event = event },
+      target = { system = m.target.system, object = m.target.object },
+      match = match,
+      fields = fields,
+      owner = owner,
+    },
+  }
+end
+
+return engine

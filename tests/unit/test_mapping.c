@@ -1,0 +1,717 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests of the Lua mapping host (core/src/mapping.c) and its JSON bridge
+ * (core/src/lua_json.c): the sandbox, the limits and that the state survives
+ * them, error locations, JSON round trips, all-or-nothing loading, selection
+ * by (system, object, event), the shipped customer_to_contact mapping, and
+ * the set hash. Mapping files are written into a fresh mkdtemp directory.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "lua_json.h"
+#include "mapping.h"
+
+#ifndef FERRY_SOURCE_DIR
+#define FERRY_SOURCE_DIR "."
+#endif
+
+#define LUA_DIR FERRY_SOURCE_DIR "/lua"
+
+struct fixture {
+    char dir[64];
+    char *files[32];
+    size_t nfiles;
+    char *dirs[8];
+    size_t ndirs;
+    struct ferry_lua *fl;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct ferry_err err = {0};
+    struct ferry_lua_limits lim = {.mem_max = 16 * 1024 * 1024, .instr_budget = 2000000};
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/ferry-test-mapping-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    if (ferry_lua_new(&f->fl, LUA_DIR, &lim, &err) < 0) {
+        fail_msg("ferry_lua_new: %s", err.msg);
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    ferry_lua_free(f->fl);
+    for (size_t i = f->nfiles; i > 0; i--) {
+        unlink(f->files[i - 1]);
+        free(f->files[i - 1]);
+    }
+    for (size_t i = f->ndirs; i > 0; i--) {
+        rmdir(f->dirs[i - 1]);
+        free(f->dirs[i - 1]);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Writes <tmpdir>/<name> and returns its path (owned by the fixture). */
+static const char *write_file(struct fixture *f, const char *name, const char *text)
+{
+    char path[256];
+    FILE *fp;
+    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fputs(text, fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+    assert_true(f->nfiles < 32);
+    f->files[f->nfiles] = strdup(path);
+    return f->files[f->nfiles++];
+}
+
+static const char *make_dir(struct fixture *f, const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_true(f->ndirs < 8);
+    f->dirs[f->ndirs] = strdup(path);
+    return f->dirs[f->ndirs++];
+}
+
+/* A minimal mapping whose single field X is `expr` (a Lua function body). */
+static const char *write_field_mapping(struct fixture *f, const char *name, const char *body)
+{
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "return {\n"
+             "  source = { \"shop\", \"customer\", on = { \"created\" } },\n"
+             "  target = { \"crm\", \"Contact\" },\n"
+             "  fields = { X = function(record, ctx)\n%s\n  end },\n"
+             "}\n",
+             body);
+    return write_file(f, name, text);
+}
+
+static int load_one(struct fixture *f, const char *path, struct ferry_mapping_set **set,
+                    struct ferry_err *err)
+{
+    return ferry_mapping_set_load(f->fl, &path, 1, set, err);
+}
+
+/* Runs the set on {"id": 7, ...extra} for shop/customer/created; returns fields.X. */
+static int run_x(struct ferry_mapping_set *set, json_t **x, struct ferry_err *err)
+{
+    json_t *record = json_pack("{s:i, s:s}", "id", 7, "email", "A@B.C");
+    json_t *intents = NULL;
+    int rc = ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, err);
+    json_decref(record);
+    if (rc < 0) {
+        return rc;
+    }
+    assert_int_equal(json_array_size(intents), 1);
+    *x = json_incref(json_object_get(json_object_get(json_array_get(intents, 0), "fields"), "X"));
+    json_decref(intents);
+    return 0;
+}
+
+static void test_mapping_sandbox_globals_absent(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    const char *path = write_field_mapping(
+        f, "sandbox.lua",
+        "    local names = {}\n"
+        "    for _, n in ipairs { 'io', 'os', 'debug', 'package', 'loadfile', 'dofile',\n"
+        "                         'collectgarbage', 'coroutine' } do\n"
+        "      if _G[n] ~= nil or _ENV[n] ~= nil then names[#names + 1] = n end\n"
+        "    end\n"
+        "    if string.dump ~= nil then names[#names + 1] = 'string.dump' end\n"
+        "    return #names == 0 and 'none' or table.concat(names, ',')");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), 0);
+    assert_string_equal(json_string_value(x), "none");
+    json_decref(x);
+    ferry_mapping_set_free(set);
+}
+
+static void test_mapping_sandbox_binary_chunk_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    const char *path = write_field_mapping(
+        f, "binary.lua",
+        "    local fn, msg = load('\\27LuaT\\0\\25\\147\\r\\n\\26\\n', 'x', 'b')\n"
+        "    local ok = load('return 1 + 1')\n"
+        "    return tostring(fn) .. '|' .. tostring(msg) .. '|' .. ok()");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), 0);
+    assert_true(json_is_string(x));
+    assert_non_null(strstr(json_string_value(x), "nil|"));
+    assert_non_null(strstr(json_string_value(x), "binary"));
+    assert_non_null(strstr(json_string_value(x), "|2"));
+    json_decref(x);
+    ferry_mapping_set_free(set);
+}
+
+static void test_mapping_sandbox_require_confined(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    const char *dir = make_dir(f, "withhelper");
+    const char *bad[] = {"local m = require '../../etc/passwd'\nreturn {}\n",
+                         "local m = require 'io'\nreturn {}\n",
+                         "local m = require '/etc/hosts'\nreturn {}\n"};
+    char name[128];
+    char text[512];
+    (void)dir;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *path;
+        snprintf(name, sizeof(name), "badreq%zu.lua", i);
+        path = write_file(f, name, bad[i]);
+        assert_int_equal(load_one(f, path, &set, &err), FERRY_EMAPPING);
+        assert_null(set);
+        assert_non_null(strstr(err.msg, name));
+        assert_true(strstr(err.msg, "invalid name") || strstr(err.msg, "not found"));
+    }
+    /* The mapping's own directory is allowed. */
+    write_file(f, "withhelper/helper.lua", "return { greet = function() return 'hi' end }\n");
+    snprintf(text, sizeof(text),
+             "local h = require 'helper'\n"
+             "return { source = { 'shop', 'customer' }, target = { 'crm', 'Contact' },\n"
+             "         fields = { X = function() return h.greet() end } }\n");
+    write_file(f, "withhelper/mapping.lua", text);
+    snprintf(name, sizeof(name), "%s/withhelper", f->dir);
+    if (load_one(f, name, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), 0);
+    assert_string_equal(json_string_value(x), "hi");
+    json_decref(x);
+    ferry_mapping_set_free(set);
+}
+
+static void test_mapping_budget_stops_loop(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    const char *path = write_field_mapping(f, "loop.lua",
+                                           "    if record.id == 7 then while true do end end\n"
+                                           "    return 'fine'");
+    const char *path2 = write_field_mapping(
+        f, "pcallloop.lua",
+        "    while true do pcall(function() while true do end end) end");
+    json_t *record = json_pack("{s:i}", "id", 8);
+    json_t *intents = NULL;
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+    assert_non_null(strstr(err.msg, "instruction budget exceeded"));
+    assert_non_null(strstr(err.msg, "loop.lua:5:"));
+    /* The state still serves the next call. */
+    assert_int_equal(
+        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err),
+        0);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(intents, 0), "fields"), "X")),
+        "fine");
+    json_decref(intents);
+    ferry_mapping_set_free(set);
+    set = NULL;
+
+    /* pcall inside the script must not swallow the budget error. */
+    if (load_one(f, path2, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+    assert_non_null(strstr(err.msg, "instruction budget exceeded"));
+    ferry_mapping_set_free(set);
+    json_decref(record);
+}
+
+static void test_mapping_memory_cap_stops_doubling(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    json_t *record = json_pack("{s:i}", "id", 8);
+    json_t *intents = NULL;
+    const char *path = write_field_mapping(f, "hog.lua",
+                                           "    if record.id ~= 7 then return 'small' end\n"
+                                           "    local s = 'x'\n"
+                                           "    while true do s = s .. s end");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+    assert_non_null(strstr(err.msg, "memory"));
+    assert_non_null(strstr(err.msg, "hog.lua"));
+    assert_int_equal(
+        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err),
+        0);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(intents, 0), "fields"), "X")),
+        "small");
+    json_decref(intents);
+    json_decref(record);
+    ferry_mapping_set_free(set);
+}
+
+static void test_mapping_runaway_scripts_do_not_crash(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    const char *rec = write_field_mapping(f, "recurse.lua",
+                                          "    local function r(n) return 1 + r(n + 1) end\n"
+                                          "    return r(1)");
+    const char *gc = write_field_mapping(
+        f, "gc.lua", "    setmetatable({}, { __gc = function() while true do end end })");
+    const char *big = write_field_mapping(f, "big.lua", "    return string.rep('x', 1 << 40)");
+    const char *pat = write_field_mapping(
+        f, "pattern.lua", "    return string.find(string.rep('a', 40), string.rep('a*', 12) .. 'b')");
+    const char *paths[] = {rec, gc, big, pat};
+    for (size_t i = 0; i < 4; i++) {
+        if (load_one(f, paths[i], &set, &err) < 0) {
+            fail_msg("load: %s", err.msg);
+        }
+        assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+        assert_non_null(strstr(err.msg, strrchr(paths[i], '/') + 1));
+        ferry_mapping_set_free(set);
+        set = NULL;
+    }
+}
+
+static void test_mapping_error_carries_file_line(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    const char *path = write_field_mapping(f, "boom.lua", "    error('boom')");
+    const char *syntax = write_file(f, "syntax.lua", "return {\n  source = ,\n}\n");
+    const char *unknown = write_file(f, "unknown.lua",
+                                     "return { source = { 'a', 'b' }, target = { 'c', 'd' },\n"
+                                     "  fields = {}, feilds = {} }\n");
+    char want[320];
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+    assert_int_equal(err.code, FERRY_EMAPPING);
+    snprintf(want, sizeof(want), "%s:5: boom", path);
+    assert_string_equal(err.msg, want);
+    ferry_mapping_set_free(set);
+    set = NULL;
+
+    assert_int_equal(load_one(f, syntax, &set, &err), FERRY_EMAPPING);
+    snprintf(want, sizeof(want), "%s:2:", syntax);
+    assert_non_null(strstr(err.msg, want));
+
+    assert_int_equal(load_one(f, unknown, &set, &err), FERRY_EMAPPING);
+    assert_non_null(strstr(err.msg, unknown));
+    assert_non_null(strstr(err.msg, "'feilds'"));
+}
+
+/* ---- JSON bridge ----------------------------------------------------------- */
+
+static lua_State *bridge_state(void)
+{
+    lua_State *L = luaL_newstate();
+    assert_non_null(L);
+    luaL_openlibs(L);
+    ferry__lua_json_open(L);
+    return L;
+}
+
+static void test_mapping_json_round_trip(void **state)
+{
+    const char *text =
+        "{\"obj\": {\"a\": {\"b\": [1, 2.5, \"x\"]}}, \"empty_arr\": [], \"empty_obj\": {},"
+        " \"nul\": null, \"int\": 9007199254740993, \"real\": 1.0, \"neg\": -3,"
+        " \"uni\": \"Gr\\u00fc\\u00dfe \\u2603 \\ud83d\\ude00\", \"t\": true, \"f\": false,"
+        " \"arr_of_null\": [null, null], \"nested_empty\": [[], {}]}";
+    json_error_t jerr;
+    json_t *in = json_loads(text, 0, &jerr);
+    json_t *out = NULL;
+    struct ferry_err err = {0};
+    lua_State *L = bridge_state();
+    (void)state;
+    assert_non_null(in);
+    ferry__lua_push_json(L, in);
+    /* null is the sentinel, distinct from absent */
+    lua_getfield(L, -1, "nul");
+    assert_true(ferry__lua_is_null(L, -1));
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "int");
+    assert_true(lua_isinteger(L, -1));
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "real");
+    assert_false(lua_isinteger(L, -1));
+    lua_pop(L, 1);
+    assert_int_equal(ferry__lua_to_json(L, -1, "value", &out, &err), 0);
+    if (!json_equal(in, out)) {
+        char *a = json_dumps(in, JSON_SORT_KEYS);
+        char *b = json_dumps(out, JSON_SORT_KEYS);
+        fail_msg("round trip differs:\n%s\n%s", a, b);
+    }
+    /* integer 1 and real 1.0 stay apart */
+    assert_true(json_is_real(json_object_get(out, "real")));
+    assert_true(json_is_integer(json_object_get(out, "neg")));
+    json_decref(in);
+    json_decref(out);
+    lua_close(L);
+}
+
+static void expect_to_json_error(lua_State *L, const char *chunk, const char *needle)
+{
+    json_t *out = NULL;
+    struct ferry_err err = {0};
+    if (luaL_dostring(L, chunk) != LUA_OK) {
+        fail_msg("chunk: %s", lua_tostring(L, -1));
+    }
+    assert_int_equal(ferry__lua_to_json(L, -1, "v", &out, &err), FERRY_EMAPPING);
+    assert_null(out);
+    if (!strstr(err.msg, needle)) {
+        fail_msg("'%s' does not contain '%s'", err.msg, needle);
+    }
+    lua_pop(L, 1);
+}
+
+static void test_mapping_json_lua_errors(void **state)
+{
+    lua_State *L = bridge_state();
+    (void)state;
+    expect_to_json_error(L, "return { a = { [true] = 1 } }", "v.a: non-string key true");
+    expect_to_json_error(L, "return { 1, 2, x = 3 }", "non-string key");
+    expect_to_json_error(L, "return { n = 0/0 }", "NaN");
+    expect_to_json_error(L, "return { n = math.huge }", "infinity");
+    expect_to_json_error(L, "local t = {} t.self = t return t", "nested deeper than");
+    expect_to_json_error(L,
+                         "local t = {} local c = t for i = 1, 100 do c[1] = {} c = c[1] end "
+                         "return t",
+                         "nested deeper than");
+    expect_to_json_error(L, "return { f = print }", "v.f: cannot convert a function");
+    expect_to_json_error(L, "return { s = '\\255\\254' }", "UTF-8");
+    lua_close(L);
+}
+
+/* ---- sets ------------------------------------------------------------------ */
+
+static void test_mapping_load_all_or_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = (struct ferry_mapping_set *)(uintptr_t)0x1;
+    struct ferry_err err = {0};
+    const char *good = write_field_mapping(f, "good.lua", "    return 1");
+    const char *bad = write_file(f, "bad.lua",
+                                 "return { source = { 'shop' }, target = { 'crm', 'C' },\n"
+                                 "  fields = {} }\n");
+    const char *paths[] = {good, bad, good};
+    assert_int_equal(ferry_mapping_set_load(f->fl, paths, 3, &set, &err), FERRY_EMAPPING);
+    /* *out untouched */
+    assert_ptr_equal(set, (struct ferry_mapping_set *)(uintptr_t)0x1);
+    assert_non_null(strstr(err.msg, "bad.lua"));
+    assert_non_null(strstr(err.msg, "source[2]"));
+    set = NULL;
+    /* A missing file is as bad as a broken one. */
+    paths[1] = "/nonexistent/mapping.lua";
+    assert_int_equal(ferry_mapping_set_load(f->fl, paths, 3, &set, &err), FERRY_EMAPPING);
+    assert_null(set);
+}
+
+static void test_mapping_run_selects_by_source_and_event(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *record = json_pack("{s:i, s:s}", "id", 42, "name", "n");
+    json_t *intents = NULL;
+    json_t *sources = NULL;
+    json_t *want_sources = NULL;
+    const char *a = write_file(f, "a.lua",
+                               "return { source = { 'shop', 'customer', on = { 'created' } },\n"
+                               "  target = { 'crm', 'Contact' }, fields = { N = 'name' } }\n");
+    const char *b = write_file(f, "b.lua",
+                               "return { source = { 'shop', 'order', on = { 'placed' } },\n"
+                               "  target = { 'crm', 'Order' }, fields = { N = 'name' } }\n");
+    const char *c = write_file(f, "c.lua",
+                               "return { source = { 'shop', 'customer', on = { 'updated' } },\n"
+                               "  target = { 'crm', 'Lead' }, fields = { N = 'name' } }\n");
+    const char *d = write_file(f, "d.lua",
+                               "return { source = { 'shop', 'customer' },\n"
+                               "  target = { 'crm', 'Any' }, fields = { N = 'name' } }\n");
+    const char *paths[] = {a, b, c, d};
+    if (ferry_mapping_set_load(f->fl, paths, 4, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(
+        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err),
+        0);
+    assert_int_equal(json_array_size(intents), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(intents, 0), "mapping")),
+                        "a");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(intents, 1), "mapping")),
+                        "d");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(intents, 0), "source"), "id")),
+                        "42");
+    json_decref(intents);
+    assert_int_equal(
+        ferry_mapping_set_run(set, "shop", "order", "placed", record, NULL, &intents, &err), 0);
+    assert_int_equal(json_array_size(intents), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(intents, 0), "mapping")),
+                        "b");
+    json_decref(intents);
+    assert_int_equal(
+        ferry_mapping_set_run(set, "shop", "order", "created", record, NULL, &intents, &err), 0);
+    assert_int_equal(json_array_size(intents), 0);
+    json_decref(intents);
+    assert_int_equal(
+        ferry_mapping_set_run(set, "other", "customer", "created", record, NULL, &intents, &err),
+        0);
+    assert_int_equal(json_array_size(intents), 0);
+    json_decref(intents);
+
+    sources = ferry_mapping_set_sources(set);
+    want_sources = json_pack("[{s:s, s:s}, {s:s, s:s, s:[s]}]", "system", "shop", "object",
+                             "customer", "system", "shop", "object", "order", "events", "placed");
+    assert_true(json_equal(sources, want_sources));
+    json_decref(sources);
+    json_decref(want_sources);
+    json_decref(record);
+    ferry_mapping_set_free(set);
+}
+
+static void test_mapping_filter_false_no_intents(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *record = json_pack("{s:i, s:b}", "id", 1, "guest", 1);
+    json_t *ctx = json_pack("{s:s}", "tenant", "t1");
+    json_t *intents = NULL;
+    const char *p = write_file(
+        f, "filter.lua",
+        "return { source = { 'shop', 'customer' }, target = { 'crm', 'Contact' },\n"
+        "  fields = { T = function(r, ctx) return ctx.tenant .. '/' .. ctx.event end },\n"
+        "  filter = function(r, ctx) return not r.guest end }\n");
+    if (load_one(f, p, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(
+        ferry_mapping_set_run(set, "shop", "customer", "updated", record, ctx, &intents, &err), 0);
+    assert_true(json_is_array(intents));
+    assert_int_equal(json_array_size(intents), 0);
+    json_decref(intents);
+    json_object_set_new(record, "guest", json_false());
+    assert_int_equal(
+        ferry_mapping_set_run(set, "shop", "customer", "updated", record, ctx, &intents, &err), 0);
+    assert_int_equal(json_array_size(intents), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(intents, 0), "fields"), "T")),
+                        "t1/updated");
+    json_decref(intents);
+    json_decref(record);
+    json_decref(ctx);
+    ferry_mapping_set_free(set);
+}
+
+static void test_mapping_null_and_empty_values(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *record = json_pack("{s:i, s:n, s:s, s:[]}", "id", 3, "phone", "email", "",
+                               "tags");
+    json_t *intents = NULL;
+    json_t *fields;
+    const char *p = write_file(
+        f, "nulls.lua",
+        "return { source = { 'shop', 'customer' }, target = { 'crm', 'Contact' },\n"
+        "  fields = { Phone = 'phone', Email = 'email', Clear = function() return ferry.null end,\n"
+        "             Tags = function(r) return r.tags end,\n"
+        "             IsNull = function(r) return r.phone == ferry.null end } }\n");
+    if (load_one(f, p, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(
+        ferry_mapping_set_run(set, "shop", "customer", "x", record, NULL, &intents, &err), 0);
+    fields = json_object_get(json_array_get(intents, 0), "fields");
+    assert_null(json_object_get(fields, "Phone"));
+    assert_null(json_object_get(fields, "Email"));
+    assert_true(json_is_null(json_object_get(fields, "Clear")));
+    assert_true(json_is_array(json_object_get(fields, "Tags")));
+    assert_true(json_is_true(json_object_get(fields, "IsNull")));
+    json_decref(intents);
+    json_decref(record);
+    ferry_mapping_set_free(set);
+}
+
+static void test_mapping_customer_to_contact_intent(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    const char *path = FERRY_SOURCE_DIR "/mappings/customer_to_contact";
+    json_error_t jerr;
+    json_t *record = json_loads(
+        "{\"id\": 42, \"email\": \" Ada.Lovelace@Example.COM\", \"first_name\": \"Ada\","
+        " \"last_name\": \"Lovelace\", \"company\": \"\", \"phone\": \"+44 20 7946 0000\","
+        " \"customer_group_id\": 0, \"date_created\": \"2024-01-02T03:04:05Z\","
+        " \"addresses\": [{\"id\": 1, \"customer_id\": 42, \"first_name\": \"Ada\","
+        " \"last_name\": \"Lovelace\", \"address1\": \"12 St James Sq\", \"address2\": \"\","
+        " \"city\": \"London\", \"state_or_province\": \"London\", \"postal_code\": \"SW1Y 4JH\","
+        " \"country_code\": \"GB\", \"country\": \"United Kingdom\", \"phone\": \"\","
+        " \"address_type\": \"residential\"}]}",
+        0, &jerr);
+    json_t *want = json_loads(
+        "[{\"op\": \"upsert\", \"mapping\": \"customer_to_contact\","
+        " \"source\": {\"system\": \"bigcommerce\", \"object\": \"customer\", \"id\": \"42\","
+        "  \"event\": \"updated\"},"
+        " \"target\": {\"system\": \"sap_sales\", \"object\": \"ContactCollection\"},"
+        " \"match\": [{\"rule\": \"link\"},"
+        "  {\"rule\": \"lookup\", \"field\": \"Email\", \"value\": \"ada.lovelace@example.com\"}],"
+        " \"fields\": {\"FirstName\": \"Ada\", \"LastName\": \"Lovelace\","
+        "  \"Email\": \"ada.lovelace@example.com\", \"Phone\": \"+44 20 7946 0000\","
+        "  \"BusinessAddressStreet\": \"12 St James Sq\", \"BusinessAddressCity\": \"London\","
+        "  \"BusinessAddressStreetPostalCode\": \"SW1Y 4JH\","
+        "  \"BusinessAddressCountryCode\": \"GB\"},"
+        " \"owner\": {\"Phone\": \"sap_sales\"}}]",
+        0, &jerr);
+    json_t *intents = NULL;
+    assert_non_null(record);
+    assert_non_null(want);
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(ferry_mapping_set_run(set, "bigcommerce", "customer", "updated", record,
+                                           NULL, &intents, &err),
+                     0);
+    if (!json_equal(intents, want)) {
+        char *s = json_dumps(intents, JSON_SORT_KEYS | JSON_INDENT(2));
+        fail_msg("unexpected intents:\n%s", s);
+    }
+    json_decref(intents);
+    /* A deletion is not among its events. */
+    assert_int_equal(ferry_mapping_set_run(set, "bigcommerce", "customer", "deleted", record,
+                                           NULL, &intents, &err),
+                     0);
+    assert_int_equal(json_array_size(intents), 0);
+    json_decref(intents);
+    json_decref(record);
+    json_decref(want);
+    ferry_mapping_set_free(set);
+}
+
+static void test_mapping_set_hash_stable_and_sensitive(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *s1 = NULL;
+    struct ferry_mapping_set *s2 = NULL;
+    struct ferry_mapping_set *s3 = NULL;
+    struct ferry_err err = {0};
+    char h1[65];
+    const char *p = write_field_mapping(f, "hashed.lua", "    return 1");
+    if (load_one(f, p, &s1, &err) < 0 || load_one(f, p, &s2, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    snprintf(h1, sizeof(h1), "%s", ferry_mapping_set_hash(s1));
+    assert_int_equal(strlen(h1), 64);
+    assert_string_equal(h1, ferry_mapping_set_hash(s2));
+    write_field_mapping(f, "hashed.lua", "    return 2");
+    f->nfiles--; /* same path, already tracked */
+    free(f->files[f->nfiles]);
+    if (load_one(f, p, &s3, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_string_not_equal(h1, ferry_mapping_set_hash(s3));
+    ferry_mapping_set_free(s1);
+    ferry_mapping_set_free(s2);
+    ferry_mapping_set_free(s3);
+}
+
+static void test_mapping_set_outlives_state_safely(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *record = json_pack("{s:i}", "id", 1);
+    json_t *intents = NULL;
+    const char *p = write_field_mapping(f, "orphan.lua", "    return 1");
+    if (load_one(f, p, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    ferry_lua_free(f->fl);
+    f->fl = NULL;
+    assert_int_equal(
+        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err),
+        FERRY_EINVAL);
+    ferry_mapping_set_free(set);
+    json_decref(record);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_mapping_sandbox_globals_absent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_sandbox_binary_chunk_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_sandbox_require_confined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_budget_stops_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_memory_cap_stops_doubling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_runaway_scripts_do_not_crash, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_error_carries_file_line, setup, teardown),
+        cmocka_unit_test(test_mapping_json_round_trip),
+        cmocka_unit_test(test_mapping_json_lua_errors),
+        cmocka_unit_test_setup_teardown(test_mapping_load_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_run_selects_by_source_and_event, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_filter_false_no_intents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_null_and_empty_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_customer_to_contact_intent, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_set_hash_stable_and_sensitive, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_set_outlives_state_safely, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

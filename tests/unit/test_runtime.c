@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runtime tests: the host vtable as a connector sees it (worker slots, HTTP
+ * only on workers, an audit row per request), instance lookup, and the
+ * all-or-nothing mapping reload.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "runtime.h"
+#include "util.h"
+
+static const struct ferry_host_api *seen_host;
+
+static int c_open(const struct ferry_host_api *host, struct ferry_call *call, const json_t *config,
+                  void **state, struct ferry_err *err)
+{
+    seen_host = host;
+    if (json_is_true(json_object_get(config, "fail"))) {
+        snprintf(err->msg, sizeof(err->msg), "refusing to open");
+        return FERRY_ECONFIG;
+    }
+    *state = (void *)0x1;
+    return 0;
+}
+
+static void c_close(void *state)
+{
+}
+
+static int freed_slots;
+static void c_worker_free(void *state, void *slot)
+{
+    freed_slots++;
+    free(slot);
+}
+
+static const struct ferry_connector conn = {
+    .abi = FERRY_PLUGIN_ABI,
+    .size = sizeof(struct ferry_connector),
+    .name = "c",
+    .version = "1",
+    .open = c_open,
+    .close = c_close,
+    .worker_free = c_worker_free,
+};
+
+struct fx {
+    char dir[64];
+    char db[128];
+    char mapping[160];
+    char *names[1];
+    struct ferry_config cfg;
+    struct ferry_runtime *rt;
+};
+
+static void write_mapping(struct fx *fx, const char *text)
+{
+    FILE *f = fopen(fx->mapping, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    struct ferry_err err = {0};
+    char path[128];
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/ferry-runtime-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->db, sizeof(fx->db), "%s/state.db", fx->dir);
+    snprintf(path, sizeof(path), "%s/m", fx->dir);
+    mkdir(path, 0700);
+    snprintf(fx->mapping, sizeof(fx->mapping), "%s/m/mapping.lua", fx->dir);
+    write_mapping(fx, "return { source = { \"c\", \"x\" }, target = { \"c\", \"Y\" }, "
+                      "fields = { A = \"a\" } }\n");
+    fx->names[0] = "m";
+    fx->cfg = (struct ferry_config){
+        .state_path = fx->db,
+        .workers = 2,
+        .mapping_dir = fx->dir,
+        .lua_dir = FERRY_SOURCE_DIR "/lua",
+        .mappings = fx->names,
+        .nmappings = 1,
+        .http_timeout_ms = 2000,
+        .retry_max_attempts = 3,
+    };
+    assert_int_equal(ferry_runtime_new_empty(&fx->rt, &fx->cfg, &err), 0);
+    assert_int_equal(ferry_runtime_add_connector(fx->rt, "c", &conn, NULL, &err), 0);
+    if (ferry_runtime_start_workers(fx->rt, &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+    char cmd[128];
+    ferry_runtime_free(fx->rt);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
+    assert_int_equal(system(cmd), 0);
+    free(fx);
+    return 0;
+}
+
+static void test_runtime_instances_and_open_failure(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_err err = {0};
+    assert_int_equal(ferry_runtime_instance(fx->rt, "c"), 0);
+    assert_int_equal(ferry_runtime_instance(fx->rt, "nope"), -1);
+    assert_non_null(seen_host);
+    assert_int_equal(seen_host->abi, FERRY_PLUGIN_ABI);
+    assert_true(FERRY_HOST_HAS(seen_host, correlation_id));
+
+    json_t *bad = json_pack("{s:b}", "fail", 1);
+    struct ferry_runtime *rt2 = NULL;
+    assert_int_equal(ferry_runtime_new_empty(&rt2, &fx->cfg, &err), 0);
+    assert_int_equal(ferry_runtime_add_connector(rt2, "broken", &conn, bad, &err), FERRY_ECONFIG);
+    assert_non_null(strstr(err.msg, "broken"));
+    assert_non_null(strstr(err.msg, "refusing to open"));
+    ferry_runtime_free(rt2);
+    json_decref(bad);
+}
+
+static void test_runtime_worker_slots_are_private(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_call loop, w0, w1;
+    ferry_call_init(&loop, fx->rt, NULL, 0, "corr-1", 0);
+    ferry_call_init(&w0, fx->rt, &fx->rt->workers[0], 0, "corr-2", 5);
+    ferry_call_init(&w1, fx->rt, &fx->rt->workers[1], 0, "corr-3", 6);
+    const struct ferry_host_api *h = &fx->rt->host;
+    assert_null(h->worker_slot(&loop));
+    void **s0 = h->worker_slot(&w0);
+    void **s1 = h->worker_slot(&w1);
+    assert_non_null(s0);
+    assert_non_null(s1);
+    assert_ptr_not_equal(s0, s1);
+    assert_ptr_equal(s0, h->worker_slot(&w0));
+    *s0 = malloc(8);
+    *s1 = malloc(8);
+    assert_string_equal(h->correlation_id(&w1), "corr-3");
+    freed_slots = 0;
+    ferry_runtime_free(fx->rt);
+    fx->rt = NULL;
+    assert_int_equal(freed_slots, 2);
+}
+
+static void test_runtime_http_needs_worker_and_is_audited(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_call loop, w0;
+    struct ferry_http_resp resp;
+    struct ferry_err err = {0};
+    struct ferry_http_req req = {.method = "GET", .url = "http://127.0.0.1:1/x", .object = "T"};
+    ferry_call_init(&loop, fx->rt, NULL, 0, "corr", 0);
+    ferry_call_init(&w0, fx->rt, &fx->rt->workers[0], 0, "corr", 9);
+    const struct ferry_host_api *h = &fx->rt->host;
+
+    assert_int_equal(h->http(&loop, &req, &resp, &err), FERRY_EUNSUPPORTED);
+    int rc = h->http(&w0, &req, &resp, &err);
+    assert_true(rc == FERRY_ENETWORK || rc == FERRY_ETIMEDOUT);
+    int64_t n = 0;
+    assert_int_equal(ferry_store_audit_count(fx->rt->workers[0].store, "http", "GET", &n, &err), 0);
+    assert_int_equal(n, 1);
+}
+
+static void test_runtime_reload_is_all_or_nothing(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_err err = {0};
+    uint64_t gen = atomic_load(&fx->rt->mapping_gen);
+    write_mapping(fx, "return { source = ");
+    assert_int_equal(ferry_runtime_reload_mappings(fx->rt, &err), FERRY_EMAPPING);
+    assert_non_null(strstr(err.msg, "mapping.lua"));
+    assert_int_equal(atomic_load(&fx->rt->mapping_gen), gen);
+    /* The workers keep their compiled set. */
+    assert_int_equal(ferry_worker_refresh_mappings(&fx->rt->workers[0], &err), 0);
+    assert_non_null(fx->rt->workers[0].mappings);
+
+    write_mapping(fx, "return { source = { \"c\", \"x\" }, target = { \"c\", \"Z\" }, "
+                      "fields = { B = \"b\" } }\n");
+    assert_int_equal(ferry_runtime_reload_mappings(fx->rt, &err), 0);
+    assert_int_equal(atomic_load(&fx->rt->mapping_gen), gen + 1);
+    const char *old_hash = ferry_mapping_set_hash(fx->rt->workers[0].mappings);
+    char before[80];
+    snprintf(before, sizeof(before), "%s", old_hash);
+    assert_int_equal(ferry_worker_refresh_mappings(&fx->rt->workers[0], &err), 0);
+    assert_string_not_equal(before, ferry_mapping_set_hash(fx->rt->workers[0].mappings));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_runtime_instances_and_open_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_worker_slots_are_private, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_http_needs_worker_and_is_audited, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_reload_is_all_or_nothing, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
