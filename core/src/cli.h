@@ -8,9 +8,9 @@
 #ifndef FERRY_CLI_H
 #define FERRY_CLI_H
 
-#define FERRY_EXIT_OK       0
-#define FERRY_EXIT_FAILURE  1
-#define FERRY_EXIT_USAGE    2
+#define FERRY_EXIT_OK          0
+#define FERRY_EXIT_FAILURE     1
+#define FERRY_EXIT_USAGE       2
 #define FERRY_EXIT_DEADLETTERS 3
 
 int ferry_cmd_run(int argc, char **argv);     /* cmd_run.c */

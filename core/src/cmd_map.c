@@ -23,18 +23,19 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ferry map test MAPPING FIXTURE.json [--event EVENT] [--expect EXPECTED.json]\n"
-               "                      [--lua-path DIR]\n"
-               "\n"
-               "Runs MAPPING (a mapping directory or a .lua file) on the record in FIXTURE.json\n"
-               "and prints the intents as JSON. FIXTURE is the source record as the source\n"
-               "API returns it, or {\"event\": \"...\", \"record\": {...}, \"context\": {...}}.\n"
-               "\n"
-               "  --event EVENT      the event kind (default: the fixture's, else the mapping's\n"
-               "                     first 'on' event)\n"
-               "  --expect FILE      compare with FILE instead; exit 1 when they differ\n"
-               "  --lua-path DIR     where lua/ferry/*.lua live (default: $FERRY_LUA_PATH,\n"
-               "                     else MAPPING/../../lua, else " FERRY_DEFAULT_SHARE_DIR "/lua)\n");
+    fprintf(f,
+            "usage: ferry map test MAPPING FIXTURE.json [--event EVENT] [--expect EXPECTED.json]\n"
+            "                      [--lua-path DIR]\n"
+            "\n"
+            "Runs MAPPING (a mapping directory or a .lua file) on the record in FIXTURE.json\n"
+            "and prints the intents as JSON. FIXTURE is the source record as the source\n"
+            "API returns it, or {\"event\": \"...\", \"record\": {...}, \"context\": {...}}.\n"
+            "\n"
+            "  --event EVENT      the event kind (default: the fixture's, else the mapping's\n"
+            "                     first 'on' event)\n"
+            "  --expect FILE      compare with FILE instead; exit 1 when they differ\n"
+            "  --lua-path DIR     where lua/ferry/*.lua live (default: $FERRY_LUA_PATH,\n"
+            "                     else MAPPING/../../lua, else " FERRY_DEFAULT_SHARE_DIR "/lua)\n");
 }
 
 static int is_dir(const char *path)
@@ -54,8 +55,7 @@ static char *lua_dir_near(const char *mapping)
     }
     if (is_dir(mapping)) {
         dir = strndup(mapping, len);
-    }
-    else {
+    } else {
         const char *slash = strrchr(mapping, '/');
         dir = slash ? strndup(mapping, (size_t)(slash - mapping)) : strdup(".");
     }
@@ -125,11 +125,9 @@ static int map_test(int argc, char **argv)
             }
             if (strcmp(a, "--event") == 0) {
                 event = argv[++i];
-            }
-            else if (strcmp(a, "--expect") == 0) {
+            } else if (strcmp(a, "--expect") == 0) {
                 expect_path = argv[++i];
-            }
-            else {
+            } else {
                 lua_path = argv[++i];
             }
             continue;
@@ -141,11 +139,9 @@ static int map_test(int argc, char **argv)
         }
         if (!mapping) {
             mapping = a;
-        }
-        else if (!fixture) {
+        } else if (!fixture) {
             fixture = a;
-        }
-        else {
+        } else {
             fprintf(stderr, "ferry: unexpected argument '%s'\n", a);
             usage(stderr);
             goto cleanup;

@@ -36,7 +36,7 @@ struct daemon {
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t poll_timer;
     bool poll_timer_open;
-    bool once;        /* sync --once: exit when idle */
+    bool once; /* sync --once: exit when idle */
     bool stopping;
     int exit_status;
     int64_t started_ms;
@@ -183,8 +183,8 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
     }
     json_decref(events);
     reply->status = 200;
-    reply->body = json_pack("{s:s, s:i, s:i}", "status", "accepted", "queued", queued,
-                            "duplicates", duplicates);
+    reply->body = json_pack("{s:s, s:i, s:i}", "status", "accepted", "queued", queued, "duplicates",
+                            duplicates);
     if (queued > 0) {
         ferry_scheduler_kick(d->sched);
     }
@@ -465,8 +465,7 @@ static int run_main(int argc, char **argv, bool sync_mode)
             if (d.cfg->port_file) {
                 rc = write_port_file(d.cfg->port_file, port);
                 if (rc < 0) {
-                    ferry_error("port file %s not written: %s", d.cfg->port_file,
-                                strerror(-rc));
+                    ferry_error("port file %s not written: %s", d.cfg->port_file, strerror(-rc));
                 }
             }
         }
@@ -503,8 +502,7 @@ static int run_main(int argc, char **argv, bool sync_mode)
                     dead);
             d.exit_status = FERRY_EXIT_DEADLETTERS;
         } else if (st->polls_failed > 0) {
-            fprintf(stderr, "ferry: %" PRId64 " poll(s) failed; see the log\n",
-                    st->polls_failed);
+            fprintf(stderr, "ferry: %" PRId64 " poll(s) failed; see the log\n", st->polls_failed);
             d.exit_status = FERRY_EXIT_FAILURE;
         }
     }

@@ -258,10 +258,15 @@ static void cat_key(char *buf, size_t len, const char *a, const char *b)
 
 static void join_key(char *buf, size_t len, const char *prefix, const char *key)
 {
+    /* Key paths only label error messages: a very long one may be cut. */
+    int n;
     if (prefix && *prefix) {
-        snprintf(buf, len, "%s.%s", prefix, key);
+        n = snprintf(buf, len, "%s.%s", prefix, key);
     } else {
-        snprintf(buf, len, "%s", key);
+        n = snprintf(buf, len, "%s", key);
+    }
+    if (n < 0 || (size_t)n >= len) {
+        buf[len - 1] = '\0';
     }
 }
 

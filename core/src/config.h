@@ -29,21 +29,21 @@ struct ferry_connector_cfg {
 };
 
 struct ferry_config {
-    char *path;       /* the file as given */
-    char *dir;        /* its directory, absolute */
-    char *state_path; /* state.path, default "ferry.db" */
-    int workers;      /* default 4, 1..64 */
-    int log_level;    /* log.level, default info */
-    int log_format;   /* log.format "json" (default) or "text" */
-    char *plugin_dir; /* plugins.dir, default FERRY_DEFAULT_PLUGIN_DIR */
+    char *path;        /* the file as given */
+    char *dir;         /* its directory, absolute */
+    char *state_path;  /* state.path, default "ferry.db" */
+    int workers;       /* default 4, 1..64 */
+    int log_level;     /* log.level, default info */
+    int log_format;    /* log.format "json" (default) or "text" */
+    char *plugin_dir;  /* plugins.dir, default FERRY_DEFAULT_PLUGIN_DIR */
     char *mapping_dir; /* mappings.dir, default "mappings" */
     char *lua_dir;     /* mappings.lua_path, default "lua" */
     char **mappings;   /* mappings.enabled: names of directories under mapping_dir */
     size_t nmappings;
-    char *listen_address;   /* webhooks.address, default "127.0.0.1" */
-    int listen_port;        /* webhooks.port, default 8080; 0 = any free port */
-    char *port_file;        /* webhooks.port_file: where to write the bound port; may be NULL */
-    size_t max_body;        /* webhooks.max_body bytes, default 1 MiB */
+    char *listen_address;     /* webhooks.address, default "127.0.0.1" */
+    int listen_port;          /* webhooks.port, default 8080; 0 = any free port */
+    char *port_file;          /* webhooks.port_file: where to write the bound port; may be NULL */
+    size_t max_body;          /* webhooks.max_body bytes, default 1 MiB */
     int64_t dedupe_window_ms; /* webhooks.dedupe_window seconds, default 600 */
     int64_t poll_interval_ms; /* poll.interval seconds, default 300; 0 = no timed polls */
     int retry_max_attempts;   /* retry.max_attempts, default 8 */

@@ -22,14 +22,14 @@ int ferry_http_global_init(struct ferry_err *err);
 void ferry_http_global_cleanup(void);
 
 struct ferry_http_options {
-    long timeout_ms;                  /* whole request; default 30000 */
-    long connect_timeout_ms;          /* default 10000 */
-    size_t max_response;              /* bytes; default 16 MiB; larger -> FERRY_ETOOBIG */
+    long timeout_ms;                   /* whole request; default 30000 */
+    long connect_timeout_ms;           /* default 10000 */
+    size_t max_response;               /* bytes; default 16 MiB; larger -> FERRY_ETOOBIG */
     const char *const *insecure_hosts; /* TLS verification off for exactly these host names */
     size_t ninsecure_hosts;
-    const char *const *secrets;       /* values to mask wherever they appear in traces */
+    const char *const *secrets; /* values to mask wherever they appear in traces */
     size_t nsecrets;
-    size_t trace_body_max;            /* bytes of each body kept in a trace; default 4096 */
+    size_t trace_body_max; /* bytes of each body kept in a trace; default 4096 */
 };
 
 struct ferry_http_client;
@@ -56,9 +56,10 @@ void ferry_http_trace_clear(struct ferry_http_trace *t); /* accepts NULL */
  * Perform one request (see ferry_host_api.http for the contract). `trace` may
  * be NULL; when not, it is filled whether or not the request succeeded.
  */
-FERRY_NODISCARD int ferry_http_perform(struct ferry_http_client *c, const struct ferry_http_req *req,
-                                       const char *correlation_id, struct ferry_http_resp *resp,
-                                       struct ferry_http_trace *trace, struct ferry_err *err);
+FERRY_NODISCARD int ferry_http_perform(struct ferry_http_client *c,
+                                       const struct ferry_http_req *req, const char *correlation_id,
+                                       struct ferry_http_resp *resp, struct ferry_http_trace *trace,
+                                       struct ferry_err *err);
 void ferry_http_resp_free(struct ferry_http_resp *resp); /* frees members, zeroes; accepts NULL */
 const char *ferry_http_resp_header(const struct ferry_http_resp *resp, const char *name);
 

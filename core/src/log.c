@@ -106,10 +106,10 @@ void ferry_log_writev(int level, const char *connector, const char *fmt, va_list
 
     if (log_format == FERRY_LOG_TEXT) {
         char line[2600];
-        int n = snprintf(line, sizeof(line), "%s %-5s %s%s%s%s%s\n", ts,
-                         ferry_log_level_name(level), connector ? "[" : "",
-                         connector ? connector : "", connector ? "] " : "", msg,
-                         log_ctx.correlation_id ? "" : "");
+        int n =
+            snprintf(line, sizeof(line), "%s %-5s %s%s%s%s%s\n", ts, ferry_log_level_name(level),
+                     connector ? "[" : "", connector ? connector : "", connector ? "] " : "", msg,
+                     log_ctx.correlation_id ? "" : "");
         if (n > 0) {
             fwrite(line, 1, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1, out);
         }

@@ -72,7 +72,8 @@ static void push_json(lua_State *L, const json_t *json, int depth)
         const char *key;
         const json_t *value;
         lua_createtable(L, 0, (int)json_object_size(json));
-        json_object_foreach ((json_t *)json, key, value) {
+        json_object_foreach((json_t *)json, key, value)
+        {
             lua_pushstring(L, key);
             push_json(L, value, depth + 1);
             lua_rawset(L, -3);
@@ -161,8 +162,7 @@ static void describe_key(lua_State *L, int idx, char *buf, size_t size)
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
             snprintf(buf, size, "%lld", (long long)lua_tointeger(L, idx));
-        }
-        else {
+        } else {
             snprintf(buf, size, "%g", (double)lua_tonumber(L, idx));
         }
         break;
@@ -191,12 +191,10 @@ static void scan_keys(lua_State *L, int idx, lua_Integer *n, bool *seq)
             lua_Integer k = lua_tointeger(L, -2);
             if (k < 1) {
                 all_int = false;
-            }
-            else if (k > max) {
+            } else if (k > max) {
                 max = k;
             }
-        }
-        else {
+        } else {
             all_int = false;
         }
         lua_pop(L, 1);
@@ -255,8 +253,8 @@ static int object_to_json(lua_State *L, int idx, int depth, struct json_path *p,
             char kdesc[64];
             describe_key(L, -2, kdesc, sizeof(kdesc));
             lua_pop(L, 2);
-            rc = ferry_err_set(err, FERRY_EMAPPING, "%s: non-string key %s in an object",
-                               p->buf, kdesc);
+            rc = ferry_err_set(err, FERRY_EMAPPING, "%s: non-string key %s in an object", p->buf,
+                               kdesc);
             goto cleanup;
         }
         key = lua_tolstring(L, -2, &klen);
@@ -274,8 +272,7 @@ static int object_to_json(lua_State *L, int idx, int depth, struct json_path *p,
         }
         if (json_object_set_new(obj, key, item) < 0) {
             lua_pop(L, 2);
-            rc = ferry_err_set(err, FERRY_EMAPPING, "%s: object key is not valid UTF-8",
-                               p->buf);
+            rc = ferry_err_set(err, FERRY_EMAPPING, "%s: object key is not valid UTF-8", p->buf);
             goto cleanup;
         }
         lua_pop(L, 1);
@@ -292,9 +289,8 @@ static int to_json(lua_State *L, int idx, int depth, struct json_path *p, json_t
 {
     json_t *j = NULL;
     if (depth > FERRY_LUA_JSON_MAX_DEPTH) {
-        return ferry_err_set(err, FERRY_EMAPPING,
-                             "%s: nested deeper than %d levels (a cycle?)", p->buf,
-                             FERRY_LUA_JSON_MAX_DEPTH);
+        return ferry_err_set(err, FERRY_EMAPPING, "%s: nested deeper than %d levels (a cycle?)",
+                             p->buf, FERRY_LUA_JSON_MAX_DEPTH);
     }
     if (!lua_checkstack(L, 4)) {
         return ferry_err_set(err, FERRY_EMAPPING, "%s: Lua stack exhausted", p->buf);
@@ -309,12 +305,11 @@ static int to_json(lua_State *L, int idx, int depth, struct json_path *p, json_t
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
             j = json_integer((json_int_t)lua_tointeger(L, idx));
-        }
-        else {
+        } else {
             double d = (double)lua_tonumber(L, idx);
             if (!isfinite(d)) {
-                return ferry_err_set(err, FERRY_EMAPPING, "%s: %s is not a JSON number",
-                                     p->buf, isnan(d) ? "NaN" : "infinity");
+                return ferry_err_set(err, FERRY_EMAPPING, "%s: %s is not a JSON number", p->buf,
+                                     isnan(d) ? "NaN" : "infinity");
             }
             j = json_real(d);
         }
@@ -333,16 +328,15 @@ static int to_json(lua_State *L, int idx, int depth, struct json_path *p, json_t
             j = json_null();
             break;
         }
-        return ferry_err_set(err, FERRY_EMAPPING, "%s: cannot convert a userdata to JSON",
-                             p->buf);
+        return ferry_err_set(err, FERRY_EMAPPING, "%s: cannot convert a userdata to JSON", p->buf);
     case LUA_TTABLE: {
         lua_Integer n = 0;
         bool seq = false;
         scan_keys(L, idx, &n, &seq);
         if (ferry__lua_is_array(L, idx)) {
             if (!seq) {
-                return ferry_err_set(err, FERRY_EMAPPING,
-                                     "%s: array has keys other than 1..n", p->buf);
+                return ferry_err_set(err, FERRY_EMAPPING, "%s: array has keys other than 1..n",
+                                     p->buf);
             }
             return array_to_json(L, idx, n, depth, p, out, err);
         }
@@ -362,8 +356,7 @@ static int to_json(lua_State *L, int idx, int depth, struct json_path *p, json_t
     return 0;
 }
 
-int ferry__lua_to_json(lua_State *L, int idx, const char *what, json_t **out,
-                       struct ferry_err *err)
+int ferry__lua_to_json(lua_State *L, int idx, const char *what, json_t **out, struct ferry_err *err)
 {
     struct json_path p;
     int n = snprintf(p.buf, sizeof(p.buf), "%s", what ? what : "value");

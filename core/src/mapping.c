@@ -40,12 +40,12 @@ struct ferry_lua {
     size_t mem_used;
     size_t mem_max;
     int64_t instr_budget;
-    int64_t instr_left;         /* of the current call; the count hook raises below 0 */
-    bool budget_hit;            /* set by the hook so that pcall() inside scripts rethrows */
-    int engine_ref;             /* registry ref of lua/ferry/engine.lua's module table */
-    int global_cache_ref;       /* require cache outside any set (the engine's modules) */
+    int64_t instr_left;              /* of the current call; the count hook raises below 0 */
+    bool budget_hit;                 /* set by the hook so that pcall() inside scripts rethrows */
+    int engine_ref;                  /* registry ref of lua/ferry/engine.lua's module table */
+    int global_cache_ref;            /* require cache outside any set (the engine's modules) */
     unsigned char engine_digest[32]; /* SHA-256 of the engine and what it required */
-    struct ferry_mapping_set *sets; /* live sets, detached when the state goes */
+    struct ferry_mapping_set *sets;  /* live sets, detached when the state goes */
     /* The call in progress: where `require` looks and caches, what it hashes. */
     const char *cur_path;
     const char *cur_dir;
@@ -154,8 +154,7 @@ static int on_error(lua_State *L)
     if (!msg) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
             msg = lua_tostring(L, -1);
-        }
-        else {
+        } else {
             msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
         }
     }
@@ -186,8 +185,7 @@ static int pcall_host(struct ferry_lua *fl, lua_CFunction fn, void *arg, int nre
     if (status == LUA_ERRMEM) {
         ferry_err_set(err, FERRY_EMAPPING, "%s: memory limit exceeded (%zu bytes)",
                       fl->cur_path ? fl->cur_path : "lua", fl->mem_max);
-    }
-    else {
+    } else {
         const char *msg = lua_tostring(L, -1);
         size_t line_len;
         if (!msg) {
@@ -197,8 +195,7 @@ static int pcall_host(struct ferry_lua *fl, lua_CFunction fn, void *arg, int nre
         if (status == LUA_ERRERR) {
             ferry_err_set(err, FERRY_EMAPPING, "%s: error while handling an error: %.*s",
                           fl->cur_path ? fl->cur_path : "lua", (int)line_len, msg);
-        }
-        else {
+        } else {
             ferry_err_set(err, FERRY_EMAPPING, "%.*s", (int)line_len, msg);
         }
         ferry_debug("lua error: %s", msg);
@@ -351,8 +348,7 @@ static int l_require(lua_State *L)
     int ndirs = 0;
     int cache;
     if (!module_name_ok(name)) {
-        return luaL_error(L, "module '%s': invalid name (letters, digits, _ and dots only)",
-                          name);
+        return luaL_error(L, "module '%s': invalid name (letters, digits, _ and dots only)", name);
     }
     snprintf(rel, sizeof(rel), "%s.lua", name);
     for (char *p = rel; *p; p++) {
@@ -370,8 +366,7 @@ static int l_require(lua_State *L)
         lua_rawgeti(L, LUA_REGISTRYINDEX, fl->cur_set_ref);
         lua_getfield(L, -1, "modules");
         lua_remove(L, -2);
-    }
-    else {
+    } else {
         lua_rawgeti(L, LUA_REGISTRYINDEX, fl->global_cache_ref);
     }
     cache = lua_gettop(L);
@@ -415,8 +410,7 @@ static int l_load(lua_State *L)
     lua_pushvalue(L, 1);
     if (n >= 2) {
         lua_pushvalue(L, 2);
-    }
-    else {
+    } else {
         lua_pushnil(L);
     }
     lua_pushliteral(L, "t");
@@ -511,8 +505,7 @@ static int pattern_quantifiers(const char *p, size_t len)
             i++;
             if (i < len && p[i] == 'b') {
                 i += 2;
-            }
-            else if (i < len && p[i] == 'f') {
+            } else if (i < len && p[i] == 'f') {
                 i++;
                 if (i < len && p[i] == '[') {
                     goto set;
@@ -521,7 +514,7 @@ static int pattern_quantifiers(const char *p, size_t len)
             continue;
         }
         if (p[i] == '[') {
-        set:
+set:
             i++;
             if (i < len && p[i] == '^') {
                 i++;
@@ -605,8 +598,7 @@ static int l_ferry_array(lua_State *L)
 {
     if (lua_isnoneornil(L, 1)) {
         lua_newtable(L);
-    }
-    else {
+    } else {
         luaL_checktype(L, 1, LUA_TTABLE);
         lua_settop(L, 1);
     }
@@ -630,8 +622,7 @@ static void remove_global(lua_State *L, const char *table, const char *name)
             lua_setfield(L, -2, name);
         }
         lua_pop(L, 1);
-    }
-    else {
+    } else {
         lua_pushnil(L);
         lua_setglobal(L, name);
     }
@@ -827,13 +818,12 @@ static int resolve_mapping(const char *given, struct ferry_mapping *m, struct fe
         base = strrchr(m->dir, '/');
         m->name = strdup(base ? base + 1 : m->dir);
         m->path = path_join(m->dir, "mapping.lua");
-    }
-    else {
+    } else {
         const char *slash;
         const char *base;
         if (len < 5 || strcmp(given + len - 4, ".lua") != 0) {
-            return ferry_err_set(err, FERRY_EMAPPING,
-                                 "%s: not a mapping directory or a .lua file", given);
+            return ferry_err_set(err, FERRY_EMAPPING, "%s: not a mapping directory or a .lua file",
+                                 given);
         }
         m->path = strndup(given, len);
         slash = strrchr(given, '/');
@@ -1029,7 +1019,8 @@ json_t *ferry_mapping_set_sources(const struct ferry_mapping_set *set)
         json_t *events;
         size_t k;
         json_t *e;
-        json_array_foreach (out, k, e) {
+        json_array_foreach(out, k, e)
+        {
             if (strcmp(json_string_value(json_object_get(e, "system")), m->system) == 0 &&
                 strcmp(json_string_value(json_object_get(e, "object")), m->object) == 0) {
                 entry = e;
@@ -1037,8 +1028,8 @@ json_t *ferry_mapping_set_sources(const struct ferry_mapping_set *set)
             }
         }
         if (!entry) {
-            entry = json_pack("{s:s, s:s, s:[]}", "system", m->system, "object", m->object,
-                              "events");
+            entry =
+                json_pack("{s:s, s:s, s:[]}", "system", m->system, "object", m->object, "events");
             if (!entry || json_array_append_new(out, entry) < 0) {
                 json_decref(out);
                 return NULL;
@@ -1052,7 +1043,8 @@ json_t *ferry_mapping_set_sources(const struct ferry_mapping_set *set)
             bool seen = false;
             size_t x;
             json_t *ev;
-            json_array_foreach (events, x, ev) {
+            json_array_foreach(events, x, ev)
+            {
                 if (strcmp(json_string_value(ev), m->events[j]) == 0) {
                     seen = true;
                 }
@@ -1065,7 +1057,8 @@ json_t *ferry_mapping_set_sources(const struct ferry_mapping_set *set)
     {
         size_t k;
         json_t *e;
-        json_array_foreach (out, k, e) {
+        json_array_foreach(out, k, e)
+        {
             if (json_object_get(e, "every_event")) {
                 json_object_del(e, "every_event");
                 json_object_del(e, "events");
@@ -1098,8 +1091,7 @@ static int protected_run(lua_State *L)
     ferry__lua_push_json(L, a->record);
     if (json_is_object(a->context)) {
         ferry__lua_push_json(L, a->context);
-    }
-    else {
+    } else {
         lua_newtable(L);
     }
     lua_pushstring(L, a->event);
@@ -1153,12 +1145,10 @@ int ferry_mapping_set_run(struct ferry_mapping_set *set, const char *system, con
         if (!json_is_array(batch)) {
             /* An empty Lua table converts to {}; no intents. */
             if (!json_is_object(batch) || json_object_size(batch) != 0) {
-                rc = ferry_err_set(err, FERRY_EMAPPING, "%s: the engine returned no list",
-                                   m->path);
+                rc = ferry_err_set(err, FERRY_EMAPPING, "%s: the engine returned no list", m->path);
                 goto cleanup;
             }
-        }
-        else if (json_array_extend(out, batch) < 0) {
+        } else if (json_array_extend(out, batch) < 0) {
             rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
             goto cleanup;
         }

@@ -57,7 +57,8 @@ void ferry_mapping_set_free(struct ferry_mapping_set *set); /* accepts NULL */
 /* SHA-256 hex of every compiled source, in order: which rules produced an outcome. */
 const char *ferry_mapping_set_hash(const struct ferry_mapping_set *set);
 
-/* The (system, object) pairs the set reacts to, as a new array [{"system":..,"object":..}], deduplicated. */
+/* The (system, object) pairs the set reacts to, as a new array [{"system":..,"object":..}],
+ * deduplicated. */
 json_t *ferry_mapping_set_sources(const struct ferry_mapping_set *set);
 
 /*

@@ -80,11 +80,10 @@ struct job_ctx {
     const char *src_id;
 };
 
-static void audit(struct job_ctx *jc, const char *connector, const char *step, const char *fmt,
-                  ...) FERRY_PRINTF(4, 5);
+static void audit(struct job_ctx *jc, const char *connector, const char *step, const char *fmt, ...)
+    FERRY_PRINTF(4, 5);
 
-static void audit(struct job_ctx *jc, const char *connector, const char *step, const char *fmt,
-                  ...)
+static void audit(struct job_ctx *jc, const char *connector, const char *step, const char *fmt, ...)
 {
     char detail[512];
     va_list ap;
@@ -233,8 +232,8 @@ static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
             continue;
         }
         if (!inst->conn->lookup) {
-            rc = ferry_err_set(err, FERRY_EUNSUPPORTED, "connector %s cannot look records up",
-                               tsys);
+            rc =
+                ferry_err_set(err, FERRY_EUNSUPPORTED, "connector %s cannot look records up", tsys);
             goto cleanup;
         }
         ferry_err_clear(err);
@@ -342,8 +341,8 @@ static int execute(struct ferry_worker *w, const struct ferry_job *job, struct f
     };
     ferry_log_ctx_set(&lctx);
 
-    struct job_ctx jc = {.w = w, .job = job, .src_system = source, .src_object = object,
-                         .src_id = id};
+    struct job_ctx jc = {
+        .w = w, .job = job, .src_system = source, .src_object = object, .src_id = id};
     int idx = ferry_runtime_instance(rt, source);
     if (idx < 0) {
         rc = ferry_err_set(&err, FERRY_ECONFIG, "connector '%s' is not configured", source);
@@ -375,16 +374,14 @@ static int execute(struct ferry_worker *w, const struct ferry_job *job, struct f
         ferry_warn("mappings not reloaded, keeping the previous set: %s", err.msg);
         ferry_err_clear(&err);
     }
-    context = json_pack("{s:s, s:s, s:s, s:s}", "event", event, "system", source, "object",
-                        object, "id", id);
-    rc = ferry_mapping_set_run(w->mappings, source, object, event, record, context, &intents,
-                               &err);
+    context = json_pack("{s:s, s:s, s:s, s:s}", "event", event, "system", source, "object", object,
+                        "id", id);
+    rc = ferry_mapping_set_run(w->mappings, source, object, event, record, context, &intents, &err);
     if (rc < 0) {
         goto fail;
     }
     if (json_array_size(intents) == 0) {
-        audit(&jc, NULL, "map", "no mapping produced an intent for %s %s (%s)", object, id,
-              event);
+        audit(&jc, NULL, "map", "no mapping produced an intent for %s %s (%s)", object, id, event);
     }
     size_t i;
     json_t *intent;
@@ -407,12 +404,11 @@ static int execute(struct ferry_worker *w, const struct ferry_job *job, struct f
 fail:
     outcome_from_error(w, job, rc, &err, out);
     rc = 0;
-done:
-    {
-        /* The context pointed into the payload, which is about to go. */
-        struct ferry_log_ctx keep = {.correlation_id = job->correlation_id, .job_id = job->id};
-        ferry_log_ctx_set(&keep);
-    }
+done : {
+    /* The context pointed into the payload, which is about to go. */
+    struct ferry_log_ctx keep = {.correlation_id = job->correlation_id, .job_id = job->id};
+    ferry_log_ctx_set(&keep);
+}
     json_decref(context);
     json_decref(intents);
     json_decref(fetched);
@@ -520,9 +516,9 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
                      modified ? modified : "");
             snprintf(key, sizeof(key), "%s:%s:%s", system, object, rid);
             ferry_correlation_from(dedupe, jcorr);
-            json_t *payload = json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", system, "object",
-                                        object, "id", rid, "event", ev ? ev : "updated",
-                                        "record", record);
+            json_t *payload =
+                json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", system, "object", object, "id",
+                          rid, "event", ev ? ev : "updated", "record", record);
             char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
             json_decref(payload);
             free(rid);

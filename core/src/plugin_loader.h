@@ -14,9 +14,9 @@
 #include "ferry/plugin.h"
 
 struct ferry_plugin {
-    char *path;                   /* the file loaded */
-    void *dl;                     /* dlopen handle */
-    struct ferry_connector conn;  /* copy of the descriptor, zero-extended */
+    char *path;                  /* the file loaded */
+    void *dl;                    /* dlopen handle */
+    struct ferry_connector conn; /* copy of the descriptor, zero-extended */
 };
 
 /*

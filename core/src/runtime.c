@@ -337,8 +337,8 @@ int ferry_runtime_reload_mappings(struct ferry_runtime *rt, struct ferry_err *er
     if (rc < 0) {
         return rc;
     }
-    rc = ferry_mapping_set_load(L, (const char *const *)rt->mapping_paths, rt->nmapping_paths,
-                                &set, err);
+    rc = ferry_mapping_set_load(L, (const char *const *)rt->mapping_paths, rt->nmapping_paths, &set,
+                                err);
     ferry_mapping_set_free(set);
     ferry_lua_free(L);
     if (rc == 0) {

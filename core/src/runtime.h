@@ -29,11 +29,11 @@
 #include "store.h"
 
 struct ferry_instance {
-    char *name;                        /* instance name from the config */
-    struct ferry_plugin *plugin;       /* NULL when registered from a descriptor (tests) */
+    char *name;                         /* instance name from the config */
+    struct ferry_plugin *plugin;        /* NULL when registered from a descriptor (tests) */
     const struct ferry_connector *conn; /* borrowed from plugin or the registrant */
-    json_t *config;                    /* resolved settings handed to open */
-    void *state;                       /* connector state from open */
+    json_t *config;                     /* resolved settings handed to open */
+    void *state;                        /* connector state from open */
 };
 
 struct ferry_worker {
@@ -42,9 +42,9 @@ struct ferry_worker {
     struct ferry_store *store;
     struct ferry_lua *lua;
     struct ferry_mapping_set *mappings;
-    uint64_t mapping_gen;                /* generation of `mappings` */
-    struct ferry_http_client **http;     /* per instance, created on first use */
-    void **slots;                        /* per instance, see ferry_host_api.worker_slot */
+    uint64_t mapping_gen;            /* generation of `mappings` */
+    struct ferry_http_client **http; /* per instance, created on first use */
+    void **slots;                    /* per instance, see ferry_host_api.worker_slot */
 };
 
 struct ferry_runtime {
@@ -84,8 +84,7 @@ FERRY_NODISCARD int ferry_runtime_new(struct ferry_runtime **out, const struct f
  * with ferry_runtime_add_connector, then call ferry_runtime_start_workers.
  */
 FERRY_NODISCARD int ferry_runtime_new_empty(struct ferry_runtime **out,
-                                            const struct ferry_config *cfg,
-                                            struct ferry_err *err);
+                                            const struct ferry_config *cfg, struct ferry_err *err);
 /* Register and open a connector from a descriptor (borrowed, must outlive the runtime). */
 FERRY_NODISCARD int ferry_runtime_add_connector(struct ferry_runtime *rt, const char *name,
                                                 const struct ferry_connector *conn,

@@ -65,7 +65,8 @@ struct ferry_job_new {
     const char *payload;        /* JSON text */
     const char *correlation_id; /* non-NULL */
     int64_t now_ms;
-    int64_t dedupe_window_ms; /* a job with the same dedupe_key created within this window is a duplicate */
+    int64_t dedupe_window_ms; /* a job with the same dedupe_key created within this window is a
+                                 duplicate */
 };
 
 /*
@@ -124,8 +125,8 @@ FERRY_NODISCARD int ferry_store_jobs_requeue_running(struct ferry_store *s, int6
 FERRY_NODISCARD int ferry_store_job_counts(struct ferry_store *s, int64_t counts[FERRY_JOB_NSTATES],
                                            struct ferry_err *err);
 /* Number of dead jobs whose updated_at >= since_ms. */
-FERRY_NODISCARD int ferry_store_jobs_dead_since(struct ferry_store *s, int64_t since_ms,
-                                                int64_t *n, struct ferry_err *err);
+FERRY_NODISCARD int ferry_store_jobs_dead_since(struct ferry_store *s, int64_t since_ms, int64_t *n,
+                                                struct ferry_err *err);
 
 /* ---- links ---- */
 
@@ -153,7 +154,8 @@ FERRY_NODISCARD int ferry_store_link_get(struct ferry_store *s, const struct fer
 FERRY_NODISCARD int ferry_store_link_put(struct ferry_store *s, const struct ferry_link_key *key,
                                          const struct ferry_link *link, int64_t now_ms,
                                          struct ferry_err *err);
-/* The source record linked to (dst_system, dst_object, dst_id); *src_id malloc'd. FERRY_ENOTFOUND. */
+/* The source record linked to (dst_system, dst_object, dst_id); *src_id malloc'd. FERRY_ENOTFOUND.
+ */
 FERRY_NODISCARD int ferry_store_link_find_by_dst(struct ferry_store *s, const char *dst_system,
                                                  const char *dst_object, const char *dst_id,
                                                  const char *src_system, const char *src_object,
@@ -186,7 +188,8 @@ struct ferry_audit_row {
 };
 FERRY_NODISCARD int ferry_store_audit_add(struct ferry_store *s, const struct ferry_audit_row *row,
                                           struct ferry_err *err);
-/* Number of audit rows with this step ("http", ...) and, if non-NULL, this method; for tests and status. */
+/* Number of audit rows with this step ("http", ...) and, if non-NULL, this method; for tests and
+ * status. */
 FERRY_NODISCARD int ferry_store_audit_count(struct ferry_store *s, const char *step,
                                             const char *method, int64_t *n, struct ferry_err *err);
 

@@ -171,8 +171,9 @@ static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, c
                    void **state, struct ferry_err *err)
 {
     struct ferry_bc_state *st = NULL;
-    const char *store_hash, *token, *base, *secret, *secret_hdr, *sig, *client_secret;
-    long page_limit, timeout_s;
+    const char *store_hash = NULL, *token = NULL, *base = NULL, *secret = NULL;
+    const char *secret_hdr = NULL, *sig = NULL, *client_secret = NULL;
+    long page_limit = 0, timeout_s = 0;
     unsigned int md_len = 0;
     size_t base_len;
     int rc;

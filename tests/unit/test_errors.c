@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Error helper tests: names, texts and classes come from one list. */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <errno.h>
 #include <string.h>

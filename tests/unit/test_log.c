@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Log tests: one JSON object per line, level filter, thread context. */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,23 +17,30 @@
 
 #include "log.h"
 
+/* Module-level so that the stream's buffer outlives capture(). */
+static char *captured;
+static size_t captured_len;
+
 static char *capture(void (*fn)(void))
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
+    FILE *f = open_memstream(&captured, &captured_len);
     assert_non_null(f);
     ferry_log_set_sink(f);
     fn();
     ferry_log_set_sink(NULL);
     fclose(f);
-    return buf;
+    char *out = captured;
+    captured = NULL;
+    return out;
 }
 
 static void write_two(void)
 {
-    struct ferry_log_ctx ctx = {.correlation_id = "abc", .connector = "shop", .object = "customer",
-                                .id = "42", .job_id = 7};
+    struct ferry_log_ctx ctx = {.correlation_id = "abc",
+                                .connector = "shop",
+                                .object = "customer",
+                                .id = "42",
+                                .job_id = 7};
     ferry_log_set_level(FERRY_LOG_INFO);
     ferry_log_ctx_set(&ctx);
     ferry_info("hello %d", 1);

@@ -6,11 +6,14 @@
  * by (system, object, event), the shipped customer_to_contact mapping, and
  * the set hash. Mapping files are written into a fresh mkdtemp directory.
  */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <math.h>
 #include <stdio.h>
@@ -231,8 +234,7 @@ static void test_mapping_budget_stops_loop(void **state)
                                            "    if record.id == 7 then while true do end end\n"
                                            "    return 'fine'");
     const char *path2 = write_field_mapping(
-        f, "pcallloop.lua",
-        "    while true do pcall(function() while true do end end) end");
+        f, "pcallloop.lua", "    while true do pcall(function() while true do end end) end");
     json_t *record = json_pack("{s:i}", "id", 8);
     json_t *intents = NULL;
     if (load_one(f, path, &set, &err) < 0) {
@@ -243,12 +245,10 @@ static void test_mapping_budget_stops_loop(void **state)
     assert_non_null(strstr(err.msg, "loop.lua:5:"));
     /* The state still serves the next call. */
     assert_int_equal(
-        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err),
-        0);
-    assert_string_equal(
-        json_string_value(json_object_get(
-            json_object_get(json_array_get(intents, 0), "fields"), "X")),
-        "fine");
+        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(intents, 0), "fields"), "X")),
+                        "fine");
     json_decref(intents);
     ferry_mapping_set_free(set);
     set = NULL;
@@ -282,12 +282,10 @@ static void test_mapping_memory_cap_stops_doubling(void **state)
     assert_non_null(strstr(err.msg, "memory"));
     assert_non_null(strstr(err.msg, "hog.lua"));
     assert_int_equal(
-        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err),
-        0);
-    assert_string_equal(
-        json_string_value(json_object_get(
-            json_object_get(json_array_get(intents, 0), "fields"), "X")),
-        "small");
+        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(intents, 0), "fields"), "X")),
+                        "small");
     json_decref(intents);
     json_decref(record);
     ferry_mapping_set_free(set);
@@ -306,7 +304,8 @@ static void test_mapping_runaway_scripts_do_not_crash(void **state)
         f, "gc.lua", "    setmetatable({}, { __gc = function() while true do end end })");
     const char *big = write_field_mapping(f, "big.lua", "    return string.rep('x', 1 << 40)");
     const char *pat = write_field_mapping(
-        f, "pattern.lua", "    return string.find(string.rep('a', 40), string.rep('a*', 12) .. 'b')");
+        f, "pattern.lua",
+        "    return string.find(string.rep('a', 40), string.rep('a*', 12) .. 'b')");
     const char *paths[] = {rec, gc, big, pat};
     for (size_t i = 0; i < 4; i++) {
         if (load_one(f, paths[i], &set, &err) < 0) {
@@ -483,8 +482,7 @@ static void test_mapping_run_selects_by_source_and_event(void **state)
         fail_msg("load: %s", err.msg);
     }
     assert_int_equal(
-        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err),
-        0);
+        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err), 0);
     assert_int_equal(json_array_size(intents), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(intents, 0), "mapping")),
                         "a");
@@ -559,8 +557,7 @@ static void test_mapping_null_and_empty_values(void **state)
     struct fixture *f = *state;
     struct ferry_mapping_set *set = NULL;
     struct ferry_err err = {0};
-    json_t *record = json_pack("{s:i, s:n, s:s, s:[]}", "id", 3, "phone", "email", "",
-                               "tags");
+    json_t *record = json_pack("{s:i, s:n, s:s, s:[]}", "id", 3, "phone", "email", "", "tags");
     json_t *intents = NULL;
     json_t *fields;
     const char *p = write_file(
@@ -622,8 +619,8 @@ static void test_mapping_customer_to_contact_intent(void **state)
     if (load_one(f, path, &set, &err) < 0) {
         fail_msg("load: %s", err.msg);
     }
-    assert_int_equal(ferry_mapping_set_run(set, "bigcommerce", "customer", "updated", record,
-                                           NULL, &intents, &err),
+    assert_int_equal(ferry_mapping_set_run(set, "bigcommerce", "customer", "updated", record, NULL,
+                                           &intents, &err),
                      0);
     if (!json_equal(intents, want)) {
         char *s = json_dumps(intents, JSON_SORT_KEYS | JSON_INDENT(2));
@@ -631,8 +628,8 @@ static void test_mapping_customer_to_contact_intent(void **state)
     }
     json_decref(intents);
     /* A deletion is not among its events. */
-    assert_int_equal(ferry_mapping_set_run(set, "bigcommerce", "customer", "deleted", record,
-                                           NULL, &intents, &err),
+    assert_int_equal(ferry_mapping_set_run(set, "bigcommerce", "customer", "deleted", record, NULL,
+                                           &intents, &err),
                      0);
     assert_int_equal(json_array_size(intents), 0);
     json_decref(intents);
@@ -692,13 +689,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_globals_absent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mapping_sandbox_binary_chunk_refused, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_sandbox_binary_chunk_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_require_confined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_budget_stops_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_memory_cap_stops_doubling, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mapping_runaway_scripts_do_not_crash, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_runaway_scripts_do_not_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_error_carries_file_line, setup, teardown),
         cmocka_unit_test(test_mapping_json_round_trip),
         cmocka_unit_test(test_mapping_json_lua_errors),
@@ -707,8 +702,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_filter_false_no_intents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_null_and_empty_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mapping_customer_to_contact_intent, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_customer_to_contact_intent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_set_hash_stable_and_sensitive, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_set_outlives_state_safely, setup, teardown),

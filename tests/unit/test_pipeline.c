@@ -5,11 +5,14 @@
  * that the link / lookup / create / skip decisions are checked without any
  * network.
  */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +91,7 @@ static json_t *dst_records; /* {"T1": {"etag": "e1", "record": {...}}} */
 static int dst_creates, dst_updates, dst_lookups, dst_next_id;
 static json_t *dst_last_update; /* fields of the last update */
 static char dst_last_if_match[64];
-static int dst_fail_code;       /* injected failure for writes */
+static int dst_fail_code; /* injected failure for writes */
 static int64_t dst_fail_retry_after;
 
 static int dst_lookup(void *state, struct ferry_call *call, const char *object, const char *field,
@@ -257,8 +260,7 @@ static int64_t enqueue(struct fx *fx, const char *id, const char *event)
     char payload[256], key[64];
     int64_t job_id = 0;
     snprintf(payload, sizeof(payload),
-             "{\"source\":\"src\",\"object\":\"thing\",\"id\":\"%s\",\"event\":\"%s\"}", id,
-             event);
+             "{\"source\":\"src\",\"object\":\"thing\",\"id\":\"%s\",\"event\":\"%s\"}", id, event);
     snprintf(key, sizeof(key), "src:thing:%s", id);
     struct ferry_job_new jn = {
         .job_key = key,
@@ -278,8 +280,7 @@ static int run_next(struct fx *fx, struct ferry_outcome *out)
     struct ferry_err err = {0};
     struct ferry_job **jobs = NULL;
     size_t n = 0;
-    assert_int_equal(ferry_store_jobs_pending(fx->rt->workers[0].store, 0, 10, &jobs, &n, &err),
-                     0);
+    assert_int_equal(ferry_store_jobs_pending(fx->rt->workers[0].store, 0, 10, &jobs, &n, &err), 0);
     assert_true(n >= 1);
     assert_int_equal(ferry_pipeline_run_job(&fx->rt->workers[0], jobs[0], out), 0);
     for (size_t i = 0; i < n; i++) {
@@ -463,8 +464,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_target_owned_field_not_overwritten, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_pipeline_lost_link_matches_by_lookup, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_lost_link_matches_by_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_linked_record_gone_is_matched_again, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_transient_error_retries_then_dead, setup,

@@ -4,11 +4,14 @@
  * only on workers, an audit row per request), instance lookup, and the
  * all-or-nothing mapping reload.
  */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>

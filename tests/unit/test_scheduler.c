@@ -5,11 +5,14 @@
  * and the loop-driven scheduler dispatching real jobs on libuv's threadpool
  * against an in-process connector, until its idle callback fires.
  */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,8 +194,11 @@ static void test_scheduler_runs_all_jobs_then_idles(void **state)
                  "{\"source\":\"c\",\"object\":\"thing\",\"id\":\"%d-%02d\",\"event\":\"x\"}",
                  i % 4, i);
         snprintf(key, sizeof(key), "c:thing:%d", i % 4);
-        struct ferry_job_new jn = {.job_key = key, .kind = "sync", .payload = payload,
-                                   .correlation_id = "c", .now_ms = ferry_now_ms()};
+        struct ferry_job_new jn = {.job_key = key,
+                                   .kind = "sync",
+                                   .payload = payload,
+                                   .correlation_id = "c",
+                                   .now_ms = ferry_now_ms()};
         assert_int_equal(ferry_store_job_enqueue(store, &jn, NULL, NULL, &err), 0);
     }
     assert_int_equal(uv_loop_init(&loop), 0);

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Util tests: canonical JSON makes equal content hash equally. */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdlib.h>
 #include <string.h>

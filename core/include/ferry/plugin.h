@@ -75,15 +75,15 @@ struct ferry_http_req {
     size_t nheaders;
     const char *body; /* borrowed; may be NULL */
     size_t body_len;
-    long timeout_ms;     /* 0: the host's default */
-    uint32_t flags;      /* enum ferry_http_flags */
-    const char *object;  /* object name for the audit row and logs; may be NULL */
+    long timeout_ms;    /* 0: the host's default */
+    uint32_t flags;     /* enum ferry_http_flags */
+    const char *object; /* object name for the audit row and logs; may be NULL */
 };
 
 /* Filled by host->http; the connector releases it with host->http_resp_free. */
 struct ferry_http_resp {
-    long status;                       /* HTTP status of the final response */
-    char *body;                        /* NUL-terminated (the NUL is not counted) */
+    long status; /* HTTP status of the final response */
+    char *body;  /* NUL-terminated (the NUL is not counted) */
     size_t body_len;
     struct ferry_http_header *headers; /* names as received; compare case-insensitively */
     size_t nheaders;
@@ -203,9 +203,8 @@ struct ferry_connector {
      *    "next": "<page token>" | null}
      * where `modified` values compare as strings in the order of change.
      */
-    int (*list_changes)(void *state, struct ferry_call *call, const char *object,
-                        const char *since, const char *page_token, json_t **page,
-                        struct ferry_err *err);
+    int (*list_changes)(void *state, struct ferry_call *call, const char *object, const char *since,
+                        const char *page_token, json_t **page, struct ferry_err *err);
 
     /*
      * Find a record whose `field` equals `value`. *found is NULL when none, or
@@ -220,8 +219,8 @@ struct ferry_connector {
      * FERRY_ECONFLICT when the remote version moved on and could not be
      * reconciled; FERRY_EVALIDATION with the remote message when rejected.
      */
-    int (*write)(void *state, struct ferry_call *call, const struct ferry_write *w,
-                 json_t **result, struct ferry_err *err);
+    int (*write)(void *state, struct ferry_call *call, const struct ferry_write *w, json_t **result,
+                 struct ferry_err *err);
 
     /*
      * Webhooks, on the event loop thread: no I/O, no blocking. verify returns
