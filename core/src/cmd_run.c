@@ -5,12 +5,14 @@
  * webhook listener, timed polls and signal handling for reload and drain.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libxml/parser.h>
 #include <uv.h>
@@ -318,6 +320,35 @@ static int write_port_file(const char *path, int port)
     return rename(tmp, path) == 0 ? 0 : -errno;
 }
 
+/*
+ * One engine owns a state database at a time: at start it takes back jobs
+ * left running by a crash, which would steal the jobs of a second engine
+ * still running them. A POSIX record lock on "<state>.lock" makes the second
+ * one refuse to start instead; the kernel drops it when the process dies.
+ */
+static int lock_state(const char *state_path, int *fd_out, struct ferry_err *err)
+{
+    char path[4096];
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    snprintf(path, sizeof(path), "%s.lock", state_path);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return ferry_err_set(err, -errno, "%s: %s", path, strerror(errno));
+    }
+    if (fcntl(fd, F_SETLK, &fl) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EACCES || e == EAGAIN) {
+            return ferry_err_set(err, FERRY_EBUSY,
+                                 "%s is in use by another ferry run or sync; stop it first",
+                                 state_path);
+        }
+        return ferry_err_set(err, -e, "%s: %s", path, strerror(e));
+    }
+    *fd_out = fd;
+    return 0;
+}
+
 static void usage_run(FILE *f, const char *cmd)
 {
     if (strcmp(cmd, "run") == 0) {
@@ -345,6 +376,7 @@ static int run_main(int argc, char **argv, bool sync_mode)
     const char *cmd = sync_mode ? "sync" : "run";
     const char *config_path = NULL;
     bool once = false;
+    int lock_fd = -1;
     struct daemon d;
     struct ferry_err err = {0};
     int rc;
@@ -390,6 +422,12 @@ static int run_main(int argc, char **argv, bool sync_mode)
     }
     ferry_log_set_level(d.cfg->log_level);
     ferry_log_set_format(d.cfg->log_format);
+    rc = lock_state(d.cfg->state_path, &lock_fd, &err);
+    if (rc < 0) {
+        fprintf(stderr, "ferry: %s\n", err.msg);
+        ferry_config_free(d.cfg);
+        return FERRY_EXIT_FAILURE;
+    }
 
     /* libuv sizes its threadpool from the environment at first use; one
      * thread per worker plus room for libuv's own file and DNS work. */
@@ -401,6 +439,7 @@ static int run_main(int argc, char **argv, bool sync_mode)
     if (rc < 0) {
         fprintf(stderr, "ferry: %s\n", err.msg);
         ferry_config_free(d.cfg);
+        close(lock_fd);
         return FERRY_EXIT_FAILURE;
     }
 
@@ -519,6 +558,7 @@ out:
     ferry_runtime_free(d.rt);
     ferry_http_global_cleanup();
     ferry_config_free(d.cfg);
+    close(lock_fd);
     return d.exit_status;
 }
 
