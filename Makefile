@@ -6,7 +6,7 @@ FERRY_WERROR ?= OFF
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo clean format
+.PHONY: all deps configure build test test-sanitize demo clean format
 
 all: build
 
@@ -24,6 +24,14 @@ build: configure
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
+# The same suites on an AddressSanitizer + UBSan build: any leak, overflow
+# or undefined behaviour in the daemon or a test fails the run.
+SAN_BUILD_DIR ?= build-sanitize
+test-sanitize: deps
+	cmake -S . -B $(SAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DFERRY_WERROR=$(FERRY_WERROR) "-DFERRY_SANITIZE=address;undefined" $(CMAKE_FLAGS)
+	cmake --build $(SAN_BUILD_DIR) -j $(JOBS)
+	cd $(SAN_BUILD_DIR) && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --output-on-failure -j $(JOBS) --timeout 600
+
 demo: build
 	python3 tests/sim/demo.py --build-dir $(BUILD_DIR)
 
@@ -31,4 +39,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(SAN_BUILD_DIR)

@@ -104,9 +104,8 @@ static int dst_lookup(void *state, struct ferry_call *call, const char *object, 
     json_object_foreach(dst_records, id, entry)
     {
         json_t *rec = json_object_get(entry, "record");
-        if (json_equal(json_object_get(rec, field), json_string(value)) ||
-            (json_string_value(json_object_get(rec, field)) &&
-             strcmp(json_string_value(json_object_get(rec, field)), value) == 0)) {
+        const char *have = json_string_value(json_object_get(rec, field));
+        if (have && strcmp(have, value) == 0) {
             *found = json_pack("{s:s, s:O, s:O}", "id", id, "etag", json_object_get(entry, "etag"),
                                "record", rec);
             return 0;
