@@ -479,11 +479,68 @@ static int append_body(struct buf *out, const struct ferry_http_client *c, const
     return rc;
 }
 
+/* Append `n` bytes of text with every configured secret masked. */
+static int append_redacted(struct buf *out, const struct ferry_http_client *c, const char *text,
+                           size_t n)
+{
+    char *part = strndup(text, n);
+    if (!part) {
+        return FERRY_ENOMEM;
+    }
+    char *masked = ferry_redact(part, (const char *const *)c->secrets, c->nsecrets);
+    free(part);
+    if (!masked) {
+        return FERRY_ENOMEM;
+    }
+    int rc = buf_append(out, masked, strlen(masked));
+    free(masked);
+    return rc;
+}
+
+/*
+ * The last pass over a trace: secrets are masked everywhere except in header
+ * names, so that a short secret which happens to be part of a name such as
+ * "X-Auth-Token" cannot garble the trace an operator has to read.
+ */
 static char *finish_trace_text(const struct ferry_http_client *c, struct buf *b)
 {
-    char *out = ferry_redact(b->p ? b->p : "", (const char *const *)c->secrets, c->nsecrets);
+    struct buf out = {0};
+    const char *p = b->p ? b->p : "";
+    size_t len = b->p ? b->len : 0, pos = 0;
+    bool first = true;
+    int rc = 0;
+
+    while (rc == 0 && pos < len) {
+        const char *line = p + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) + 1 : len - pos;
+        bool blank = n <= 2 && (line[0] == '\r' || line[0] == '\n');
+        const char *colon = memchr(line, ':', n);
+        if (blank) {
+            rc = buf_append(&out, line, n);
+            pos += n;
+            break; /* the body follows */
+        }
+        if (!first && colon) {
+            rc = buf_append(&out, line, (size_t)(colon - line) + 1);
+            if (rc == 0) {
+                rc = append_redacted(&out, c, colon + 1, n - (size_t)(colon - line) - 1);
+            }
+        } else {
+            rc = append_redacted(&out, c, line, n);
+        }
+        first = false;
+        pos += n;
+    }
+    if (rc == 0 && pos < len) {
+        rc = append_redacted(&out, c, p + pos, len - pos);
+    }
     buf_free(b);
-    return out;
+    if (rc < 0) {
+        buf_free(&out);
+        return NULL;
+    }
+    return out.p ? out.p : strdup("");
 }
 
 static void fill_trace(struct ferry_http_client *c, const struct ferry_http_req *req,

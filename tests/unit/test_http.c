@@ -412,6 +412,30 @@ static void test_http_rejects_header_injection(void **state)
     assert_int_equal(test_http_server_nrequests(f->srv), 0);
 }
 
+/* A short secret that is part of a header name must not garble the name. */
+static void test_http_trace_keeps_header_names(void **state)
+{
+    static const char *const secrets[] = {"Tok"};
+    struct ferry_http_options opt = {.timeout_ms = 5000, .secrets = secrets, .nsecrets = 1};
+    struct fixture *f = *state;
+    struct ferry_http_client *client = NULL;
+    struct ferry_http_resp resp;
+    struct ferry_err err = {0};
+    struct ferry_http_trace trace;
+    char url[128];
+    struct ferry_http_header h[] = {{"X-Request-Token", "Tok"}, {"X-Note", "a Tok here"}};
+
+    assert_int_equal(ferry_http_client_new(&client, &opt, &err), 0);
+    test_http_server_url(f->srv, "/leak", url, sizeof(url));
+    struct ferry_http_req req = {.method = "GET", .url = url, .headers = h, .nheaders = 2};
+    assert_int_equal(ferry_http_perform(client, &req, "c", &resp, &trace, &err), 0);
+    ferry_http_resp_free(&resp);
+    assert_non_null(strstr(trace.request, "X-Request-Token: [REDACTED]"));
+    assert_non_null(strstr(trace.request, "X-Note: a [REDACTED] here"));
+    ferry_http_trace_clear(&trace);
+    ferry_http_client_free(client);
+}
+
 static void test_http_redact_longest_first(void **state)
 {
     const char *const secrets[] = {"abc", "abcdef", ""};
@@ -440,6 +464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_http_trace_redacts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_trace_body_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_rejects_header_injection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_http_trace_keeps_header_names, setup, teardown),
         cmocka_unit_test(test_http_redact_longest_first),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
