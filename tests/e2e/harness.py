@@ -116,7 +116,8 @@ class Stack:
     """Both simulators, a config, and at most one running daemon."""
 
     def __init__(self, name="e2e", workdir=None, ferry=None, plugin_dir=None, workers=2,
-                 sap_latency_ms=0, log_level="info", keep_workdir=False):
+                 sap_latency_ms=0, log_level="info", keep_workdir=False, poll_interval=0,
+                 mapping_dir=None):
         self.bin = ferry_bin(ferry)
         self.plugin_dir = plugin_dir or os.environ.get("FERRY_PLUGIN_DIR")
         if workdir:
@@ -127,6 +128,8 @@ class Stack:
         self.keep_workdir = keep_workdir
         self.workers = workers
         self.log_level = log_level
+        self.poll_interval = poll_interval
+        self.mapping_dir = mapping_dir or os.path.join(REPO, "mappings")
         self.config_path = os.path.join(self.workdir, "ferry.lua")
         self.db_path = os.path.join(self.workdir, "ferry.db")
         self.port_file = os.path.join(self.workdir, "ferry.port")
@@ -160,10 +163,10 @@ class Stack:
             lines.append("  plugins = { dir = %s }," % lua_str(self.plugin_dir))
         lines += [
             "  mappings = { dir = %s, lua_path = %s, enabled = { \"customer_to_contact\" } },"
-            % (lua_str(os.path.join(REPO, "mappings")), lua_str(os.path.join(REPO, "lua"))),
+            % (lua_str(self.mapping_dir), lua_str(os.path.join(REPO, "lua"))),
             "  webhooks = { address = \"127.0.0.1\", port = 0, port_file = %s,"
             " max_body = 1048576 }," % lua_str(self.port_file),
-            "  poll = { interval = 0 },",
+            "  poll = { interval = %d }," % self.poll_interval,
             "  retry = { max_attempts = 5, base_delay = 0.05, max_delay = 1 },",
             "  connectors = {",
             "    bigcommerce = { store_hash = %s, access_token = env(\"FERRY_TEST_BC_TOKEN\"),"
