@@ -110,6 +110,17 @@ static int bind_text(struct ferry_store *s, sqlite3_stmt *st, int i, const char 
     return src == SQLITE_OK ? 0 : db_error(s, src, "bind", err);
 }
 
+/* Binds vals[0..n) to parameters first, first + 1, ... (NULL binds NULL). */
+static int bind_texts(struct ferry_store *s, sqlite3_stmt *st, int first, const char *const *vals,
+                      size_t n, struct ferry_err *err)
+{
+    int rc = 0;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        rc = bind_text(s, st, first + (int)k, vals[k], err);
+    }
+    return rc;
+}
+
 static int bind_int64(struct ferry_store *s, sqlite3_stmt *st, int i, int64_t v,
                       struct ferry_err *err)
 {
@@ -468,16 +479,9 @@ int ferry_store_job_enqueue(struct ferry_store *s, const struct ferry_job_new *j
     }
     rc = bind_text(s, st, 1, j->dedupe_key, err);
     if (rc == 0) {
-        rc = bind_text(s, st, 2, j->job_key, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 3, j->kind, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 4, j->payload, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 5, j->correlation_id, err);
+        rc = bind_texts(s, st, 2,
+                        (const char *const[]){j->job_key, j->kind, j->payload, j->correlation_id},
+                        4, err);
     }
     if (rc == 0) {
         rc = bind_int64(s, st, 6, j->now_ms, err);
@@ -835,16 +839,9 @@ static int bind_link_key(struct ferry_store *s, sqlite3_stmt *st, const struct f
     }
     int rc = bind_text(s, st, 1, k->src_system, err);
     if (rc == 0) {
-        rc = bind_text(s, st, 2, k->src_object, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 3, k->src_id, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 4, k->dst_system, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 5, k->dst_object, err);
+        rc = bind_texts(
+            s, st, 2, (const char *const[]){k->src_object, k->src_id, k->dst_system, k->dst_object},
+            4, err);
     }
     return rc;
 }
@@ -906,16 +903,10 @@ int ferry_store_link_put(struct ferry_store *s, const struct ferry_link_key *key
         rc = bind_link_key(s, st, key, err);
     }
     if (rc == 0) {
-        rc = bind_text(s, st, 6, link->dst_id, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 7, link->etag, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 8, link->content_hash, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 9, link->fields, err);
+        rc = bind_texts(
+            s, st, 6,
+            (const char *const[]){link->dst_id, link->etag, link->content_hash, link->fields}, 4,
+            err);
     }
     if (rc == 0) {
         rc = bind_int64(s, st, 10, now_ms, err);
@@ -938,19 +929,9 @@ int ferry_store_link_find_by_dst(struct ferry_store *s, const char *dst_system,
     }
     int rc = stmt_get(s, STMT_LINK_FIND_BY_DST, &st, err);
     if (rc == 0) {
-        rc = bind_text(s, st, 1, dst_system, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 2, dst_object, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 3, dst_id, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 4, src_system, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 5, src_object, err);
+        rc = bind_texts(
+            s, st, 1, (const char *const[]){dst_system, dst_object, dst_id, src_system, src_object},
+            5, err);
     }
     if (rc < 0) {
         goto cleanup;
@@ -978,10 +959,7 @@ int ferry_store_cursor_get(struct ferry_store *s, const char *system, const char
     *value = NULL;
     int rc = stmt_get(s, STMT_CURSOR_GET, &st, err);
     if (rc == 0) {
-        rc = bind_text(s, st, 1, system, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 2, object, err);
+        rc = bind_texts(s, st, 1, (const char *const[]){system, object}, 2, err);
     }
     if (rc < 0) {
         goto cleanup;
@@ -1006,13 +984,7 @@ int ferry_store_cursor_put(struct ferry_store *s, const char *system, const char
     }
     int rc = stmt_get(s, STMT_CURSOR_PUT, &st, err);
     if (rc == 0) {
-        rc = bind_text(s, st, 1, system, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 2, object, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 3, value, err);
+        rc = bind_texts(s, st, 1, (const char *const[]){system, object, value}, 3, err);
     }
     if (rc == 0) {
         rc = bind_int64(s, st, 4, now_ms, err);
@@ -1042,31 +1014,17 @@ int ferry_store_audit_add(struct ferry_store *s, const struct ferry_audit_row *r
         rc = bind_int64(s, st, 1, row->job_id, err);
     }
     if (rc == 0) {
-        rc = bind_text(s, st, 2, row->correlation_id, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 3, row->connector, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 4, row->step, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 5, row->method, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 6, row->url, err);
+        rc = bind_texts(s, st, 2,
+                        (const char *const[]){row->correlation_id, row->connector, row->step,
+                                              row->method, row->url},
+                        5, err);
     }
     if (rc == 0) {
         rc = bind_int64(s, st, 7, row->status, err);
     }
     if (rc == 0) {
-        rc = bind_text(s, st, 8, row->request, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 9, row->response, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 10, row->detail, err);
+        rc = bind_texts(s, st, 8, (const char *const[]){row->request, row->response, row->detail},
+                        3, err);
     }
     if (rc == 0) {
         rc = bind_int64(s, st, 11, row->duration_ms, err);
@@ -1091,10 +1049,7 @@ int ferry_store_audit_count(struct ferry_store *s, const char *step, const char 
     }
     int rc = stmt_get(s, STMT_AUDIT_COUNT, &st, err);
     if (rc == 0) {
-        rc = bind_text(s, st, 1, step, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 2, method, err);
+        rc = bind_texts(s, st, 1, (const char *const[]){step, method}, 2, err);
     }
     if (rc == 0) {
         rc = count_query(s, st, "count audit rows", n, err);
