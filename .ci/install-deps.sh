@@ -29,7 +29,7 @@ elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
     sudo_cmd=(sudo -n)
 else
     echo "install-deps: these packages are missing and apt-get needs root: ${missing[*]}" >&2
-    echo "install-deps: run 'sudo scripts/install-deps.sh' once, then retry." >&2
+    echo "install-deps: run 'sudo .ci/install-deps.sh' once, then retry." >&2
     exit 1
 fi
 
