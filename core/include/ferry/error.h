@@ -36,7 +36,9 @@
     XX(ECANCELED, -1022, 0, "canceled")                                                            \
     XX(ESIGNATURE, -1023, 0, "signature or secret mismatch")                                       \
     XX(EBADINPUT, -1024, 0, "malformed input")                                                     \
-    XX(EBUSY, -1025, 1, "busy")
+    XX(EBUSY, -1025, 1, "busy")                                                                    \
+    XX(EFILTERED, -1026, 0, "excluded by configuration")                                           \
+    XX(EUNKNOWN_OUTCOME, -1027, 1, "outcome unknown: the request may or may not have taken effect")
 
 enum ferry_errno {
 #define FERRY_ERRNO_ENUM(name, value, transient, text) FERRY_##name = (value),

@@ -124,6 +124,21 @@ struct ferry_host_api {
 
     /* The call's correlation ID (never NULL). */
     const char *(*correlation_id)(struct ferry_call *call);
+
+    /* ---- added after the first release of ABI 1; check with FERRY_HOST_HAS ---- */
+
+    /*
+     * A small persistent key/value store private to this connector instance
+     * (e.g. a cached metadata document), kept in the host's state database.
+     * kv_get sets *value to a new string (release with kv_free) and
+     * *updated_at_ms to when it was stored, or returns FERRY_ENOTFOUND.
+     * Works on any call that has a worker or is a start-up call.
+     */
+    int (*kv_get)(struct ferry_call *call, const char *key, char **value, int64_t *updated_at_ms,
+                  struct ferry_err *err);
+    int (*kv_put)(struct ferry_call *call, const char *key, const char *value,
+                  struct ferry_err *err);
+    void (*kv_free)(char *value);
 };
 
 #define FERRY_HOST_HAS(host, member)                                                               \
@@ -190,15 +205,19 @@ struct ferry_connector {
 
     /*
      * Read one record. *record is a new reference owned by the caller.
-     * FERRY_ENOTFOUND when the record does not exist.
+     * FERRY_ENOTFOUND when the record does not exist; FERRY_EFILTERED when
+     * the connector's configuration excludes it (the job ends, audited).
      */
     int (*fetch)(void *state, struct ferry_call *call, const char *object, const char *id,
                  json_t **record, struct ferry_err *err);
 
     /*
-     * One page of records changed at or after `since` (an opaque watermark the
-     * connector produced earlier, or NULL for everything). `page_token` is NULL
-     * for the first page. *page is a new object:
+     * One page of records changed at or after `since` (a watermark the
+     * connector produced earlier, an ISO 8601 UTC timestamp such as
+     * "2024-05-01T00:00:00Z" given by an operator's `ferry sync --since`, or
+     * NULL for everything); connectors therefore produce ISO 8601 UTC
+     * watermarks. `page_token` is NULL for the first page. *page is a new
+     * object:
      *   {"items": [{"id": "42", "modified": "<watermark>", "record": {...}}, ...],
      *    "next": "<page token>" | null}
      * where `modified` values compare as strings in the order of change.
@@ -227,7 +246,11 @@ struct ferry_connector {
      * 0, FERRY_ESIGNATURE (missing or wrong secret / signature) or
      * FERRY_EBADINPUT. decode returns a new array of events:
      *   [{"object": "customer", "id": "42", "event": "created",
-     *     "dedupe": "<stable delivery key>", "scope": "<vendor scope>"}]
+     *     "dedupe": "<stable delivery key>", "scope": "<vendor scope>",
+     *     "data": {...}}]
+     * `data` (optional) is event detail the record itself does not carry
+     * (e.g. a previous status); the host hands it to mappings as
+     * ctx.event_data.
      * An empty array means "understood, nothing to do" (e.g. an unknown scope,
      * which the connector logs); the host still answers 2xx.
      */
@@ -235,6 +258,34 @@ struct ferry_connector {
                           struct ferry_err *err);
     int (*decode_webhook)(void *state, struct ferry_call *call, const struct ferry_webhook *wh,
                           json_t **events, struct ferry_err *err);
+
+    /* ---- added after the first release of ABI 1; check with FERRY_CONNECTOR_HAS ---- */
+
+    /*
+     * The objects this connector can write, as a new object:
+     *   {"<object>": {"key": "<key property>",
+     *                 "properties": {"<name>": {"type": "Edm.String", "creatable": true,
+     *                                           "updatable": true, "filterable": true,
+     *                                           "max_length": 40}, ...}}, ...}
+     * The host rejects a mapping that writes a property that is absent or
+     * neither creatable nor updatable, naming the mapping file and line. May
+     * read remote metadata: it is called once after open, on a call that may
+     * do HTTP but has no job. NULL or FERRY_EUNSUPPORTED: nothing is checked.
+     */
+    int (*describe)(void *state, struct ferry_call *call, json_t **objects, struct ferry_err *err);
+
+    /*
+     * Reconcile the webhook registrations this instance needs with those the
+     * remote system has. `needs` is an array of {"object": "...", "events":
+     * [...]} (events absent: all) from the enabled mappings; `url` is where
+     * the host receives webhooks for this instance. With apply == 0 nothing
+     * is changed. *report is a new array, one element per registration:
+     *   {"scope": "...", "id": "..." | null, "state": "ok" | "missing" |
+     *    "inactive" | "created" | "reactivated" | "extra" | "failed",
+     *    "detail": "..."}
+     */
+    int (*sync_webhooks)(void *state, struct ferry_call *call, const json_t *needs, const char *url,
+                         int apply, json_t **report, struct ferry_err *err);
 };
 
 #define FERRY_CONNECTOR_HAS(c, member)                                                             \
