@@ -268,7 +268,7 @@ static void on_idle(void *ud)
     }
 }
 
-static int queue_polls(struct daemon *d)
+static int queue_polls(struct daemon *d, const char *since)
 {
     json_t *sources = NULL;
     struct ferry_worker *w = &d->rt->workers[0];
@@ -287,7 +287,7 @@ static int queue_polls(struct daemon *d)
         if (idx < 0 || !d->rt->instances[idx].conn->list_changes) {
             continue;
         }
-        rc = ferry_scheduler_add_poll(d->sched, sys, obj);
+        rc = ferry_scheduler_add_poll(d->sched, sys, obj, since);
         if (rc < 0) {
             break;
         }
@@ -299,7 +299,7 @@ static int queue_polls(struct daemon *d)
 static void on_poll_timer(uv_timer_t *t)
 {
     struct daemon *d = t->data;
-    if (queue_polls(d) == 0) {
+    if (queue_polls(d, NULL) == 0) {
         ferry_scheduler_kick(d->sched);
     }
 }
@@ -360,13 +360,16 @@ static void usage_run(FILE *f, const char *cmd)
                    "  -c, --config FILE   configuration file (Lua)\n"
                    "  -h, --help          this text\n");
     } else {
-        fprintf(f, "usage: ferry sync -c CONFIG --once\n\n"
+        fprintf(f, "usage: ferry sync -c CONFIG (--once | --since DATE)\n\n"
                    "Poll every source object the mappings read for changes since its\n"
-                   "cursor, process the whole queue (including jobs left by the daemon),\n"
+                   "cursor (or, with --since, since DATE: a backfill, streamed page by\n"
+                   "page), process the whole queue (including jobs left by the daemon),\n"
                    "and exit. Exit status: 0 all done, 3 something was dead-lettered during\n"
                    "this run (see 'ferry status'), 1 error, 2 usage.\n\n"
                    "  -c, --config FILE   configuration file (Lua)\n"
-                   "      --once          required: one pass, then exit\n"
+                   "      --once          one pass from the stored cursors, then exit\n"
+                   "      --since DATE    one pass from DATE (2024-05-01 or\n"
+                   "                      2024-05-01T10:00:00Z), then exit\n"
                    "  -h, --help          this text\n");
     }
 }
@@ -376,6 +379,7 @@ static int run_main(int argc, char **argv, bool sync_mode)
     const char *cmd = sync_mode ? "sync" : "run";
     const char *config_path = NULL;
     bool once = false;
+    char since[21] = "";
     int lock_fd = -1;
     struct daemon d;
     struct ferry_err err = {0};
@@ -383,6 +387,7 @@ static int run_main(int argc, char **argv, bool sync_mode)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"once", no_argument, NULL, 'o'},
+        {"since", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -397,6 +402,19 @@ static int run_main(int argc, char **argv, bool sync_mode)
         case 'o':
             once = true;
             break;
+        case 's': {
+            int64_t ms;
+            if (!sync_mode || ferry_iso8601_parse(optarg, &ms) < 0) {
+                fprintf(stderr,
+                        "ferry %s: --since takes a date such as 2024-05-01 or "
+                        "2024-05-01T10:00:00Z, not '%s'\n",
+                        cmd, optarg);
+                return FERRY_EXIT_USAGE;
+            }
+            ferry_iso8601_format(ms, since);
+            once = true;
+            break;
+        }
         case 'h':
             usage_run(stdout, cmd);
             return FERRY_EXIT_OK;
@@ -515,7 +533,7 @@ static int run_main(int argc, char **argv, bool sync_mode)
             uv_timer_start(&d.poll_timer, on_poll_timer, 0, (uint64_t)d.cfg->poll_interval_ms);
         }
     } else {
-        rc = queue_polls(&d);
+        rc = queue_polls(&d, since[0] ? since : NULL);
         if (rc < 0) {
             ferry_error("polls not queued: %s", ferry_strerror(rc));
         }

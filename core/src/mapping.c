@@ -61,6 +61,10 @@ struct ferry_mapping {
     char *object;
     char **events; /* the `on` list; NULL: every event */
     size_t nevents;
+    char *target_system;
+    char *target_object;
+    char **fields; /* target field names written, in the engine's (sorted) order */
+    size_t nfields;
 };
 
 struct ferry_mapping_set {
@@ -773,6 +777,12 @@ static void mapping_clear(struct ferry_mapping *m)
         free(m->events[i]);
     }
     free(m->events);
+    free(m->target_system);
+    free(m->target_object);
+    for (size_t i = 0; i < m->nfields; i++) {
+        free(m->fields[i]);
+    }
+    free(m->fields);
 }
 
 void ferry_mapping_set_free(struct ferry_mapping_set *set)
@@ -907,6 +917,35 @@ static int protected_load_one(lua_State *L)
         }
     }
     lua_pop(L, 2);
+
+    lua_getfield(L, compiled, "target");
+    m->target_system = lua_strdup_field(L, -1, "system");
+    m->target_object = lua_strdup_field(L, -1, "object");
+    lua_pop(L, 1);
+    if (lua_getfield(L, compiled, "fields") == LUA_TTABLE) {
+        size_t n = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            n++;
+            lua_pop(L, 1);
+        }
+        m->fields = calloc(n + 1, sizeof(*m->fields));
+        if (!m->fields) {
+            return luaL_error(L, "out of memory");
+        }
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            if (lua_type(L, -2) == LUA_TSTRING && m->nfields < n) {
+                m->fields[m->nfields] = strdup(lua_tostring(L, -2));
+                if (!m->fields[m->nfields]) {
+                    return luaL_error(L, "out of memory");
+                }
+                m->nfields++;
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, set->ref);
     lua_getfield(L, -1, "mappings");
@@ -1162,4 +1201,71 @@ cleanup:
     json_decref(batch);
     json_decref(out);
     return rc;
+}
+
+/*
+ * The line of a mapping file that names field `name` as a key (`Name =` or
+ * `["Name"] =`), found in the source text: Lua keeps no positions for table
+ * keys, and an integrator wants to be sent to the line to change. 0: unknown.
+ */
+static int field_line(const char *text, const char *name)
+{
+    size_t nlen = strlen(name);
+    int line = 1;
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            line++;
+            continue;
+        }
+        if (strncmp(p, name, nlen) != 0) {
+            continue;
+        }
+        char before = p == text ? ' ' : p[-1];
+        bool bare =
+            before == ' ' || before == '\t' || before == '{' || before == ',' || before == '\n';
+        bool quoted = (before == '"' || before == '\'') && p - text >= 2 && p[-2] == '[';
+        const char *q = p + nlen;
+        if (quoted) {
+            q += (*q == before) ? 1 : 0;
+            q += (*q == ']') ? 1 : 0;
+        }
+        while (*q == ' ' || *q == '\t') {
+            q++;
+        }
+        if ((bare || quoted) && *q == '=' && q[1] != '=') {
+            return line;
+        }
+    }
+    return 0;
+}
+
+json_t *ferry_mapping_set_targets(const struct ferry_mapping_set *set)
+{
+    json_t *out = json_array();
+    if (!out || !set) {
+        return out;
+    }
+    for (size_t i = 0; i < set->nmaps; i++) {
+        const struct ferry_mapping *m = &set->maps[i];
+        char *text = NULL;
+        size_t len = 0;
+        char why[128];
+        if (read_source(m->path, &text, &len, why, sizeof(why)) < 0) {
+            text = NULL;
+        }
+        json_t *fields = json_object();
+        for (size_t k = 0; fields && k < m->nfields; k++) {
+            json_object_set_new(fields, m->fields[k],
+                                json_integer(text ? field_line(text, m->fields[k]) : 0));
+        }
+        free(text);
+        json_t *entry =
+            json_pack("{s:s, s:s, s:s, s:s, s:o?}", "mapping", m->name, "path", m->path, "system",
+                      m->target_system, "object", m->target_object, "fields", fields);
+        if (!entry || json_array_append_new(out, entry) < 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
 }

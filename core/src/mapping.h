@@ -62,6 +62,14 @@ const char *ferry_mapping_set_hash(const struct ferry_mapping_set *set);
 json_t *ferry_mapping_set_sources(const struct ferry_mapping_set *set);
 
 /*
+ * What the set writes, as a new array, one element per mapping:
+ *   {"mapping": "...", "path": "<mapping file>", "system": "<target instance>",
+ *    "object": "<target object>", "fields": {"<Field>": <line in the file, 0 if unknown>}}
+ * for checking targets against a connector's description of its objects.
+ */
+json_t *ferry_mapping_set_targets(const struct ferry_mapping_set *set);
+
+/*
  * Run every mapping whose source is (system, object) and whose `on` list
  * holds `event` (or that has no `on` list), in load order. `record` is the
  * full source record (borrowed); `context` a JSON object handed to rule

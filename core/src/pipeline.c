@@ -453,11 +453,34 @@ int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
     return rc;
 }
 
+/* Whether a changed record reached us only through the poll (see pipeline.h). */
+static int judge_missed(struct ferry_worker *w, const char *job_key, const char *modified,
+                        int64_t now, bool *missed, struct ferry_err *err)
+{
+    int64_t changed_ms;
+    bool announced = false;
+    *missed = false;
+    if (!modified || ferry_iso8601_parse(modified, &changed_ms) < 0 ||
+        now - changed_ms < FERRY_WEBHOOK_GRACE_MS) {
+        return 0;
+    }
+    /* Clocks of the two systems differ a little; a webhook job created up to
+     * five seconds before the recorded change still announced it. */
+    int rc = ferry_store_job_origin_since(w->store, job_key, FERRY_LANE_REALTIME, changed_ms - 5000,
+                                          &announced, err);
+    if (rc == 0) {
+        *missed = !announced;
+    }
+    return rc;
+}
+
 int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *object,
-                        struct ferry_poll_result *res, struct ferry_err *err)
+                        const char *since_override, struct ferry_poll_result *res,
+                        struct ferry_err *err)
 {
     struct ferry_runtime *rt = w->rt;
-    char *since = NULL, *token = NULL, *newest = NULL;
+    char *since = NULL, *stored = NULL, *token = NULL, *newest = NULL;
+    char counter[256];
     json_t *page = NULL;
     struct ferry_call call;
     int rc;
@@ -471,10 +494,16 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
     if (!inst->conn->list_changes) {
         return ferry_err_set(err, FERRY_EUNSUPPORTED, "connector %s cannot list changes", system);
     }
-    rc = ferry_store_cursor_get(w->store, system, object, &since, err);
+    rc = ferry_store_cursor_get(w->store, system, object, &stored, err);
     if (rc < 0) {
         return rc;
     }
+    since = ferry_strdup(since_override ? since_override : stored);
+    if ((since_override || stored) && !since) {
+        free(stored);
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    snprintf(counter, sizeof(counter), "webhook_missed_total:%s:%s", system, object);
     char corr[33];
     char seed[256];
     snprintf(seed, sizeof(seed), "poll:%s:%s:%s:%lld", system, object, since ? since : "",
@@ -535,10 +564,18 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
                 .correlation_id = jcorr,
                 .now_ms = rt->clock(),
                 .dedupe_window_ms = rt->cfg->dedupe_window_ms,
+                .lane = FERRY_LANE_BACKFILL,
             };
-            bool inserted = false;
+            bool inserted = false, missed = false;
             rc = ferry_store_job_enqueue(w->store, &jn, NULL, &inserted, err);
             free(text);
+            if (rc == 0 && inserted && !since_override) {
+                rc = judge_missed(w, key, modified, jn.now_ms, &missed, err);
+            }
+            if (rc == 0 && missed) {
+                rc = ferry_store_counter_add(w->store, counter, 1, jn.now_ms, err);
+                res->missed++;
+            }
             if (rc < 0) {
                 ferry_store_rollback(w->store);
                 goto cleanup;
@@ -549,12 +586,15 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
                 newest = ferry_strdup(modified);
             }
         }
-        if (newest && (!since || strcmp(newest, since) > 0)) {
+        /* A backfill from an earlier date never moves the cursor back. */
+        if (newest && (!stored || strcmp(newest, stored) > 0)) {
             rc = ferry_store_cursor_put(w->store, system, object, newest, rt->clock(), err);
             if (rc < 0) {
                 ferry_store_rollback(w->store);
                 goto cleanup;
             }
+            free(stored);
+            stored = ferry_strdup(newest);
         }
         rc = ferry_store_commit(w->store, err);
         if (rc < 0) {
@@ -569,13 +609,17 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
             break;
         }
     }
-    ferry_info("poll of %s %s: %lld record(s), %lld new job(s), %d page(s)", system, object,
-               (long long)res->records, (long long)res->enqueued, res->pages);
+    ferry_info("poll of %s %s%s%s: %lld record(s), %lld new job(s), %lld missed by webhooks, "
+               "%d page(s)",
+               system, object, since_override ? " since " : "",
+               since_override ? since_override : "", (long long)res->records,
+               (long long)res->enqueued, (long long)res->missed, res->pages);
     rc = 0;
 cleanup:
     ferry_log_ctx_clear();
     json_decref(page);
     free(since);
+    free(stored);
     free(token);
     free(newest);
     return rc;

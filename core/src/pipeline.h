@@ -49,17 +49,27 @@ int64_t ferry_pipeline_backoff_ms(const struct ferry_config *cfg, int attempts, 
 struct ferry_poll_result {
     int64_t records;  /* records listed */
     int64_t enqueued; /* new jobs */
+    int64_t missed;   /* changes no webhook announced (see webhook_missed_total) */
     int pages;
 };
 
+/* A change is counted as missed by webhooks only once it is this old. */
+#define FERRY_WEBHOOK_GRACE_MS (2 * 60 * 1000)
+
 /*
- * Delta poll of (system, object) from the stored cursor: every page is
- * committed as jobs together with the cursor advanced to the page's newest
- * change, so a crash never skips records (the cursor is inclusive; overlap is
- * absorbed by dedupe keys and content hashes).
+ * Delta poll of (system, object) from the stored cursor, or from `since`
+ * (an ISO 8601 UTC timestamp: a backfill) when non-NULL. Every page is
+ * committed as jobs together with the cursor advanced to the newest change
+ * seen, so a crash never skips records (the cursor is inclusive; overlap is
+ * absorbed by dedupe keys and content hashes) and memory holds one page.
+ *
+ * In a regular poll, a changed record for which no webhook job was created
+ * since its change counts towards the `webhook_missed_total:<system>:<object>`
+ * counter: that is how lost webhooks are noticed (and repaired by the poll).
+ * Changes younger than FERRY_WEBHOOK_GRACE_MS are not judged yet.
  */
 int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *object,
-                        struct ferry_poll_result *res, struct ferry_err *err);
+                        const char *since, struct ferry_poll_result *res, struct ferry_err *err);
 
 /* Correlation ID derived from a stable delivery key (32 hex chars). */
 void ferry_correlation_from(const char *key, char out[33]);

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "targets.h"
 #include "util.h"
 
 /* ---- host vtable ---- */
@@ -32,19 +33,34 @@ static void host_log(struct ferry_call *call, int level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The state connection a call may use: its worker's, or the start-up one. */
+static struct ferry_store *call_store(struct ferry_call *call)
+{
+    if (!call) {
+        return NULL;
+    }
+    if (call->worker) {
+        return call->worker->store;
+    }
+    return call->setup ? call->rt->setup_store : NULL;
+}
+
 static int host_http(struct ferry_call *call, const struct ferry_http_req *req,
                      struct ferry_http_resp *resp, struct ferry_err *err)
 {
     struct ferry_worker *w = call ? call->worker : NULL;
+    struct ferry_store *store = call_store(call);
     struct ferry_http_trace trace = {0};
     int rc;
 
     memset(resp, 0, sizeof(*resp));
-    if (!w) {
+    if (!store) {
+        /* The event loop must never wait on the network. */
         return ferry_err_set(err, FERRY_EUNSUPPORTED,
-                             "HTTP is not available here (event loop or start-up call)");
+                             "HTTP is not available here (webhook handling on the event loop)");
     }
-    struct ferry_http_client **client = &w->http[call->instance];
+    struct ferry_http_client **client =
+        w ? &w->http[call->instance] : &call->rt->setup_http[call->instance];
     if (!*client) {
         rc = ferry_http_client_new(client, &call->rt->http_opts, err);
         if (rc < 0) {
@@ -68,7 +84,7 @@ static int host_http(struct ferry_call *call, const struct ferry_http_req *req,
         .at_ms = call->rt->clock(),
     };
     struct ferry_err aerr = {0};
-    if (ferry_store_audit_add(w->store, &row, &aerr) < 0) {
+    if (ferry_store_audit_add(store, &row, &aerr) < 0) {
         ferry_warn("audit row not written: %s", aerr.msg);
     }
     ferry_http_trace_clear(&trace);
@@ -103,6 +119,34 @@ static const char *host_correlation_id(struct ferry_call *call)
     return (call && call->correlation_id) ? call->correlation_id : "-";
 }
 
+static int host_kv_get(struct ferry_call *call, const char *key, char **value,
+                       int64_t *updated_at_ms, struct ferry_err *err)
+{
+    struct ferry_store *store = call_store(call);
+    *value = NULL;
+    if (!store) {
+        return ferry_err_set(err, FERRY_EUNSUPPORTED, "key/value store not available here");
+    }
+    return ferry_store_kv_get(store, call->rt->instances[call->instance].name, key, value,
+                              updated_at_ms, err);
+}
+
+static int host_kv_put(struct ferry_call *call, const char *key, const char *value,
+                       struct ferry_err *err)
+{
+    struct ferry_store *store = call_store(call);
+    if (!store) {
+        return ferry_err_set(err, FERRY_EUNSUPPORTED, "key/value store not available here");
+    }
+    return ferry_store_kv_put(store, call->rt->instances[call->instance].name, key, value,
+                              call->rt->clock(), err);
+}
+
+static void host_kv_free(char *value)
+{
+    free(value);
+}
+
 void ferry_call_init(struct ferry_call *call, struct ferry_runtime *rt, struct ferry_worker *w,
                      size_t instance, const char *correlation_id, int64_t job_id)
 {
@@ -111,6 +155,7 @@ void ferry_call_init(struct ferry_call *call, struct ferry_runtime *rt, struct f
     call->instance = instance;
     call->correlation_id = correlation_id;
     call->job_id = job_id;
+    call->setup = false;
 }
 
 /* ---- runtime ---- */
@@ -144,6 +189,9 @@ int ferry_runtime_new_empty(struct ferry_runtime **out, const struct ferry_confi
         .now_ms = host_now_ms,
         .worker_slot = host_worker_slot,
         .correlation_id = host_correlation_id,
+        .kv_get = host_kv_get,
+        .kv_put = host_kv_put,
+        .kv_free = host_kv_free,
     };
     rt->http_opts = (struct ferry_http_options){
         .timeout_ms = cfg->http_timeout_ms,
@@ -169,6 +217,13 @@ int ferry_runtime_new_empty(struct ferry_runtime **out, const struct ferry_confi
         }
     }
     rt->nmapping_paths = cfg->nmappings;
+    if (cfg->state_path) {
+        int rc = ferry_store_open(&rt->setup_store, cfg->state_path, err);
+        if (rc < 0) {
+            ferry_runtime_free(rt);
+            return rc;
+        }
+    }
     *out = rt;
     return 0;
 }
@@ -195,8 +250,19 @@ static int add_instance(struct ferry_runtime *rt, const char *name, struct ferry
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
 
+    /* One more start-up HTTP slot for this instance (created on first use). */
+    struct ferry_http_client **clients =
+        realloc(rt->setup_http, rt->ninstances * sizeof(*rt->setup_http));
+    if (!clients) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    rt->setup_http = clients;
+    rt->setup_http[rt->ninstances - 1] = NULL;
+    rt->nsetup_http = rt->ninstances;
+
     struct ferry_call call;
     ferry_call_init(&call, rt, NULL, rt->ninstances - 1, "startup", 0);
+    call.setup = rt->setup_store != NULL;
     struct ferry_err oerr = {0};
     int rc = conn->open(&rt->host, &call, config, &inst->state, &oerr);
     if (rc < 0) {
@@ -314,7 +380,15 @@ int ferry_runtime_new(struct ferry_runtime **out, const struct ferry_config *cfg
             goto fail;
         }
     }
+    rc = ferry_runtime_describe(rt, err);
+    if (rc < 0) {
+        goto fail;
+    }
     rc = ferry_runtime_start_workers(rt, err);
+    if (rc < 0) {
+        goto fail;
+    }
+    rc = ferry_runtime_check_mappings(rt, rt->workers[0].mappings, err);
     if (rc < 0) {
         goto fail;
     }
@@ -322,6 +396,78 @@ int ferry_runtime_new(struct ferry_runtime **out, const struct ferry_config *cfg
     return 0;
 fail:
     ferry_runtime_free(rt);
+    return rc;
+}
+
+int ferry_runtime_describe(struct ferry_runtime *rt, struct ferry_err *err)
+{
+    for (size_t i = 0; i < rt->ninstances; i++) {
+        struct ferry_instance *inst = &rt->instances[i];
+        struct ferry_call call;
+        struct ferry_err derr = {0};
+        json_t *objects = NULL;
+        if (!FERRY_CONNECTOR_HAS(inst->conn, describe) || !inst->conn->describe) {
+            continue;
+        }
+        ferry_call_init(&call, rt, NULL, i, "startup", 0);
+        call.setup = rt->setup_store != NULL;
+        int rc = inst->conn->describe(inst->state, &call, &objects, &derr);
+        if (rc == FERRY_EUNSUPPORTED) {
+            json_decref(objects);
+            continue;
+        }
+        if (rc < 0 || !json_is_object(objects)) {
+            json_decref(objects);
+            return ferry_err_set(err, rc < 0 ? rc : FERRY_EPLUGIN,
+                                 "connector %s cannot describe its objects: %s", inst->name,
+                                 derr.msg[0] ? derr.msg : "no object description returned");
+        }
+        json_decref(inst->schema);
+        inst->schema = objects;
+    }
+    return 0;
+}
+
+int ferry_runtime_check_mappings(struct ferry_runtime *rt, const struct ferry_mapping_set *set,
+                                 struct ferry_err *err)
+{
+    json_t *schemas = json_object(), *targets = ferry_mapping_set_targets(set);
+    json_t *problems = NULL, *warnings = NULL;
+    int rc = FERRY_ENOMEM;
+    if (!schemas || !targets) {
+        ferry_err_set(err, rc, "out of memory");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < rt->ninstances; i++) {
+        if (rt->instances[i].schema) {
+            json_object_set(schemas, rt->instances[i].name, rt->instances[i].schema);
+        }
+    }
+    rc = ferry_targets_check(targets, schemas, &problems, &warnings);
+    if (rc < 0) {
+        ferry_err_set(err, rc, "out of memory");
+        goto cleanup;
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(warnings, i, m)
+    {
+        ferry_warn("%s", json_string_value(m));
+    }
+    json_array_foreach(problems, i, m)
+    {
+        ferry_error("%s", json_string_value(m));
+    }
+    if (json_array_size(problems) > 0) {
+        rc = ferry_err_set(err, FERRY_EMAPPING, "%s%s",
+                           json_string_value(json_array_get(problems, 0)),
+                           json_array_size(problems) > 1 ? " (and more; see the log)" : "");
+    }
+cleanup:
+    json_decref(problems);
+    json_decref(warnings);
+    json_decref(targets);
+    json_decref(schemas);
     return rc;
 }
 
@@ -339,6 +485,9 @@ int ferry_runtime_reload_mappings(struct ferry_runtime *rt, struct ferry_err *er
     }
     rc = ferry_mapping_set_load(L, (const char *const *)rt->mapping_paths, rt->nmapping_paths, &set,
                                 err);
+    if (rc == 0) {
+        rc = ferry_runtime_check_mappings(rt, set, err);
+    }
     ferry_mapping_set_free(set);
     ferry_lua_free(L);
     if (rc == 0) {
@@ -392,10 +541,16 @@ void ferry_runtime_free(struct ferry_runtime *rt)
             inst->conn->close(inst->state);
         }
         json_decref(inst->config);
+        json_decref(inst->schema);
         ferry_plugin_unload(inst->plugin);
         free(inst->name);
     }
     free(rt->instances);
+    for (size_t i = 0; i < rt->nsetup_http; i++) {
+        ferry_http_client_free(rt->setup_http[i]);
+    }
+    free(rt->setup_http);
+    ferry_store_close(rt->setup_store);
     for (size_t i = 0; i < rt->nmapping_paths; i++) {
         free(rt->mapping_paths[i]);
     }

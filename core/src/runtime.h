@@ -34,6 +34,7 @@ struct ferry_instance {
     const struct ferry_connector *conn; /* borrowed from plugin or the registrant */
     json_t *config;                     /* resolved settings handed to open */
     void *state;                        /* connector state from open */
+    json_t *schema;                     /* describe() result, or NULL */
 };
 
 struct ferry_worker {
@@ -59,12 +60,18 @@ struct ferry_runtime {
     _Atomic uint64_t mapping_gen; /* bumped by a successful reload check */
     struct ferry_http_options http_opts;
     int64_t (*clock)(void); /* wall clock; replaceable in tests */
+    /* Start-up calls (open, describe) on the main thread: their own state
+     * connection and HTTP clients, so that no worker is needed yet. */
+    struct ferry_store *setup_store;
+    struct ferry_http_client **setup_http; /* per instance */
+    size_t nsetup_http;
 };
 
 /* The host's side of one connector call (opaque to connectors). */
 struct ferry_call {
     struct ferry_runtime *rt;
     struct ferry_worker *worker; /* NULL on the loop or main thread */
+    bool setup;                  /* a start-up call: may do HTTP and kv without a worker */
     size_t instance;             /* index into rt->instances */
     const char *correlation_id;
     int64_t job_id;
@@ -108,6 +115,18 @@ FERRY_NODISCARD int ferry_worker_refresh_mappings(struct ferry_worker *w, struct
 /* A call context for a job on a worker, or for the loop (worker NULL). */
 void ferry_call_init(struct ferry_call *call, struct ferry_runtime *rt, struct ferry_worker *w,
                      size_t instance, const char *correlation_id, int64_t job_id);
+
+/*
+ * Ask every connector that can describe its objects (after open), then check
+ * the enabled mappings' targets against those descriptions: unknown or
+ * read-only properties are FERRY_EMAPPING naming each file and line.
+ * Warnings (create-only properties) are logged. Called by ferry_runtime_new;
+ * `ferry check` uses it on its own.
+ */
+FERRY_NODISCARD int ferry_runtime_describe(struct ferry_runtime *rt, struct ferry_err *err);
+FERRY_NODISCARD int ferry_runtime_check_mappings(struct ferry_runtime *rt,
+                                                 const struct ferry_mapping_set *set,
+                                                 struct ferry_err *err);
 
 /* Audit helper: one row on the worker's connection; failures are logged, not fatal. */
 void ferry_worker_audit(struct ferry_worker *w, int64_t job_id, const char *correlation_id,

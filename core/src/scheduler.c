@@ -57,6 +57,7 @@ struct task {
     struct ferry_job *job; /* TASK_JOB */
     char *key;             /* the job key while it runs */
     char *system, *object; /* TASK_POLL */
+    char *since;           /* TASK_POLL: backfill start, or NULL */
     struct ferry_outcome outcome;
     int rc;
 };
@@ -64,6 +65,7 @@ struct task {
 struct poll_req {
     char *system;
     char *object;
+    char *since;
 };
 
 struct ferry_scheduler {
@@ -130,6 +132,7 @@ void ferry_scheduler_free(struct ferry_scheduler *s)
     for (size_t i = 0; i < s->npolls; i++) {
         free(s->polls[i].system);
         free(s->polls[i].object);
+        free(s->polls[i].since);
     }
     free(s->polls);
     for (size_t i = 0; i < s->nrunning; i++) {
@@ -146,10 +149,12 @@ void ferry_scheduler_set_idle_cb(struct ferry_scheduler *s, ferry_sched_idle_cb 
     s->idle_ud = ud;
 }
 
-int ferry_scheduler_add_poll(struct ferry_scheduler *s, const char *system, const char *object)
+int ferry_scheduler_add_poll(struct ferry_scheduler *s, const char *system, const char *object,
+                             const char *since)
 {
     for (size_t i = 0; i < s->npolls; i++) {
-        if (strcmp(s->polls[i].system, system) == 0 && strcmp(s->polls[i].object, object) == 0) {
+        if (!since && !s->polls[i].since && strcmp(s->polls[i].system, system) == 0 &&
+            strcmp(s->polls[i].object, object) == 0) {
             return 0; /* already queued: one poll covers every change since the cursor */
         }
     }
@@ -160,9 +165,12 @@ int ferry_scheduler_add_poll(struct ferry_scheduler *s, const char *system, cons
     s->polls = grown;
     s->polls[s->npolls].system = ferry_strdup(system);
     s->polls[s->npolls].object = ferry_strdup(object);
-    if (!s->polls[s->npolls].system || !s->polls[s->npolls].object) {
+    s->polls[s->npolls].since = ferry_strdup(since);
+    if (!s->polls[s->npolls].system || !s->polls[s->npolls].object ||
+        (since && !s->polls[s->npolls].since)) {
         free(s->polls[s->npolls].system);
         free(s->polls[s->npolls].object);
+        free(s->polls[s->npolls].since);
         return FERRY_ENOMEM;
     }
     s->npolls++;
@@ -187,7 +195,7 @@ static void on_work(uv_work_t *req)
     } else {
         struct ferry_poll_result res;
         struct ferry_err err = {0};
-        t->rc = ferry_pipeline_poll(t->worker, t->system, t->object, &res, &err);
+        t->rc = ferry_pipeline_poll(t->worker, t->system, t->object, t->since, &res, &err);
         if (t->rc < 0) {
             ferry_error("poll of %s %s failed: %s", t->system, t->object,
                         err.msg[0] ? err.msg : ferry_strerror(t->rc));
@@ -257,6 +265,7 @@ static void on_after_work(uv_work_t *req, int status)
         }
         free(t->system);
         free(t->object);
+        free(t->since);
     }
     free(t);
     if (s->stopping) {
@@ -305,21 +314,29 @@ void ferry_scheduler_kick(struct ferry_scheduler *s)
         t->kind = TASK_POLL;
         t->system = s->polls[0].system;
         t->object = s->polls[0].object;
+        t->since = s->polls[0].since;
         memmove(&s->polls[0], &s->polls[1], (s->npolls - 1) * sizeof(*s->polls));
         s->npolls--;
         if (dispatch(s, t) < 0) {
             free(t->system);
             free(t->object);
+            free(t->since);
             free(t);
             break;
         }
     }
 
     if (s->nfree > 0) {
-        /* A window wider than the pool, so that keys blocked behind a running
-         * or waiting job do not hide runnable jobs further down. */
-        size_t window = 64 * (s->rt->nworkers + 1);
-        int rc = ferry_store_jobs_pending(s->store, 0, window, &jobs, &njobs, &err);
+        int64_t now = s->rt->clock();
+        int64_t next_due = INT64_MAX;
+        /* The store already applies the ordering rule (oldest unfinished job
+         * of each key, lanes by priority); select() below only guards the
+         * running keys and the number of free workers. */
+        int rc =
+            ferry_store_jobs_runnable(s->store, now, s->nfree + s->nrunning, &jobs, &njobs, &err);
+        if (rc == 0) {
+            rc = ferry_store_jobs_next_due(s->store, now, &next_due, &err);
+        }
         if (rc < 0) {
             ferry_error("scheduler: pending jobs not read: %s", err.msg);
             uv_timer_start(&s->timer, on_timer, 1000, 0);
@@ -329,10 +346,9 @@ void ferry_scheduler_kick(struct ferry_scheduler *s)
         if (!picked) {
             goto done;
         }
-        int64_t next_due = INT64_MAX;
-        int64_t now = s->rt->clock();
+        int64_t unused_due;
         size_t n = ferry_sched_select(jobs, njobs, (const char *const *)s->running_keys,
-                                      s->nrunning, now, s->nfree, picked, &next_due);
+                                      s->nrunning, now, s->nfree, picked, &unused_due);
         for (size_t i = 0; i < n; i++) {
             struct task *t = calloc(1, sizeof(*t));
             char *key = t ? ferry_strdup(jobs[picked[i]]->job_key) : NULL;
@@ -355,7 +371,8 @@ void ferry_scheduler_kick(struct ferry_scheduler *s)
             int64_t wait = next_due - now;
             uv_timer_start(&s->timer, on_timer, wait > 0 ? (uint64_t)wait : 0, 0);
         }
-        if (s->inflight == 0 && njobs == 0 && s->npolls == 0 && s->idle_cb) {
+        if (s->inflight == 0 && njobs == 0 && next_due == INT64_MAX && s->npolls == 0 &&
+            s->idle_cb) {
             s->idle_cb(s->idle_ud);
         }
     }

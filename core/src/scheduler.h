@@ -60,9 +60,12 @@ FERRY_NODISCARD int ferry_scheduler_new(struct ferry_scheduler **out, uv_loop_t 
 void ferry_scheduler_free(struct ferry_scheduler *s); /* accepts NULL */
 
 void ferry_scheduler_set_idle_cb(struct ferry_scheduler *s, ferry_sched_idle_cb cb, void *ud);
-/* Queue a delta poll of (system, object); it runs before pending jobs. */
+/*
+ * Queue a delta poll of (system, object) from its cursor, or from `since`
+ * (ISO 8601, a backfill) when non-NULL; polls take a worker before jobs do.
+ */
 FERRY_NODISCARD int ferry_scheduler_add_poll(struct ferry_scheduler *s, const char *system,
-                                             const char *object);
+                                             const char *object, const char *since);
 /* Look for work now (after an enqueue, a finished job, a timer). */
 void ferry_scheduler_kick(struct ferry_scheduler *s);
 /* Stop dispatching; `drained` runs once every running job has returned and handles are closed. */

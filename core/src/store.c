@@ -40,6 +40,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
  */
 static const char *const migrations[] = {
     FERRY_SQL_MIGRATION_1,
+    FERRY_SQL_MIGRATION_2,
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -487,6 +488,9 @@ int ferry_store_job_enqueue(struct ferry_store *s, const struct ferry_job_new *j
         rc = bind_int64(s, st, 6, j->now_ms, err);
     }
     if (rc == 0) {
+        rc = bind_int64(s, st, 7, j->lane, err);
+    }
+    if (rc == 0) {
         rc = step_done(s, st, "insert job", err);
     }
     if (rc < 0) {
@@ -563,11 +567,48 @@ static int job_from_row(sqlite3_stmt *st, struct ferry_job **out, struct ferry_e
     j->next_attempt_at_ms = sqlite3_column_int64(st, 8);
     j->created_at_ms = sqlite3_column_int64(st, 10);
     j->updated_at_ms = sqlite3_column_int64(st, 11);
+    j->lane = sqlite3_column_int(st, 12);
     *out = j;
     j = NULL;
 cleanup:
     ferry_job_free(j);
     return rc;
+}
+
+/* Appends every row of a job query to *arr (grown by doubling), up to `limit` in all. */
+static int collect_jobs(struct ferry_store *s, sqlite3_stmt *st, struct ferry_job ***arr,
+                        size_t *count, size_t *cap, size_t limit, struct ferry_err *err)
+{
+    while (*count < limit) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            return 0;
+        }
+        if (src != SQLITE_ROW) {
+            return db_error(s, src, "list jobs", err);
+        }
+        /* Grow by doubling rather than preallocating `limit`, which may be huge. */
+        if (*count == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 8;
+            struct ferry_job **grown = realloc(*arr, ncap * sizeof(**arr));
+            if (!grown) {
+                return ferry_err_set(err, FERRY_ENOMEM, "out of memory listing jobs");
+            }
+            *arr = grown;
+            *cap = ncap;
+        }
+        int rc = job_from_row(st, &(*arr)[*count], err);
+        if (rc < 0) {
+            return rc;
+        }
+        (*count)++;
+    }
+    return 0;
+}
+
+static int64_t limit_arg(size_t limit)
+{
+    return limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
 }
 
 int ferry_store_jobs_pending(struct ferry_store *s, int64_t after_id, size_t limit,
@@ -588,35 +629,13 @@ int ferry_store_jobs_pending(struct ferry_store *s, int64_t after_id, size_t lim
         rc = bind_int64(s, st, 1, after_id, err);
     }
     if (rc == 0) {
-        rc = bind_int64(s, st, 2, limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit, err);
+        rc = bind_int64(s, st, 2, limit_arg(limit), err);
+    }
+    if (rc == 0) {
+        rc = collect_jobs(s, st, &arr, &count, &cap, limit, err);
     }
     if (rc < 0) {
         goto cleanup;
-    }
-    for (;;) {
-        int src = sqlite3_step(st);
-        if (src == SQLITE_DONE) {
-            break;
-        }
-        if (src != SQLITE_ROW) {
-            rc = db_error(s, src, "list pending jobs", err);
-            goto cleanup;
-        }
-        /* Grow by doubling rather than preallocating `limit`, which may be huge. */
-        if (count == cap) {
-            cap = cap ? cap * 2 : 8;
-            struct ferry_job **grown = realloc(arr, cap * sizeof(*arr));
-            if (!grown) {
-                rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory listing jobs");
-                goto cleanup;
-            }
-            arr = grown;
-        }
-        rc = job_from_row(st, &arr[count], err);
-        if (rc < 0) {
-            goto cleanup;
-        }
-        count++;
     }
     *jobs = arr;
     *n = count;
@@ -628,6 +647,95 @@ cleanup:
         ferry_job_free(arr[i]);
     }
     free(arr);
+    return rc;
+}
+
+int ferry_store_jobs_runnable(struct ferry_store *s, int64_t now_ms, size_t limit,
+                              struct ferry_job ***jobs, size_t *n, struct ferry_err *err)
+{
+    int rc = 0;
+    struct ferry_job **arr = NULL;
+    size_t count = 0, cap = 0;
+
+    *jobs = NULL;
+    *n = 0;
+    for (int lane = FERRY_LANE_REALTIME; lane <= FERRY_LANE_BACKFILL && count < limit; lane++) {
+        sqlite3_stmt *st = NULL;
+        rc = stmt_get(s, STMT_JOBS_RUNNABLE, &st, err);
+        if (rc == 0) {
+            rc = bind_int64(s, st, 1, lane, err);
+        }
+        if (rc == 0) {
+            rc = bind_int64(s, st, 2, now_ms, err);
+        }
+        if (rc == 0) {
+            rc = bind_int64(s, st, 3, limit_arg(limit - count), err);
+        }
+        if (rc == 0) {
+            rc = collect_jobs(s, st, &arr, &count, &cap, limit, err);
+        }
+        stmt_done(st);
+        if (rc < 0) {
+            goto cleanup;
+        }
+    }
+    *jobs = arr;
+    *n = count;
+    arr = NULL;
+    count = 0;
+cleanup:
+    for (size_t i = 0; i < count; i++) {
+        ferry_job_free(arr[i]);
+    }
+    free(arr);
+    return rc;
+}
+
+int ferry_store_jobs_next_due(struct ferry_store *s, int64_t now_ms, int64_t *at_ms,
+                              struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *at_ms = INT64_MAX;
+    int rc = stmt_get(s, STMT_JOBS_NEXT_DUE, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, now_ms, err);
+    }
+    if (rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+            *at_ms = sqlite3_column_int64(st, 0);
+        } else if (src != SQLITE_ROW && src != SQLITE_DONE) {
+            rc = db_error(s, src, "next due job", err);
+        }
+    }
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_job_origin_since(struct ferry_store *s, const char *job_key, int origin,
+                                 int64_t since_ms, bool *found, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *found = false;
+    int rc = stmt_get(s, STMT_JOB_ORIGIN_SINCE, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, job_key, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, origin, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 3, since_ms, err);
+    }
+    if (rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            *found = true;
+        } else if (src != SQLITE_DONE) {
+            rc = db_error(s, src, "look up job origin", err);
+        }
+    }
+    stmt_done(st);
     return rc;
 }
 
@@ -1056,4 +1164,159 @@ int ferry_store_audit_count(struct ferry_store *s, const char *step, const char 
     }
     stmt_done(st);
     return rc;
+}
+
+/* ---- connector key/value store ---- */
+
+int ferry_store_kv_get(struct ferry_store *s, const char *instance, const char *key, char **value,
+                       int64_t *updated_at_ms, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *value = NULL;
+    int rc = stmt_get(s, STMT_KV_GET, &st, err);
+    if (rc == 0) {
+        rc = bind_texts(s, st, 1, (const char *const[]){instance, key}, 2, err);
+    }
+    if (rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            rc = column_dup(st, 0, value, err);
+            if (updated_at_ms) {
+                *updated_at_ms = sqlite3_column_int64(st, 1);
+            }
+        } else if (src == SQLITE_DONE) {
+            rc = ferry_err_set(err, FERRY_ENOTFOUND, "no value stored under %s", key);
+        } else {
+            rc = db_error(s, src, "read key/value", err);
+        }
+    }
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_kv_put(struct ferry_store *s, const char *instance, const char *key,
+                       const char *value, int64_t now_ms, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (!instance || !key || !value) {
+        return ferry_err_set(err, FERRY_EINVAL, "key/value needs instance, key and value");
+    }
+    int rc = stmt_get(s, STMT_KV_PUT, &st, err);
+    if (rc == 0) {
+        rc = bind_texts(s, st, 1, (const char *const[]){instance, key, value}, 3, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 4, now_ms, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "write key/value", err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+/* ---- counters ---- */
+
+int ferry_store_counter_add(struct ferry_store *s, const char *name, int64_t delta, int64_t now_ms,
+                            struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, STMT_COUNTER_ADD, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, name, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, delta, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 3, now_ms, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "add to counter", err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_counters(struct ferry_store *s, json_t **out, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *o = json_object();
+    *out = NULL;
+    if (!o) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    int rc = stmt_get(s, STMT_COUNTERS_ALL, &st, err);
+    while (rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = db_error(s, src, "read counters", err);
+            break;
+        }
+        json_object_set_new(o, (const char *)sqlite3_column_text(st, 0),
+                            json_integer(sqlite3_column_int64(st, 1)));
+    }
+    stmt_done(st);
+    if (rc < 0) {
+        json_decref(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+/* ---- webhook deliveries seen ---- */
+
+int ferry_store_webhook_seen(struct ferry_store *s, const char *instance, const char *scope,
+                             int64_t at_ms, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, STMT_WEBHOOK_SEEN, &st, err);
+    if (rc == 0) {
+        rc = bind_texts(s, st, 1, (const char *const[]){instance, scope}, 2, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 3, at_ms, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "record webhook scope", err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_webhooks_seen(struct ferry_store *s, json_t **out, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    *out = NULL;
+    if (!arr) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    int rc = stmt_get(s, STMT_WEBHOOKS_SEEN_ALL, &st, err);
+    while (rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = db_error(s, src, "read webhook scopes", err);
+            break;
+        }
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I}", "instance",
+                                             (const char *)sqlite3_column_text(st, 0), "scope",
+                                             (const char *)sqlite3_column_text(st, 1), "last_at",
+                                             (json_int_t)sqlite3_column_int64(st, 2), "count",
+                                             (json_int_t)sqlite3_column_int64(st, 3)));
+    }
+    stmt_done(st);
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return 0;
 }

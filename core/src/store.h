@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "errors.h"
 
 struct ferry_store;
@@ -58,6 +60,16 @@ FERRY_NODISCARD int ferry_store_set_synchronous(struct ferry_store *s, bool full
 
 /* ---- jobs ---- */
 
+/*
+ * Priority lanes: real-time work (webhooks) runs before retries, which run
+ * before backfill (polls), so a long backfill never starves live events.
+ */
+enum ferry_lane {
+    FERRY_LANE_REALTIME = 0,
+    FERRY_LANE_RETRY = 1,
+    FERRY_LANE_BACKFILL = 2,
+};
+
 struct ferry_job_new {
     const char *dedupe_key;     /* NULL: never deduplicated */
     const char *job_key;        /* ordering key, e.g. "shop:customer:42" */
@@ -67,6 +79,7 @@ struct ferry_job_new {
     int64_t now_ms;
     int64_t dedupe_window_ms; /* a job with the same dedupe_key created within this window is a
                                  duplicate */
+    int lane;                 /* enum ferry_lane; also recorded as the job's origin */
 };
 
 /*
@@ -90,6 +103,7 @@ struct ferry_job {
     char *last_error; /* may be NULL */
     int64_t created_at_ms;
     int64_t updated_at_ms;
+    int lane; /* enum ferry_lane */
 };
 void ferry_job_free(struct ferry_job *j); /* frees the strings and j itself; accepts NULL */
 
@@ -102,6 +116,22 @@ void ferry_job_free(struct ferry_job *j); /* frees the strings and j itself; acc
 FERRY_NODISCARD int ferry_store_jobs_pending(struct ferry_store *s, int64_t after_id, size_t limit,
                                              struct ferry_job ***jobs, size_t *n,
                                              struct ferry_err *err);
+/*
+ * Jobs that may start now, in priority order (lane, then arrival): due, and
+ * each the oldest unfinished job of its key. At most `limit`; freed like
+ * ferry_store_jobs_pending's.
+ */
+FERRY_NODISCARD int ferry_store_jobs_runnable(struct ferry_store *s, int64_t now_ms, size_t limit,
+                                              struct ferry_job ***jobs, size_t *n,
+                                              struct ferry_err *err);
+/* Earliest next_attempt_at after now among pending jobs; INT64_MAX when none. */
+FERRY_NODISCARD int ferry_store_jobs_next_due(struct ferry_store *s, int64_t now_ms, int64_t *at_ms,
+                                              struct ferry_err *err);
+/* Whether a job of `job_key` that came in through lane `origin` was created at or after since_ms.
+ */
+FERRY_NODISCARD int ferry_store_job_origin_since(struct ferry_store *s, const char *job_key,
+                                                 int origin, int64_t since_ms, bool *found,
+                                                 struct ferry_err *err);
 FERRY_NODISCARD int ferry_store_job_get(struct ferry_store *s, int64_t id, struct ferry_job **job,
                                         struct ferry_err *err); /* FERRY_ENOTFOUND */
 
@@ -192,5 +222,30 @@ FERRY_NODISCARD int ferry_store_audit_add(struct ferry_store *s, const struct fe
  * status. */
 FERRY_NODISCARD int ferry_store_audit_count(struct ferry_store *s, const char *step,
                                             const char *method, int64_t *n, struct ferry_err *err);
+
+/* ---- connector key/value store (host kv_get / kv_put) ---- */
+
+/* *value malloc'd; FERRY_ENOTFOUND when absent. updated_at_ms may be NULL. */
+FERRY_NODISCARD int ferry_store_kv_get(struct ferry_store *s, const char *instance, const char *key,
+                                       char **value, int64_t *updated_at_ms, struct ferry_err *err);
+FERRY_NODISCARD int ferry_store_kv_put(struct ferry_store *s, const char *instance, const char *key,
+                                       const char *value, int64_t now_ms, struct ferry_err *err);
+
+/* ---- counters (e.g. webhook_missed_total) ---- */
+
+FERRY_NODISCARD int ferry_store_counter_add(struct ferry_store *s, const char *name, int64_t delta,
+                                            int64_t now_ms, struct ferry_err *err);
+/* *out: new object name -> value. */
+FERRY_NODISCARD int ferry_store_counters(struct ferry_store *s, json_t **out,
+                                         struct ferry_err *err);
+
+/* ---- webhook deliveries seen, per instance and scope ---- */
+
+FERRY_NODISCARD int ferry_store_webhook_seen(struct ferry_store *s, const char *instance,
+                                             const char *scope, int64_t at_ms,
+                                             struct ferry_err *err);
+/* *out: new array of {"instance", "scope", "last_at", "count"}. */
+FERRY_NODISCARD int ferry_store_webhooks_seen(struct ferry_store *s, json_t **out,
+                                              struct ferry_err *err);
 
 #endif

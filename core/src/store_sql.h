@@ -72,10 +72,41 @@
     "CREATE INDEX audit_correlation ON audit (correlation_id);"                                    \
     "CREATE INDEX audit_job ON audit (job_id);"
 
+/*
+ * Migration 2: priority lanes, the connectors' key/value store, counters and
+ * the last delivery seen per webhook scope.
+ *
+ * `lane` is the job's current priority (real-time, retry, backfill) and
+ * changes when a job is retried; `origin` is where it came from and never
+ * changes, so that a poll can tell whether a webhook announced a change.
+ */
+#define FERRY_SQL_MIGRATION_2                                                                      \
+    "ALTER TABLE jobs ADD COLUMN lane INTEGER NOT NULL DEFAULT 0;"                                 \
+    "ALTER TABLE jobs ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;"                               \
+    "CREATE INDEX jobs_lane ON jobs (state, lane, id);"                                            \
+    "CREATE INDEX jobs_due ON jobs (state, next_attempt_at);"                                      \
+    "CREATE INDEX jobs_key_origin ON jobs (job_key, origin, created_at);"                          \
+    "CREATE TABLE plugin_kv ("                                                                     \
+    " instance TEXT NOT NULL,"                                                                     \
+    " key TEXT NOT NULL,"                                                                          \
+    " value TEXT NOT NULL,"                                                                        \
+    " updated_at INTEGER NOT NULL,"                                                                \
+    " PRIMARY KEY (instance, key));"                                                               \
+    "CREATE TABLE counters ("                                                                      \
+    " name TEXT PRIMARY KEY,"                                                                      \
+    " value INTEGER NOT NULL,"                                                                     \
+    " updated_at INTEGER NOT NULL);"                                                               \
+    "CREATE TABLE webhook_seen ("                                                                  \
+    " instance TEXT NOT NULL,"                                                                     \
+    " scope TEXT NOT NULL,"                                                                        \
+    " last_at INTEGER NOT NULL,"                                                                   \
+    " count INTEGER NOT NULL,"                                                                     \
+    " PRIMARY KEY (instance, scope));"
+
 /* Column list shared by every query that fills a struct ferry_job. */
 #define FERRY_SQL_JOB_COLUMNS                                                                      \
     "id, dedupe_key, job_key, kind, payload, correlation_id, state, attempts,"                     \
-    " next_attempt_at, last_error, created_at, updated_at"
+    " next_attempt_at, last_error, created_at, updated_at, lane"
 
 /*
  * Every prepared statement: XX(name, sql). The enum of statement slots and
@@ -92,8 +123,8 @@
     XX(JOB_FIND_DUP, "SELECT id FROM jobs WHERE dedupe_key = ?1 AND created_at >= ?2"              \
                      " ORDER BY id DESC LIMIT 1")                                                  \
     XX(JOB_INSERT, "INSERT INTO jobs (dedupe_key, job_key, kind, payload, correlation_id,"         \
-                   " state, attempts, next_attempt_at, created_at, updated_at)"                    \
-                   " VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?6, ?6)")                               \
+                   " state, attempts, next_attempt_at, created_at, updated_at, lane, origin)"      \
+                   " VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?6, ?6, ?7, ?7)")                       \
     XX(JOB_GET, "SELECT " FERRY_SQL_JOB_COLUMNS " FROM jobs WHERE id = ?1")                        \
     XX(JOB_STATE, "SELECT state FROM jobs WHERE id = ?1")                                          \
     XX(JOBS_PENDING, "SELECT " FERRY_SQL_JOB_COLUMNS " FROM jobs"                                  \
@@ -103,7 +134,19 @@
     XX(JOB_FINISH, "UPDATE jobs SET state = 2, lease_until = NULL, updated_at = ?2"                \
                    " WHERE id = ?1 AND state = 1")                                                 \
     XX(JOB_RETRY, "UPDATE jobs SET state = 0, lease_until = NULL, next_attempt_at = ?3,"           \
-                  " last_error = ?4, updated_at = ?2 WHERE id = ?1 AND state = 1")                 \
+                  " last_error = ?4, updated_at = ?2, lane = 1 WHERE id = ?1 AND state = 1")       \
+    /* Due jobs of one lane that are the oldest unfinished job of their key:                       \
+     * a later job never overtakes an earlier one of the same key, whatever                        \
+     * the lanes. */                                                                               \
+    XX(JOBS_RUNNABLE, "SELECT " FERRY_SQL_JOB_COLUMNS " FROM jobs j"                               \
+                      " WHERE j.state = 0 AND j.lane = ?1 AND j.next_attempt_at <= ?2"             \
+                      " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.job_key = j.job_key"          \
+                      " AND e.state IN (0, 1) AND e.id < j.id)"                                    \
+                      " ORDER BY j.id LIMIT ?3")                                                   \
+    XX(JOBS_NEXT_DUE, "SELECT MIN(next_attempt_at) FROM jobs"                                      \
+                      " WHERE state = 0 AND next_attempt_at > ?1")                                 \
+    XX(JOB_ORIGIN_SINCE, "SELECT 1 FROM jobs WHERE job_key = ?1 AND origin = ?2"                   \
+                         " AND created_at >= ?3 LIMIT 1")                                          \
     XX(JOB_BURY, "UPDATE jobs SET state = 3, lease_until = NULL, last_error = ?3,"                 \
                  " updated_at = ?2 WHERE id = ?1 AND state IN (0, 1)")                             \
     XX(JOBS_REQUEUE, "UPDATE jobs SET state = 0, lease_until = NULL, updated_at = ?1"              \
@@ -131,6 +174,19 @@
                   " status, request, response, detail, duration_ms, at)"                           \
                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")                   \
     XX(AUDIT_COUNT, "SELECT COUNT(*) FROM audit WHERE step = ?1"                                   \
-                    " AND (?2 IS NULL OR method = ?2)")
+                    " AND (?2 IS NULL OR method = ?2)")                                            \
+    XX(KV_GET, "SELECT value, updated_at FROM plugin_kv WHERE instance = ?1 AND key = ?2")         \
+    XX(KV_PUT, "INSERT INTO plugin_kv (instance, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)"  \
+               " ON CONFLICT (instance, key) DO UPDATE SET value = excluded.value,"                \
+               " updated_at = excluded.updated_at")                                                \
+    XX(COUNTER_ADD, "INSERT INTO counters (name, value, updated_at) VALUES (?1, ?2, ?3)"           \
+                    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value,"            \
+                    " updated_at = excluded.updated_at")                                           \
+    XX(COUNTERS_ALL, "SELECT name, value FROM counters ORDER BY name")                             \
+    XX(WEBHOOK_SEEN, "INSERT INTO webhook_seen (instance, scope, last_at, count)"                  \
+                     " VALUES (?1, ?2, ?3, 1) ON CONFLICT (instance, scope)"                       \
+                     " DO UPDATE SET last_at = MAX(last_at, excluded.last_at), count = count + 1") \
+    XX(WEBHOOKS_SEEN_ALL, "SELECT instance, scope, last_at, count FROM webhook_seen"               \
+                          " ORDER BY instance, scope")
 
 #endif

@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,4 +103,88 @@ char *ferry_json_scalar_text(const json_t *v)
         return ferry_strdup(buf);
     }
     return NULL;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static bool digits(const char *p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+int ferry_iso8601_parse(const char *text, int64_t *ms)
+{
+    int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0, off_min = 0;
+    const char *p = text;
+    if (!p || !digits(p, 4, &y) || p[4] != '-' || !digits(p + 5, 2, &mo) || p[7] != '-' ||
+        !digits(p + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31) {
+        return FERRY_EINVAL;
+    }
+    p += 10;
+    if (*p == 'T' || *p == ' ') {
+        if (!digits(p + 1, 2, &h) || p[3] != ':' || !digits(p + 4, 2, &mi) || h > 23 || mi > 59) {
+            return FERRY_EINVAL;
+        }
+        p += 6;
+        if (*p == ':') {
+            if (!digits(p + 1, 2, &sec) || sec > 60) {
+                return FERRY_EINVAL;
+            }
+            p += 3;
+            if (*p == '.') {
+                int scale = 100;
+                p++;
+                if (*p < '0' || *p > '9') {
+                    return FERRY_EINVAL;
+                }
+                while (*p >= '0' && *p <= '9') {
+                    frac_ms += (*p - '0') * scale;
+                    scale /= 10;
+                    p++;
+                }
+            }
+        }
+        if (*p == 'Z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int oh, om;
+            int sign = *p == '-' ? -1 : 1;
+            if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om)) {
+                return FERRY_EINVAL;
+            }
+            off_min = sign * (oh * 60 + om);
+            p += 6;
+        }
+    }
+    if (*p != '\0') {
+        return FERRY_EINVAL;
+    }
+    int64_t days = days_from_civil(y, mo, d);
+    *ms = (((days * 24 + h) * 60 + mi - off_min) * 60 + sec) * 1000 + frac_ms;
+    return 0;
+}
+
+void ferry_iso8601_format(int64_t ms, char out[21])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

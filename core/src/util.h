@@ -29,6 +29,15 @@ int64_t ferry_now_ms(void);
 char *ferry_strdup(const char *s);
 /* malloc'd "a/b" path join; b absolute -> copy of b. */
 char *ferry_path_join(const char *a, const char *b);
+/*
+ * Parse an ISO 8601 date or UTC/offset timestamp ("2024-05-01",
+ * "2024-05-01T10:00:00Z", "2024-05-01T10:00:00.123+02:00") into ms since the
+ * epoch. Returns 0 or FERRY_EINVAL.
+ */
+int ferry_iso8601_parse(const char *text, int64_t *ms);
+/* Format ms since the epoch as "YYYY-MM-DDTHH:MM:SSZ" into out (at least 21 bytes). */
+void ferry_iso8601_format(int64_t ms, char out[21]);
+
 /* Text of a JSON scalar as a new string (strings as-is, integers in decimal); NULL otherwise. */
 char *ferry_json_scalar_text(const json_t *v);
 

@@ -112,6 +112,11 @@ static void test_cli_run_and_sync_usage(void **state)
     assert_int_equal(run_captured(ferry_cmd_sync, 3, no_once, &out), FERRY_EXIT_USAGE);
     assert_non_null(strstr(out, "--once"));
     free(out);
+
+    char *bad_since[] = {"sync", "-c", fx->config, "--since", "last tuesday", NULL};
+    assert_int_equal(run_captured(ferry_cmd_sync, 5, bad_since, &out), FERRY_EXIT_USAGE);
+    assert_non_null(strstr(out, "last tuesday"));
+    free(out);
 }
 
 static void test_cli_run_reports_config_errors(void **state)

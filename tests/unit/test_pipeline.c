@@ -423,7 +423,7 @@ static void test_pipeline_poll_enqueues_and_advances_cursor(void **state)
         json_object_set_new(src_records, id,
                             json_pack("{s:i, s:s, s:s}", "id", i, "name", "N", "email", id));
     }
-    assert_int_equal(ferry_pipeline_poll(&fx->rt->workers[0], "src", "thing", &res, &err), 0);
+    assert_int_equal(ferry_pipeline_poll(&fx->rt->workers[0], "src", "thing", NULL, &res, &err), 0);
     assert_int_equal(res.pages, 2);
     assert_int_equal(res.records, 3);
     assert_int_equal(res.enqueued, 3);
@@ -432,7 +432,7 @@ static void test_pipeline_poll_enqueues_and_advances_cursor(void **state)
     assert_string_equal(cursor, "2024-01-01T00:00:03Z");
     free(cursor);
     /* Inclusive cursor: record 3 is listed again but is not queued twice. */
-    assert_int_equal(ferry_pipeline_poll(&fx->rt->workers[0], "src", "thing", &res, &err), 0);
+    assert_int_equal(ferry_pipeline_poll(&fx->rt->workers[0], "src", "thing", NULL, &res, &err), 0);
     assert_int_equal(res.records, 1);
     assert_int_equal(res.enqueued, 0);
     /* Polled jobs carry their record: no fetch needed. */
@@ -440,6 +440,58 @@ static void test_pipeline_poll_enqueues_and_advances_cursor(void **state)
     run_next(fx, &out);
     assert_int_equal(src_fetches, 0);
     assert_int_equal(dst_creates, 1);
+}
+
+static void test_pipeline_poll_counts_changes_webhooks_missed(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_poll_result res;
+    struct ferry_err err = {0};
+    json_t *counters = NULL;
+    struct ferry_store *st = fx->rt->workers[0].store;
+    char payload[] = "{\"source\":\"src\",\"object\":\"thing\",\"id\":\"1\",\"event\":\"x\"}";
+    /* Record 1 was announced by a webhook (a real-time job after its change
+     * at 00:00:01); records 2 and 3 were not. */
+    for (int i = 2; i <= 3; i++) {
+        char id[4];
+        snprintf(id, sizeof(id), "%d", i);
+        json_object_set_new(src_records, id, json_pack("{s:i, s:s}", "id", i, "name", "N"));
+    }
+    struct ferry_job_new jn = {.job_key = "src:thing:1",
+                               .kind = "sync",
+                               .payload = payload,
+                               .correlation_id = "c",
+                               .now_ms = 1704067202000LL,
+                               .lane = FERRY_LANE_REALTIME};
+    assert_int_equal(ferry_store_job_enqueue(st, &jn, NULL, NULL, &err), 0);
+    assert_int_equal(ferry_pipeline_poll(&fx->rt->workers[0], "src", "thing", NULL, &res, &err), 0);
+    assert_int_equal(res.enqueued, 3);
+    assert_int_equal(res.missed, 2);
+    assert_int_equal(ferry_store_counters(st, &counters, &err), 0);
+    assert_int_equal(
+        json_integer_value(json_object_get(counters, "webhook_missed_total:src:thing")), 2);
+    json_decref(counters);
+}
+
+static void test_pipeline_backfill_since_keeps_cursor(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_poll_result res;
+    struct ferry_err err = {0};
+    struct ferry_store *st = fx->rt->workers[0].store;
+    char *cursor = NULL;
+    json_object_set_new(src_records, "2", json_pack("{s:i, s:s}", "id", 2, "name", "N"));
+    assert_int_equal(ferry_store_cursor_put(st, "src", "thing", "2030-01-01T00:00:00Z", 1, &err),
+                     0);
+    /* From an explicit date: every record since then, no missed-webhook judgement. */
+    assert_int_equal(ferry_pipeline_poll(&fx->rt->workers[0], "src", "thing",
+                                         "2024-01-01T00:00:00Z", &res, &err),
+                     0);
+    assert_int_equal(res.records, 2);
+    assert_int_equal(res.missed, 0);
+    assert_int_equal(ferry_store_cursor_get(st, "src", "thing", &cursor, &err), 0);
+    assert_string_equal(cursor, "2030-01-01T00:00:00Z");
+    free(cursor);
 }
 
 static void test_pipeline_backoff_grows_and_caps(void **state)
@@ -473,6 +525,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_source_gone_is_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_poll_enqueues_and_advances_cursor, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_poll_counts_changes_webhooks_missed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_backfill_since_keeps_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -204,6 +204,74 @@ static void test_runtime_reload_is_all_or_nothing(void **state)
     assert_string_not_equal(before, ferry_mapping_set_hash(fx->rt->workers[0].mappings));
 }
 
+static int d_describe(void *state, struct ferry_call *call, json_t **objects, struct ferry_err *err)
+{
+    *objects = json_loads("{\"Y\": {\"key\": \"ObjectID\", \"properties\": {"
+                          "\"A\": {\"creatable\": true, \"updatable\": true},"
+                          "\"RO\": {\"creatable\": false, \"updatable\": false}}}}",
+                          0, NULL);
+    return *objects ? 0 : FERRY_ENOMEM;
+}
+
+static const struct ferry_connector described = {
+    .abi = FERRY_PLUGIN_ABI,
+    .size = sizeof(struct ferry_connector),
+    .name = "c",
+    .version = "1",
+    .open = c_open,
+    .close = c_close,
+    .describe = d_describe,
+};
+
+static void test_runtime_describe_rejects_read_only_targets(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_err err = {0};
+    struct ferry_runtime *rt = NULL;
+    assert_int_equal(ferry_runtime_new_empty(&rt, &fx->cfg, &err), 0);
+    assert_int_equal(ferry_runtime_add_connector(rt, "c", &described, NULL, &err), 0);
+    assert_int_equal(ferry_runtime_describe(rt, &err), 0);
+    assert_non_null(rt->instances[0].schema);
+    /* The fixture's mapping writes A: fine. */
+    write_mapping(fx, "return { source = { \"c\", \"x\" }, target = { \"c\", \"Y\" },\n"
+                      "  fields = {\n"
+                      "    A = \"a\",\n"
+                      "    RO = \"b\",\n"
+                      "  } }\n");
+    assert_int_equal(ferry_runtime_start_workers(rt, &err), 0);
+    assert_int_equal(ferry_runtime_check_mappings(rt, rt->workers[0].mappings, &err),
+                     FERRY_EMAPPING);
+    assert_non_null(strstr(err.msg, "mapping.lua:4: RO of Y is read-only"));
+    /* A reload that still writes RO is refused; one that does not is taken. */
+    assert_int_equal(ferry_runtime_reload_mappings(rt, &err), FERRY_EMAPPING);
+    write_mapping(fx, "return { source = { \"c\", \"x\" }, target = { \"c\", \"Y\" }, "
+                      "fields = { A = \"a\" } }\n");
+    assert_int_equal(ferry_runtime_reload_mappings(rt, &err), 0);
+    ferry_runtime_free(rt);
+}
+
+static void test_runtime_kv_on_setup_and_worker_calls(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_call setup, w0, loop;
+    struct ferry_err err = {0};
+    char *v = NULL;
+    int64_t at = 0;
+    const struct ferry_host_api *h = &fx->rt->host;
+    ferry_call_init(&setup, fx->rt, NULL, 0, "s", 0);
+    setup.setup = true;
+    ferry_call_init(&w0, fx->rt, &fx->rt->workers[0], 0, "w", 1);
+    ferry_call_init(&loop, fx->rt, NULL, 0, "l", 0);
+    assert_int_equal(h->kv_put(&setup, "metadata", "<doc/>", &err), 0);
+    assert_int_equal(h->kv_get(&w0, "metadata", &v, &at, &err), 0);
+    assert_string_equal(v, "<doc/>");
+    assert_true(at > 0);
+    h->kv_free(v);
+    /* The event loop may not touch the database through a connector. */
+    assert_int_equal(h->kv_get(&loop, "metadata", &v, &at, &err), FERRY_EUNSUPPORTED);
+    assert_int_equal(h->kv_get(&w0, "nothing", &v, &at, &err), FERRY_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +280,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runtime_http_needs_worker_and_is_audited, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_runtime_reload_is_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_describe_rejects_read_only_targets, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_kv_on_setup_and_worker_calls, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -725,6 +725,105 @@ static void test_store_open_fails_cleanly(void **state)
     assert_non_null(strstr(err.msg, "missing-dir"));
 }
 
+static int64_t enqueue_lane(struct ferry_store *s, const char *key, int lane, int64_t now)
+{
+    struct ferry_job_new j = {.job_key = key,
+                              .kind = "sync",
+                              .payload = "{}",
+                              .correlation_id = "c",
+                              .now_ms = now,
+                              .lane = lane};
+    struct ferry_err err = {0};
+    int64_t id = -1;
+    assert_int_equal(ferry_store_job_enqueue(s, &j, &id, NULL, &err), 0);
+    return id;
+}
+
+static void test_store_runnable_lanes_and_key_order(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    struct ferry_job **jobs = NULL;
+    size_t n = 0;
+    /* A backfill of two keys, then a webhook for a third and one for a backfilled key. */
+    int64_t b1 = enqueue_lane(f->s, "k1", FERRY_LANE_BACKFILL, 100);
+    int64_t b2 = enqueue_lane(f->s, "k2", FERRY_LANE_BACKFILL, 100);
+    int64_t w3 = enqueue_lane(f->s, "k3", FERRY_LANE_REALTIME, 100);
+    int64_t w1 = enqueue_lane(f->s, "k1", FERRY_LANE_REALTIME, 100);
+
+    assert_int_equal(ferry_store_jobs_runnable(f->s, 200, 10, &jobs, &n, &err), 0);
+    /* Real-time first; k1's webhook waits behind k1's older backfill job. */
+    assert_int_equal(n, 3);
+    assert_int_equal(jobs[0]->id, w3);
+    assert_int_equal(jobs[1]->id, b1);
+    assert_int_equal(jobs[2]->id, b2);
+    for (size_t i = 0; i < n; i++) {
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+
+    /* b1 fails and waits for its retry: k1 (and its webhook) stay held, the
+     * retry lane is due later, and that time is reported. */
+    assert_int_equal(ferry_store_job_lease(f->s, b1, 200, 10000, &err), 0);
+    assert_int_equal(ferry_store_job_retry(f->s, b1, 200, 5000, "later", &err), 0);
+    assert_int_equal(ferry_store_jobs_runnable(f->s, 300, 10, &jobs, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(jobs[0]->id, w3);
+    assert_int_equal(jobs[1]->id, b2);
+    for (size_t i = 0; i < n; i++) {
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+    int64_t due = 0;
+    assert_int_equal(ferry_store_jobs_next_due(f->s, 300, &due, &err), 0);
+    assert_int_equal(due, 5000);
+
+    /* Once due, the retry comes before backfill; w1 still waits for it. */
+    assert_int_equal(ferry_store_jobs_runnable(f->s, 6000, 10, &jobs, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(jobs[0]->id, w3);
+    assert_int_equal(jobs[1]->id, b1);
+    assert_int_equal(jobs[1]->lane, FERRY_LANE_RETRY);
+    assert_int_equal(jobs[2]->id, b2);
+    for (size_t i = 0; i < n; i++) {
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+    (void)w1;
+}
+
+static void test_store_kv_counters_and_webhook_scopes(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    char *v = NULL;
+    int64_t at = 0;
+    json_t *j = NULL;
+    assert_int_equal(ferry_store_kv_get(f->s, "crm", "metadata", &v, &at, &err), FERRY_ENOTFOUND);
+    assert_int_equal(ferry_store_kv_put(f->s, "crm", "metadata", "<edmx/>", 10, &err), 0);
+    assert_int_equal(ferry_store_kv_put(f->s, "crm", "metadata", "<edmx v2/>", 20, &err), 0);
+    assert_int_equal(ferry_store_kv_get(f->s, "crm", "metadata", &v, &at, &err), 0);
+    assert_string_equal(v, "<edmx v2/>");
+    assert_int_equal(at, 20);
+    free(v);
+    /* Instances do not see each other's values. */
+    assert_int_equal(ferry_store_kv_get(f->s, "shop", "metadata", &v, NULL, &err), FERRY_ENOTFOUND);
+
+    assert_int_equal(ferry_store_counter_add(f->s, "missed", 2, 1, &err), 0);
+    assert_int_equal(ferry_store_counter_add(f->s, "missed", 3, 2, &err), 0);
+    assert_int_equal(ferry_store_counters(f->s, &j, &err), 0);
+    assert_int_equal(json_integer_value(json_object_get(j, "missed")), 5);
+    json_decref(j);
+
+    assert_int_equal(ferry_store_webhook_seen(f->s, "shop", "store/customer/created", 50, &err), 0);
+    assert_int_equal(ferry_store_webhook_seen(f->s, "shop", "store/customer/created", 40, &err), 0);
+    assert_int_equal(ferry_store_webhooks_seen(f->s, &j, &err), 0);
+    assert_int_equal(json_array_size(j), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "last_at")), 50);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "count")), 2);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -744,6 +843,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_concurrent_enqueue_dedupes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_set_synchronous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_open_fails_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_runnable_lanes_and_key_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_kv_counters_and_webhook_scopes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

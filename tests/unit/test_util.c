@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "util.h"
 
 static void test_util_sha256_known_vector(void **state)
@@ -56,12 +57,32 @@ static void test_util_path_join_and_scalars(void **state)
     assert_null(ferry_strdup(NULL));
 }
 
+static void test_util_iso8601_round_trip(void **state)
+{
+    int64_t ms = 0;
+    char out[21];
+    assert_int_equal(ferry_iso8601_parse("1970-01-01T00:00:00Z", &ms), 0);
+    assert_int_equal(ms, 0);
+    assert_int_equal(ferry_iso8601_parse("2024-05-01", &ms), 0);
+    assert_int_equal(ms, 1714521600000LL);
+    assert_int_equal(ferry_iso8601_parse("2024-05-01T12:30:15.250Z", &ms), 0);
+    assert_int_equal(ms, 1714566615250LL);
+    assert_int_equal(ferry_iso8601_parse("2024-05-01T14:30:15+02:00", &ms), 0);
+    assert_int_equal(ms, 1714566615000LL);
+    ferry_iso8601_format(ms, out);
+    assert_string_equal(out, "2024-05-01T12:30:15Z");
+    assert_int_equal(ferry_iso8601_parse("2024-13-01", &ms), FERRY_EINVAL);
+    assert_int_equal(ferry_iso8601_parse("yesterday", &ms), FERRY_EINVAL);
+    assert_int_equal(ferry_iso8601_parse("2024-05-01T10:00Zjunk", &ms), FERRY_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_util_sha256_known_vector),
         cmocka_unit_test(test_util_json_hash_ignores_key_order),
         cmocka_unit_test(test_util_path_join_and_scalars),
+        cmocka_unit_test(test_util_iso8601_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
