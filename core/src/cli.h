@@ -13,10 +13,12 @@
 #define FERRY_EXIT_USAGE       2
 #define FERRY_EXIT_DEADLETTERS 3
 
-int ferry_cmd_run(int argc, char **argv);     /* cmd_run.c */
-int ferry_cmd_sync(int argc, char **argv);    /* cmd_run.c */
-int ferry_cmd_map(int argc, char **argv);     /* cmd_map.c */
-int ferry_cmd_status(int argc, char **argv);  /* cmd_status.c */
-int ferry_cmd_plugins(int argc, char **argv); /* cmd_plugins.c */
+int ferry_cmd_run(int argc, char **argv);      /* cmd_run.c */
+int ferry_cmd_sync(int argc, char **argv);     /* cmd_run.c */
+int ferry_cmd_map(int argc, char **argv);      /* cmd_map.c */
+int ferry_cmd_status(int argc, char **argv);   /* cmd_status.c */
+int ferry_cmd_plugins(int argc, char **argv);  /* cmd_plugins.c */
+int ferry_cmd_check(int argc, char **argv);    /* cmd_admin.c */
+int ferry_cmd_webhooks(int argc, char **argv); /* cmd_admin.c */
 
 #endif

@@ -38,7 +38,10 @@ struct daemon {
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t poll_timer;
     bool poll_timer_open;
-    bool once; /* sync --once: exit when idle */
+    uv_timer_t silence_timer;
+    bool silence_timer_open;
+    json_t *silent; /* "instance scope" -> true while reported silent */
+    bool once;      /* sync --once: exit when idle */
     bool stopping;
     int exit_status;
     int64_t started_ms;
@@ -131,8 +134,10 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
         snprintf(dkey, sizeof(dkey), "%s:%s", instance, dedupe ? dedupe : "");
         snprintf(jkey, sizeof(jkey), "%s:%s:%s", instance, object, id);
         ferry_correlation_from(dedupe ? dkey : jkey, corr);
-        json_t *payload = json_pack("{s:s, s:s, s:s, s:s, s:s?}", "source", instance, "object",
-                                    object, "id", id, "event", event, "scope", scope);
+        json_t *payload = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s?, s:O?}", "source", instance, "object", object, "id", id,
+            "event", event, "scope", scope, "event_data",
+            json_is_object(json_object_get(ev, "data")) ? json_object_get(ev, "data") : NULL);
         char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
         json_decref(payload);
         if (!text) {
@@ -156,6 +161,13 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
         if (rc < 0) {
             ferry_store_rollback(d->store);
             goto db_fail;
+        }
+        if (scope) {
+            rc = ferry_store_webhook_seen(d->store, instance, scope, now, &err);
+            if (rc < 0) {
+                ferry_store_rollback(d->store);
+                goto db_fail;
+            }
         }
         if (inserted) {
             queued++;
@@ -218,6 +230,9 @@ static void on_drained(void *ud)
     if (d->poll_timer_open) {
         close_if_open((uv_handle_t *)&d->poll_timer);
     }
+    if (d->silence_timer_open) {
+        close_if_open((uv_handle_t *)&d->silence_timer);
+    }
     ferry_info("stopped: every running job has finished");
 }
 
@@ -241,6 +256,9 @@ static void begin_shutdown(struct daemon *d, const char *why)
     }
     if (d->poll_timer_open) {
         uv_timer_stop(&d->poll_timer);
+    }
+    if (d->silence_timer_open) {
+        uv_timer_stop(&d->silence_timer);
     }
     ferry_scheduler_stop(d->sched, on_drained, d);
 }
@@ -302,6 +320,48 @@ static void on_poll_timer(uv_timer_t *t)
     if (queue_polls(d, NULL) == 0) {
         ferry_scheduler_kick(d->sched);
     }
+}
+
+/*
+ * A scope that used to deliver and has gone quiet for longer than
+ * webhooks.silence_alert is worth a warning: BigCommerce-style senders
+ * deactivate hooks after failures and tell nobody but an e-mail address.
+ * Each scope is reported once per silence, and again after it recovers.
+ */
+static void on_silence_timer(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    struct ferry_err err = {0};
+    json_t *seen = NULL;
+    int64_t now = ferry_now_ms();
+    if (ferry_store_webhooks_seen(d->store, &seen, &err) < 0) {
+        ferry_warn("webhook silence check skipped: %s", err.msg);
+        return;
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(seen, i, row)
+    {
+        const char *inst = json_string_value(json_object_get(row, "instance"));
+        const char *scope = json_string_value(json_object_get(row, "scope"));
+        int64_t last = json_integer_value(json_object_get(row, "last_at"));
+        char key[512];
+        snprintf(key, sizeof(key), "%s %s", inst, scope);
+        bool quiet = now - last > d->cfg->silence_alert_ms;
+        bool reported = json_object_get(d->silent, key) != NULL;
+        if (quiet && !reported) {
+            ferry_log_write(FERRY_LOG_WARN, inst,
+                            "no %s webhook for %lld min (alert after %lld min); check the "
+                            "registration with 'ferry webhooks' - the delta poll still covers it",
+                            scope, (long long)((now - last) / 60000),
+                            (long long)(d->cfg->silence_alert_ms / 60000));
+            json_object_set_new(d->silent, key, json_true());
+        } else if (!quiet && reported) {
+            ferry_log_write(FERRY_LOG_INFO, inst, "%s webhooks are arriving again", scope);
+            json_object_del(d->silent, key);
+        }
+    }
+    json_decref(seen);
 }
 
 static int write_port_file(const char *path, int port)
@@ -532,6 +592,15 @@ static int run_main(int argc, char **argv, bool sync_mode)
             d.poll_timer_open = true;
             uv_timer_start(&d.poll_timer, on_poll_timer, 0, (uint64_t)d.cfg->poll_interval_ms);
         }
+        if (!d.stopping && d.cfg->silence_alert_ms > 0) {
+            int64_t every = d.cfg->silence_alert_ms / 4;
+            every = every < 1000 ? 1000 : (every > 60000 ? 60000 : every);
+            d.silent = json_object();
+            uv_timer_init(&d.loop, &d.silence_timer);
+            d.silence_timer.data = &d;
+            d.silence_timer_open = true;
+            uv_timer_start(&d.silence_timer, on_silence_timer, (uint64_t)every, (uint64_t)every);
+        }
     } else {
         rc = queue_polls(&d, since[0] ? since : NULL);
         if (rc < 0) {
@@ -572,6 +641,7 @@ loop_out:
         uv_loop_close(&d.loop);
     }
 out:
+    json_decref(d.silent);
     ferry_store_close(d.store);
     ferry_runtime_free(d.rt);
     ferry_http_global_cleanup();

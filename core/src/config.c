@@ -811,6 +811,12 @@ static int load_webhooks(struct load_ctx *ctx, lua_State *L, int sec)
     if (rc == 0) {
         rc = opt_seconds(ctx, L, sec, "webhooks", "dedupe_window", false, &cfg->dedupe_window_ms);
     }
+    if (rc == 0) {
+        rc = opt_string(ctx, L, sec, "webhooks", "public_url", &cfg->public_url, false);
+    }
+    if (rc == 0) {
+        rc = opt_seconds(ctx, L, sec, "webhooks", "silence_alert", false, &cfg->silence_alert_ms);
+    }
     cfg->listen_port = (int)port;
     cfg->max_body = (size_t)max_body;
     return rc;
@@ -866,7 +872,8 @@ static const struct section_def {
      {"dir", "lua_path", "enabled", "memory_limit", "instruction_limit", NULL},
      load_mappings},
     {"webhooks",
-     {"address", "port", "port_file", "max_body", "dedupe_window", NULL},
+     {"address", "port", "port_file", "max_body", "dedupe_window", "public_url", "silence_alert",
+      NULL},
      load_webhooks},
     {"poll", {"interval", NULL}, load_poll},
     {"retry", {"max_attempts", "base_delay", "max_delay", NULL}, load_retry},
@@ -1113,6 +1120,7 @@ void ferry_config_free(struct ferry_config *cfg)
     free_strv(cfg->mappings, cfg->nmappings);
     free(cfg->listen_address);
     free(cfg->port_file);
+    free(cfg->public_url);
     free_strv(cfg->insecure_hosts, cfg->ninsecure_hosts);
     for (size_t i = 0; i < cfg->nconnectors; i++) {
         free(cfg->connectors[i].name);

@@ -45,6 +45,8 @@ struct ferry_config {
     char *port_file;          /* webhooks.port_file: where to write the bound port; may be NULL */
     size_t max_body;          /* webhooks.max_body bytes, default 1 MiB */
     int64_t dedupe_window_ms; /* webhooks.dedupe_window seconds, default 600 */
+    char *public_url; /* webhooks.public_url: the https://host the vendor calls; may be NULL */
+    int64_t silence_alert_ms; /* webhooks.silence_alert seconds; 0 (default): no alerts */
     int64_t poll_interval_ms; /* poll.interval seconds, default 300; 0 = no timed polls */
     int retry_max_attempts;   /* retry.max_attempts, default 8 */
     int64_t retry_base_ms;    /* retry.base_delay seconds (fractional ok), default 1 */

@@ -20,13 +20,15 @@ static const struct command commands[] = {
     {"map", ferry_cmd_map, "test a mapping offline: ferry map test MAPPING FIXTURE.json"},
     {"status", ferry_cmd_status, "job counts by state"},
     {"plugins", ferry_cmd_plugins, "list the loaded connectors with their versions"},
+    {"check", ferry_cmd_check, "check config, plugins, mappings and their targets offline"},
+    {"webhooks", ferry_cmd_webhooks, "compare (and --apply) the webhook registrations needed"},
 };
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ferry <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     }
     fprintf(f, "\n'ferry <command> --help' describes each command.\n");
 }

@@ -179,6 +179,14 @@ static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
     if (rc < 0 && rc != FERRY_ENOTFOUND) {
         goto cleanup;
     }
+    bool unknown_create = rc == 0 && link.dst_id && link.dst_id[0] == '\0';
+    if (unknown_create) {
+        /* An earlier create's outcome is unknown: it may exist already. The
+         * match rules below must find it (or prove it absent) first. */
+        audit(jc, tsys, "match", "%s: an earlier create's outcome is unknown; looking it up first",
+              tobj);
+        rc = FERRY_ENOTFOUND;
+    }
     if (rc == 0) {
         if (link.content_hash && strcmp(link.content_hash, hash) == 0) {
             audit(jc, tsys, "skip", "%s %s: unchanged since the last sync", tobj, link.dst_id);
@@ -220,6 +228,7 @@ static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
     /* No usable link: the mapping's match rules, in order. */
     size_t i;
     const json_t *rule;
+    int lookups = 0;
     json_array_foreach(json_object_get(intent, "match"), i, rule)
     {
         const char *kind = json_string_value(json_object_get(rule, "rule"));
@@ -241,6 +250,7 @@ static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
         if (rc < 0) {
             goto cleanup;
         }
+        lookups++;
         if (!found) {
             continue;
         }
@@ -272,8 +282,26 @@ static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
         goto cleanup;
     }
 
+    if (unknown_create && lookups == 0) {
+        rc = ferry_err_set(err, FERRY_EDUPLICATE,
+                           "%s: an earlier create may have succeeded (its outcome is unknown) and "
+                           "the mapping has no lookup rule to find it; check the target, then "
+                           "retry or drop this job",
+                           tobj);
+        goto cleanup;
+    }
     rc = do_write(jc, inst, &call, FERRY_WRITE_CREATE, tobj, NULL, NULL, fields, &result, writes,
                   err);
+    if (rc == FERRY_EUNKNOWN_OUTCOME) {
+        /* Remember that a create may have happened, so that no retry posts
+         * again before the match rules have looked for it. */
+        struct ferry_err merr = {0};
+        if (save_link(jc, &key, "", NULL, "unknown-outcome", fields, &merr) < 0) {
+            ferry_error("create outcome marker not stored: %s", merr.msg);
+        }
+        audit(jc, tsys, "write", "%s: create sent, outcome unknown: %s", tobj, err->msg);
+        goto cleanup;
+    }
     if (rc < 0) {
         goto cleanup;
     }
@@ -357,6 +385,13 @@ static int execute(struct ferry_worker *w, const struct ferry_job *job, struct f
             goto fail;
         }
         rc = inst->conn->fetch(inst->state, &call, object, id, &fetched, &err);
+        if (rc == FERRY_EFILTERED) {
+            audit(&jc, source, "skip", "%s %s excluded by the connector's configuration: %s",
+                  object, id, err.msg);
+            out->kind = FERRY_OUTCOME_DONE;
+            rc = 0;
+            goto done;
+        }
         if (rc == FERRY_ENOTFOUND) {
             audit(&jc, source, "skip", "%s %s no longer exists at the source", object, id);
             out->kind = FERRY_OUTCOME_DONE;
@@ -374,8 +409,8 @@ static int execute(struct ferry_worker *w, const struct ferry_job *job, struct f
         ferry_warn("mappings not reloaded, keeping the previous set: %s", err.msg);
         ferry_err_clear(&err);
     }
-    context = json_pack("{s:s, s:s, s:s, s:s}", "event", event, "system", source, "object", object,
-                        "id", id);
+    context = json_pack("{s:s, s:s, s:s, s:s, s:O?}", "event", event, "system", source, "object",
+                        object, "id", id, "event_data", json_object_get(payload, "event_data"));
     rc = ferry_mapping_set_run(w->mappings, source, object, event, record, context, &intents, &err);
     if (rc < 0) {
         goto fail;

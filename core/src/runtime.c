@@ -354,6 +354,30 @@ int ferry_runtime_start_workers(struct ferry_runtime *rt, struct ferry_err *err)
     return 0;
 }
 
+int ferry_runtime_load_connectors(struct ferry_runtime *rt, struct ferry_err *err)
+{
+    const struct ferry_config *cfg = rt->cfg;
+    for (size_t i = 0; i < cfg->nconnectors; i++) {
+        const struct ferry_connector_cfg *cc = &cfg->connectors[i];
+        struct ferry_plugin *p = NULL;
+        json_t *resolved = NULL;
+        int rc = ferry_plugin_load(&p, cfg->plugin_dir, cc->plugin, &rt->host, err);
+        if (rc < 0) {
+            return rc;
+        }
+        rc = ferry_plugin_config_resolve(p, cfg->path, cc->name, cc->settings, &resolved, err);
+        if (rc < 0) {
+            ferry_plugin_unload(p);
+            return rc;
+        }
+        rc = add_instance(rt, cc->name, p, &p->conn, resolved, err);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int ferry_runtime_new(struct ferry_runtime **out, const struct ferry_config *cfg,
                       struct ferry_err *err)
 {
@@ -362,23 +386,9 @@ int ferry_runtime_new(struct ferry_runtime **out, const struct ferry_config *cfg
     if (rc < 0) {
         return rc;
     }
-    for (size_t i = 0; i < cfg->nconnectors; i++) {
-        const struct ferry_connector_cfg *cc = &cfg->connectors[i];
-        struct ferry_plugin *p = NULL;
-        json_t *resolved = NULL;
-        rc = ferry_plugin_load(&p, cfg->plugin_dir, cc->plugin, &rt->host, err);
-        if (rc < 0) {
-            goto fail;
-        }
-        rc = ferry_plugin_config_resolve(p, cfg->path, cc->name, cc->settings, &resolved, err);
-        if (rc < 0) {
-            ferry_plugin_unload(p);
-            goto fail;
-        }
-        rc = add_instance(rt, cc->name, p, &p->conn, resolved, err);
-        if (rc < 0) {
-            goto fail;
-        }
+    rc = ferry_runtime_load_connectors(rt, err);
+    if (rc < 0) {
+        goto fail;
     }
     rc = ferry_runtime_describe(rt, err);
     if (rc < 0) {

@@ -92,6 +92,8 @@ FERRY_NODISCARD int ferry_runtime_new(struct ferry_runtime **out, const struct f
  */
 FERRY_NODISCARD int ferry_runtime_new_empty(struct ferry_runtime **out,
                                             const struct ferry_config *cfg, struct ferry_err *err);
+/* Load, configure and open every connector the configuration names. */
+FERRY_NODISCARD int ferry_runtime_load_connectors(struct ferry_runtime *rt, struct ferry_err *err);
 /* Register and open a connector from a descriptor (borrowed, must outlive the runtime). */
 FERRY_NODISCARD int ferry_runtime_add_connector(struct ferry_runtime *rt, const char *name,
                                                 const struct ferry_connector *conn,

@@ -177,6 +177,54 @@ static void test_cli_plugins_refuses_bad_section(void **state)
     free(out);
 }
 
+static void test_cli_check_reports_each_layer(void **state)
+{
+    struct fx *fx = *state;
+    char *out = NULL;
+    char cfg[1024];
+    if (!getenv("FERRY_PLUGIN_DIR") || !getenv("FERRY_SOURCE_DIR")) {
+        skip();
+    }
+    snprintf(cfg, sizeof(cfg),
+             "return {\n"
+             "  state = { path = \"state.db\" },\n"
+             "  mappings = { dir = \"%s/mappings\", lua_path = \"%s/lua\",\n"
+             "               enabled = { \"customer_to_contact\" } },\n"
+             "  connectors = {\n"
+             "    bigcommerce = { store_hash = \"s1\", access_token = env(\"FERRY_TEST_TOKEN\"),\n"
+             "                    webhook_secret = env(\"FERRY_TEST_TOKEN\") },\n"
+             "    sap_sales = { username = \"U\", password = env(\"FERRY_TEST_TOKEN\") },\n"
+             "  },\n"
+             "}\n",
+             getenv("FERRY_SOURCE_DIR"), getenv("FERRY_SOURCE_DIR"));
+    write_config(fx, cfg);
+    char *argv[] = {"check", "-c", fx->config, NULL};
+    int rc = run_captured(ferry_cmd_check, 3, argv, &out);
+    assert_non_null(strstr(out, "ok   config"));
+    assert_non_null(strstr(out, "customer_to_contact -> sap_sales ContactCollection"));
+    assert_int_equal(rc, strstr(out, "FAIL") ? FERRY_EXIT_FAILURE : FERRY_EXIT_OK);
+    free(out);
+
+    /* A broken mapping directory fails the check, naming the problem. */
+    write_config(fx, "return { mappings = { dir = \"/nonexistent\", enabled = { \"x\" } },\n"
+                     "  connectors = { sap_sales = { username = \"U\",\n"
+                     "    password = env(\"FERRY_TEST_TOKEN\") } } }\n");
+    assert_int_equal(run_captured(ferry_cmd_check, 3, argv, &out), FERRY_EXIT_FAILURE);
+    assert_non_null(strstr(out, "FAIL"));
+    free(out);
+}
+
+static void test_cli_webhooks_needs_public_url(void **state)
+{
+    struct fx *fx = *state;
+    char *out = NULL;
+    write_config(fx, good_config);
+    char *argv[] = {"webhooks", "-c", fx->config, NULL};
+    assert_int_equal(run_captured(ferry_cmd_webhooks, 3, argv, &out), FERRY_EXIT_FAILURE);
+    assert_non_null(strstr(out, "webhooks.public_url"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +232,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cli_run_reports_config_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_plugins_lists_connectors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_plugins_refuses_bad_section, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_check_reports_each_layer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_webhooks_needs_public_url, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

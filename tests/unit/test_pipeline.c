@@ -91,7 +91,8 @@ static json_t *dst_records; /* {"T1": {"etag": "e1", "record": {...}}} */
 static int dst_creates, dst_updates, dst_lookups, dst_next_id;
 static json_t *dst_last_update; /* fields of the last update */
 static char dst_last_if_match[64];
-static int dst_fail_code; /* injected failure for writes */
+static int dst_fail_code;      /* injected failure for writes */
+static int dst_create_unknown; /* creates take effect but report an unknown outcome */
 static int64_t dst_fail_retry_after;
 
 static int dst_lookup(void *state, struct ferry_call *call, const char *object, const char *field,
@@ -129,6 +130,12 @@ static int dst_write(void *state, struct ferry_call *call, const struct ferry_wr
         json_object_set_new(dst_records, id,
                             json_pack("{s:s, s:O}", "etag", "e1", "record", w->fields));
         dst_creates++;
+        if (dst_create_unknown) {
+            dst_create_unknown = 0;
+            err->code = FERRY_EUNKNOWN_OUTCOME;
+            snprintf(err->msg, sizeof(err->msg), "connection reset after sending");
+            return FERRY_EUNKNOWN_OUTCOME;
+        }
         *result = json_pack("{s:s, s:s}", "id", id, "etag", "e1");
         return 0;
     }
@@ -224,6 +231,7 @@ static int setup(void **state)
     src_fetches = dst_creates = dst_updates = dst_lookups = dst_next_id = 0;
     dst_fail_code = 0;
     dst_fail_retry_after = 0;
+    dst_create_unknown = 0;
     dst_last_update = NULL;
     json_object_set_new(src_records, "1",
                         json_pack("{s:i, s:s, s:s, s:s}", "id", 1, "name", "Jane", "email",
@@ -494,6 +502,26 @@ static void test_pipeline_backfill_since_keeps_cursor(void **state)
     free(cursor);
 }
 
+static void test_pipeline_unknown_create_is_looked_up_not_reposted(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    dst_create_unknown = 1;
+    enqueue(fx, "1", "created");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_RETRY);
+    assert_non_null(strstr(out.error, "EUNKNOWN_OUTCOME"));
+    assert_int_equal(dst_creates, 1);
+    /* The retry finds the record the first attempt created, and links it. */
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 1);
+    assert_int_equal(json_object_size(dst_records), 1);
+    json_object_set_new(json_object_get(src_records, "1"), "name", json_string("Janet"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_updates, 1);
+    assert_int_equal(dst_creates, 1);
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -528,6 +556,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_poll_counts_changes_webhooks_missed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backfill_since_keeps_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_unknown_create_is_looked_up_not_reposted,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
