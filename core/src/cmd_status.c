@@ -7,12 +7,14 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli.h"
 #include "config.h"
 #include "store.h"
+#include "util.h"
 
 static void usage(FILE *f)
 {
@@ -55,13 +57,50 @@ static void print_table(const int64_t counts[FERRY_JOB_NSTATES])
     }
 }
 
-static void print_json(const int64_t counts[FERRY_JOB_NSTATES])
+/* Sections beyond the job counts appear only when they hold something. */
+static void print_json(const int64_t counts[FERRY_JOB_NSTATES], json_t *counters, json_t *seen)
 {
     printf("{\"jobs\":{");
     for (int i = 0; i < FERRY_JOB_NSTATES; i++) {
         printf("%s\"%s\":%lld", i ? "," : "", ferry_job_state_name(i), (long long)counts[i]);
     }
-    printf("}}\n");
+    printf("}");
+    if (json_object_size(counters) > 0) {
+        char *t = json_dumps(counters, JSON_COMPACT | JSON_SORT_KEYS);
+        printf(",\"counters\":%s", t ? t : "{}");
+        free(t);
+    }
+    if (json_array_size(seen) > 0) {
+        char *t = json_dumps(seen, JSON_COMPACT);
+        printf(",\"webhooks\":%s", t ? t : "[]");
+        free(t);
+    }
+    printf("}\n");
+}
+
+static void print_extras(json_t *counters, json_t *seen, int64_t now)
+{
+    const char *name;
+    json_t *v;
+    size_t i;
+    if (json_object_size(counters) > 0) {
+        printf("counters\n");
+        json_object_foreach(counters, name, v)
+        {
+            printf("  %-40s %lld\n", name, (long long)json_integer_value(v));
+        }
+    }
+    if (json_array_size(seen) > 0) {
+        printf("webhooks (last delivery per scope)\n");
+        json_array_foreach(seen, i, v)
+        {
+            int64_t ago = (now - json_integer_value(json_object_get(v, "last_at"))) / 1000;
+            printf("  %-12s %-36s %6llds ago  %lld delivered\n",
+                   json_string_value(json_object_get(v, "instance")),
+                   json_string_value(json_object_get(v, "scope")), (long long)ago,
+                   (long long)json_integer_value(json_object_get(v, "count")));
+        }
+    }
 }
 
 int ferry_cmd_status(int argc, char **argv)
@@ -74,6 +113,7 @@ int ferry_cmd_status(int argc, char **argv)
     struct ferry_err err = {0};
     int64_t counts[FERRY_JOB_NSTATES];
     struct stat sb;
+    json_t *counters = NULL, *seen = NULL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -108,14 +148,17 @@ int ferry_cmd_status(int argc, char **argv)
         goto cleanup;
     }
     if (ferry_store_open(&store, cfg->state_path, &err) < 0 ||
-        ferry_store_job_counts(store, counts, &err) < 0) {
+        ferry_store_job_counts(store, counts, &err) < 0 ||
+        ferry_store_counters(store, &counters, &err) < 0 ||
+        ferry_store_webhooks_seen(store, &seen, &err) < 0) {
         fprintf(stderr, "ferry status: %s\n", err.msg);
         goto cleanup;
     }
     if (json) {
-        print_json(counts);
+        print_json(counts, counters, seen);
     } else {
         print_table(counts);
+        print_extras(counters, seen, ferry_now_ms());
     }
     if (fflush(stdout) != 0) {
         fprintf(stderr, "ferry status: cannot write the output\n");
@@ -123,6 +166,8 @@ int ferry_cmd_status(int argc, char **argv)
     }
     status = FERRY_EXIT_OK;
 cleanup:
+    json_decref(counters);
+    json_decref(seen);
     ferry_store_close(store);
     ferry_config_free(cfg);
     return status;

@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "store.h"
 
@@ -217,10 +219,37 @@ static void test_cmd_status_json(void **state)
                         "{\"jobs\":{\"pending\":3,\"running\":0,\"done\":10,\"dead\":1}}\n");
 }
 
+static void test_cmd_status_counters_and_webhooks(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_store *st = NULL;
+    struct ferry_err err = {0};
+    fill_db(f);
+    assert_int_equal(ferry_store_open(&st, f->db, &err), 0);
+    assert_int_equal(ferry_store_counter_add(st, "webhook_missed_total:shop:customer", 2, 1, &err),
+                     0);
+    assert_int_equal(ferry_store_webhook_seen(st, "shop", "store/customer/created", 1000, &err), 0);
+    ferry_store_close(st);
+    assert_int_equal(run_status(f, "-c", f->config, "--json", NULL), FERRY_EXIT_OK);
+    json_t *doc = json_loads(f->out, 0, NULL);
+    assert_non_null(doc);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "counters"),
+                                                        "webhook_missed_total:shop:customer")),
+                     2);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(doc, "webhooks"), 0), "scope")),
+                        "store/customer/created");
+    json_decref(doc);
+    assert_int_equal(run_status(f, "-c", f->config, NULL), FERRY_EXIT_OK);
+    assert_non_null(strstr(f->out, "webhook_missed_total:shop:customer"));
+    assert_non_null(strstr(f->out, "store/customer/created"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cmd_status_help, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cmd_status_counters_and_webhooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cmd_status_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cmd_status_missing_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cmd_status_missing_database, setup, teardown),
