@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "config.h"
 #include "http.h"
+#include "intake.h"
 #include "listener.h"
 #include "log.h"
 #include "pipeline.h"
@@ -35,6 +36,7 @@ struct daemon {
     struct ferry_store *store; /* the loop thread's connection: intake and scheduling */
     struct ferry_scheduler *sched;
     struct ferry_listener *listener;
+    struct ferry_intake *intake;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t poll_timer;
     bool poll_timer_open;
@@ -55,12 +57,30 @@ static json_t *error_body(const char *code, const char *message)
     return json_pack("{s:s, s:s}", "error", code, "message", message);
 }
 
+static void on_intake_reply(void *ctx, int status, json_t *body)
+{
+    ferry_listener_complete(ctx, status, body);
+}
+
+static void on_intake_committed(void *ud, int64_t queued)
+{
+    struct daemon *d = ud;
+    (void)queued;
+    ferry_scheduler_kick(d->sched);
+}
+
+/*
+ * Verification and decoding happen here on the loop (no I/O); the events
+ * become an intake item, and the sender is answered only once the item's
+ * group commit is durable.
+ */
 static void on_webhook(void *ud, const char *instance, const struct ferry_webhook *wh,
                        struct ferry_webhook_reply *reply)
 {
     struct daemon *d = ud;
     struct ferry_err err = {0};
-    json_t *events = NULL;
+    json_t *events = NULL, *jobs = NULL;
+    const char *scope = NULL;
     int rc;
 
     if (d->stopping) {
@@ -108,111 +128,72 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
         return;
     }
 
-    int64_t now = ferry_now_ms();
-    int queued = 0, duplicates = 0;
+    jobs = json_array();
     size_t i;
     json_t *ev;
-    rc = ferry_store_begin(d->store, &err);
-    if (rc < 0) {
-        goto db_fail;
-    }
     json_array_foreach(events, i, ev)
     {
         const char *object = json_string_value(json_object_get(ev, "object"));
         const char *id = json_string_value(json_object_get(ev, "id"));
         const char *event = json_string_value(json_object_get(ev, "event"));
         const char *dedupe = json_string_value(json_object_get(ev, "dedupe"));
-        const char *scope = json_string_value(json_object_get(ev, "scope"));
+        const char *sc = json_string_value(json_object_get(ev, "scope"));
+        json_t *data = json_object_get(ev, "data");
         if (!object || !id || !event) {
-            ferry_store_rollback(d->store);
+            json_decref(jobs);
             json_decref(events);
             reply->status = 400;
             reply->body = error_body("bad_request", "connector decoded an incomplete event");
             return;
         }
+        scope = sc ? sc : scope;
         char dkey[512], jkey[512], corr[33];
         snprintf(dkey, sizeof(dkey), "%s:%s", instance, dedupe ? dedupe : "");
         snprintf(jkey, sizeof(jkey), "%s:%s:%s", instance, object, id);
         ferry_correlation_from(dedupe ? dkey : jkey, corr);
-        json_t *payload = json_pack(
-            "{s:s, s:s, s:s, s:s, s:s?, s:O?}", "source", instance, "object", object, "id", id,
-            "event", event, "scope", scope, "event_data",
-            json_is_object(json_object_get(ev, "data")) ? json_object_get(ev, "data") : NULL);
+        json_t *payload = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:O?}", "source", instance,
+                                    "object", object, "id", id, "event", event, "scope", sc,
+                                    "event_data", json_is_object(data) ? data : NULL);
         char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
         json_decref(payload);
-        if (!text) {
-            ferry_err_set(&err, FERRY_ENOMEM, "out of memory");
-            ferry_store_rollback(d->store);
-            goto db_fail;
-        }
-        struct ferry_job_new jn = {
-            .dedupe_key = dedupe ? dkey : NULL,
-            .job_key = jkey,
-            .kind = "sync",
-            .payload = text,
-            .correlation_id = corr,
-            .now_ms = now,
-            .dedupe_window_ms = d->cfg->dedupe_window_ms,
-        };
-        bool inserted = false;
-        int64_t job_id = 0;
-        rc = ferry_store_job_enqueue(d->store, &jn, &job_id, &inserted, &err);
+        json_t *job =
+            text ? json_pack("{s:s?, s:s, s:s, s:s, s:s, s:s}", "dedupe_key", dedupe ? dkey : NULL,
+                             "job_key", jkey, "kind", "sync", "payload", text, "correlation_id",
+                             corr, "detail", sc ? sc : event)
+                 : NULL;
         free(text);
-        if (rc < 0) {
-            ferry_store_rollback(d->store);
-            goto db_fail;
+        if (!job || json_array_append_new(jobs, job) < 0) {
+            json_decref(jobs);
+            json_decref(events);
+            reply->status = 503;
+            reply->body = error_body("unavailable", "out of memory");
+            return;
         }
-        if (scope) {
-            rc = ferry_store_webhook_seen(d->store, instance, scope, now, &err);
-            if (rc < 0) {
-                ferry_store_rollback(d->store);
-                goto db_fail;
-            }
-        }
-        if (inserted) {
-            queued++;
-            struct ferry_audit_row row = {
-                .job_id = job_id,
-                .correlation_id = corr,
-                .connector = instance,
-                .step = "intake",
-                .detail = scope ? scope : event,
-                .at_ms = now,
-            };
-            rc = ferry_store_audit_add(d->store, &row, &err);
-            if (rc < 0) {
-                ferry_store_rollback(d->store);
-                goto db_fail;
-            }
-        } else {
-            duplicates++;
-        }
-        ferry_log_write(FERRY_LOG_INFO, instance, "webhook %s %s %s: %s (job %" PRId64 ")",
-                        scope ? scope : event, object, id, inserted ? "queued" : "duplicate",
-                        job_id);
+        ferry_log_write(FERRY_LOG_DEBUG, instance, "webhook %s %s %s received", sc ? sc : event,
+                        object, id);
     }
-    rc = ferry_store_commit(d->store, &err);
-    if (rc < 0) {
-        goto db_fail;
+    struct ferry_deferred *later = ferry_listener_defer(reply);
+    if (!later) {
+        json_decref(jobs);
+        json_decref(events);
+        reply->status = 503;
+        reply->body = error_body("unavailable", "out of memory");
+        return;
     }
+    /* scope points into `events`: submit copies it before events goes. */
+    ferry_intake_submit(d->intake, jobs, instance, scope, ferry_now_ms(), on_intake_reply, later);
     json_decref(events);
-    reply->status = 200;
-    reply->body = json_pack("{s:s, s:i, s:i}", "status", "accepted", "queued", queued, "duplicates",
-                            duplicates);
-    if (queued > 0) {
-        ferry_scheduler_kick(d->sched);
-    }
-    return;
-
-db_fail:
-    json_decref(events);
-    ferry_error("webhook not stored: %s", err.msg);
-    /* Not acknowledged, so the sender delivers it again: nothing is lost. */
-    reply->status = 503;
-    reply->body = error_body("unavailable", "the event could not be stored; deliver again");
 }
 
 /* ---- lifecycle ---- */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        uv_close(h, NULL);
+    }
+}
 
 static void close_if_open(uv_handle_t *h)
 {
@@ -253,6 +234,10 @@ static void begin_shutdown(struct daemon *d, const char *why)
     if (d->listener) {
         ferry_listener_stop(d->listener, on_listener_closed, d);
         d->listener = NULL;
+    }
+    if (d->intake) {
+        /* Webhooks already accepted are committed and answered before exit. */
+        ferry_intake_stop(d->intake, NULL, NULL);
     }
     if (d->poll_timer_open) {
         uv_timer_stop(&d->poll_timer);
@@ -564,6 +549,21 @@ static int run_main(int argc, char **argv, bool sync_mode)
     uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
 
     if (!sync_mode) {
+        rc = ferry_intake_new(&d.intake, &d.loop, d.cfg->state_path, d.cfg->dedupe_window_ms,
+                              on_intake_committed, &d, &err);
+        if (rc < 0) {
+            fprintf(stderr, "ferry: %s\n", err.msg);
+            d.exit_status = FERRY_EXIT_FAILURE;
+            /* Close every handle (the scheduler's timer among them) before
+             * the memory that holds them goes. */
+            uv_walk(&d.loop, close_walk, NULL);
+            uv_run(&d.loop, UV_RUN_DEFAULT);
+            ferry_scheduler_free(d.sched);
+            d.sched = NULL;
+            goto loop_out;
+        }
+    }
+    if (!sync_mode) {
         struct ferry_listener_options lo = {
             .address = d.cfg->listen_address,
             .port = d.cfg->listen_port,
@@ -632,8 +632,18 @@ static int run_main(int argc, char **argv, bool sync_mode)
             d.exit_status = FERRY_EXIT_FAILURE;
         }
     }
+    if (d.intake) {
+        const struct ferry_intake_stats *is = ferry_intake_stats(d.intake);
+        if (is->items + is->failed > 0) {
+            ferry_info("intake: %" PRId64 " webhook(s) acknowledged in %" PRId64
+                       " commit(s) (largest %" PRId64 "), %" PRId64 " duplicate(s), %" PRId64
+                       " refused with 503",
+                       is->items, is->batches, is->max_batch, is->duplicates, is->failed);
+        }
+    }
     ferry_scheduler_free(d.sched);
 loop_out:
+    ferry_intake_free(d.intake);
     if (uv_loop_close(&d.loop) != 0) {
         /* Anything still open here is a bug of ours; walk and close it so the
          * process still exits cleanly. */

@@ -83,6 +83,35 @@ struct ferry_listener {
 
 static void finish_stop(struct ferry_listener *l);
 
+/*
+ * A deferred reply. The handle is ours (malloc); a small link lives in the
+ * request's memory pool, so that h2o tells us through the link's dispose
+ * callback when the request is gone (client closed) before we answered.
+ */
+struct deferred_link {
+    struct ferry_deferred *d; /* NULL once the reply was sent */
+};
+
+struct ferry_deferred {
+    struct ferry_listener *l;
+    h2o_req_t *req; /* NULL once the request is gone */
+    struct deferred_link *link;
+};
+
+struct reply_impl {
+    struct ferry_listener *l;
+    h2o_req_t *req;
+};
+
+static void on_request_gone(void *p)
+{
+    struct deferred_link *link = p;
+    if (link->d) {
+        link->d->req = NULL;
+        link->d->link = NULL;
+    }
+}
+
 static int64_t wall_clock_ms(void)
 {
     struct timespec ts;
@@ -301,6 +330,8 @@ static void handle_webhook(struct ferry_listener *l, h2o_req_t *req, const char 
     struct ferry_http_header *headers = NULL;
     size_t nheaders = 0;
     struct ferry_webhook_reply reply = {.status = 500, .body = NULL};
+    struct reply_impl impl = {.l = l, .req = req};
+    reply.impl = &impl;
 
     if (req->entity.len > l->max_body) {
         char msg[64];
@@ -335,6 +366,10 @@ static void handle_webhook(struct ferry_listener *l, h2o_req_t *req, const char 
     };
     l->cb(l->ud, instance, &wh, &reply);
 
+    if (reply.deferred) {
+        json_decref(reply.body);
+        goto cleanup; /* answered by ferry_listener_complete */
+    }
     if (reply.status < 200 || reply.status > 599) {
         ferry_error("webhook callback for instance %s returned HTTP status %d", instance,
                     reply.status);
@@ -347,6 +382,47 @@ cleanup:
     free(headers);
     free(body);
     free(path);
+}
+
+struct ferry_deferred *ferry_listener_defer(struct ferry_webhook_reply *reply)
+{
+    struct reply_impl *impl = reply ? reply->impl : NULL;
+    if (!impl || reply->deferred) {
+        return reply ? reply->deferred : NULL;
+    }
+    struct ferry_deferred *d = calloc(1, sizeof(*d));
+    if (!d) {
+        return NULL;
+    }
+    struct deferred_link *link =
+        h2o_mem_alloc_shared(&impl->req->pool, sizeof(*link), on_request_gone);
+    link->d = d;
+    d->l = impl->l;
+    d->req = impl->req;
+    d->link = link;
+    reply->deferred = d;
+    return d;
+}
+
+void ferry_listener_complete(struct ferry_deferred *d, int status, json_t *body)
+{
+    if (!d) {
+        json_decref(body);
+        return;
+    }
+    if (d->req) {
+        h2o_req_t *req = d->req;
+        d->link->d = NULL; /* sending may dispose the request: forget us first */
+        if (status < 200 || status > 599) {
+            json_decref(body);
+            send_error(d->l, req, 500, NULL, "internal", "invalid reply from the handler", "", 0);
+        } else {
+            send_json_new(d->l, req, status, NULL, body);
+        }
+    } else {
+        json_decref(body);
+    }
+    free(d);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)

@@ -20,16 +20,33 @@
 #include "errors.h"
 #include "ferry/plugin.h"
 
+struct ferry_deferred;
+
 struct ferry_webhook_reply {
     int status;   /* HTTP status to send */
     json_t *body; /* reply body, owned by the listener after the callback; NULL: {} */
+    struct ferry_deferred *deferred; /* set by ferry_listener_defer */
+    void *impl;                      /* the listener's own; do not touch */
 };
+
+/*
+ * Called inside the callback: the reply will be sent later with
+ * ferry_listener_complete (e.g. once a group commit is durable), and
+ * status/body of `reply` are ignored. Returns NULL when out of memory; the
+ * callback must then fill `reply` as usual.
+ */
+struct ferry_deferred *ferry_listener_defer(struct ferry_webhook_reply *reply);
+/*
+ * On the loop thread: send the deferred reply (takes ownership of body, may be
+ * NULL) and free the handle. When the client has gone meanwhile, only frees.
+ */
+void ferry_listener_complete(struct ferry_deferred *d, int status, json_t *body);
 
 /*
  * Called on the loop thread for each POST /webhooks/<instance>... whose body
  * is within limits. `wh` and `instance` are borrowed for the call. The
- * callback must fill `reply` before returning (a durable commit, if any,
- * happens before it returns: the reply is sent only afterwards).
+ * callback fills `reply` before returning, or defers it (ferry_listener_defer)
+ * and completes it later on the loop thread.
  */
 typedef void (*ferry_webhook_cb)(void *ud, const char *instance, const struct ferry_webhook *wh,
                                  struct ferry_webhook_reply *reply);

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Group-committed intake (see intake.h). Two batches alternate: the loop
+ * appends to `collecting` while `committing` is written on a pool thread;
+ * when that commit returns, its items are answered and, if anything has
+ * collected meanwhile, the next commit starts at once. No timer is needed:
+ * the batch size follows the load by itself.
+ */
+#include "intake.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+struct item {
+    json_t *jobs;
+    char *instance;
+    char *scope;
+    int64_t now_ms;
+    ferry_intake_reply_cb reply;
+    void *reply_ctx;
+    int queued;
+    int duplicates;
+};
+
+struct batch {
+    struct item *items;
+    size_t n, cap;
+};
+
+struct ferry_intake {
+    uv_loop_t *loop;
+    struct ferry_store *store; /* used only by the commit, one at a time */
+    int64_t dedupe_window_ms;
+    struct batch collecting;
+    struct batch committing;
+    bool busy; /* a commit is on the pool */
+    int rc;    /* the last commit's result */
+    struct ferry_err err;
+    uv_work_t work;
+    ferry_intake_committed_cb committed;
+    void *ud;
+    bool stopping;
+    void (*stopped)(void *ud);
+    void *stopped_ud;
+    struct ferry_intake_stats stats;
+};
+
+int ferry_intake_new(struct ferry_intake **out, uv_loop_t *loop, const char *state_path,
+                     int64_t dedupe_window_ms, ferry_intake_committed_cb committed, void *ud,
+                     struct ferry_err *err)
+{
+    struct ferry_intake *in = calloc(1, sizeof(*in));
+    if (!in) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    int rc = ferry_store_open(&in->store, state_path, err);
+    if (rc < 0) {
+        free(in);
+        return rc;
+    }
+    /* An acknowledged webhook must survive a power cut: FULL on this connection. */
+    rc = ferry_store_set_synchronous(in->store, true, err);
+    if (rc < 0) {
+        ferry_store_close(in->store);
+        free(in);
+        return rc;
+    }
+    in->loop = loop;
+    in->dedupe_window_ms = dedupe_window_ms;
+    in->committed = committed;
+    in->ud = ud;
+    in->work.data = in;
+    *out = in;
+    return 0;
+}
+
+static void item_clear(struct item *it)
+{
+    json_decref(it->jobs);
+    free(it->instance);
+    free(it->scope);
+    memset(it, 0, sizeof(*it));
+}
+
+static void batch_clear(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        item_clear(&b->items[i]);
+    }
+    b->n = 0;
+}
+
+void ferry_intake_free(struct ferry_intake *in)
+{
+    if (!in) {
+        return;
+    }
+    batch_clear(&in->collecting);
+    batch_clear(&in->committing);
+    free(in->collecting.items);
+    free(in->committing.items);
+    ferry_store_close(in->store);
+    free(in);
+}
+
+/* One item's jobs and bookkeeping, inside the batch's transaction. */
+static int write_item(struct ferry_intake *in, struct item *it, struct ferry_err *err)
+{
+    size_t i;
+    json_t *j;
+    json_array_foreach(it->jobs, i, j)
+    {
+        struct ferry_job_new jn = {
+            .dedupe_key = json_string_value(json_object_get(j, "dedupe_key")),
+            .job_key = json_string_value(json_object_get(j, "job_key")),
+            .kind = json_string_value(json_object_get(j, "kind")),
+            .payload = json_string_value(json_object_get(j, "payload")),
+            .correlation_id = json_string_value(json_object_get(j, "correlation_id")),
+            .now_ms = it->now_ms,
+            .dedupe_window_ms = in->dedupe_window_ms,
+            .lane = FERRY_LANE_REALTIME,
+        };
+        bool inserted = false;
+        int64_t id = 0;
+        int rc = ferry_store_job_enqueue(in->store, &jn, &id, &inserted, err);
+        if (rc < 0) {
+            return rc;
+        }
+        if (!inserted) {
+            it->duplicates++;
+            continue;
+        }
+        it->queued++;
+        struct ferry_audit_row row = {
+            .job_id = id,
+            .correlation_id = jn.correlation_id,
+            .connector = it->instance,
+            .step = "intake",
+            .detail = json_string_value(json_object_get(j, "detail")),
+            .at_ms = it->now_ms,
+        };
+        rc = ferry_store_audit_add(in->store, &row, err);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (it->scope) {
+        return ferry_store_webhook_seen(in->store, it->instance, it->scope, it->now_ms, err);
+    }
+    return 0;
+}
+
+static void on_commit_work(uv_work_t *req)
+{
+    struct ferry_intake *in = req->data;
+    struct batch *b = &in->committing;
+    ferry_err_clear(&in->err);
+    in->rc = ferry_store_begin(in->store, &in->err);
+    for (size_t i = 0; in->rc == 0 && i < b->n; i++) {
+        b->items[i].queued = b->items[i].duplicates = 0;
+        in->rc = write_item(in, &b->items[i], &in->err);
+    }
+    if (in->rc == 0) {
+        in->rc = ferry_store_commit(in->store, &in->err);
+    } else {
+        ferry_store_rollback(in->store);
+    }
+}
+
+static void start_commit(struct ferry_intake *in);
+
+static void on_commit_done(uv_work_t *req, int status)
+{
+    struct ferry_intake *in = req->data;
+    struct batch *b = &in->committing;
+    int64_t queued = 0;
+    (void)status; /* never cancelled */
+    in->busy = false;
+    in->stats.batches++;
+    if ((int64_t)b->n > in->stats.max_batch) {
+        in->stats.max_batch = (int64_t)b->n;
+    }
+    if (in->rc < 0) {
+        ferry_error("webhooks not stored (%zu answered 503): %s", b->n, in->err.msg);
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        struct item *it = &b->items[i];
+        if (in->rc < 0) {
+            in->stats.failed++;
+            /* Not acknowledged, so the sender delivers it again: nothing is lost. */
+            it->reply(it->reply_ctx, 503,
+                      json_pack("{s:s, s:s}", "error", "unavailable", "message",
+                                "the event could not be stored; deliver again"));
+            continue;
+        }
+        in->stats.items++;
+        in->stats.queued += it->queued;
+        in->stats.duplicates += it->duplicates;
+        queued += it->queued;
+        it->reply(it->reply_ctx, 200,
+                  json_pack("{s:s, s:i, s:i}", "status", "accepted", "queued", it->queued,
+                            "duplicates", it->duplicates));
+    }
+    batch_clear(b);
+    if (in->committed && queued > 0) {
+        in->committed(in->ud, queued);
+    }
+    if (in->collecting.n > 0) {
+        start_commit(in);
+    } else if (in->stopping && in->stopped) {
+        void (*cb)(void *) = in->stopped;
+        in->stopped = NULL;
+        cb(in->stopped_ud);
+    }
+}
+
+static void start_commit(struct ferry_intake *in)
+{
+    /* Swap: what collected is committed now; the emptied batch collects next. */
+    struct batch t = in->committing;
+    in->committing = in->collecting;
+    in->collecting = t;
+    in->busy = true;
+    int rc = uv_queue_work(in->loop, &in->work, on_commit_work, on_commit_done);
+    if (rc < 0) {
+        in->rc =
+            ferry_err_set(&in->err, FERRY_EIO, "cannot schedule the commit: %s", uv_strerror(rc));
+        on_commit_done(&in->work, 0);
+    }
+}
+
+void ferry_intake_submit(struct ferry_intake *in, json_t *jobs, const char *instance,
+                         const char *scope, int64_t now_ms, ferry_intake_reply_cb reply,
+                         void *reply_ctx)
+{
+    struct batch *b = &in->collecting;
+    if (in->stopping) {
+        json_decref(jobs);
+        reply(reply_ctx, 503,
+              json_pack("{s:s, s:s}", "error", "shutting_down", "message",
+                        "ferry is stopping; deliver again later"));
+        return;
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        struct item *grown = realloc(b->items, cap * sizeof(*grown));
+        if (!grown) {
+            json_decref(jobs);
+            reply(reply_ctx, 503,
+                  json_pack("{s:s, s:s}", "error", "unavailable", "message", "out of memory"));
+            return;
+        }
+        b->items = grown;
+        b->cap = cap;
+    }
+    struct item *it = &b->items[b->n];
+    memset(it, 0, sizeof(*it));
+    it->jobs = jobs;
+    it->instance = ferry_strdup(instance);
+    it->scope = ferry_strdup(scope);
+    it->now_ms = now_ms;
+    it->reply = reply;
+    it->reply_ctx = reply_ctx;
+    if (!it->instance || (scope && !it->scope)) {
+        item_clear(it);
+        reply(reply_ctx, 503,
+              json_pack("{s:s, s:s}", "error", "unavailable", "message", "out of memory"));
+        return;
+    }
+    b->n++;
+    if (!in->busy) {
+        start_commit(in);
+    }
+}
+
+size_t ferry_intake_pending(const struct ferry_intake *in)
+{
+    return in->collecting.n + (in->busy ? in->committing.n : 0);
+}
+
+const struct ferry_intake_stats *ferry_intake_stats(const struct ferry_intake *in)
+{
+    return &in->stats;
+}
+
+void ferry_intake_stop(struct ferry_intake *in, void (*done)(void *ud), void *ud)
+{
+    in->stopping = true;
+    if (in->busy || in->collecting.n > 0) {
+        in->stopped = done;
+        in->stopped_ud = ud;
+        if (!in->busy) {
+            start_commit(in);
+        }
+        return;
+    }
+    if (done) {
+        done(ud);
+    }
+}
