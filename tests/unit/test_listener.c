@@ -63,6 +63,9 @@ struct fixture {
     int port;
     int reply_status;
     bool reply_null; /* the callback leaves reply->body NULL */
+    bool defer;      /* the callback defers; a 0 ms timer completes the reply */
+    uv_timer_t later;
+    struct ferry_deferred *pending;
     int done_calls;
     struct capture cap;
 };
@@ -124,6 +127,13 @@ static char *dupn(const char *s, size_t n)
     return p;
 }
 
+static void on_later(uv_timer_t *t)
+{
+    struct fixture *fx = t->data;
+    ferry_listener_complete(fx->pending, 207, json_pack("{s:b}", "later", 1));
+    fx->pending = NULL;
+}
+
 static void on_webhook(void *ud, const char *instance, const struct ferry_webhook *wh,
                        struct ferry_webhook_reply *reply)
 {
@@ -148,6 +158,12 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
         c->nheaders++;
     }
     c->received_at_ms = wh->received_at_ms;
+    if (fx->defer) {
+        fx->pending = ferry_listener_defer(reply);
+        assert_non_null(fx->pending);
+        uv_timer_start(&fx->later, on_later, 0, 0);
+        return;
+    }
     reply->status = fx->reply_status;
     if (fx->reply_null) {
         return;
@@ -158,12 +174,15 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
 
 static int setup(void **state)
 {
+    /* (on_later is defined above on_webhook) */
     struct fixture *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     assert_int_equal(uv_async_init(&fx->loop, &fx->wake, on_wake), 0);
     assert_int_equal(uv_timer_init(&fx->loop, &fx->watchdog), 0);
     fx->watchdog.data = fx;
+    assert_int_equal(uv_timer_init(&fx->loop, &fx->later), 0);
+    fx->later.data = fx;
     fx->reply_status = 202;
     ferry_log_set_level(FERRY_LOG_ERROR);
     *state = fx;
@@ -177,6 +196,9 @@ static void close_test_handles(struct fixture *fx)
     }
     if (!uv_is_closing((uv_handle_t *)&fx->watchdog)) {
         uv_close((uv_handle_t *)&fx->watchdog, NULL);
+    }
+    if (!uv_is_closing((uv_handle_t *)&fx->later)) {
+        uv_close((uv_handle_t *)&fx->later, NULL);
     }
 }
 
@@ -506,6 +528,26 @@ static void test_listener_empty_body_and_null_reply(void **state)
     free(req);
 }
 
+static void test_listener_deferred_reply_sent_later(void **state)
+{
+    struct fixture *fx = *state;
+    start_listener(fx, NULL, SMALL_MAX);
+    fx->defer = true;
+    size_t len;
+    char *req = make_post("/webhooks/shop", NULL, "{}", 2, &len);
+    struct client c;
+    struct response r;
+    roundtrip(fx, req, len, &c, &r);
+    assert_int_equal(fx->cap.calls, 1);
+    assert_null(fx->pending);
+    assert_int_equal(r.status, 207);
+    assert_string_equal(r.content_type, "application/json");
+    assert_int_equal(r.body_len, strlen("{\"later\":true}"));
+    assert_memory_equal(r.body, "{\"later\":true}", r.body_len);
+    free(c.resp);
+    free(req);
+}
+
 static void test_listener_unknown_path_404(void **state)
 {
     struct fixture *fx = *state;
@@ -802,6 +844,7 @@ static void test_listener_stop_closes_idle_keepalive(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_listener_deferred_reply_sent_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_post_reaches_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_subpath_and_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_empty_body_and_null_reply, setup, teardown),
