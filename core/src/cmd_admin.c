@@ -166,7 +166,7 @@ int ferry_cmd_check(int argc, char **argv)
                  json_object_size(json_object_get(t, "fields")));
         report(checks, a.json, "mapping", true, line);
     }
-    if (ferry_runtime_describe(rt, &err) < 0) {
+    if (ferry_runtime_describe(rt, true, &err) < 0) {
         report(checks, a.json, "describe", false, err.msg);
         failed = true;
         json_decref(targets);

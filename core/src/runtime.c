@@ -390,7 +390,7 @@ int ferry_runtime_new(struct ferry_runtime **out, const struct ferry_config *cfg
     if (rc < 0) {
         goto fail;
     }
-    rc = ferry_runtime_describe(rt, err);
+    rc = ferry_runtime_describe(rt, false, err);
     if (rc < 0) {
         goto fail;
     }
@@ -409,7 +409,7 @@ fail:
     return rc;
 }
 
-int ferry_runtime_describe(struct ferry_runtime *rt, struct ferry_err *err)
+int ferry_runtime_describe(struct ferry_runtime *rt, bool strict, struct ferry_err *err)
 {
     for (size_t i = 0; i < rt->ninstances; i++) {
         struct ferry_instance *inst = &rt->instances[i];
@@ -428,6 +428,15 @@ int ferry_runtime_describe(struct ferry_runtime *rt, struct ferry_err *err)
         }
         if (rc < 0 || !json_is_object(objects)) {
             json_decref(objects);
+            if (!strict) {
+                /* The daemon still starts: intake must not wait for a remote
+                 * metadata service. Mappings are simply not checked. */
+                ferry_log_write(FERRY_LOG_WARN, inst->name,
+                                "cannot describe its objects (%s); mapping targets are not "
+                                "checked against it",
+                                derr.msg[0] ? derr.msg : "no object description returned");
+                continue;
+            }
             return ferry_err_set(err, rc < 0 ? rc : FERRY_EPLUGIN,
                                  "connector %s cannot describe its objects: %s", inst->name,
                                  derr.msg[0] ? derr.msg : "no object description returned");

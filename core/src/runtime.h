@@ -125,7 +125,8 @@ void ferry_call_init(struct ferry_call *call, struct ferry_runtime *rt, struct f
  * Warnings (create-only properties) are logged. Called by ferry_runtime_new;
  * `ferry check` uses it on its own.
  */
-FERRY_NODISCARD int ferry_runtime_describe(struct ferry_runtime *rt, struct ferry_err *err);
+FERRY_NODISCARD int ferry_runtime_describe(struct ferry_runtime *rt, bool strict,
+                                           struct ferry_err *err);
 FERRY_NODISCARD int ferry_runtime_check_mappings(struct ferry_runtime *rt,
                                                  const struct ferry_mapping_set *set,
                                                  struct ferry_err *err);

@@ -230,7 +230,7 @@ static void test_runtime_describe_rejects_read_only_targets(void **state)
     struct ferry_runtime *rt = NULL;
     assert_int_equal(ferry_runtime_new_empty(&rt, &fx->cfg, &err), 0);
     assert_int_equal(ferry_runtime_add_connector(rt, "c", &described, NULL, &err), 0);
-    assert_int_equal(ferry_runtime_describe(rt, &err), 0);
+    assert_int_equal(ferry_runtime_describe(rt, true, &err), 0);
     assert_non_null(rt->instances[0].schema);
     /* The fixture's mapping writes A: fine. */
     write_mapping(fx, "return { source = { \"c\", \"x\" }, target = { \"c\", \"Y\" },\n"
