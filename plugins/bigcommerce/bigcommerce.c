@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The bigcommerce connector: its descriptor, configuration table and the
- * plugin.h callbacks. In the walking skeleton BigCommerce is a source only:
- * customers are read (fetch, list_changes) and announced by webhooks;
- * lookup and write answer FERRY_EUNSUPPORTED. Configuration is validated
- * once in open() and is immutable afterwards, which is what lets worker
- * threads and the event loop share the state without a lock.
+ * plugin.h callbacks. BigCommerce is a source: customers, addresses,
+ * orders, refunds, carts, products and B2B Edition companies are read
+ * (fetch, list_changes) and announced by webhooks, whose registrations
+ * sync_webhooks maintains; lookup and write answer FERRY_EUNSUPPORTED.
+ * Configuration is validated once in open() and is immutable afterwards,
+ * which is what lets worker threads and the event loop share the state
+ * without a lock; the quota governors are the one mutable part, and they
+ * carry their own lock.
  */
 #include "bigcommerce.h"
 
@@ -21,9 +24,13 @@
 #include <openssl/evp.h>
 
 #include "bigcommerce_api.h"
+#include "bigcommerce_hooks.h"
+#include "bigcommerce_objects.h"
+#include "bigcommerce_quota.h"
 #include "bigcommerce_webhook.h"
 
 #define BC_DEFAULT_API_BASE   "https://api.bigcommerce.com"
+#define BC_DEFAULT_B2B_BASE   "https://api-b2b.bigcommerce.com"
 #define BC_DEFAULT_SECRET_HDR "X-Ferry-Secret"
 #define BC_MAX_PAGE_LIMIT     250 /* platform-wide page cap; above it BigCommerce answers 413 */
 #define BC_MAX_TIMEOUT_S      3600
@@ -55,8 +62,18 @@ static const struct ferry_config_field bc_config[] = {
      "Standard Webhooks signature check: off, if-present or required"},
     {"client_secret", FERRY_CFG_SECRET, NULL, 0,
      "API client secret, the key of webhook signatures"},
-    {"page_limit", FERRY_CFG_INT, "250", 0, "Customers per page when polling (1-250)"},
+    {"page_limit", FERRY_CFG_INT, "250", 0, "Records per page when polling (1-250)"},
     {"timeout", FERRY_CFG_INT, "30", 0, "HTTP timeout per request, in seconds"},
+    {"api_b2b_base", FERRY_CFG_STRING, BC_DEFAULT_B2B_BASE, 0,
+     "B2B Edition API base URL, without /api/v3/io"},
+    {"include_incomplete_orders", FERRY_CFG_BOOL, "false", 0,
+     "Sync Incomplete (status 0) orders; otherwise polls skip them and fetch filters them"},
+    {"order_details_in_poll", FERRY_CFG_BOOL, "true", 0,
+     "Read each polled order's products and shipping addresses (2 requests per order)"},
+    {"ratelimit_fallback_ms", FERRY_CFG_INT, "3000", 0,
+     "Wait after a 429 that carries no reset header, in ms"},
+    {"store_currency", FERRY_CFG_STRING, "USD", 0,
+     "ISO 4217 code of the store's default currency (catalog prices)"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -77,6 +94,10 @@ static void bc_close(void *state)
     free(st->store_hash);
     free_secret(st->access_token, strlen(st->access_token ? st->access_token : ""));
     free(st->api_base);
+    free(st->api_b2b_base);
+    free(st->store_currency);
+    ferry__bc_quota_free(st->quota[FERRY_BC_API_STORE]);
+    ferry__bc_quota_free(st->quota[FERRY_BC_API_B2B]);
     free_secret(st->webhook_secret, st->webhook_secret_len);
     OPENSSL_cleanse(st->webhook_secret_sha256, sizeof(st->webhook_secret_sha256));
     free(st->webhook_secret_header);
@@ -106,6 +127,20 @@ static int cfg_string(const json_t *cfg, const char *key, const char *def, int r
     if (required && !(*out)[0]) {
         return ferry__bc_err(err, FERRY_ECONFIG, "bigcommerce: `%s` must not be empty", key);
     }
+    return 0;
+}
+
+static int cfg_bool(const json_t *cfg, const char *key, int def, int *out, struct ferry_err *err)
+{
+    json_t *v = json_object_get(cfg, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_boolean(v)) {
+        return ferry__bc_err(err, FERRY_ECONFIG, "bigcommerce: `%s` must be true or false", key);
+    }
+    *out = json_is_true(v);
     return 0;
 }
 
@@ -173,7 +208,9 @@ static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, c
     struct ferry_bc_state *st = NULL;
     const char *store_hash = NULL, *token = NULL, *base = NULL, *secret = NULL;
     const char *secret_hdr = NULL, *sig = NULL, *client_secret = NULL;
-    long page_limit = 0, timeout_s = 0;
+    const char *b2b_base = NULL, *currency = NULL;
+    long page_limit = 0, timeout_s = 0, fallback_ms = 0;
+    int incomplete = 0, details = 1;
     unsigned int md_len = 0;
     size_t base_len;
     int rc;
@@ -191,8 +228,18 @@ static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, c
         (rc = cfg_string(config, "client_secret", NULL, 0, &client_secret, err)) < 0 ||
         (rc = cfg_int(config, "page_limit", BC_MAX_PAGE_LIMIT, 1, BC_MAX_PAGE_LIMIT, &page_limit,
                       err)) < 0 ||
-        (rc = cfg_int(config, "timeout", 30, 1, BC_MAX_TIMEOUT_S, &timeout_s, err)) < 0) {
+        (rc = cfg_int(config, "timeout", 30, 1, BC_MAX_TIMEOUT_S, &timeout_s, err)) < 0 ||
+        (rc = cfg_string(config, "api_b2b_base", BC_DEFAULT_B2B_BASE, 0, &b2b_base, err)) < 0 ||
+        (rc = cfg_bool(config, "include_incomplete_orders", 0, &incomplete, err)) < 0 ||
+        (rc = cfg_bool(config, "order_details_in_poll", 1, &details, err)) < 0 ||
+        (rc = cfg_int(config, "ratelimit_fallback_ms", 3000, 1, 600000, &fallback_ms, err)) < 0 ||
+        (rc = cfg_string(config, "store_currency", "USD", 0, &currency, err)) < 0) {
         return rc;
+    }
+    if (strlen(currency) != 3 || !isupper((unsigned char)currency[0]) ||
+        !isupper((unsigned char)currency[1]) || !isupper((unsigned char)currency[2])) {
+        return ferry__bc_err(err, FERRY_ECONFIG,
+                             "bigcommerce: `store_currency` must be an ISO 4217 code such as USD");
     }
     /* The hash becomes a URL path segment; BigCommerce hashes are short alphanumerics. */
     for (const char *p = store_hash; *p; p++) {
@@ -210,6 +257,13 @@ static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, c
         return ferry__bc_err(err, FERRY_ECONFIG,
                              "bigcommerce: `api_base` must be an http(s) URL without query, "
                              "e.g. " BC_DEFAULT_API_BASE);
+    }
+    if ((strncmp(b2b_base, "https://", 8) != 0 && strncmp(b2b_base, "http://", 7) != 0) ||
+        has_ctl(b2b_base) || strchr(b2b_base, ' ') || strchr(b2b_base, '?') ||
+        strchr(b2b_base, '#')) {
+        return ferry__bc_err(err, FERRY_ECONFIG,
+                             "bigcommerce: `api_b2b_base` must be an http(s) URL without query, "
+                             "e.g. " BC_DEFAULT_B2B_BASE);
     }
     if (!is_token(secret_hdr)) {
         return ferry__bc_err(err, FERRY_ECONFIG,
@@ -231,6 +285,9 @@ static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, c
     st->host = host;
     st->page_limit = (int)page_limit;
     st->timeout_ms = timeout_s * 1000;
+    st->include_incomplete_orders = incomplete;
+    st->order_details_in_poll = details;
+    st->ratelimit_fallback_ms = fallback_ms;
     snprintf(st->user_agent, sizeof(st->user_agent), "ferry/" FERRY_BC_VERSION);
     if (strcmp(sig, "off") == 0) {
         st->sig_mode = FERRY_BC_SIG_OFF;
@@ -253,6 +310,10 @@ static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, c
     st->store_hash = dup_str(store_hash);
     st->access_token = dup_str(token);
     st->api_base = dup_str(base);
+    st->api_b2b_base = dup_str(b2b_base);
+    st->store_currency = dup_str(currency);
+    st->quota[FERRY_BC_API_STORE] = ferry__bc_quota_new("store");
+    st->quota[FERRY_BC_API_B2B] = ferry__bc_quota_new("b2b");
     st->webhook_secret = dup_str(secret);
     st->webhook_secret_len = strlen(secret);
     st->webhook_secret_header = dup_str(secret_hdr);
@@ -260,7 +321,8 @@ static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, c
         st->client_secret = dup_str(client_secret);
         st->client_secret_len = strlen(client_secret);
     }
-    if (!st->store_hash || !st->access_token || !st->api_base || !st->webhook_secret ||
+    if (!st->store_hash || !st->access_token || !st->api_base || !st->api_b2b_base ||
+        !st->store_currency || !st->quota[0] || !st->quota[1] || !st->webhook_secret ||
         !st->webhook_secret_header || (client_secret && !st->client_secret)) {
         rc = ferry__bc_err(err, FERRY_ENOMEM, "bigcommerce: out of memory");
         goto cleanup;
@@ -269,6 +331,10 @@ static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, c
     base_len = strlen(st->api_base);
     while (base_len > 0 && st->api_base[base_len - 1] == '/') {
         st->api_base[--base_len] = '\0';
+    }
+    base_len = strlen(st->api_b2b_base);
+    while (base_len > 0 && st->api_b2b_base[base_len - 1] == '/') {
+        st->api_b2b_base[--base_len] = '\0';
     }
     if (EVP_Digest(st->webhook_secret, st->webhook_secret_len, st->webhook_secret_sha256, &md_len,
                    EVP_sha256(), NULL) != 1 ||
@@ -286,47 +352,17 @@ cleanup:
     return rc;
 }
 
-static int check_object(const char *object, struct ferry_err *err)
-{
-    if (!object || strcmp(object, FERRY_BC_OBJECT_CUSTOMER) != 0) {
-        return ferry__bc_err(err, FERRY_EUNSUPPORTED,
-                             "bigcommerce: object '%.64s' is not supported (only customer)",
-                             object ? object : "(null)");
-    }
-    return 0;
-}
-
 static int bc_fetch(void *state, struct ferry_call *call, const char *object, const char *id,
                     json_t **record, struct ferry_err *err)
 {
-    int rc = check_object(object, err);
-    if (rc < 0) {
-        return rc;
-    }
-    return ferry__bc_customer_fetch(state, call, id, record, err);
+    return ferry__bc_fetch(state, call, object, id, record, err);
 }
 
 static int bc_list_changes(void *state, struct ferry_call *call, const char *object,
                            const char *since, const char *page_token, json_t **page,
                            struct ferry_err *err)
 {
-    long page_no = 1;
-    int rc = check_object(object, err);
-    if (rc < 0) {
-        return rc;
-    }
-    if (page_token) {
-        /* Our own tokens are page numbers; anything else did not come from us. */
-        char *end = NULL;
-        errno = 0;
-        page_no = strtol(page_token, &end, 10);
-        if (errno || end == page_token || *end != '\0' || page_token[0] == '-' ||
-            page_token[0] == '+' || page_no < 1 || page_no > 1000000000L) {
-            return ferry__bc_err(err, FERRY_EINVAL, "bigcommerce: invalid page token '%.32s'",
-                                 page_token);
-        }
-    }
-    return ferry__bc_customer_page(state, call, since, page_no, page, err);
+    return ferry__bc_list(state, call, object, since, page_token, page, err);
 }
 
 static int bc_lookup(void *state, struct ferry_call *call, const char *object, const char *field,
@@ -359,12 +395,19 @@ static int bc_decode_webhook(void *state, struct ferry_call *call, const struct 
     return ferry__bc_webhook_decode(state, call, wh, events, err);
 }
 
+static int bc_sync_webhooks(void *state, struct ferry_call *call, const json_t *needs,
+                            const char *url, int apply, json_t **report, struct ferry_err *err)
+{
+    return ferry__bc_sync_webhooks(state, call, needs, url, apply, report, err);
+}
+
 static const struct ferry_connector bc_connector = {
     .abi = FERRY_PLUGIN_ABI,
     .size = sizeof(struct ferry_connector),
     .name = "bigcommerce",
     .version = FERRY_BC_VERSION,
-    .description = "BigCommerce REST v3: customers by webhook and delta poll (read only)",
+    .description = "BigCommerce REST v2/v3 and B2B Edition: customers, orders, refunds, carts, "
+                   "products and companies by webhook and delta poll (read only)",
     .config = bc_config,
     .open = bc_open,
     .close = bc_close,
@@ -375,6 +418,8 @@ static const struct ferry_connector bc_connector = {
     .write = bc_write,
     .verify_webhook = bc_verify_webhook,
     .decode_webhook = bc_decode_webhook,
+    .describe = NULL, /* nothing is writable */
+    .sync_webhooks = bc_sync_webhooks,
 };
 
 FERRY_PLUGIN_EXPORT int ferry_connector_entry(const struct ferry_host_api *host,

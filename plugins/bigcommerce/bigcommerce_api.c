@@ -1,25 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * BigCommerce REST v3 customer reads: builds each request (URL under
- * <api_base>/stores/<store_hash>/v3, X-Auth-Token), sends it through
- * host->http, classifies failures by status with the vendor's own reason
- * (bigcommerce-api-facts.md section 2), and reshapes the v3 envelope
- * {"data": ..., "meta": ...} into what plugin.h asks of fetch and
- * list_changes. Secrets are only ever handed to host->http, which redacts
- * its audit rows; they never reach a message or a log line from here.
+ * BigCommerce HTTP plumbing for the connector: URL and header building for
+ * the store API (<api_base>/stores/<store_hash>/v2|v3, X-Auth-Token) and the
+ * B2B Edition API (<api_b2b_base>/api/v3/io, X-Auth-Token + X-Store-Hash),
+ * every request through the quota governor of its API with one retry after
+ * a 429, the HTTP status to FERRY_E* classification with the vendor's own
+ * reason (bigcommerce-api-facts.md sections 2 and 3), and JSON parsing.
+ * Secrets are only ever handed to host->http, which redacts its audit rows;
+ * they never reach a message or a log line from here.
  */
 #include "bigcommerce_api.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-/* Used when a 429 carries no usable rate headers (facts 3: a platform-wide 429 has none). */
-#define BC_RATELIMIT_FALLBACK_MS 3000
+#include "bigcommerce_quota.h"
 
 static void buf_reserve(struct ferry_bc_buf *b, size_t extra)
 {
@@ -146,6 +148,13 @@ static void describe_error_body(const struct ferry_http_resp *resp, char *out, s
     if (!text) {
         text = json_string_value(json_object_get(obj, "message"));
     }
+    if (!text) {
+        /* B2B Edition: {"code", "data": {"errMsg"}, "meta": {"message"}} (facts 2). */
+        text = json_string_value(json_object_get(json_object_get(obj, "data"), "errMsg"));
+    }
+    if (!text) {
+        text = json_string_value(json_object_get(json_object_get(obj, "meta"), "message"));
+    }
     if (text) {
         append(out, n, text);
     }
@@ -176,23 +185,53 @@ cleanup:
     json_decref(root);
 }
 
+/* B2B "X-Request-Window-Resets-After": seconds, possibly fractional ("12.5"); -1 if unusable. */
+static int64_t parse_seconds_ms(const char *s)
+{
+    int64_t ms = 0;
+    int frac = 0;
+    if (!s || *s < '0' || *s > '9') {
+        return -1;
+    }
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (ms > INT64_MAX / 10000) {
+            return -1;
+        }
+        ms = ms * 10 + (*s - '0');
+    }
+    ms *= 1000;
+    if (*s == '.') {
+        int scale = 100;
+        for (s++; *s >= '0' && *s <= '9'; s++) {
+            frac += (*s - '0') * scale;
+            scale /= 10;
+        }
+    }
+    return *s == '\0' ? ms + frac : -1;
+}
+
 static int64_t ratelimit_wait_ms(const struct ferry_host_api *host,
-                                 const struct ferry_http_resp *resp)
+                                 const struct ferry_http_resp *resp, int64_t fallback_ms)
 {
     long long v = parse_uint(host->http_header(resp, "X-Rate-Limit-Time-Reset-Ms"));
+    int64_t ms;
     if (v > 0) {
         return (int64_t)v;
+    }
+    ms = parse_seconds_ms(host->http_header(resp, "X-Request-Window-Resets-After"));
+    if (ms > 0) {
+        return ms;
     }
     /* Older clients' header, in seconds (facts 3). */
     v = parse_uint(host->http_header(resp, "X-Retry-After"));
     if (v > 0 && v < INT64_MAX / 1000) {
         return (int64_t)v * 1000;
     }
-    return BC_RATELIMIT_FALLBACK_MS;
+    return fallback_ms;
 }
 
 int ferry__bc_classify(const struct ferry_host_api *host, const struct ferry_http_resp *resp,
-                       struct ferry_err *err)
+                       int64_t fallback_ms, struct ferry_err *err)
 {
     char reason[200];
     const char *what;
@@ -237,54 +276,163 @@ int ferry__bc_classify(const struct ferry_host_api *host, const struct ferry_htt
     ferry__bc_err(err, code, "BigCommerce %s: HTTP %ld%s%s", what, s, reason[0] ? ": " : "",
                   reason);
     if (err && code == FERRY_ERATELIMIT) {
-        err->retry_after_ms = ratelimit_wait_ms(host, resp);
+        err->retry_after_ms = ratelimit_wait_ms(host, resp, fallback_ms);
     }
     return code;
 }
 
-/* <api_base>/stores/<store_hash>/v3/customers */
-static void customers_url(const struct ferry_bc_state *st, struct ferry_bc_buf *url)
+void ferry__bc_buf_printf(struct ferry_bc_buf *b, const char *fmt, ...)
 {
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    ferry__bc_buf_puts(b, tmp);
+}
+
+void ferry__bc_url(const struct ferry_bc_state *st, int api, const char *version,
+                   struct ferry_bc_buf *url)
+{
+    if (api == FERRY_BC_API_B2B) {
+        ferry__bc_buf_puts(url, st->api_b2b_base);
+        ferry__bc_buf_puts(url, "/api/v3/io");
+        return;
+    }
     ferry__bc_buf_puts(url, st->api_base);
     ferry__bc_buf_puts(url, "/stores/");
     ferry__bc_buf_puts(url, st->store_hash);
-    ferry__bc_buf_puts(url, "/v3/customers");
+    ferry__bc_buf_puts(url, "/");
+    ferry__bc_buf_puts(url, version);
 }
 
-/*
- * GET `url`; on a 2xx, *out is the parsed body, which must be a v3 envelope
- * (an object with `data`). Transport failures come back as host->http
- * reported them.
- */
-static int get_envelope(const struct ferry_bc_state *st, struct ferry_call *call, const char *url,
-                        json_t **out, struct ferry_err *err)
+/* What the response says about the quota of `api`; 0 when it says nothing usable. */
+static int read_limits(const struct ferry_host_api *host, int api,
+                       const struct ferry_http_resp *resp, long *left, int64_t *reset_ms)
 {
-    const struct ferry_http_header headers[] = {
+    long long l, r;
+    int64_t rs;
+    if (api == FERRY_BC_API_B2B) {
+        l = parse_uint(host->http_header(resp, "X-Requests-Remaining"));
+        rs = parse_seconds_ms(host->http_header(resp, "X-Request-Window-Resets-After"));
+        if (l < 0 || rs < 0) {
+            return 0;
+        }
+        *left = (long)l;
+        *reset_ms = rs;
+        return 1;
+    }
+    l = parse_uint(host->http_header(resp, "X-Rate-Limit-Requests-Left"));
+    r = parse_uint(host->http_header(resp, "X-Rate-Limit-Time-Reset-Ms"));
+    if (l < 0 || r < 0 || l > LONG_MAX) {
+        return 0;
+    }
+    *left = (long)l;
+    *reset_ms = (int64_t)r;
+    return 1;
+}
+
+/* One exchange under the governor; the quota is updated from whatever came back. */
+static int send_once(const struct ferry_bc_state *st, struct ferry_call *call, int api,
+                     const struct ferry_http_req *req, struct ferry_http_resp *resp,
+                     struct ferry_err *err)
+{
+    struct ferry_bc_quota *q = st->quota[api];
+    long left = 0;
+    int64_t reset_ms = 0;
+    int rc;
+
+    ferry__bc_quota_acquire(q, st->host, call);
+    memset(resp, 0, sizeof(*resp));
+    rc = st->host->http(call, req, resp, err);
+    if (rc < 0) {
+        ferry__bc_quota_release(q, st->host, call, 0, 0, 0);
+        return rc;
+    }
+    if (resp->status == 429) {
+        ferry__bc_quota_exhausted(q, st->host, call,
+                                  ratelimit_wait_ms(st->host, resp, st->ratelimit_fallback_ms));
+        return 0;
+    }
+    int have = read_limits(st->host, api, resp, &left, &reset_ms);
+    ferry__bc_quota_release(q, st->host, call, have, left, reset_ms);
+    return 0;
+}
+
+int ferry__bc_request(const struct ferry_bc_state *st, struct ferry_call *call, int api,
+                      const char *method, const char *url, const char *body, const char *object,
+                      long *status, json_t **json, struct ferry_err *err)
+{
+    return ferry__bc_request_flags(st, call, api, method, url, body, object, 0, status, json, err);
+}
+
+int ferry__bc_request_flags(const struct ferry_bc_state *st, struct ferry_call *call, int api,
+                            const char *method, const char *url, const char *body,
+                            const char *object, uint32_t flags, long *status, json_t **json,
+                            struct ferry_err *err)
+{
+    struct ferry_http_header headers[6] = {
         {"Accept", "application/json"},
         {"X-Auth-Token", st->access_token},
         {"User-Agent", st->user_agent},
     };
+    size_t nheaders = 3;
     struct ferry_http_req req = {
-        .method = "GET",
+        .method = method,
         .url = url,
-        .headers = headers,
-        .nheaders = sizeof(headers) / sizeof(headers[0]),
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
         .timeout_ms = st->timeout_ms,
-        .object = FERRY_BC_OBJECT_CUSTOMER,
+        .flags = flags,
+        .object = object,
     };
     struct ferry_http_resp resp;
     json_error_t jerr;
     json_t *root = NULL;
     int rc;
 
-    memset(&resp, 0, sizeof(resp));
-    rc = st->host->http(call, &req, &resp, err);
+    *json = NULL;
+    if (api == FERRY_BC_API_B2B) {
+        /* A store-level token needs the store named (facts 9.1). */
+        headers[nheaders].name = "X-Store-Hash";
+        headers[nheaders++].value = st->store_hash;
+    }
+    if (body) {
+        headers[nheaders].name = "Content-Type";
+        headers[nheaders++].value = "application/json";
+    }
+    req.headers = headers;
+    req.nheaders = nheaders;
+
+    rc = send_once(st, call, api, &req, &resp, err);
     if (rc < 0) {
         /* The host already classified it (ENETWORK, ETIMEDOUT, ...); keep its detail. */
         return rc;
     }
+    if (resp.status == 429) {
+        /*
+         * The governor now holds every worker until the reset the 429
+         * announced; this request waits for it too and tries once more
+         * (facts 3: sleep Time-Reset-Ms, then retry). A second 429 goes
+         * back to the host, which reschedules the job.
+         */
+        st->host->http_resp_free(&resp);
+        st->host->log(call, FERRY_LOG_INFO, "bigcommerce: %s %s answered 429; retrying once",
+                      method, object ? object : "request");
+        rc = send_once(st, call, api, &req, &resp, err);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (status) {
+        *status = resp.status;
+    }
     if (resp.status < 200 || resp.status > 299) {
-        rc = ferry__bc_classify(st->host, &resp, err);
+        rc = ferry__bc_classify(st->host, &resp, st->ratelimit_fallback_ms, err);
+        goto cleanup;
+    }
+    if (resp.body_len == 0 || resp.status == 204) {
+        rc = 0;
         goto cleanup;
     }
     root = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, &jerr);
@@ -294,212 +442,49 @@ static int get_envelope(const struct ferry_bc_state *st, struct ferry_call *call
                            jerr.text, jerr.line);
         goto cleanup;
     }
-    if (!json_is_object(root) || !json_object_get(root, "data")) {
-        rc = ferry__bc_err(err, FERRY_EPROTO,
-                           "BigCommerce response (HTTP %ld) is not a v3 envelope with `data`",
-                           resp.status);
-        goto cleanup;
-    }
-    *out = root;
-    root = NULL;
+    *json = root;
     rc = 0;
 cleanup:
-    json_decref(root);
     st->host->http_resp_free(&resp);
     return rc;
 }
 
-int ferry__bc_customer_fetch(const struct ferry_bc_state *st, struct ferry_call *call,
-                             const char *id, json_t **record, struct ferry_err *err)
+int ferry__bc_get_v3(const struct ferry_bc_state *st, struct ferry_call *call, const char *url,
+                     const char *object, json_t **out, struct ferry_err *err)
 {
-    struct ferry_bc_buf url = {0};
     json_t *root = NULL;
-    json_t *data;
-    json_t *found = NULL;
-    long long want = parse_uint(id);
-    size_t i;
-    json_t *el;
-    int rc;
-
-    /* Customer ids are integers; anything else would also inject query text. */
-    if (want <= 0 || strlen(id) > 19) {
-        return ferry__bc_err(err, FERRY_EINVAL,
-                             "customer id must be a positive integer, got '%.40s'",
-                             id ? id : "(null)");
-    }
-    customers_url(st, &url);
-    ferry__bc_buf_puts(&url, "?id:in=");
-    ferry__bc_buf_puts(&url, id);
-    /* Sub-resources are only returned when asked for (facts 4.4). */
-    ferry__bc_buf_puts(&url, "&include=addresses,attributes,formfields");
-    if (url.oom) {
-        rc = ferry__bc_err(err, FERRY_ENOMEM, "out of memory building the request URL");
-        goto cleanup;
-    }
-    rc = get_envelope(st, call, url.p, &root, err);
+    long status = 0;
+    int rc = ferry__bc_request(st, call, FERRY_BC_API_STORE, "GET", url, NULL, object, &status,
+                               &root, err);
     if (rc < 0) {
-        goto cleanup;
+        return rc;
     }
-    data = json_object_get(root, "data");
-    if (!json_is_array(data)) {
-        rc = ferry__bc_err(err, FERRY_EPROTO, "BigCommerce customer list `data` is not an array");
-        goto cleanup;
-    }
-    if (json_array_size(data) == 0) {
-        rc = ferry__bc_err(err, FERRY_ENOTFOUND, "BigCommerce has no customer %s", id);
-        goto cleanup;
-    }
-    /* Pick by id rather than trusting the filter, so an ignored filter cannot return a stranger. */
-    json_array_foreach(data, i, el)
-    {
-        if (json_integer_value(json_object_get(el, "id")) == want) {
-            found = el;
-            break;
-        }
-    }
-    if (!found) {
-        rc = ferry__bc_err(err, FERRY_EPROTO,
-                           "BigCommerce answered the lookup of customer %s with other customers",
-                           id);
-        goto cleanup;
-    }
-    *record = json_incref(found);
-    rc = 0;
-cleanup:
-    json_decref(root);
-    ferry__bc_buf_free(&url);
-    return rc;
-}
-
-/* {"id": "<id>", "modified": "<date_modified>", "record": <customer>} for one list element. */
-static int page_item(json_t *customer, long page_no, json_t **item, struct ferry_err *err)
-{
-    char idbuf[32];
-    json_t *id = json_object_get(customer, "id");
-    const char *modified = json_string_value(json_object_get(customer, "date_modified"));
-    json_t *it = NULL;
-
-    if (!json_is_integer(id) || !modified) {
+    if (!json_is_object(root) || !json_object_get(root, "data")) {
+        json_decref(root);
         return ferry__bc_err(err, FERRY_EPROTO,
-                             "BigCommerce customer page %ld has an element without an integer "
-                             "`id` and a string `date_modified`",
-                             page_no);
+                             "BigCommerce response (HTTP %ld) is not a v3 envelope with `data`",
+                             status);
     }
-    snprintf(idbuf, sizeof(idbuf), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-    it = json_object();
-    if (!it || json_object_set_new(it, "id", json_string(idbuf)) < 0 ||
-        /* Verbatim: ISO 8601 UTC "...Z" compares as a string in time order (facts 4.4). */
-        json_object_set_new(it, "modified", json_string(modified)) < 0 ||
-        json_object_set(it, "record", customer) < 0) {
-        json_decref(it);
-        return ferry__bc_err(err, FERRY_ENOMEM, "out of memory building a page item");
-    }
-    *item = it;
+    *out = root;
     return 0;
 }
 
-int ferry__bc_customer_page(const struct ferry_bc_state *st, struct ferry_call *call,
-                            const char *since, long page_no, json_t **page, struct ferry_err *err)
+int ferry__bc_get_b2b(const struct ferry_bc_state *st, struct ferry_call *call, const char *url,
+                      const char *object, json_t **out, struct ferry_err *err)
 {
-    struct ferry_bc_buf url = {0};
-    char num[32];
     json_t *root = NULL;
-    json_t *out = NULL;
-    json_t *items = NULL;
-    json_t *next = NULL;
-    json_t *data;
-    json_t *pagination;
-    json_t *el;
-    json_int_t current, total;
-    size_t i;
-    int rc;
-
-    customers_url(st, &url);
-    ferry__bc_buf_puts(&url, "?");
-    if (since) {
-        /* Inclusive bound: the host's watermark record comes again and is deduplicated there. */
-        ferry__bc_buf_puts(&url, "date_modified:min=");
-        ferry__bc_buf_put_query(&url, since);
-        ferry__bc_buf_puts(&url, "&");
-    }
-    ferry__bc_buf_puts(&url, "sort=date_modified:asc&limit=");
-    snprintf(num, sizeof(num), "%d", st->page_limit);
-    ferry__bc_buf_puts(&url, num);
-    ferry__bc_buf_puts(&url, "&page=");
-    snprintf(num, sizeof(num), "%ld", page_no);
-    ferry__bc_buf_puts(&url, num);
-    ferry__bc_buf_puts(&url, "&include=addresses");
-    if (url.oom) {
-        rc = ferry__bc_err(err, FERRY_ENOMEM, "out of memory building the request URL");
-        goto cleanup;
-    }
-    rc = get_envelope(st, call, url.p, &root, err);
+    long status = 0;
+    int rc = ferry__bc_request(st, call, FERRY_BC_API_B2B, "GET", url, NULL, object, &status, &root,
+                               err);
     if (rc < 0) {
-        goto cleanup;
+        return rc;
     }
-    data = json_object_get(root, "data");
-    pagination = json_object_get(json_object_get(root, "meta"), "pagination");
-    if (!json_is_array(data)) {
-        rc = ferry__bc_err(err, FERRY_EPROTO, "BigCommerce customer list `data` is not an array");
-        goto cleanup;
+    if (!json_is_object(root) || !json_object_get(root, "data")) {
+        json_decref(root);
+        return ferry__bc_err(err, FERRY_EPROTO,
+                             "B2B Edition response (HTTP %ld) is not an envelope with `data`",
+                             status);
     }
-    if (!json_is_integer(json_object_get(pagination, "current_page")) ||
-        !json_is_integer(json_object_get(pagination, "total_pages"))) {
-        rc = ferry__bc_err(err, FERRY_EPROTO,
-                           "BigCommerce customer page %ld lacks meta.pagination current_page and "
-                           "total_pages",
-                           page_no);
-        goto cleanup;
-    }
-    current = json_integer_value(json_object_get(pagination, "current_page"));
-    total = json_integer_value(json_object_get(pagination, "total_pages"));
-
-    items = json_array();
-    out = json_object();
-    if (!items || !out) {
-        rc = ferry__bc_err(err, FERRY_ENOMEM, "out of memory building a page");
-        goto cleanup;
-    }
-    json_array_foreach(data, i, el)
-    {
-        json_t *item = NULL;
-        rc = page_item(el, page_no, &item, err);
-        if (rc < 0) {
-            goto cleanup;
-        }
-        if (json_array_append_new(items, item) < 0) {
-            rc = ferry__bc_err(err, FERRY_ENOMEM, "out of memory building a page");
-            goto cleanup;
-        }
-    }
-    /*
-     * links.next is not a reliable end marker (facts 4.3), so the page
-     * numbers decide; an empty page ends the walk too, so that a total that
-     * shrank while we paged cannot loop forever.
-     */
-    next = json_null();
-    if (json_array_size(data) > 0 && current < total) {
-        snprintf(num, sizeof(num), "%ld", page_no + 1);
-        next = json_string(num);
-    }
-    if (json_object_set_new(out, "items", items) < 0) {
-        items = NULL;
-        json_decref(next);
-        rc = ferry__bc_err(err, FERRY_ENOMEM, "out of memory building a page");
-        goto cleanup;
-    }
-    items = NULL;
-    if (!next || json_object_set_new(out, "next", next) < 0) {
-        rc = ferry__bc_err(err, FERRY_ENOMEM, "out of memory building a page");
-        goto cleanup;
-    }
-    *page = out;
-    out = NULL;
-    rc = 0;
-cleanup:
-    json_decref(items);
-    json_decref(out);
-    json_decref(root);
-    ferry__bc_buf_free(&url);
-    return rc;
+    *out = root;
+    return 0;
 }

@@ -7,7 +7,9 @@
  * webhook-signature, HMAC-SHA256 keyed by the raw client secret), whose
  * coverage BigCommerce does not document, hence the off / if-present /
  * required setting. Payloads are thin ({"scope", "data": {"id"}, "hash"}):
- * decode only names the record, and the worker fetches it later.
+ * decode only names the record, and the worker fetches it later. The scope
+ * table below is the one place that says which scope becomes which
+ * (object, id, event, data); sync_webhooks reads it backwards.
  */
 #include "bigcommerce_webhook.h"
 
@@ -194,16 +196,194 @@ int ferry__bc_webhook_verify(const struct ferry_bc_state *st, struct ferry_call 
     return check_signature(st, call, wh, err);
 }
 
-/* The ferry event kind for a customer scope this connector handles, or NULL. */
-static const char *customer_event(const char *scope)
+/* How a scope's `data` names the record (facts 8.2, 9.5). */
+enum bc_id_rule {
+    ID_DATA_ID = 1,      /* data.id, an integer */
+    ID_ADDRESS_CUSTOMER, /* data.address.customer_id; data.id is the address */
+    ID_STATUS,           /* data.id + data.status.{previous,new}_status_id */
+    ID_REFUND,           /* "<data.id>:<data.refund.refund_id>" */
+    ID_CART,             /* data.id, a UUID string; data.token */
+    ID_CART_CONVERTED,   /* data.orderId; data.id is the cart */
+    ID_COMPANY,          /* data.company_id */
+    ID_COMPANY_USER,     /* data.user_id (B2B user id); data.company_id */
+    ID_COMPANY_ADDRESS,  /* data.address_id; data.company_id */
+};
+
+static const struct ferry_bc_scope scopes[] = {
+    {"store/customer/created", FERRY_BC_OBJECT_CUSTOMER, "created", ID_DATA_ID, 0},
+    {"store/customer/updated", FERRY_BC_OBJECT_CUSTOMER, "updated", ID_DATA_ID, 0},
+    {"store/customer/deleted", FERRY_BC_OBJECT_CUSTOMER, "deleted", ID_DATA_ID, 0},
+    /* Address changes do not fire customer/updated (facts 8.2): re-read the customer. */
+    {"store/customer/address/created", FERRY_BC_OBJECT_CUSTOMER, "updated", ID_ADDRESS_CUSTOMER, 0},
+    {"store/customer/address/updated", FERRY_BC_OBJECT_CUSTOMER, "updated", ID_ADDRESS_CUSTOMER, 0},
+    {"store/customer/address/deleted", FERRY_BC_OBJECT_CUSTOMER, "updated", ID_ADDRESS_CUSTOMER, 0},
+    /* The vendor's own sample payload spells it so; accepted, never registered. */
+    {"store/customer/address/update", FERRY_BC_OBJECT_CUSTOMER, "updated", ID_ADDRESS_CUSTOMER, 1},
+    {"store/order/created", FERRY_BC_OBJECT_ORDER, "created", ID_DATA_ID, 0},
+    {"store/order/updated", FERRY_BC_OBJECT_ORDER, "updated", ID_DATA_ID, 0},
+    {"store/order/archived", FERRY_BC_OBJECT_ORDER, "archived", ID_DATA_ID, 0},
+    {"store/order/statusUpdated", FERRY_BC_OBJECT_ORDER, "status_changed", ID_STATUS, 0},
+    {"store/cart/converted", FERRY_BC_OBJECT_ORDER, "converted", ID_CART_CONVERTED, 0},
+    {"store/order/refund/created", FERRY_BC_OBJECT_REFUND, "refund_created", ID_REFUND, 0},
+    {"store/cart/abandoned", FERRY_BC_OBJECT_CART, "abandoned", ID_CART, 0},
+    {"store/product/created", FERRY_BC_OBJECT_PRODUCT, "created", ID_DATA_ID, 0},
+    {"store/product/updated", FERRY_BC_OBJECT_PRODUCT, "updated", ID_DATA_ID, 0},
+    {"store/product/deleted", FERRY_BC_OBJECT_PRODUCT, "deleted", ID_DATA_ID, 0},
+    {"store/company/created", FERRY_BC_OBJECT_COMPANY, "created", ID_COMPANY, 0},
+    {"store/company/updated", FERRY_BC_OBJECT_COMPANY, "updated", ID_COMPANY, 0},
+    {"store/company/deleted", FERRY_BC_OBJECT_COMPANY, "deleted", ID_COMPANY, 0},
+    {"store/company/statusUpdated", FERRY_BC_OBJECT_COMPANY, "status_changed", ID_COMPANY, 0},
+    /* Named in the B2B events page with its prefix elided; decoded, not registered. */
+    {"store/company/superadmin/assignmentUpdated", FERRY_BC_OBJECT_COMPANY, "updated", ID_COMPANY,
+     1},
+    {"store/company/user/created", FERRY_BC_OBJECT_COMPANY_USER, "created", ID_COMPANY_USER, 0},
+    {"store/company/user/updated", FERRY_BC_OBJECT_COMPANY_USER, "updated", ID_COMPANY_USER, 0},
+    {"store/company/user/deleted", FERRY_BC_OBJECT_COMPANY_USER, "deleted", ID_COMPANY_USER, 0},
+    {"store/company/address/created", FERRY_BC_OBJECT_COMPANY_ADDRESS, "created",
+     ID_COMPANY_ADDRESS, 0},
+    {"store/company/address/updated", FERRY_BC_OBJECT_COMPANY_ADDRESS, "updated",
+     ID_COMPANY_ADDRESS, 0},
+    {"store/company/address/deleted", FERRY_BC_OBJECT_COMPANY_ADDRESS, "deleted",
+     ID_COMPANY_ADDRESS, 0},
+};
+
+const struct ferry_bc_scope *ferry__bc_scopes(size_t *n)
 {
-    if (strcmp(scope, "store/customer/created") == 0) {
-        return "created";
-    }
-    if (strcmp(scope, "store/customer/updated") == 0) {
-        return "updated";
+    *n = sizeof(scopes) / sizeof(scopes[0]);
+    return scopes;
+}
+
+static const struct ferry_bc_scope *find_scope(const char *scope)
+{
+    for (size_t i = 0; i < sizeof(scopes) / sizeof(scopes[0]); i++) {
+        if (strcmp(scopes[i].scope, scope) == 0) {
+            return &scopes[i];
+        }
     }
     return NULL;
+}
+
+/* A positive integer member of obj (BigCommerce sends ids as numbers here); -1 when not. */
+static json_int_t positive_int(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return (json_is_integer(v) && json_integer_value(v) > 0) ? json_integer_value(v) : -1;
+}
+
+/*
+ * Fills id and *extra (a new object or NULL) from `data` per the rule;
+ * FERRY_EBADINPUT naming the member when the payload lacks it.
+ */
+static int decode_ids(const struct ferry_bc_scope *sc, json_t *data, char *id, size_t n,
+                      json_t **extra, struct ferry_err *err)
+{
+    json_int_t a, b;
+    const char *s;
+    *extra = NULL;
+    switch (sc->rule) {
+    case ID_DATA_ID:
+        if ((a = positive_int(data, "id")) < 0) {
+            goto missing_id;
+        }
+        snprintf(id, n, "%" JSON_INTEGER_FORMAT, a);
+        return 0;
+    case ID_ADDRESS_CUSTOMER:
+        if ((a = positive_int(json_object_get(data, "address"), "customer_id")) < 0) {
+            return ferry__bc_err(err, FERRY_EBADINPUT,
+                                 "webhook payload `data.address.customer_id` of %s is not a "
+                                 "positive integer",
+                                 sc->scope);
+        }
+        if ((b = positive_int(data, "id")) < 0) {
+            goto missing_id;
+        }
+        snprintf(id, n, "%" JSON_INTEGER_FORMAT, a);
+        *extra = json_pack("{s:I}", "address_id", (json_int_t)b);
+        break;
+    case ID_STATUS: {
+        json_t *st = json_object_get(data, "status");
+        json_t *prev = json_object_get(st, "previous_status_id");
+        json_t *next = json_object_get(st, "new_status_id");
+        if ((a = positive_int(data, "id")) < 0) {
+            goto missing_id;
+        }
+        if (!json_is_integer(prev) || !json_is_integer(next)) {
+            return ferry__bc_err(err, FERRY_EBADINPUT,
+                                 "webhook payload `data.status` of %s lacks integer "
+                                 "previous_status_id and new_status_id",
+                                 sc->scope);
+        }
+        snprintf(id, n, "%" JSON_INTEGER_FORMAT, a);
+        *extra = json_pack("{s:O, s:O}", "previous_status_id", prev, "new_status_id", next);
+        break;
+    }
+    case ID_REFUND:
+        if ((a = positive_int(data, "id")) < 0) {
+            goto missing_id;
+        }
+        if ((b = positive_int(json_object_get(data, "refund"), "refund_id")) < 0) {
+            return ferry__bc_err(err, FERRY_EBADINPUT,
+                                 "webhook payload `data.refund.refund_id` of %s is not a positive "
+                                 "integer",
+                                 sc->scope);
+        }
+        snprintf(id, n, "%" JSON_INTEGER_FORMAT ":%" JSON_INTEGER_FORMAT, a, b);
+        *extra = json_pack("{s:I, s:I}", "refund_id", (json_int_t)b, "order_id", (json_int_t)a);
+        break;
+    case ID_CART:
+        s = json_string_value(json_object_get(data, "id"));
+        if (!s || !s[0] || strlen(s) >= n || strspn(s, "0123456789abcdefABCDEF-") != strlen(s)) {
+            return ferry__bc_err(err, FERRY_EBADINPUT,
+                                 "webhook payload `data.id` of %s is not a cart UUID", sc->scope);
+        }
+        snprintf(id, n, "%s", s);
+        s = json_string_value(json_object_get(data, "token"));
+        *extra = s ? json_pack("{s:s}", "token", s) : json_object();
+        break;
+    case ID_CART_CONVERTED:
+        if ((a = positive_int(data, "orderId")) < 0) {
+            return ferry__bc_err(err, FERRY_EBADINPUT,
+                                 "webhook payload `data.orderId` of %s is not a positive integer",
+                                 sc->scope);
+        }
+        snprintf(id, n, "%" JSON_INTEGER_FORMAT, a);
+        s = json_string_value(json_object_get(data, "id"));
+        *extra = s ? json_pack("{s:s}", "cart_id", s) : json_object();
+        break;
+    case ID_COMPANY:
+    case ID_COMPANY_USER:
+    case ID_COMPANY_ADDRESS: {
+        const char *key = sc->rule == ID_COMPANY        ? "company_id"
+                          : sc->rule == ID_COMPANY_USER ? "user_id"
+                                                        : "address_id";
+        if ((a = positive_int(data, key)) < 0) {
+            return ferry__bc_err(err, FERRY_EBADINPUT,
+                                 "webhook payload `data.%s` of %s is not a positive integer", key,
+                                 sc->scope);
+        }
+        snprintf(id, n, "%" JSON_INTEGER_FORMAT, a);
+        if (sc->rule != ID_COMPANY) {
+            if ((b = positive_int(data, "company_id")) < 0) {
+                return ferry__bc_err(err, FERRY_EBADINPUT,
+                                     "webhook payload `data.company_id` of %s is not a positive "
+                                     "integer",
+                                     sc->scope);
+            }
+            *extra = json_pack("{s:I}", "company_id", (json_int_t)b);
+        }
+        break;
+    }
+    default:
+        return ferry__bc_err(err, FERRY_EPLUGIN, "scope table entry for %s has no id rule",
+                             sc->scope);
+    }
+    if (sc->rule != ID_COMPANY && !*extra) {
+        return ferry__bc_err(err, FERRY_ENOMEM, "out of memory decoding a webhook");
+    }
+    return 0;
+missing_id:
+    return ferry__bc_err(err, FERRY_EBADINPUT,
+                         "webhook payload `data.id` of %s is not a positive integer", sc->scope);
 }
 
 int ferry__bc_webhook_decode(const struct ferry_bc_state *st, struct ferry_call *call,
@@ -213,13 +393,13 @@ int ferry__bc_webhook_decode(const struct ferry_bc_state *st, struct ferry_call 
     json_t *root = NULL;
     json_t *out = NULL;
     json_t *ev = NULL;
+    json_t *extra = NULL;
     json_t *data;
-    json_t *data_id;
     json_t *store_id;
+    const struct ferry_bc_scope *sc;
     const char *scope;
     const char *hash;
-    const char *kind;
-    char idbuf[32];
+    char idbuf[96];
     char dedupe[BC_MAX_SCOPE + 1 + BC_MAX_HASH + 1];
     int rc;
 
@@ -264,34 +444,30 @@ int ferry__bc_webhook_decode(const struct ferry_bc_state *st, struct ferry_call 
         rc = ferry__bc_err(err, FERRY_ENOMEM, "out of memory decoding a webhook");
         goto cleanup;
     }
-    kind = customer_event(scope);
-    if (!kind) {
-        /* Understood but not ours (yet): the host acks it so BigCommerce does not retry. */
+    sc = find_scope(scope);
+    if (!sc) {
+        /* Understood but not ours: the host acks it so BigCommerce does not retry. */
         st->host->log(call, FERRY_LOG_INFO, "ignoring scope %s", scope);
         *events = out;
         out = NULL;
         rc = 0;
         goto cleanup;
     }
-    data_id = json_object_get(data, "id");
-    if (!json_is_integer(data_id) || json_integer_value(data_id) <= 0) {
-        rc = ferry__bc_err(err, FERRY_EBADINPUT,
-                           "webhook payload `data.id` of %s is not a positive integer", scope);
+    if ((rc = decode_ids(sc, data, idbuf, sizeof(idbuf), &extra, err)) < 0) {
         goto cleanup;
     }
-    snprintf(idbuf, sizeof(idbuf), "%" JSON_INTEGER_FORMAT, json_integer_value(data_id));
     /*
      * A redelivery repeats the hash (facts 8.2); the scope keeps a created
      * and an updated with equal hashes apart.
      */
     snprintf(dedupe, sizeof(dedupe), "%s:%s", scope, hash);
     ev = json_object();
-    if (!ev || json_object_set_new(ev, "object", json_string(FERRY_BC_OBJECT_CUSTOMER)) < 0 ||
+    if (!ev || json_object_set_new(ev, "object", json_string(sc->object)) < 0 ||
         json_object_set_new(ev, "id", json_string(idbuf)) < 0 ||
-        json_object_set_new(ev, "event", json_string(kind)) < 0 ||
+        json_object_set_new(ev, "event", json_string(sc->event)) < 0 ||
         json_object_set_new(ev, "dedupe", json_string(dedupe)) < 0 ||
         json_object_set_new(ev, "scope", json_string(scope)) < 0 ||
-        json_array_append(out, ev) < 0) {
+        (extra && json_object_set(ev, "data", extra) < 0) || json_array_append(out, ev) < 0) {
         rc = ferry__bc_err(err, FERRY_ENOMEM, "out of memory decoding a webhook");
         goto cleanup;
     }
@@ -299,6 +475,7 @@ int ferry__bc_webhook_decode(const struct ferry_bc_state *st, struct ferry_call 
     out = NULL;
     rc = 0;
 cleanup:
+    json_decref(extra);
     json_decref(ev);
     json_decref(out);
     json_decref(root);

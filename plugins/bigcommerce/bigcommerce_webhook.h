@@ -14,6 +14,18 @@
  */
 #define FERRY_BC_SIG_TOLERANCE_S 300
 
+/* One webhook scope the connector understands, and what it becomes. */
+struct ferry_bc_scope {
+    const char *scope;  /* BigCommerce scope, e.g. "store/order/statusUpdated" */
+    const char *object; /* ferry object, e.g. "order" */
+    const char *event;  /* ferry event, e.g. "status_changed" */
+    int rule;           /* how data names the record (bigcommerce_webhook.c) */
+    int decode_only;    /* an alias seen in payloads; never registered as a hook */
+};
+
+/* The scope table; *n entries. */
+const struct ferry_bc_scope *ferry__bc_scopes(size_t *n);
+
 /* 0, FERRY_ESIGNATURE (message names headers, never values) or FERRY_EBADINPUT. */
 FERRY_BC_NODISCARD int ferry__bc_webhook_verify(const struct ferry_bc_state *st,
                                                 struct ferry_call *call,

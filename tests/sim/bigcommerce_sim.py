@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""A stateful BigCommerce store on loopback: v3 customers, v3 hooks and a
-webhook sender, with the wire shapes of the real API.
+"""A stateful BigCommerce store on loopback: v3 customers and addresses, v2
+orders with products and shipping addresses, v3 refunds, carts and
+abandoned carts, catalog products, B2B Edition companies, users and
+addresses, v3 hooks and a webhook sender, with the wire shapes of the real
+API.
 
 It exists so that the daemon's real BigCommerce connector can be driven end
 to end without a store: the connector cannot tell this server from
@@ -15,8 +18,14 @@ at least one second per modification, so `date_modified` strictly orders
 changes even when a test makes many in the same wall-clock second (the real
 API has one-second resolution, and a delta poll keyed on it needs ordering).
 
-Test controls live under /__sim/ (deliveries, redeliver, seed, touch, stats,
-faults); they need no auth and are never rate limited.
+Quotas: the store API and the B2B API each count requests per window
+(`quota` per `window_ms`, `b2b_quota` per `b2b_window_ms`) and answer 429
+with the reset headers when a window is used up; `limited` counts those.
+
+Test controls live under /__sim/ (deliveries, redeliver, seed, seed_orders,
+touch, stats, faults, config, and the store events: order, order_status,
+refund, abandon_cart, address, company, company_user, company_address);
+they need no auth and are never rate limited.
 
 Usage as a program:
   python3 tests/sim/bigcommerce_sim.py --port 0 --port-file F --token T
@@ -24,6 +33,7 @@ Usage as a program:
 
 import base64
 import calendar
+import email.utils
 import hashlib
 import json
 import os
@@ -55,8 +65,17 @@ POST_ONLY = {"origin_channel_id": int, "addresses": list, "attributes": list,
              "form_fields": list}
 READ_ONLY = {"date_created", "date_modified", "registration_ip_address", "address_count",
              "attribute_count"}
+STATUS_NAMES = ["Incomplete", "Pending", "Shipped", "Partially Shipped", "Refunded", "Cancelled",
+                "Declined", "Awaiting Payment", "Awaiting Pickup", "Awaiting Shipment",
+                "Completed", "Awaiting Fulfillment", "Manual Verification Required", "Disputed",
+                "Partially Refunded"]
 MAX_LEN = {"email": 255, "first_name": 100, "last_name": 100, "company": 255, "phone": 50,
            "tax_exempt_category": 255}
+
+
+def rfc2822(ts):
+    """v2 order dates: RFC 2822, always UTC, "+0000" (facts 5.2)."""
+    return email.utils.formatdate(ts, usegmt=False).replace("-0000", "+0000")
 
 
 def iso(ts):
@@ -117,6 +136,7 @@ class BigCommerceSim(SimBase):
 
     def __init__(self, token="sim-token", store_hash="teststore", store_id="1000001",
                  client_id="ferrysimclient0000000000000000", quota=1000000, window_ms=30000,
+                 b2b_quota=1000000, b2b_window_ms=60000,
                  delivery_retries=0, delivery_retry_delay=0.2, delivery_timeout=10.0, **kw):
         super().__init__(**kw)
         self.token = token
@@ -140,6 +160,25 @@ class BigCommerceSim(SimBase):
         self.stats = {}
         self.window_start = time.monotonic()
         self.window_used = 0
+        self.limited = 0
+        self.b2b_quota = b2b_quota
+        self.b2b_window_ms = b2b_window_ms
+        self.b2b_window_start = time.monotonic()
+        self.b2b_window_used = 0
+        self.b2b_limited = 0
+        self.orders = {}             # id -> order (dates as Unix seconds)
+        self.order_products = {}     # order id -> [line]
+        self.order_shipping = {}     # order id -> [shipping address]
+        self.next_order_id = 100
+        self.refunds = {}            # refund id -> refund
+        self.next_refund_id = 1
+        self.carts = {}              # cart id -> cart
+        self.cart_tokens = {}        # token -> cart id
+        self.products = {}           # id -> product
+        self.companies = {}          # id -> company
+        self.company_users = {}      # id -> user
+        self.company_addresses = {}  # id -> address
+        self.next_b2b_id = 1000
         self.deliveries = []
         self.delivery_cond = threading.Condition(self.lock)
         self._outbox = queue.Queue()
@@ -178,6 +217,30 @@ class BigCommerceSim(SimBase):
 
     # -- rate limit -------------------------------------------------------
 
+    def _rate_b2b(self):
+        """B2B Edition's own quota and header names (facts 3)."""
+        with self.lock:
+            now = time.monotonic()
+            elapsed_ms = (now - self.b2b_window_start) * 1000.0
+            if elapsed_ms >= self.b2b_window_ms:
+                self.b2b_window_start = now
+                self.b2b_window_used = 0
+                elapsed_ms = 0.0
+            allowed = self.b2b_window_used < self.b2b_quota
+            if allowed:
+                self.b2b_window_used += 1
+            else:
+                self.b2b_limited += 1
+            left = max(0, self.b2b_quota - self.b2b_window_used)
+            reset_s = max(0.001, (self.b2b_window_ms - elapsed_ms) / 1000.0)
+        return allowed, [
+            ("X-Requests-Allocated", "%d times/%d s" % (self.b2b_quota,
+                                                        self.b2b_window_ms // 1000)),
+            ("X-Requests-Remaining", str(left)),
+            ("X-Request-Window-Resets-After", "%.3f" % reset_s),
+            ("X-Requests-Window-Length", str(self.b2b_window_ms // 1000)),
+        ]
+
     def _rate(self):
         """Consumes one request; returns (allowed, headers)."""
         with self.lock:
@@ -190,6 +253,8 @@ class BigCommerceSim(SimBase):
             allowed = self.window_used < self.quota
             if allowed:
                 self.window_used += 1
+            else:
+                self.limited += 1
             left = max(0, self.quota - self.window_used)
             reset_ms = max(1, int(self.window_ms - elapsed_ms))
         headers = [
@@ -213,6 +278,8 @@ class BigCommerceSim(SimBase):
             self.stats[key] = self.stats.get(key, 0) + 1
         if path.startswith("/__sim/"):
             return self._control(h, method, path, query)
+        if path.startswith("/api/v3/io/"):
+            return self._b2b(h, method, path[len("/api/v3/io"):], query)
         allowed, rl = self._rate()
         fault = self.faults.take(method, path)
         if fault:
@@ -227,14 +294,49 @@ class BigCommerceSim(SimBase):
         if not allowed:
             return h.send_json(429, v3_error(
                 429, "Too many requests; the rate limit for this store was reached."), rl)
-        prefix = "/stores/%s/v3" % self.store_hash
-        m = re.match(r"^/stores/([^/]+)/v3(/.*)?$", path)
+        m = re.match(r"^/stores/([^/]+)/(v2|v3)(/.*)?$", path)
         if not m:
             return h.send_json(404, v3_error(404, "The requested resource was not found."), rl)
         if m.group(1) != self.store_hash:
             return h.send_json(403, v3_error(403, "You don't have a required scope to access "
                                                   "the endpoint"), rl)
-        sub = path[len(prefix):].rstrip("/")
+        sub = (m.group(3) or "").rstrip("/")
+        if m.group(2) == "v2":
+            return self._v2(h, method, sub, dict(query), rl)
+        q = dict(query)
+        if method == "GET":
+            if sub == "/customers/addresses":
+                return self._list_addresses(h, q, rl)
+            if sub == "/orders/payment_actions/refunds":
+                return self._list_refunds(h, q, None, rl)
+            rm = re.match(r"^/orders/(\d+)/payment_actions/refunds$", sub)
+            if rm:
+                return self._list_refunds(h, q, int(rm.group(1)), rl)
+            cm = re.match(r"^/carts/([0-9a-fA-F-]+)$", sub)
+            if cm:
+                with self.lock:
+                    cart = self.carts.get(cm.group(1))
+                    cart = json.loads(json.dumps(cart)) if cart else None
+                if cart is None:
+                    return h.send_json(404, v3_error(404, "Cart not found"), rl)
+                return h.send_json(200, {"data": cart, "meta": {}}, rl)
+            am = re.match(r"^/abandoned-carts/([0-9a-fA-F]+)$", sub)
+            if am:
+                with self.lock:
+                    cid = self.cart_tokens.get(am.group(1))
+                if cid is None:
+                    return h.send_json(404, v3_error(404, "Abandoned cart not found"), rl)
+                return h.send_json(200, {"data": {"cart_id": cid}, "meta": {}}, rl)
+            if sub == "/catalog/products":
+                return self._list_products(h, q, rl)
+            pm = re.match(r"^/catalog/products/(\d+)$", sub)
+            if pm:
+                with self.lock:
+                    prod = self.products.get(int(pm.group(1)))
+                    prod = self._render_product(prod) if prod else None
+                if prod is None:
+                    return h.send_json(404, v3_error(404, "Product not found"), rl)
+                return h.send_json(200, {"data": prod, "meta": {}}, rl)
         if sub == "/customers":
             if method == "GET":
                 return self._list_customers(h, query, rl)
@@ -246,7 +348,7 @@ class BigCommerceSim(SimBase):
                 return self._delete_customers(h, query, rl)
         elif sub == "/hooks":
             if method == "GET":
-                return self._list_hooks(h, rl)
+                return self._list_hooks(h, q, rl)
             if method == "POST":
                 return self._create_hook(h, rl)
         else:
@@ -503,13 +605,35 @@ class BigCommerceSim(SimBase):
 
     # -- hooks ------------------------------------------------------------
 
-    def _list_hooks(self, h, rl):
+    def _list_hooks(self, h, q, rl):
+        try:
+            page = int(q.get("page", "1"))
+            limit = int(q.get("limit", "50"))
+        except ValueError:
+            return h.send_json(422, v3_error(422, "Invalid paging parameter"), rl)
         with self.lock:
-            data = [dict(x) for x in sorted(self.hooks.values(), key=lambda x: x["id"])]
-        meta = {"pagination": {"total": len(data), "count": len(data), "per_page": 50,
-                               "current_page": 1, "total_pages": 1 if data else 0,
-                               "links": {"current": "?page=1&limit=50"}}}
+            rows = [dict(x) for x in sorted(self.hooks.values(), key=lambda x: x["id"])]
+        if "is_active" in q:
+            want = q["is_active"] == "true"
+            rows = [x for x in rows if x["is_active"] == want]
+        if "scope" in q:
+            rows = [x for x in rows if x["scope"] == q["scope"]]
+        if "destination" in q:
+            rows = [x for x in rows if x["destination"] == q["destination"]]
+        data, meta = self._paginate(rows, page, limit)
         return h.send_json(200, {"data": data, "meta": meta}, rl)
+
+    @staticmethod
+    def _paginate(rows, page, limit):
+        total = len(rows)
+        total_pages = (total + limit - 1) // limit if total else 0
+        data = rows[(page - 1) * limit:page * limit]
+        links = {"current": "?page=%d&limit=%d" % (page, limit)}
+        if page < total_pages:
+            links["next"] = "?page=%d&limit=%d" % (page + 1, limit)
+        return data, {"pagination": {"total": total, "count": len(data), "per_page": limit,
+                                     "current_page": page, "total_pages": total_pages,
+                                     "links": links}}
 
     def _validate_hook(self, body, partial):
         errors = {}
@@ -587,7 +711,10 @@ class BigCommerceSim(SimBase):
     # -- webhook delivery -------------------------------------------------
 
     def _fire(self, scope, cid):
-        data = {"type": "customer", "id": cid}
+        self.fire(scope, {"type": "customer", "id": cid})
+
+    def fire(self, scope, data):
+        """Sends `scope` with `data` to every active hook whose scope matches."""
         payload = {
             "scope": scope,
             "store_id": self.store_id,
@@ -688,6 +815,427 @@ class BigCommerceSim(SimBase):
             return [self._enqueue(src["hook_id"], src["destination"], src["headers"],
                                   src["payload"], src["body"], index) for _ in range(times)]
 
+    # -- v2 orders --------------------------------------------------------
+
+    def _v2_error(self, h, status, message, rl):
+        return h.send_json(status, [{"status": status, "message": message}], rl)
+
+    def _render_order(self, o):
+        out = dict(o)
+        out["date_created"] = rfc2822(o["date_created"])
+        out["date_modified"] = rfc2822(o["date_modified"])
+        base = "%s/stores/%s/v2/orders/%d" % (self.base_url, self.store_hash, o["id"])
+        out["products"] = {"url": base + "/products",
+                           "resource": "/orders/%d/products" % o["id"]}
+        out["shipping_addresses"] = {"url": base + "/shipping_addresses",
+                                     "resource": "/orders/%d/shipping_addresses" % o["id"]}
+        out["coupons"] = {"url": base + "/coupons", "resource": "/orders/%d/coupons" % o["id"]}
+        return out
+
+    @staticmethod
+    def _parse_v2_date(text):
+        try:
+            return int(email.utils.parsedate_to_datetime(text).timestamp())
+        except (TypeError, ValueError, IndexError):
+            return parse_iso(text)
+
+    def _v2(self, h, method, sub, q, rl):
+        if method != "GET":
+            return self._v2_error(h, 405, "Method not allowed", rl)
+        try:
+            page = int(q.get("page", "1"))
+            limit = int(q.get("limit", "50"))
+        except ValueError:
+            return self._v2_error(h, 400, "Invalid paging parameter", rl)
+        if limit > MAX_LIMIT or page < 1 or limit < 1:
+            return self._v2_error(h, 400, "Invalid paging parameter", rl)
+        if sub == "/orders":
+            with self.lock:
+                rows = list(self.orders.values())
+            for name, field, op in (("min_date_modified", "date_modified", "ge"),
+                                    ("max_date_modified", "date_modified", "le"),
+                                    ("min_date_created", "date_created", "ge"),
+                                    ("max_date_created", "date_created", "le")):
+                if name in q:
+                    bound = self._parse_v2_date(q[name])
+                    if bound is None:
+                        return self._v2_error(h, 400, "The field '%s' is invalid." % name, rl)
+                    rows = [o for o in rows if (o[field] >= bound if op == "ge"
+                                                else o[field] <= bound)]
+            if "status_id" in q:
+                rows = [o for o in rows if str(o["status_id"]) == q["status_id"]]
+            if "customer_id" in q:
+                rows = [o for o in rows if str(o["customer_id"]) == q["customer_id"]]
+            field, _, direction = q.get("sort", "id").partition(":")
+            if field not in ("id", "customer_id", "date_created", "date_modified", "status_id"):
+                return self._v2_error(h, 400, "Invalid sort field", rl)
+            rows.sort(key=lambda o: (o[field], o["id"]), reverse=(direction == "desc"))
+            chunk = rows[(page - 1) * limit:page * limit]
+            if not chunk:
+                return h.send_raw(204, b"", rl)   # v2: past the end or no match (facts 5.4)
+            with self.lock:
+                data = [self._render_order(o) for o in chunk]
+            return h.send_json(200, data, rl)
+        m = re.match(r"^/orders/(\d+)(?:/(products|shipping_addresses))?$", sub)
+        if m:
+            oid = int(m.group(1))
+            with self.lock:
+                order = self.orders.get(oid)
+                if order is None:
+                    return self._v2_error(h, 404, "The requested resource was not found.", rl)
+                if not m.group(2):
+                    return h.send_json(200, self._render_order(order), rl)
+                src = self.order_products if m.group(2) == "products" else self.order_shipping
+                rows = [dict(x) for x in src.get(oid, [])]
+            chunk = rows[(page - 1) * limit:page * limit]
+            if not chunk:
+                return h.send_raw(204, b"", rl)
+            return h.send_json(200, chunk, rl)
+        return self._v2_error(h, 404, "The requested resource was not found.", rl)
+
+    def add_order(self, customer_id=0, status_id=11, email_addr=None, products=None, ts=None,
+                  fire=True):
+        """Creates an order (shapes of orders.v2.oas2.yml); returns its id."""
+        with self.lock:
+            ts = ts if ts is not None else self.tick()
+            oid = self.next_order_id
+            self.next_order_id += 1
+            cust = self.customers.get(customer_id) if customer_id else None
+            email_addr = email_addr or (cust["email"] if cust else "guest%d@example.com" % oid)
+            lines = products or [{"product_id": 77, "name": "Fog Linen Chambray Towel",
+                                  "sku": "SLCTBS", "price": "49.0000", "quantity": 2}]
+            total = sum(float(x["price"]) * x["quantity"] for x in lines)
+            self.orders[oid] = {
+                "id": oid, "customer_id": customer_id, "date_created": ts, "date_modified": ts,
+                "date_shipped": "", "status_id": status_id, "status": STATUS_NAMES[status_id],
+                "custom_status": STATUS_NAMES[status_id],
+                "subtotal_ex_tax": "%.4f" % total, "subtotal_inc_tax": "%.4f" % total,
+                "total_ex_tax": "%.4f" % total, "total_inc_tax": "%.4f" % total,
+                "total_tax": "0.0000", "refunded_amount": "0.0000", "items_total": len(lines),
+                "items_shipped": 0, "payment_method": "Credit Card", "payment_status": "captured",
+                "currency_code": "USD", "default_currency_code": "USD", "channel_id": 1,
+                "is_deleted": False, "order_source": "www", "cart_id": "",
+                "billing_address": {"first_name": cust["first_name"] if cust else "Guest",
+                                    "last_name": cust["last_name"] if cust else "Shopper",
+                                    "company": "", "street_1": "1 Main St", "street_2": "",
+                                    "city": "Austin", "state": "Texas", "zip": "78751",
+                                    "country": "United States", "country_iso2": "US",
+                                    "phone": "", "email": email_addr, "form_fields": []},
+                "shipping_address_count": 1,
+            }
+            self.order_products[oid] = [
+                {"id": 1000 * oid + i, "order_id": oid, "product_id": x["product_id"],
+                 "variant_id": 0, "order_address_id": oid, "name": x["name"], "sku": x["sku"],
+                 "type": "physical", "base_price": x["price"], "price_ex_tax": x["price"],
+                 "price_inc_tax": x["price"], "price_tax": "0.0000",
+                 "base_total": "%.4f" % (float(x["price"]) * x["quantity"]),
+                 "total_inc_tax": "%.4f" % (float(x["price"]) * x["quantity"]),
+                 "quantity": x["quantity"], "quantity_shipped": 0, "quantity_refunded": 0,
+                 "is_refunded": False, "refund_amount": "0.0000", "product_options": [],
+                 "applied_discounts": []}
+                for i, x in enumerate(lines)]
+            self.order_shipping[oid] = [
+                {"id": oid, "order_id": oid, "first_name": "Jane", "last_name": "Smith",
+                 "company": "", "street_1": "1 Main St", "street_2": "", "city": "Austin",
+                 "state": "Texas", "zip": "78751", "country": "United States",
+                 "country_iso2": "US", "phone": "", "email": email_addr,
+                 "shipping_method": "Flat Rate", "items_total": len(lines), "items_shipped": 0,
+                 "base_cost": "10.0000", "cost_ex_tax": "10.0000", "cost_inc_tax": "10.0000",
+                 "cost_tax": "0.0000", "shipping_zone_id": 1,
+                 "shipping_zone_name": "United States", "form_fields": []}]
+        if fire:
+            self.fire("store/order/created", {"type": "order", "id": oid})
+        return oid
+
+    def set_order_status(self, oid, status_id):
+        with self.lock:
+            order = self.orders[oid]
+            prev = order["status_id"]
+            order["status_id"] = status_id
+            order["status"] = order["custom_status"] = STATUS_NAMES[status_id]
+            order["date_modified"] = self.tick()
+        # A status change fires both (facts 8.2).
+        self.fire("store/order/updated", {"type": "order", "id": oid})
+        self.fire("store/order/statusUpdated", {"type": "order", "id": oid, "status": {
+            "previous_status_id": prev, "new_status_id": status_id}})
+
+    def seed_orders(self, count, customer_ids=None):
+        """Bulk orders without webhooks, dated in the recent past (one per second)."""
+        ids = []
+        with self.lock:
+            now = int(time.time())
+            start = max(now - count, self.clock + 1)
+            cids = customer_ids or [c for c in sorted(self.customers)] or [0]
+            for i in range(count):
+                ids.append(self.add_order(customer_id=cids[i % len(cids)], ts=start + i,
+                                          fire=False))
+            self.clock = max(self.clock, start + count - 1)
+        return ids
+
+    # -- refunds (v3) -------------------------------------------------------
+
+    def add_refund(self, oid, amount=20.83):
+        with self.lock:
+            rid = self.next_refund_id
+            self.next_refund_id += 1
+            ts = self.tick()
+            self.refunds[rid] = {
+                "id": rid, "order_id": oid, "user_id": 0,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts)),
+                "_created": ts, "reason": "", "total_amount": amount, "total_tax": 0.0,
+                "uses_merchant_override_values": False,
+                "items": [{"item_type": "ORDER", "item_id": oid, "reason": "", "quantity": 1,
+                           "requested_amount": amount, "adjustments": []}],
+                "payments": [{"id": rid, "provider_id": "braintree", "amount": amount,
+                              "offline": False, "is_declined": False, "declined_message": ""}]}
+            order = self.orders.get(oid)
+            if order:
+                order["refunded_amount"] = "%.4f" % (float(order["refunded_amount"]) + amount)
+                order["date_modified"] = ts
+        self.fire("store/order/refund/created", {"type": "order", "id": oid,
+                                                 "refund": {"refund_id": rid}})
+        return rid
+
+    def _list_refunds(self, h, q, oid, rl):
+        with self.lock:
+            rows = sorted(self.refunds.values(), key=lambda r: r["id"])
+        if oid is not None:
+            rows = [r for r in rows if r["order_id"] == oid]
+        if "created:min" in q:
+            bound = parse_iso(q["created:min"])
+            if bound is None:
+                return h.send_json(422, v3_error(422, "created:min must be RFC 3339"), rl)
+            rows = [r for r in rows if r["_created"] >= bound]
+        if "order_id:in" in q:
+            want = set(int(x) for x in q["order_id:in"].split(",") if x.isdigit())
+            rows = [r for r in rows if r["order_id"] in want]
+        page = int(q.get("page", "1"))
+        limit = int(q.get("limit", "50"))
+        data = [{k: v for k, v in r.items() if not k.startswith("_")}
+                for r in rows[(page - 1) * limit:page * limit]]
+        return h.send_json(200, {"data": data, "meta": {}}, rl)
+
+    # -- carts ----------------------------------------------------------------
+
+    def abandon_cart(self, customer_id=0, email_addr="shopper@example.com"):
+        import uuid
+        with self.lock:
+            cid = str(uuid.uuid4())
+            token = uuid.uuid4().hex
+            ts = iso(self.tick())
+            self.carts[cid] = {
+                "id": cid, "customer_id": customer_id, "channel_id": 1, "email": email_addr,
+                "currency": {"code": "USD"}, "tax_included": False, "base_amount": 98.0,
+                "discount_amount": 0, "manual_discount_amount": 0, "cart_amount": 98.0,
+                "coupons": [], "discounts": [],
+                "line_items": {"physical_items": [{
+                    "id": "b1b1b1b1-0000-4000-8000-000000000001", "parent_id": None,
+                    "variant_id": 358, "product_id": 77, "sku": "SLCTBS",
+                    "name": "Fog Linen Chambray Towel", "quantity": 2, "is_taxable": True,
+                    "list_price": 49, "sale_price": 49, "extended_list_price": 98,
+                    "extended_sale_price": 98, "options": []}],
+                    "digital_items": [], "gift_certificates": [], "custom_items": []},
+                "created_time": ts, "updated_time": ts, "locale": "en", "version": 1}
+            self.cart_tokens[token] = cid
+        self.fire("store/cart/abandoned", {"type": "cart", "id": cid, "token": token})
+        return cid, token
+
+    # -- customer addresses ---------------------------------------------------
+
+    def _list_addresses(self, h, q, rl):
+        with self.lock:
+            rows = [dict(a) for cid in sorted(self.addresses) for a in self.addresses[cid]]
+        if "id:in" in q:
+            want = set(int(x) for x in q["id:in"].split(",") if x.isdigit())
+            rows = [a for a in rows if a["id"] in want]
+        if "customer_id:in" in q:
+            want = set(int(x) for x in q["customer_id:in"].split(",") if x.isdigit())
+            rows = [a for a in rows if a["customer_id"] in want]
+        if "formfields" in q.get("include", ""):
+            for a in rows:
+                a.setdefault("form_fields", [])
+        data, meta = self._paginate(rows, int(q.get("page", "1")), int(q.get("limit", "50")))
+        return h.send_json(200, {"data": data, "meta": meta}, rl)
+
+    def upsert_address(self, customer_id, address_id=None, **fields):
+        """Adds or changes an address; fires store/customer/address/*, not customer/updated."""
+        with self.lock:
+            addrs = self.addresses.setdefault(customer_id, [])
+            if address_id is None:
+                address_id = self.next_address_id
+                self.next_address_id += 1
+                addr = {"id": address_id, "customer_id": customer_id, "first_name": "Jane",
+                        "last_name": "Smith", "company": "", "address1": "1 Main St",
+                        "address2": "", "city": "Austin", "state_or_province": "Texas",
+                        "postal_code": "78751", "country_code": "US",
+                        "country": "United States", "phone": "",
+                        "address_type": "residential"}
+                addrs.append(addr)
+                scope = "store/customer/address/created"
+            else:
+                addr = next(a for a in addrs if a["id"] == address_id)
+                scope = "store/customer/address/updated"
+            addr.update(fields)
+        self.fire(scope, {"type": "customer", "id": address_id,
+                          "address": {"customer_id": customer_id}})
+        return address_id
+
+    # -- products ---------------------------------------------------------------
+
+    def _render_product(self, p):
+        out = dict(p)
+        out["date_modified"] = iso(p["date_modified"])
+        return out
+
+    def add_product(self, name, sku, price):
+        with self.lock:
+            pid = 77 + len(self.products)
+            self.products[pid] = {"id": pid, "name": name, "sku": sku, "price": price,
+                                  "type": "physical", "date_modified": self.tick()}
+        self.fire("store/product/created", {"type": "product", "id": pid})
+        return pid
+
+    def _list_products(self, h, q, rl):
+        with self.lock:
+            rows = sorted(self.products.values(), key=lambda p: (p["date_modified"], p["id"]))
+        if "date_modified:min" in q:
+            bound = parse_iso(q["date_modified:min"])
+            rows = [p for p in rows if p["date_modified"] >= bound]
+        data, meta = self._paginate([self._render_product(p) for p in rows],
+                                    int(q.get("page", "1")), int(q.get("limit", "50")))
+        return h.send_json(200, {"data": data, "meta": meta}, rl)
+
+    # -- B2B Edition --------------------------------------------------------------
+
+    def _b2b_send(self, h, status, data, rl, message="SUCCESS", pagination=None):
+        meta = {"message": message}
+        if pagination is not None:
+            meta["pagination"] = pagination
+        return h.send_json(status, {"code": status, "data": data, "meta": meta}, rl)
+
+    def _b2b(self, h, method, sub, query):
+        allowed, rl = self._rate_b2b()
+        if (h.headers.get("X-Auth-Token") != self.token or
+                h.headers.get("X-Store-Hash") != self.store_hash):
+            # Facts 9.1: a wrong or missing store hash is a server error, not a 401.
+            code = 401 if h.headers.get("X-Auth-Token") != self.token else 500
+            return self._b2b_send(h, code, {"errMsg": "invalid token or store hash"}, rl,
+                                  "Unauthorized" if code == 401 else "Internal Server Error")
+        if not allowed:
+            return self._b2b_send(h, 429, {"errMsg": "Too many requests"}, rl,
+                                  "Too Many Requests")
+        if method != "GET":
+            return self._b2b_send(h, 405, {"errMsg": "method not allowed"}, rl, "Error")
+        q = dict(query)
+        kinds = {"/companies": (self.companies, "companyId"), "/users": (self.company_users, "id"),
+                 "/addresses": (self.company_addresses, "addressId")}
+        m = re.match(r"^(/companies|/users|/addresses)(?:/(\d+))?$", sub)
+        if not m:
+            return self._b2b_send(h, 404, {"errMsg": "not found"}, rl, "Not Found")
+        store, key = kinds[m.group(1)]
+        with self.lock:
+            if m.group(2):
+                rec = store.get(int(m.group(2)))
+                if rec is None:
+                    return self._b2b_send(h, 404, {"errMsg": "%s not found" % sub}, rl,
+                                          "Not Found")
+                return self._b2b_send(h, 200, dict(rec), rl)
+            rows = [dict(r) for r in store.values()]
+        try:
+            limit = int(q.get("limit", "10"))
+            offset = int(q.get("offset", "0"))
+            min_mod = int(q["minModified"]) if "minModified" in q else None
+        except ValueError:
+            return self._b2b_send(h, 400, {"errMsg": "bad parameter"}, rl, "Parameter Error")
+        if min_mod is not None:
+            rows = [r for r in rows if r["updatedAt"] > min_mod]   # "later than"
+        if q.get("sortBy", "updatedAt") == "updatedAt" and m.group(1) == "/companies":
+            rows.sort(key=lambda r: (r["updatedAt"], r[key]),
+                      reverse=q.get("orderBy", "DESC") == "DESC")
+        else:
+            rows.sort(key=lambda r: r[key])
+        if q.get("isIncludeExtraFields") != "1":
+            for r in rows:
+                r.pop("extraFields", None)
+        return self._b2b_send(h, 200, rows[offset:offset + limit], rl,
+                              pagination={"limit": limit, "offset": offset,
+                                          "totalCount": len(rows)})
+
+    def upsert_company(self, company_id=None, **fields):
+        with self.lock:
+            ts = self.tick()
+            if company_id is None:
+                company_id = self.next_b2b_id
+                self.next_b2b_id += 1
+                self.companies[company_id] = {
+                    "companyId": company_id, "companyName": "Company %d" % company_id,
+                    "companyEmail": "info%d@example.com" % company_id,
+                    "companyPhone": "555-0100", "companyStatus": "1", "bcGroupId": 0,
+                    "bcGroupName": "", "catalogId": None, "parentCompany": {"id": None,
+                                                                              "name": None},
+                    "priceListAssign": [], "uuid": "", "createdAt": ts,
+                    "extraFields": [{"fieldName": "Customer Tax Code", "fieldValue": "G",
+                                     "labelName": "Tax code", "isRequired": False,
+                                     "dataType": "text", "fieldType": 0}]}
+                scope = "store/company/created"
+            else:
+                scope = "store/company/updated"
+            rec = self.companies[company_id]
+            status_changed = "companyStatus" in fields and fields["companyStatus"] != rec[
+                "companyStatus"]
+            rec.update(fields)
+            rec["updatedAt"] = ts
+        self.fire(scope, {"company_id": company_id})
+        if status_changed and scope.endswith("updated"):
+            self.fire("store/company/statusUpdated", {"company_id": company_id})
+        return company_id
+
+    def upsert_company_user(self, company_id, customer_id, user_id=None, **fields):
+        with self.lock:
+            ts = self.tick()
+            if user_id is None:
+                user_id = self.next_b2b_id
+                self.next_b2b_id += 1
+                cust = self.customers.get(customer_id, {})
+                self.company_users[user_id] = {
+                    "id": user_id, "customerId": customer_id, "companyId": company_id,
+                    "firstName": cust.get("first_name", "Buyer"),
+                    "lastName": cust.get("last_name", "One"),
+                    "email": cust.get("email", "buyer%d@example.com" % user_id),
+                    "phoneNumber": "", "role": 1, "companyRoleId": 2,
+                    "companyRoleName": "Senior Buyer", "uuid": "", "extraFields": [],
+                    "channelList": [{"channelId": 1, "channelName": "Default", "iconUrl": ""}],
+                    "createdAt": ts}
+                scope = "store/company/user/created"
+            else:
+                scope = "store/company/user/updated"
+            self.company_users[user_id].update(fields)
+            self.company_users[user_id]["updatedAt"] = ts
+        self.fire(scope, {"company_id": company_id, "user_id": user_id})
+        return user_id
+
+    def upsert_company_address(self, company_id, address_id=None, **fields):
+        with self.lock:
+            ts = self.tick()
+            if address_id is None:
+                address_id = self.next_b2b_id
+                self.next_b2b_id += 1
+                self.company_addresses[address_id] = {
+                    "addressId": address_id, "companyId": company_id, "firstName": "Marie",
+                    "lastName": "Curie", "phoneNumber": "512-200-1234",
+                    "addressLine1": "512 Bluebonnet Lane", "addressLine2": "", "city": "Austin",
+                    "stateName": "Texas", "countryName": "United States", "countryCode": "US",
+                    "zipCode": "78704", "isBilling": True, "isShipping": True,
+                    "isDefaultBilling": True, "isDefaultShipping": True, "externalId": "",
+                    "extraFields": [], "createdAt": ts}
+                scope = "store/company/address/created"
+            else:
+                scope = "store/company/address/updated"
+            self.company_addresses[address_id].update(fields)
+            self.company_addresses[address_id]["updatedAt"] = ts
+        self.fire(scope, {"company_id": company_id, "address_id": address_id})
+        return address_id
+
     # -- direct helpers for in-process tests ------------------------------
 
     def seed(self, count):
@@ -724,7 +1272,8 @@ class BigCommerceSim(SimBase):
             return h.send_json(200, {"deliveries": self.public_deliveries()})
         if method == "GET" and path == "/__sim/stats":
             with self.lock:
-                return h.send_json(200, {"requests": dict(self.stats)})
+                return h.send_json(200, {"requests": dict(self.stats), "limited": self.limited,
+                                         "b2b_limited": self.b2b_limited})
         if method == "GET" and path == "/__sim/customers":
             with self.lock:
                 data = [self._render(c, {"addresses"}) for c in
@@ -754,11 +1303,41 @@ class BigCommerceSim(SimBase):
         if path == "/__sim/seed":
             ids = self.seed(int(body.get("count", 0)))
             return h.send_json(200, {"ids": ids, "count": len(ids)})
+        if path == "/__sim/seed_orders":
+            ids = self.seed_orders(int(body.get("count", 0)))
+            return h.send_json(200, {"ids": ids, "count": len(ids)})
+        if path == "/__sim/order":
+            oid = self.add_order(customer_id=int(body.get("customer_id", 0)),
+                                 status_id=int(body.get("status_id", 11)),
+                                 email_addr=body.get("email"))
+            return h.send_json(200, {"id": oid})
+        if path == "/__sim/order_status":
+            self.set_order_status(int(body["id"]), int(body["status_id"]))
+            return h.send_json(200, {"ok": True})
+        if path == "/__sim/refund":
+            return h.send_json(200, {"id": self.add_refund(int(body["order_id"]),
+                                                           float(body.get("amount", 20.83)))})
+        if path == "/__sim/abandon_cart":
+            cid, token = self.abandon_cart(int(body.get("customer_id", 0)),
+                                           body.get("email", "shopper@example.com"))
+            return h.send_json(200, {"id": cid, "token": token})
+        if path == "/__sim/address":
+            extra = {k: v for k, v in body.items() if k not in ("customer_id", "address_id")}
+            aid = self.upsert_address(int(body["customer_id"]), body.get("address_id"), **extra)
+            return h.send_json(200, {"id": aid})
+        if path == "/__sim/company":
+            extra = {k: v for k, v in body.items() if k != "company_id"}
+            return h.send_json(200, {"id": self.upsert_company(body.get("company_id"), **extra)})
+        if path == "/__sim/fire":
+            self.fire(body["scope"], body.get("data", {}))
+            return h.send_json(200, {"ok": True})
         if path == "/__sim/touch":
             return h.send_json(200, {"touched": self.touch([int(x) for x in body.get("ids", [])])})
         if path == "/__sim/reset_stats":
             with self.lock:
                 self.stats = {}
+                self.limited = 0
+                self.b2b_limited = 0
             return h.send_json(200, {"ok": True})
         if path == "/__sim/faults":
             if body.get("clear"):
@@ -767,9 +1346,13 @@ class BigCommerceSim(SimBase):
             return h.send_json(200, {"rule": self.faults.add(body)})
         if path == "/__sim/config":
             with self.lock:
-                for k in ("quota", "window_ms", "delivery_retries"):
+                for k in ("quota", "window_ms", "delivery_retries", "b2b_quota",
+                          "b2b_window_ms"):
                     if k in body:
                         setattr(self, k, int(body[k]))
+                if "window_ms" in body or "quota" in body:
+                    self.window_start = time.monotonic()
+                    self.window_used = 0
                 if "delivery_retry_delay" in body:
                     self.delivery_retry_delay = float(body["delivery_retry_delay"])
             return h.send_json(200, {"ok": True})
@@ -783,10 +1366,13 @@ def main(argv=None):
     ap.add_argument("--store-id", default="1000001")
     ap.add_argument("--quota", type=int, default=1000000, help="requests per window")
     ap.add_argument("--window-ms", type=int, default=30000)
+    ap.add_argument("--b2b-quota", type=int, default=1000000)
+    ap.add_argument("--b2b-window-ms", type=int, default=60000)
     ap.add_argument("--delivery-retries", type=int, default=0)
     args = ap.parse_args(argv)
     sim = BigCommerceSim(token=args.token, store_hash=args.store_hash, store_id=args.store_id,
                          quota=args.quota, window_ms=args.window_ms,
+                         b2b_quota=args.b2b_quota, b2b_window_ms=args.b2b_window_ms,
                          delivery_retries=args.delivery_retries, host=args.host,
                          port=args.port, verbose=args.verbose, log_path=args.log_file)
     return run_cli(sim, args.port_file)

@@ -285,6 +285,116 @@ class BigCommerceSimTest(unittest.TestCase):
         self.assertEqual(self.call("GET", "/customers").status, 503)
         self.assertEqual(self.call("GET", "/customers").status, 200)
 
+    # -- objects added for issue 3 -------------------------------------------------
+
+    def v2(self, path):
+        return http_request("%s/stores/abc123/v2%s" % (self.sim.base_url, path), headers=self.auth)
+
+    def b2b(self, path, headers=None):
+        hdrs = {"X-Auth-Token": TOKEN, "X-Store-Hash": "abc123"}
+        hdrs.update(headers or {})
+        return http_request(self.sim.base_url + "/api/v3/io" + path, headers=hdrs)
+
+    def test_v2_orders_rfc2822_money_strings_and_204(self):
+        (c,) = self.create({"email": "o@example.com", "first_name": "O", "last_name": "P"})
+        ids = self.sim.seed_orders(3, [c["id"]])
+        guest = self.sim.add_order(customer_id=0, status_id=0, fire=False)
+        r = self.v2("/orders?sort=date_modified&limit=2&page=1")
+        self.assertEqual(r.status, 200)
+        page = r.json()
+        self.assertIsInstance(page, list)
+        self.assertEqual([o["id"] for o in page], ids[:2])
+        self.assertRegex(page[0]["date_modified"], r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} "
+                                                   r"\d{2}:\d{2}:\d{2} \+0000$")
+        self.assertRegex(page[0]["total_inc_tax"], r"^\d+\.\d{4}$")
+        self.assertEqual(page[0]["products"]["resource"], "/orders/%d/products" % ids[0])
+        r = self.v2("/orders?sort=date_modified&limit=2&page=3")
+        self.assertEqual((r.status, r.body), (204, b""))
+        since = page[1]["date_modified"]
+        r = self.v2("/orders?min_date_modified=%s&sort=date_modified" % since.replace(
+            " ", "%20").replace(",", "%2C").replace("+", "%2B"))
+        self.assertEqual([o["id"] for o in r.json()], ids[1:] + [guest])
+        o = self.v2("/orders/%d" % guest).json()
+        self.assertEqual((o["customer_id"], o["status_id"]), (0, 0))
+        self.assertTrue(o["billing_address"]["email"].startswith("guest"))
+        self.assertEqual(len(self.v2("/orders/%d/products" % guest).json()), 1)
+        self.assertEqual(self.v2("/orders/%d/products?page=2" % guest).status, 204)
+        r = self.v2("/orders/99999")
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json()[0]["status"], 404)
+
+    def test_refunds_carts_addresses_and_events(self):
+        rcv = Receiver()
+        self.addCleanup(rcv.close)
+        for scope in ("store/order/*", "store/cart/abandoned", "store/customer/address/*"):
+            self.assertEqual(self.call("POST", "/hooks", {"scope": scope, "destination": rcv.url,
+                                                          "headers": {"X-S": "v"}}).status, 200)
+        (c,) = self.create({"email": "r@example.com", "first_name": "R", "last_name": "S"})
+        oid = self.sim.add_order(customer_id=c["id"])
+        self.sim.set_order_status(oid, 2)
+        rid = self.sim.add_refund(oid, 10.5)
+        cart_id, token = self.sim.abandon_cart(c["id"], "r@example.com")
+        aid = self.sim.upsert_address(c["id"])
+        self.assertTrue(self.sim.wait_deliveries(6))
+        scopes = [json.loads(g["body"])["scope"] for g in rcv.got]
+        self.assertEqual(sorted(scopes), sorted([
+            "store/order/created", "store/order/updated", "store/order/statusUpdated",
+            "store/order/refund/created", "store/cart/abandoned",
+            "store/customer/address/created"]))
+        by = {json.loads(g["body"])["scope"]: json.loads(g["body"])["data"] for g in rcv.got}
+        self.assertEqual(by["store/order/statusUpdated"]["status"],
+                         {"previous_status_id": 11, "new_status_id": 2})
+        self.assertEqual(by["store/order/refund/created"]["refund"], {"refund_id": rid})
+        self.assertEqual(by["store/cart/abandoned"], {"type": "cart", "id": cart_id,
+                                                      "token": token})
+        self.assertEqual(by["store/customer/address/created"],
+                         {"type": "customer", "id": aid, "address": {"customer_id": c["id"]}})
+        r = self.call("GET", "/orders/%d/payment_actions/refunds" % oid).json()
+        self.assertEqual(r["data"][0]["total_amount"], 10.5)
+        self.assertRegex(r["data"][0]["created"], r"\+00:00$")
+        r = self.call("GET", "/orders/payment_actions/refunds?created:min=2000-01-01T00:00:00Z")
+        self.assertEqual(len(r.json()["data"]), 1)
+        self.assertEqual(self.call("GET", "/abandoned-carts/" + token).json()["data"],
+                         {"cart_id": cart_id})
+        self.assertEqual(self.call("GET", "/carts/" + cart_id).json()["data"]["email"],
+                         "r@example.com")
+        r = self.call("GET", "/customers/addresses?id:in=%d" % aid).json()
+        self.assertEqual(r["data"][0]["customer_id"], c["id"])
+
+    def test_b2b_envelope_paging_quota(self):
+        co = self.sim.upsert_company()
+        self.sim.upsert_company(companyName="Second")
+        self.sim.upsert_company(co, companyStatus="3")
+        uid = self.sim.upsert_company_user(co, 5)
+        r = self.b2b("/companies?sortBy=updatedAt&orderBy=ASC&isIncludeExtraFields=1&limit=1")
+        self.assertEqual(r.status, 200)
+        body = r.json()
+        self.assertEqual(body["meta"]["pagination"], {"limit": 1, "offset": 0, "totalCount": 2})
+        self.assertIn("extraFields", body["data"][0])
+        self.assertIsNotNone(r.header("X-Requests-Remaining"))
+        self.assertIsNotNone(r.header("X-Request-Window-Resets-After"))
+        last = self.b2b("/companies?sortBy=updatedAt&orderBy=ASC&limit=1&offset=1").json()
+        self.assertEqual(last["data"][0]["companyId"], co)
+        self.assertEqual(last["data"][0]["companyStatus"], "3")
+        self.assertEqual(self.b2b("/users/%d" % uid).json()["data"]["customerId"], 5)
+        self.assertEqual(self.b2b("/users/1").status, 404)
+        self.assertEqual(self.b2b("/companies", {"X-Store-Hash": "other"}).status, 500)
+        self.sim.b2b_quota = 0
+        self.assertEqual(self.b2b("/companies").status, 429)
+        self.assertEqual(self.sim.b2b_limited, 1)
+
+    def test_hooks_paging_and_reactivation(self):
+        for i in range(3):
+            self.call("POST", "/hooks", {"scope": "store/order/created",
+                                         "destination": "https://x%d.example/h" % i})
+        r = self.call("GET", "/hooks?page=2&limit=2").json()
+        self.assertEqual(len(r["data"]), 1)
+        self.assertEqual(r["meta"]["pagination"]["total_pages"], 2)
+        hid = r["data"][0]["id"]
+        self.assertEqual(self.call("PUT", "/hooks/%d" % hid, {"is_active": False}).status, 200)
+        self.assertEqual(len(self.call("GET", "/hooks?is_active=false").json()["data"]), 1)
+        self.assertEqual(self.call("PUT", "/hooks/%d" % hid, {}).status, 422)
+
 
 class CliTest(unittest.TestCase):
     def test_cli_port_file_and_sigterm(self):
