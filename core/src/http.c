@@ -18,6 +18,9 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/rand.h>
+
+#include "util.h"
 
 #ifndef FERRY_VERSION
 #define FERRY_VERSION "0"
@@ -624,11 +627,49 @@ static bool header_safe(const char *s)
     return s && !strpbrk(s, "\r\n");
 }
 
+/*
+ * W3C Trace Context header: the trace is the correlation ID (32 hex chars
+ * already for job work; other IDs are hashed into that form), and every
+ * request is a new span, so a remote system's traces line up with ours.
+ */
+static void traceparent(const char *correlation_id, char out[80])
+{
+    static const char hex[] = "0123456789abcdef";
+    char trace[FERRY_SHA256_HEX_LEN + 1];
+    char tr32[33];
+    size_t n = strlen(correlation_id);
+    bool is_hex = n == 32;
+    for (size_t i = 0; is_hex && i < n; i++) {
+        is_hex = strchr(hex, correlation_id[i]) != NULL;
+    }
+    if (is_hex) {
+        memcpy(trace, correlation_id, 32);
+    } else {
+        ferry_sha256_hex(correlation_id, n, trace);
+    }
+    memcpy(tr32, trace, 32);
+    tr32[32] = '\0';
+    unsigned char span[8];
+    if (RAND_bytes(span, sizeof(span)) != 1) {
+        /* Unique enough for a span id when the random source is unavailable. */
+        uint64_t t = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)out;
+        memcpy(span, &t, sizeof(span));
+    }
+    char sp[17];
+    for (size_t i = 0; i < sizeof(span); i++) {
+        sp[2 * i] = hex[span[i] >> 4];
+        sp[2 * i + 1] = hex[span[i] & 0xf];
+    }
+    sp[16] = '\0';
+    snprintf(out, 80, "traceparent: 00-%.32s-%.16s-01", tr32, sp);
+}
+
 static int build_headers(const struct ferry_http_req *req, const char *correlation_id,
                          struct curl_slist **out, struct ferry_err *err)
 {
     struct curl_slist *list = NULL;
     bool have_corr = false;
+    bool have_trace = false;
     bool have_ua = false;
     bool have_expect = false;
     char *line = NULL;
@@ -644,6 +685,7 @@ static int build_headers(const struct ferry_http_req *req, const char *correlati
             goto cleanup;
         }
         have_corr = have_corr || strcasecmp(name, "X-Correlation-ID") == 0;
+        have_trace = have_trace || strcasecmp(name, "traceparent") == 0;
         have_ua = have_ua || strcasecmp(name, "User-Agent") == 0;
         have_expect = have_expect || strcasecmp(name, "Expect") == 0;
         size_t n = strlen(name) + strlen(value) + 3;
@@ -679,6 +721,15 @@ static int build_headers(const struct ferry_http_req *req, const char *correlati
         struct curl_slist *l = curl_slist_append(list, line);
         free(line);
         line = NULL;
+        if (!l) {
+            goto cleanup;
+        }
+        list = l;
+    }
+    if (!have_trace && correlation_id && *correlation_id) {
+        char tp[80];
+        traceparent(correlation_id, tp);
+        struct curl_slist *l = curl_slist_append(list, tp);
         if (!l) {
             goto cleanup;
         }

@@ -41,6 +41,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
 static const char *const migrations[] = {
     FERRY_SQL_MIGRATION_1,
     FERRY_SQL_MIGRATION_2,
+    FERRY_SQL_MIGRATION_3,
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1318,5 +1319,174 @@ int ferry_store_webhooks_seen(struct ferry_store *s, json_t **out, struct ferry_
         return rc;
     }
     *out = arr;
+    return 0;
+}
+
+/* ---- dead letters ---- */
+
+/* Runs an UPDATE keyed on one job id and a time; *changed gets the row count. */
+static int update_job(struct ferry_store *s, int stmt, const char *what, int64_t id, int64_t now_ms,
+                      int *changed, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, stmt, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, id, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, now_ms, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, what, err);
+    }
+    stmt_done(st);
+    if (rc == 0) {
+        *changed = sqlite3_changes(s->db);
+    }
+    return rc;
+}
+
+int ferry_store_job_note_mapping(struct ferry_store *s, int64_t id, const char *hash,
+                                 struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, STMT_JOB_NOTE_MAPPING, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, id, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 2, hash, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "note mapping hash", err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_jobs_supersede(struct ferry_store *s, const char *job_key, int64_t by_id,
+                               int64_t now_ms, int64_t *n, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, STMT_JOBS_SUPERSEDE, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, job_key, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, by_id, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 3, now_ms, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "supersede dead letters", err);
+    }
+    stmt_done(st);
+    if (rc == 0 && n) {
+        *n = sqlite3_changes(s->db);
+    }
+    return rc;
+}
+
+int ferry_store_jobs_dead(struct ferry_store *s, size_t limit, struct ferry_job ***jobs, size_t *n,
+                          struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    struct ferry_job **arr = NULL;
+    size_t count = 0, cap = 0;
+    *jobs = NULL;
+    *n = 0;
+    int rc = stmt_get(s, STMT_JOBS_DEAD_OPEN, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, limit_arg(limit), err);
+    }
+    if (rc == 0) {
+        rc = collect_jobs(s, st, &arr, &count, &cap, limit, err);
+    }
+    stmt_done(st);
+    if (rc < 0) {
+        for (size_t i = 0; i < count; i++) {
+            ferry_job_free(arr[i]);
+        }
+        free(arr);
+        return rc;
+    }
+    *jobs = arr;
+    *n = count;
+    return 0;
+}
+
+int ferry_store_job_requeue_dead(struct ferry_store *s, int64_t id, int64_t now_ms,
+                                 struct ferry_err *err)
+{
+    int changed = 0;
+    int rc = update_job(s, STMT_JOB_REQUEUE_DEAD, "retry dead letter", id, now_ms, &changed, err);
+    if (rc == 0 && changed == 0) {
+        rc = ferry_err_set(err, FERRY_ENOTFOUND, "job %lld is not a dead letter", (long long)id);
+    }
+    return rc;
+}
+
+int ferry_store_job_drop_dead(struct ferry_store *s, int64_t id, int64_t now_ms,
+                              struct ferry_err *err)
+{
+    int changed = 0;
+    int rc = update_job(s, STMT_JOB_DROP_DEAD, "drop dead letter", id, now_ms, &changed, err);
+    if (rc == 0 && changed == 0) {
+        rc = ferry_err_set(err, FERRY_ENOTFOUND, "job %lld is not an open dead letter",
+                           (long long)id);
+    }
+    return rc;
+}
+
+int ferry_store_audit_for_job(struct ferry_store *s, int64_t job_id, json_t **rows,
+                              struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *arr = json_array();
+    *rows = NULL;
+    if (!arr) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    int rc = stmt_get(s, STMT_AUDIT_FOR_JOB, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, job_id, err);
+    }
+    while (rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = db_error(s, src, "read audit rows", err);
+            break;
+        }
+        json_t *row = json_object();
+        static const char *const names[] = {"id",  "step",    "connector", "method",
+                                            "url", "status",  "detail",    "duration_ms",
+                                            "at",  "request", "response"};
+        for (int c = 0; row && c < 11; c++) {
+            switch (sqlite3_column_type(st, c)) {
+            case SQLITE_INTEGER:
+                json_object_set_new(row, names[c], json_integer(sqlite3_column_int64(st, c)));
+                break;
+            case SQLITE_TEXT: {
+                /* Remote bodies may hold invalid UTF-8; keep the row anyway. */
+                json_t *t = json_string((const char *)sqlite3_column_text(st, c));
+                json_object_set_new(row, names[c], t ? t : json_string("(not UTF-8)"));
+                break;
+            }
+            default:
+                break;
+            }
+        }
+        json_array_append_new(arr, row);
+    }
+    stmt_done(st);
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    *rows = arr;
     return 0;
 }

@@ -248,4 +248,31 @@ FERRY_NODISCARD int ferry_store_webhook_seen(struct ferry_store *s, const char *
 FERRY_NODISCARD int ferry_store_webhooks_seen(struct ferry_store *s, json_t **out,
                                               struct ferry_err *err);
 
+/* ---- dead letters ---- */
+
+/* Record which mapping set (ferry_mapping_set_hash) processed the job. */
+FERRY_NODISCARD int ferry_store_job_note_mapping(struct ferry_store *s, int64_t id,
+                                                 const char *hash, struct ferry_err *err);
+/*
+ * A job of `job_key` succeeded: older open dead letters of the same key are
+ * marked superseded by it (they describe a state of the record that is no
+ * longer the latest). *n (may be NULL) gets how many.
+ */
+FERRY_NODISCARD int ferry_store_jobs_supersede(struct ferry_store *s, const char *job_key,
+                                               int64_t by_id, int64_t now_ms, int64_t *n,
+                                               struct ferry_err *err);
+/* Open dead letters (dead, not superseded or dropped), oldest first; freed like pending. */
+FERRY_NODISCARD int ferry_store_jobs_dead(struct ferry_store *s, size_t limit,
+                                          struct ferry_job ***jobs, size_t *n,
+                                          struct ferry_err *err);
+/* A dead letter back to pending, due now, attempts reset. FERRY_ENOTFOUND if not dead. */
+FERRY_NODISCARD int ferry_store_job_requeue_dead(struct ferry_store *s, int64_t id, int64_t now_ms,
+                                                 struct ferry_err *err);
+/* Close a dead letter without running it. FERRY_ENOTFOUND if not an open dead letter. */
+FERRY_NODISCARD int ferry_store_job_drop_dead(struct ferry_store *s, int64_t id, int64_t now_ms,
+                                              struct ferry_err *err);
+/* The audit rows of one job, oldest first, as a new array of objects. */
+FERRY_NODISCARD int ferry_store_audit_for_job(struct ferry_store *s, int64_t job_id, json_t **rows,
+                                              struct ferry_err *err);
+
 #endif

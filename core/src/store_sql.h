@@ -103,6 +103,16 @@
     " count INTEGER NOT NULL,"                                                                     \
     " PRIMARY KEY (instance, scope));"
 
+/*
+ * Migration 3: dead letters get a resolution (superseded by a later job of
+ * the same record, retried, or dropped by an operator), and every job
+ * records the hash of the mapping set that processed it.
+ */
+#define FERRY_SQL_MIGRATION_3                                                                      \
+    "ALTER TABLE jobs ADD COLUMN mapping_hash TEXT;"                                               \
+    "ALTER TABLE jobs ADD COLUMN resolution TEXT;"                                                 \
+    "ALTER TABLE jobs ADD COLUMN resolved_by INTEGER;"
+
 /* Column list shared by every query that fills a struct ferry_job. */
 #define FERRY_SQL_JOB_COLUMNS                                                                      \
     "id, dedupe_key, job_key, kind, payload, correlation_id, state, attempts,"                     \
@@ -152,7 +162,21 @@
     XX(JOBS_REQUEUE, "UPDATE jobs SET state = 0, lease_until = NULL, updated_at = ?1"              \
                      " WHERE state = 1")                                                           \
     XX(JOB_COUNTS, "SELECT state, COUNT(*) FROM jobs GROUP BY state")                              \
-    XX(JOBS_DEAD_SINCE, "SELECT COUNT(*) FROM jobs WHERE state = 3 AND updated_at >= ?1")          \
+    XX(JOBS_DEAD_SINCE, "SELECT COUNT(*) FROM jobs WHERE state = 3 AND updated_at >= ?1"           \
+                        " AND resolution IS NULL")                                                 \
+    XX(JOB_NOTE_MAPPING, "UPDATE jobs SET mapping_hash = ?2 WHERE id = ?1")                        \
+    XX(JOBS_SUPERSEDE, "UPDATE jobs SET resolution = 'superseded', resolved_by = ?2,"              \
+                       " updated_at = ?3 WHERE job_key = ?1 AND state = 3"                         \
+                       " AND resolution IS NULL AND id < ?2")                                      \
+    XX(JOBS_DEAD_OPEN, "SELECT " FERRY_SQL_JOB_COLUMNS " FROM jobs"                                \
+                       " WHERE state = 3 AND resolution IS NULL ORDER BY id LIMIT ?1")             \
+    XX(JOB_REQUEUE_DEAD, "UPDATE jobs SET state = 0, attempts = 0, next_attempt_at = ?2,"          \
+                         " lane = 1, resolution = NULL, updated_at = ?2"                           \
+                         " WHERE id = ?1 AND state = 3")                                           \
+    XX(JOB_DROP_DEAD, "UPDATE jobs SET resolution = 'dropped', updated_at = ?2"                    \
+                      " WHERE id = ?1 AND state = 3 AND resolution IS NULL")                       \
+    XX(AUDIT_FOR_JOB, "SELECT id, step, connector, method, url, status, detail, duration_ms, at,"  \
+                      " request, response FROM audit WHERE job_id = ?1 ORDER BY id")               \
     XX(LINK_GET, "SELECT dst_id, etag, content_hash, fields, updated_at FROM links"                \
                  " WHERE src_system = ?1 AND src_object = ?2 AND src_id = ?3"                      \
                  " AND dst_system = ?4 AND dst_object = ?5")                                       \

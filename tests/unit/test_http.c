@@ -159,6 +159,28 @@ static void test_http_get_headers_arrive(void **state)
     assert_string_equal(test_http_request_header(r, "X-Empty"), "");
     assert_string_equal(test_http_request_header(r, "User-Agent"), "ferry/" FERRY_VERSION);
     assert_null(test_http_request_header(r, "Expect"));
+    /* W3C trace context: version, 32-hex trace id (hashed from "corr-1"), 16-hex span, flags. */
+    const char *tp = test_http_request_header(r, "traceparent");
+    assert_non_null(tp);
+    assert_int_equal(strlen(tp), 55);
+    assert_memory_equal(tp, "00-", 3);
+    assert_int_equal(tp[35], '-');
+    assert_string_equal(tp + 52, "-01");
+    test_http_request_free(r);
+
+    /* A job's correlation ID (32 hex chars) is the trace id itself. */
+    char url[128];
+    test_http_server_url(f->srv, "/echo", url, sizeof(url));
+    struct ferry_http_req req = {.method = "GET", .url = url};
+    assert_int_equal(
+        ferry_http_perform(f->client, &req, "0123456789abcdef0123456789abcdef", &resp, NULL, &err),
+        0);
+    ferry_http_resp_free(&resp);
+    r = test_http_server_request(f->srv, 1);
+    assert_non_null(r);
+    tp = test_http_request_header(r, "traceparent");
+    assert_non_null(tp);
+    assert_memory_equal(tp, "00-0123456789abcdef0123456789abcdef-", 36);
     test_http_request_free(r);
 }
 
