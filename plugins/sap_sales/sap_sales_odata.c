@@ -6,6 +6,8 @@
  */
 #include "sap_sales_odata.h"
 
+#include "sap_sales_atom.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -292,13 +294,17 @@ cleanup:
     return out;
 }
 
-static json_t *load_body(const char *body, size_t len, struct ferry_err *err)
+json_t *ferry__sap_load_body(const char *body, size_t len, struct ferry_err *err)
 {
     json_error_t jerr;
     json_t *doc;
     if (!body || len == 0) {
         ferry__sap_err_set(err, FERRY_EPROTO, "empty response body where JSON was expected");
         return NULL;
+    }
+    if (ferry__sap_is_xml(body, len)) {
+        /* A tenant or proxy that ignored Accept/$format: Atom is C4C's default. */
+        return ferry__sap_atom_to_json(body, len, &doc, err) == 0 ? doc : NULL;
     }
     doc = json_loadb(body, len, 0, &jerr);
     if (!doc) {
@@ -314,7 +320,7 @@ int ferry__sap_parse_entity(const char *body, size_t len, json_t **entity, struc
     json_t *doc = NULL, *d, *res, *ent;
 
     *entity = NULL;
-    doc = load_body(body, len, err);
+    doc = ferry__sap_load_body(body, len, err);
     if (!doc) {
         goto cleanup;
     }
@@ -350,7 +356,7 @@ int ferry__sap_parse_collection(const char *body, size_t len, json_t **results, 
     if (next) {
         *next = NULL;
     }
-    doc = load_body(body, len, err);
+    doc = ferry__sap_load_body(body, len, err);
     if (!doc) {
         goto cleanup;
     }
@@ -411,7 +417,9 @@ void ferry__sap_error_text(const char *body, size_t len, char *out, size_t outle
     if (!body || len == 0) {
         return;
     }
-    doc = json_loadb(body, len, 0, NULL);
+    doc = ferry__sap_is_xml(body, len)
+              ? (ferry__sap_atom_to_json(body, len, &doc, NULL) == 0 ? doc : NULL)
+              : json_loadb(body, len, 0, NULL);
     if (doc) {
         json_t *msg = json_object_get(json_object_get(doc, "error"), "message");
         text = json_is_string(msg) ? json_string_value(msg)
@@ -493,4 +501,133 @@ bool ferry__sap_is_csrf_failure(long status, const char *csrf_header, const char
         return true;
     }
     return ferry__sap_contains_ci(body, len, "csrf token");
+}
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian), Howard Hinnant's method. */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i])) {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int ferry__sap_iso_to_ms(const char *s, int64_t *ms)
+{
+    int y, mo, d, h, mi, sec = 0, frac_ms = 0, off = 0;
+    const char *p;
+
+    if (!s || strlen(s) < 16 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) ||
+        s[7] != '-' || digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != ' ') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi)) {
+        return FERRY_EINVAL;
+    }
+    p = s + 16;
+    if (*p == ':') {
+        if (digits(p + 1, 2, &sec)) {
+            return FERRY_EINVAL;
+        }
+        p += 3;
+        if (*p == '.') {
+            int scale = 100;
+            for (p++; isdigit((unsigned char)*p); p++) {
+                frac_ms += (*p - '0') * scale;
+                scale /= 10;
+            }
+        }
+    }
+    if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || p[6]) {
+            return FERRY_EINVAL;
+        }
+        off = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+    } else if (*p == 'Z') {
+        if (p[1]) {
+            return FERRY_EINVAL;
+        }
+    } else if (*p) {
+        return FERRY_EINVAL;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+        return FERRY_EINVAL;
+    }
+    *ms = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - (int64_t)off * 60) *
+              1000 +
+          frac_ms;
+    return 0;
+}
+
+void ferry__sap_ms_to_iso(int64_t ms, char out[32])
+{
+    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+    int64_t msec = ms - secs * 1000;
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    int64_t rem = secs - days * 86400;
+    /* civil_from_days, the inverse of days_from_civil. */
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp + (mp < 10 ? 3 : -9);
+    y += m <= 2;
+    char buf[96];
+    size_t n;
+    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, (int)m, (int)d,
+             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)msec);
+    /* Years beyond 9999 do not occur in watermarks; keep the fixed width regardless. */
+    n = strlen(buf);
+    n = n > 31 ? 31 : n;
+    memcpy(out, buf, n);
+    out[n] = '\0';
+}
+
+int ferry__sap_odata_date_ms(const char *s, int64_t *ms)
+{
+    char *end = NULL;
+    long long v;
+    if (!s || strncmp(s, "/Date(", 6) != 0) {
+        return FERRY_EINVAL;
+    }
+    v = strtoll(s + 6, &end, 10);
+    if (end == s + 6) {
+        return FERRY_EINVAL;
+    }
+    if (*end == '+' || *end == '-') {
+        /* The offset only says which zone the writer was in; the ms are UTC already. */
+        end++;
+        while (isdigit((unsigned char)*end)) {
+            end++;
+        }
+    }
+    if (strcmp(end, ")/") != 0) {
+        return FERRY_EINVAL;
+    }
+    *ms = v;
+    return 0;
+}
+
+bool ferry__sap_is_iso(const char *s)
+{
+    int64_t ms;
+    return ferry__sap_iso_to_ms(s, &ms) == 0;
 }

@@ -97,6 +97,25 @@ FERRY_SAP_NODISCARD int ferry__sap_parse_entity(const char *body, size_t len, js
 FERRY_SAP_NODISCARD int ferry__sap_parse_collection(const char *body, size_t len, json_t **results,
                                                     char **next, struct ferry_err *err);
 
+/*
+ * A response body as a JSON document: JSON as is, Atom XML (feed, entry,
+ * error) through ferry__sap_atom_to_json. New reference or NULL with err
+ * set (FERRY_EPROTO).
+ */
+json_t *ferry__sap_load_body(const char *body, size_t len, struct ferry_err *err);
+
+/* "YYYY-MM-DDTHH:MM:SS[.f...][Z|+hh:mm|-hh:mm]" (no zone = UTC) to ms since the epoch. */
+FERRY_SAP_NODISCARD int ferry__sap_iso_to_ms(const char *s, int64_t *ms);
+
+/* ms since the epoch as "YYYY-MM-DDTHH:MM:SS.mmmZ" (fixed width, so strings sort by time). */
+void ferry__sap_ms_to_iso(int64_t ms, char out[32]);
+
+/* "/Date(<ms>)/" or "/Date(<ms>+<minutes>)/" (the offset is informational) to ms. */
+FERRY_SAP_NODISCARD int ferry__sap_odata_date_ms(const char *s, int64_t *ms);
+
+/* Whether s is a plausible ISO 8601 timestamp (safe to put inside datetimeoffset'...'). */
+bool ferry__sap_is_iso(const char *s);
+
 /* __metadata.etag of an entity, borrowed, or NULL. */
 const char *ferry__sap_entity_etag(const json_t *entity);
 

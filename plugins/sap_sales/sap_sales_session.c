@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Request plumbing for the SAP Sales Cloud connector: standard headers, the
- * per-worker CSRF token, and the one-shot token renewal on a CSRF 403 (see
- * sap_sales_session.h and facts section 2).
+ * per-worker CSRF token with its one-shot renewal on a CSRF 403 (facts
+ * section 2), and the one-shot bearer renewal on a 401 under OAuth (see
+ * sap_sales_session.h).
  */
 #include "sap_sales_session.h"
 
@@ -10,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_HEADERS 6
+#define MAX_HEADERS 8
 
 void ferry__sap_session_free(void *slot)
 {
@@ -19,6 +20,14 @@ void ferry__sap_session_free(void *slot)
         return;
     }
     free(s->csrf_token);
+    free(s);
+}
+
+void ferry__sap_free_secret(char *s)
+{
+    if (s) {
+        memset(s, 0, strlen(s));
+    }
     free(s);
 }
 
@@ -40,10 +49,10 @@ static struct ferry_sap_session *session_get(const struct ferry_sap_instance *in
     return *slot;
 }
 
-static size_t base_headers(const struct ferry_sap_instance *inst, struct ferry_http_header *h)
+static size_t base_headers(const char *auth, struct ferry_http_header *h)
 {
     size_t n = 0;
-    h[n++] = (struct ferry_http_header){"Authorization", inst->auth};
+    h[n++] = (struct ferry_http_header){"Authorization", auth};
     h[n++] = (struct ferry_http_header){"Accept", "application/json"};
     return n;
 }
@@ -54,7 +63,8 @@ static size_t base_headers(const struct ferry_sap_instance *inst, struct ferry_h
  * rejected token is replaced together with its session.
  */
 static int fetch_token(const struct ferry_sap_instance *inst, struct ferry_call *call,
-                       struct ferry_sap_session *s, bool fresh, struct ferry_err *err)
+                       const char *auth, struct ferry_sap_session *s, bool fresh,
+                       struct ferry_err *err)
 {
     struct ferry_http_header h[MAX_HEADERS];
     struct ferry_http_req req = {0};
@@ -62,7 +72,7 @@ static int fetch_token(const struct ferry_sap_instance *inst, struct ferry_call 
     const char *token;
     char *copy = NULL;
     int rc;
-    size_t n = base_headers(inst, h);
+    size_t n = base_headers(auth, h);
 
     h[n++] = (struct ferry_http_header){"x-csrf-token", "fetch"};
     req.method = "GET";
@@ -109,31 +119,35 @@ cleanup:
 }
 
 static int send_once(const struct ferry_sap_instance *inst, struct ferry_call *call,
-                     const char *method, const char *url, const char *if_match, const char *body,
-                     const char *object, const char *token, struct ferry_http_resp *resp,
-                     struct ferry_err *err)
+                     const struct ferry_sap_req *r, const char *auth, const char *token,
+                     struct ferry_http_resp *resp, struct ferry_err *err)
 {
     struct ferry_http_header h[MAX_HEADERS];
     struct ferry_http_req req = {0};
-    size_t n = base_headers(inst, h);
+    size_t n = base_headers(auth, h);
 
-    if (body) {
-        h[n++] = (struct ferry_http_header){"Content-Type", "application/json"};
+    if (r->body) {
+        h[n++] = (struct ferry_http_header){"Content-Type",
+                                            r->content_type ? r->content_type : "application/json"};
     }
     if (token) {
         h[n++] = (struct ferry_http_header){"x-csrf-token", token};
     }
-    if (if_match) {
-        h[n++] = (struct ferry_http_header){"If-Match", if_match};
+    if (r->if_match) {
+        h[n++] = (struct ferry_http_header){"If-Match", r->if_match};
     }
-    req.method = method;
-    req.url = url;
+    req.method = r->method;
+    req.url = r->url;
     req.headers = h;
     req.nheaders = n;
-    req.body = body;
-    req.body_len = body ? strlen(body) : 0;
+    req.body = r->body;
+    req.body_len = r->body ? (r->body_len ? r->body_len : strlen(r->body)) : 0;
     req.timeout_ms = inst->timeout_ms;
-    req.object = object;
+    req.flags = r->flags;
+    req.object = r->object;
+    if (r->sent) {
+        *r->sent = true;
+    }
     return inst->host->http(call, &req, resp, err);
 }
 
@@ -143,40 +157,41 @@ static bool csrf_rejected(const struct ferry_sap_instance *inst, const struct fe
                                       resp->body, resp->body_len);
 }
 
-int ferry__sap_send(const struct ferry_sap_instance *inst, struct ferry_call *call,
-                    const char *method, const char *url, const char *if_match, const char *body,
-                    const char *object, struct ferry_http_resp *resp, struct ferry_err *err)
+/* One request with the CSRF handling; the caller owns the bearer retry. */
+static int send_csrf(struct ferry_sap_instance *inst, struct ferry_call *call,
+                     const struct ferry_sap_req *r, const char *auth, struct ferry_http_resp *resp,
+                     struct ferry_err *err)
 {
     struct ferry_sap_session *s;
+    const char *what = r->object ? r->object : "";
     int rc;
 
-    memset(resp, 0, sizeof(*resp));
-    if (strcmp(method, "GET") == 0) {
-        return send_once(inst, call, method, url, if_match, body, object, NULL, resp, err);
+    if (strcmp(r->method, "GET") == 0) {
+        return send_once(inst, call, r, auth, NULL, resp, err);
     }
     s = session_get(inst, call, err);
     if (!s) {
         return err ? err->code : FERRY_ENOMEM;
     }
     if (!s->csrf_token) {
-        rc = fetch_token(inst, call, s, false, err);
+        rc = fetch_token(inst, call, auth, s, false, err);
         if (rc < 0) {
             return rc;
         }
     }
-    rc = send_once(inst, call, method, url, if_match, body, object, s->csrf_token, resp, err);
+    rc = send_once(inst, call, r, auth, s->csrf_token, resp, err);
     if (rc < 0 || !csrf_rejected(inst, resp)) {
         return rc;
     }
     /* The session expired or was never bound to the token: renew both, try once more. */
-    inst->host->log(call, FERRY_LOG_INFO, "%s %s: CSRF token rejected, fetching a new one", method,
-                    object ? object : "");
+    inst->host->log(call, FERRY_LOG_INFO, "%s %s: CSRF token rejected, fetching a new one",
+                    r->method, what);
     inst->host->http_resp_free(resp);
-    rc = fetch_token(inst, call, s, true, err);
+    rc = fetch_token(inst, call, auth, s, true, err);
     if (rc < 0) {
         return rc;
     }
-    rc = send_once(inst, call, method, url, if_match, body, object, s->csrf_token, resp, err);
+    rc = send_once(inst, call, r, auth, s->csrf_token, resp, err);
     if (rc < 0 || !csrf_rejected(inst, resp)) {
         return rc;
     }
@@ -185,6 +200,47 @@ int ferry__sap_send(const struct ferry_sap_instance *inst, struct ferry_call *ca
     free(s->csrf_token);
     s->csrf_token = NULL;
     return ferry__sap_err_set(err, FERRY_EFORBIDDEN,
-                              "%s %s: CSRF token rejected again after a fresh fetch", method,
-                              object ? object : "");
+                              "%s %s: CSRF token rejected again after a fresh fetch", r->method,
+                              what);
+}
+
+int ferry__sap_request(struct ferry_sap_instance *inst, struct ferry_call *call,
+                       const struct ferry_sap_req *r, struct ferry_http_resp *resp,
+                       struct ferry_err *err)
+{
+    char *auth = NULL;
+    int rc;
+
+    memset(resp, 0, sizeof(*resp));
+    rc = ferry__sap_auth_header(inst, call, false, &auth, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = send_csrf(inst, call, r, auth, resp, err);
+    if (rc < 0 || resp->status != 401 || inst->auth_mode != FERRY_SAP_AUTH_OAUTH) {
+        goto cleanup;
+    }
+    /* A bearer token can be revoked before its announced expiry: renew once. */
+    inst->host->log(call, FERRY_LOG_INFO, "%s %s: 401 with a bearer token, renewing it", r->method,
+                    r->object ? r->object : "");
+    inst->host->http_resp_free(resp);
+    ferry__sap_free_secret(auth);
+    auth = NULL;
+    rc = ferry__sap_auth_header(inst, call, true, &auth, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    rc = send_csrf(inst, call, r, auth, resp, err);
+cleanup:
+    ferry__sap_free_secret(auth);
+    return rc;
+}
+
+int ferry__sap_send(struct ferry_sap_instance *inst, struct ferry_call *call, const char *method,
+                    const char *url, const char *if_match, const char *body, const char *object,
+                    struct ferry_http_resp *resp, struct ferry_err *err)
+{
+    struct ferry_sap_req r = {
+        .method = method, .url = url, .if_match = if_match, .body = body, .object = object};
+    return ferry__sap_request(inst, call, &r, resp, err);
 }

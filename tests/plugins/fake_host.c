@@ -34,6 +34,14 @@ static void *slot;
 static size_t log_counts[5];
 static char last_log[512];
 static struct ferry_call worker_call = {1};
+
+#define FAKE_MAX_KV 16
+static struct {
+    char *key;
+    char *value;
+    int64_t at;
+} kv[FAKE_MAX_KV];
+static size_t nkv, kv_puts;
 static struct ferry_call loop_call = {0};
 
 static char *dupn(const char *s, size_t n)
@@ -74,6 +82,12 @@ void fake_host_reset(void)
     slot = NULL;
     memset(log_counts, 0, sizeof(log_counts));
     last_log[0] = '\0';
+    for (size_t i = 0; i < nkv; i++) {
+        free(kv[i].key);
+        free(kv[i].value);
+    }
+    memset(kv, 0, sizeof(kv));
+    nkv = kv_puts = 0;
 }
 
 void fake_host_push(long status, const char *headers, const char *body)
@@ -302,6 +316,70 @@ static const char *h_correlation_id(struct ferry_call *call)
     return "test-correlation-id";
 }
 
+void fake_host_kv_set(const char *key, const char *value, int64_t updated_at_ms)
+{
+    size_t i = 0;
+    while (i < nkv && strcmp(kv[i].key, key) != 0) {
+        i++;
+    }
+    if (i == nkv) {
+        if (nkv == FAKE_MAX_KV) {
+            abort();
+        }
+        kv[nkv++].key = dup0(key);
+    }
+    free(kv[i].value);
+    kv[i].value = dup0(value);
+    kv[i].at = updated_at_ms;
+}
+
+const char *fake_host_kv_value(const char *key)
+{
+    for (size_t i = 0; i < nkv; i++) {
+        if (strcmp(kv[i].key, key) == 0) {
+            return kv[i].value;
+        }
+    }
+    return NULL;
+}
+
+size_t fake_host_kv_puts(void)
+{
+    return kv_puts;
+}
+
+static int h_kv_get(struct ferry_call *call, const char *key, char **value, int64_t *updated_at_ms,
+                    struct ferry_err *err)
+{
+    (void)call;
+    for (size_t i = 0; i < nkv; i++) {
+        if (strcmp(kv[i].key, key) == 0) {
+            *value = dup0(kv[i].value);
+            *updated_at_ms = kv[i].at;
+            return 0;
+        }
+    }
+    if (err) {
+        err->code = FERRY_ENOTFOUND;
+        snprintf(err->msg, sizeof(err->msg), "no kv entry %s", key);
+    }
+    return FERRY_ENOTFOUND;
+}
+
+static int h_kv_put(struct ferry_call *call, const char *key, const char *value,
+                    struct ferry_err *err)
+{
+    (void)err;
+    kv_puts++;
+    fake_host_kv_set(key, value, h_now_ms(call));
+    return 0;
+}
+
+static void h_kv_free(char *value)
+{
+    free(value);
+}
+
 static const struct ferry_host_api fake_api = {
     .abi = FERRY_PLUGIN_ABI,
     .size = sizeof(struct ferry_host_api),
@@ -312,6 +390,9 @@ static const struct ferry_host_api fake_api = {
     .now_ms = h_now_ms,
     .worker_slot = h_worker_slot,
     .correlation_id = h_correlation_id,
+    .kv_get = h_kv_get,
+    .kv_put = h_kv_put,
+    .kv_free = h_kv_free,
 };
 
 const struct ferry_host_api *fake_host_api(void)

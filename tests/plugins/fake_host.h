@@ -56,4 +56,13 @@ void fake_host_set_now(int64_t ms);
 /* The value the worker slot holds, for freeing it in teardown. */
 void *fake_host_slot_value(void);
 
+/*
+ * The in-memory kv store behind host->kv_get/kv_put (emptied by
+ * fake_host_reset). Set a value as if stored at `updated_at_ms`; read one
+ * back (borrowed, NULL when absent); count kv_put calls since the reset.
+ */
+void fake_host_kv_set(const char *key, const char *value, int64_t updated_at_ms);
+const char *fake_host_kv_value(const char *key);
+size_t fake_host_kv_puts(void);
+
 #endif

@@ -28,6 +28,7 @@ Usage as a program:
 
 import base64
 import calendar
+import copy
 import hmac
 import json
 import os
@@ -92,6 +93,205 @@ PROPS = {p[0]: p for p in CONTACT_PROPS}
 NAV_PROPS = ["ContactIsContactPersonFor", "ContactPersonalAddress", "ContactTextCollection",
              "CorporateAccount"]
 STATUS_TEXT = {"1": "In Preparation", "2": "Active", "3": "Obsolete"}
+
+
+TOKEN_PATH = "/sap/bc/sec/oauth2/token"
+EXPAND_PAGE = 100
+# Navigation property -> the entity set of its children (deep insert, $expand).
+NAV_CHILD = {
+    "CorporateAccountAddress": "CorporateAccountAddressCollection",
+    "CorporateAccountTextCollection": "CorporateAccountTextCollectionCollection",
+    "ContactIsContactPersonFor": "ContactIsContactPersonForCollection",
+    "ContactTextCollection": "ContactTextCollectionCollection",
+    "OpportunityParty": "OpportunityPartyCollection",
+    "OpportunityTextCollection": "OpportunityTextCollectionCollection",
+    "TasksInvolvedParties": "TasksInvolvedPartiesCollection",
+    "TasksTextCollection": "TasksTextCollectionCollection",
+    "PhoneCallParties": "PhoneCallPartiesCollection",
+    "PhoneCallNotes": "PhoneCallNotesCollection",
+    "AppointmentInvolvedParties": "AppointmentInvolvedPartiesCollection",
+    "AppointmentTextCollection": "AppointmentTextCollectionCollection",
+    "CustomerOrderItem": "CustomerOrderItemCollection",
+    "SalesQuoteItem": "SalesQuoteItemCollection",
+}
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILTIN_METADATA = os.path.join(HERE, "..", "fixtures", "sap", "c4c-small.edmx")
+_META_CACHE = {}
+_META_LOCK = threading.Lock()
+NS_EDM = "{http://schemas.microsoft.com/ado/2008/09/edm}"
+NS_SAP = "{http://www.sap.com/Protocols/SAPData}"
+
+
+class _Answered(Exception):
+    """The response is already decided (e.g. the OAuth endpoint's own JSON)."""
+
+
+def default_metadata_path():
+    """The tenant EDMX under FERRY_SPECS when present, else our small built-in document."""
+    specs = os.environ.get("FERRY_SPECS")
+    if specs:
+        path = os.path.join(specs, "sap", "c4c-odata-v2", "C4C.edmx")
+        if os.path.exists(path):
+            return path
+    return BUILTIN_METADATA
+
+
+def load_metadata(path):
+    """(text, {set: {"type", "props": {name: (name, type, C, U, F, maxlen, nullable)},
+    "navs": [...]}}) for an EDMX file; parsed once per path and process."""
+    import xml.etree.ElementTree as ET
+    with _META_LOCK:
+        if path in _META_CACHE:
+            return _META_CACHE[path]
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        root = ET.fromstring(text)
+        types = {}
+
+        def flag(el, name):
+            return el.get(NS_SAP + name, "true") != "false"
+
+        for schema in root.iter(NS_EDM + "Schema"):
+            ns = schema.get("Namespace")
+            for et in schema.findall(NS_EDM + "EntityType"):
+                props = {}
+                for p in et.findall(NS_EDM + "Property"):
+                    ml = p.get("MaxLength")
+                    props[p.get("Name")] = (p.get("Name"), p.get("Type"), flag(p, "creatable"),
+                                            flag(p, "updatable"), flag(p, "filterable"),
+                                            int(ml) if ml and ml.isdigit() else None,
+                                            p.get("Nullable", "true") != "false")
+                navs = [n.get("Name") for n in et.findall(NS_EDM + "NavigationProperty")]
+                types["%s.%s" % (ns, et.get("Name"))] = {"type": "%s.%s" % (ns, et.get("Name")),
+                                                         "props": props, "navs": navs}
+        sets = {}
+        for schema in root.iter(NS_EDM + "Schema"):
+            for ec in schema.findall(NS_EDM + "EntityContainer"):
+                for es in ec.findall(NS_EDM + "EntitySet"):
+                    t = types.get(es.get("EntityType"))
+                    if t and "ObjectID" in t["props"]:
+                        sets[es.get("Name")] = t
+        _META_CACHE[path] = (text, sets)
+        return _META_CACHE[path]
+
+
+def _xml_escape(text):
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def _atom_value(name, val):
+    if val is None:
+        return '<d:%s m:null="true"/>' % name
+    if isinstance(val, bool):
+        return '<d:%s m:type="Edm.Boolean">%s</d:%s>' % (name, str(val).lower(), name)
+    if isinstance(val, str):
+        m = re.match(r"^/Date\((-?\d+)\)/$", val)
+        if m:
+            ms = int(m.group(1))
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000))
+            return '<d:%s m:type="Edm.DateTimeOffset">%s.%03dZ</d:%s>' % (name, stamp, ms % 1000,
+                                                                          name)
+    return "<d:%s>%s</d:%s>" % (name, _xml_escape(val), name)
+
+
+ATOM_NS = ('xmlns="http://www.w3.org/2005/Atom" '
+           'xmlns:m="http://schemas.microsoft.com/ado/2007/08/dataservices/metadata" '
+           'xmlns:d="http://schemas.microsoft.com/ado/2007/08/dataservices"')
+
+
+def atom_entry(rendered, base, root=False):
+    md = rendered.get("__metadata", {})
+    links, props = [], []
+    for k, v in rendered.items():
+        if k == "__metadata":
+            continue
+        if isinstance(v, dict) and "__deferred" in v:
+            links.append('<link href="%s" rel="http://schemas.microsoft.com/ado/2007/08/'
+                         'dataservices/related/%s" type="application/atom+xml;type=feed" '
+                         'title="%s"/>' % (_xml_escape(v["__deferred"]["uri"]), k, k))
+        elif isinstance(v, dict):
+            continue
+        else:
+            props.append(_atom_value(k, v))
+    return ('%s<entry %s%s m:etag="%s"><id>%s</id><category term="%s" scheme="http://'
+            'schemas.microsoft.com/ado/2007/08/dataservices/scheme"/>%s<content '
+            'type="application/xml"><m:properties>%s</m:properties></content></entry>'
+            % ('<?xml version="1.0" encoding="utf-8"?>' if root else "",
+               ATOM_NS if root else "", ' xml:base="%s"' % base if root else "",
+               _xml_escape(md.get("etag", "")), _xml_escape(md.get("uri", "")),
+               md.get("type", ""), "".join(links), "".join(props)))
+
+
+def atom_feed(d, entity_set, base):
+    extra = ""
+    if "__count" in d:
+        extra += "<m:count>%s</m:count>" % d["__count"]
+    entries = "".join(atom_entry(e, base) for e in d["results"])
+    nxt = '<link rel="next" href="%s"/>' % _xml_escape(d["__next"]) if d.get("__next") else ""
+    return ('<?xml version="1.0" encoding="utf-8"?><feed %s xml:base="%s"><id>%s%s</id>'
+            '<title type="text">%s</title>%s%s%s</feed>'
+            % (ATOM_NS, base, base, entity_set, entity_set, extra, entries, nxt))
+
+
+def atom_error(message):
+    return ('<?xml version="1.0" encoding="utf-8"?><error xmlns="http://schemas.microsoft.com/'
+            'ado/2007/08/dataservices/metadata"><code/><message xml:lang="en">%s</message>'
+            '</error>' % _xml_escape(message))
+
+
+class _FakeHeaders(dict):
+    """Case-insensitive header lookup for requests inside a $batch."""
+
+    def __init__(self, raw):
+        super().__init__({k.strip().lower(): v.strip() for k, v in raw.items()})
+
+    def get(self, name, default=None):
+        return super().get(name.lower(), default)
+
+    def items(self):
+        return super().items()
+
+
+class _FakeHandler:
+    def __init__(self, headers):
+        self.headers = headers
+
+
+def _split_multipart(text, boundary):
+    """[(headers lower-cased, rest)] of each part between --boundary delimiters."""
+    out = []
+    text = text.replace("\r\n", "\n")
+    chunks = re.split(r"(?m)^--%s(--)?[ \t]*$" % re.escape(boundary), text)
+    # re.split with a group yields text, group, text, group...; parts sit between delimiters
+    for piece, closing in zip(chunks[2::2], chunks[1::2]):
+        if closing:
+            break
+        piece = piece.lstrip("\n")
+        head = piece.partition("\n\n")[0]
+        hdrs = {}
+        for ln in head.split("\n"):
+            if ":" in ln:
+                k, v = ln.split(":", 1)
+                hdrs[k.strip().lower()] = v.strip()
+        out.append((hdrs, piece))
+    return out
+
+
+def _http_part(status, headers, payload):
+    reason = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
+              403: "Forbidden", 404: "Not Found", 412: "Precondition Failed"}.get(status, "")
+    body = "" if payload is None else (payload if isinstance(payload, str) else
+                                       json.dumps(payload))
+    lines = ["Content-Type: application/http", "Content-Transfer-Encoding: binary", "",
+             "HTTP/1.1 %d %s" % (status, reason)]
+    if body:
+        lines.append("Content-Type: application/json")
+        lines.append("Content-Length: %d" % len(body.encode("utf-8")))
+    for k, v in headers:
+        lines.append("%s: %s" % (k, v))
+    lines.append("dataserviceversion: 2.0")
+    return "\r\n".join(lines) + "\r\n\r\n" + body + "\r\n"
 
 
 class ODataError(Exception):
@@ -181,9 +381,10 @@ def _parse_literal(tok):
 class _FilterParser:
     OPS = ("eq", "ne", "gt", "ge", "lt", "le")
 
-    def __init__(self, text):
+    def __init__(self, text, props=None):
         self.toks = _tokenize(text)
         self.i = 0
+        self.props = props if props is not None else PROPS
 
     def peek(self):
         return self.toks[self.i] if self.i < len(self.toks) else (None, None)
@@ -228,9 +429,9 @@ class _FilterParser:
         return ("and", props, nodes)
 
     def _prop(self, name):
-        if name not in PROPS:
+        if name not in self.props:
             raise ODataError(400, "Invalid property '%s' in $filter" % name)
-        if not PROPS[name][4]:
+        if not self.props[name][4]:
             raise ODataError(400, "Property '%s' is not filterable" % name)
         return name
 
@@ -296,8 +497,8 @@ def _eval(node, ent):
         raise ODataError(400, "Incompatible types for '%s %s'" % (prop, op))
 
 
-def parse_filter(text):
-    return _FilterParser(text).parse()
+def parse_filter(text, props=None):
+    return _FilterParser(text, props).parse()
 
 
 # -- the service -----------------------------------------------------------
@@ -340,8 +541,18 @@ class SapSalesSim(SimBase):
     handler_class = SapHandler
     name = "sap-sales-sim"
 
-    def __init__(self, user="FERRY_TECH", password="sim-password", latency_ms=0, **kw):
+    def __init__(self, user="FERRY_TECH", password="sim-password", latency_ms=0,
+                 metadata_path=None, client_id="ferry-client", client_secret="client-secret",
+                 **kw):
         super().__init__(**kw)
+        self.metadata_path = metadata_path or default_metadata_path()
+        self.metadata_text, self.meta_sets = load_metadata(self.metadata_path)
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.tokens = {}              # bearer token -> expiry (epoch seconds)
+        self.token_ttl = 3600
+        self.store = {}               # entity set -> {ObjectID: internal dict}
+        self.store_order = {}         # entity set -> [ObjectID] in creation order
         self.user = user
         self.password = password
         self.latency_ms = latency_ms
@@ -482,6 +693,9 @@ class SapSalesSim(SimBase):
                       and hmac.compare_digest(pw, self.password))
             except (ValueError, UnicodeDecodeError):
                 ok = False
+        elif hdr.startswith("Bearer "):
+            with self.lock:
+                ok = self.tokens.get(hdr[7:].strip(), 0) > time.time()
         if not ok:
             raise ODataError(401, "Logon failed: user or password is not valid",
                              [("WWW-Authenticate", 'Basic realm="SAP NetWeaver Application '
@@ -546,10 +760,11 @@ class SapSalesSim(SimBase):
                     entry["body"] = raw.decode("utf-8", "replace")
             fault = self.faults.take(method, path)
             if fault:
-                if fault["delay_ms"]:
-                    time.sleep(fault["delay_ms"] / 1000.0)
-                if fault["status"]:
-                    raise ODataError(fault["status"], fault.get("message", "Injected failure"))
+                self._apply_fault(fault)
+            if path == TOKEN_PATH:
+                status, more, payload = self._oauth_token(h, method, entry)
+                headers.extend(more)
+                raise _Answered()
             self._check_auth(h)
             if method in ("GET", "HEAD") and (h.headers.get("x-csrf-token") or "").lower() \
                     == "fetch":
@@ -563,10 +778,15 @@ class SapSalesSim(SimBase):
                 self._check_csrf(h)
             status, more, payload = self._route(h, method, rest, query, entry)
             headers.extend(more)
+        except _Answered:
+            pass
         except ODataError as exc:
             status = exc.status
             headers.extend(exc.headers)
             payload = error_body(exc.message)
+            if not self._json_requested(h, query) and method in ("GET", "HEAD"):
+                payload = atom_error(exc.message)
+                headers.append(("Content-Type", "application/xml"))
         if status >= 400:
             self._count(str(status))
         headers.append(("dataserviceversion", "2.0"))
@@ -588,30 +808,38 @@ class SapSalesSim(SimBase):
         return h.send_raw(status, text.encode("utf-8"), headers,
                           "application/json; charset=utf-8")
 
+    def _json_requested(self, h, query):
+        fmt = (query.get("$format") or "").lower()
+        if fmt:
+            return fmt == "json"
+        return "json" in (h.headers.get("Accept") or "").lower()
+
     def _wants_json(self, h, query):
+        """True for JSON; False when the client gets C4C's default, Atom XML."""
         fmt = query.get("$format")
-        if fmt is not None:
-            if fmt.lower() != "json":
-                raise ODataError(400, "Only $format=json is simulated")
-            return
-        if "json" not in (h.headers.get("Accept") or "").lower():
-            # The real default is Atom XML; the simulator has no Atom writer,
-            # and a client that forgot to ask for JSON must notice.
-            raise ODataError(406, "Atom XML is the default format; request JSON with "
-                                  "$format=json or Accept: application/json")
+        if fmt is not None and fmt.lower() not in ("json", "atom", "xml"):
+            raise ODataError(400, "Unknown $format '%s'" % fmt)
+        return self._json_requested(h, query)
 
     def _route(self, h, method, rest, query, entry):
         if rest in ("", "/"):
             if method not in ("GET", "HEAD"):
                 raise ODataError(405, "Method not allowed on the service document")
-            return 200, [], {"d": {"EntitySets": ["ContactCollection"]}}
+            return 200, [], {"d": {"EntitySets": sorted(set(self.meta_sets) |
+                                                        {"ContactCollection"})}}
         if rest == "$metadata":
             return 200, [("Content-Type", "application/xml")], self._metadata()
         if rest == "$batch":
-            raise ODataError(501, "$batch is not simulated")
+            if method != "POST":
+                raise ODataError(405, "$batch needs POST")
+            return self._batch(h, entry)
+        generic = self._generic_route(h, method, rest, query, entry)
+        if generic is not None:
+            return generic
         if rest in ("ContactCollection", "ContactCollection/"):
             if method == "GET" or method == "HEAD":
-                self._wants_json(h, query)
+                if not self._wants_json(h, query):
+                    return self._atom(self._list(query), "ContactCollection")
                 return self._list(query)
             if method == "POST":
                 return self._post(h, query, entry)
@@ -623,15 +851,16 @@ class SapSalesSim(SimBase):
         if m:
             oid = m.group(1)
             if method in ("GET", "HEAD"):
-                self._wants_json(h, query)
+                json_ok = self._wants_json(h, query)
                 with self.lock:
                     ent = self.contacts.get(oid)
                     if ent is None:
                         raise ODataError(404, "Resource not found for segment "
                                               "'ContactCollection'")
                     sel = self._selection(query)
-                    return 200, [("etag", etag_for(ent["_ticks"]))], {
-                        "d": {"results": self.render(ent, sel)}}
+                    out = (200, [("etag", etag_for(ent["_ticks"]))], {
+                        "d": {"results": self.render(ent, sel)}})
+                return out if json_ok else self._atom(out, "ContactCollection")
             if method in ("PATCH", "PUT", "MERGE"):
                 return self._update(h, method, oid, entry)
             if method == "DELETE":
@@ -742,28 +971,396 @@ class SapSalesSim(SimBase):
         return 204, [("etag", tag)], None
 
     def _metadata(self):
-        props = []
-        for name, typ, c, u, f, maxlen in CONTACT_PROPS:
-            attrs = 'Name="%s" Type="%s" Nullable="%s"' % (
-                name, typ, "false" if name in ("ObjectID", "LastName") else "true")
-            if maxlen:
-                attrs += ' MaxLength="%d"' % maxlen
-            if name == "ETag":
-                attrs += ' ConcurrencyMode="Fixed"'
-            attrs += ' sap:creatable="%s" sap:updatable="%s" sap:filterable="%s"' % (
-                str(c).lower(), str(u).lower(), str(f).lower())
-            props.append("<Property %s/>" % attrs)
-        return ('<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="1.0" '
-                'xmlns:edmx="http://schemas.microsoft.com/ado/2007/06/edmx"><edmx:DataServices '
-                'm:DataServiceVersion="2.0" xmlns:m="http://schemas.microsoft.com/ado/2007/08/'
-                'dataservices/metadata"><Schema Namespace="c4codata" '
-                'xmlns="http://schemas.microsoft.com/ado/2008/09/edm" '
-                'xmlns:sap="http://www.sap.com/Protocols/SAPData"><EntityType Name="Contact">'
-                '<Key><PropertyRef Name="ObjectID"/></Key>%s</EntityType><EntityContainer '
-                'Name="c4codata" m:IsDefaultEntityContainer="true"><EntitySet '
-                'Name="ContactCollection" EntityType="c4codata.Contact" sap:creatable="true" '
-                'sap:updatable="true" sap:deletable="false"/></EntityContainer></Schema>'
-                '</edmx:DataServices></edmx:Edmx>' % "".join(props))
+        return self.metadata_text
+
+    # -- every other entity set, driven by $metadata ----------------------------
+
+    def _set_props(self, entity_set):
+        return self.meta_sets[entity_set]["props"]
+
+    def _generic_route(self, h, method, rest, query, entry):
+        m = re.match(r"^([A-Za-z0-9_]+)(?:\('([^']*)'\))?/?$", rest)
+        if not m or m.group(1) == "ContactCollection" or m.group(1) not in self.meta_sets:
+            return None
+        entity_set, oid = m.group(1), m.group(2)
+        if oid is None:
+            if method in ("GET", "HEAD"):
+                json_ok = self._wants_json(h, query)
+                out = self._generic_list(entity_set, query)
+                return out if json_ok else self._atom(out, entity_set)
+            if method == "POST":
+                return self._generic_post(h, entity_set, entry)
+            raise ODataError(405, "Method %s not allowed on %s" % (method, entity_set))
+        if method in ("GET", "HEAD"):
+            json_ok = self._wants_json(h, query)
+            with self.lock:
+                ent = self.store.get(entity_set, {}).get(oid)
+                if ent is None:
+                    raise ODataError(404, "Resource not found for segment '%s'" % entity_set)
+                out = (200, [("etag", etag_for(ent["_ticks"]))],
+                       {"d": {"results": self.render_generic(entity_set, ent,
+                                                             self._gen_select(entity_set, query),
+                                                             self._expand(entity_set, query))}})
+            return out if json_ok else self._atom(out, entity_set)
+        if method in ("PATCH", "MERGE"):
+            return self._generic_patch(h, entity_set, oid, entry)
+        raise ODataError(405, "Method %s not allowed on %s('...')" % (method, entity_set))
+
+    def _gen_select(self, entity_set, query):
+        sel = query.get("$select")
+        if not sel:
+            return None
+        names = {x.strip() for x in sel.split(",") if x.strip()}
+        for n in names:
+            if n not in self._set_props(entity_set) and n not in self.meta_sets[entity_set]["navs"]:
+                raise ODataError(400, "Invalid property '%s' in $select" % n)
+        return names
+
+    def _expand(self, entity_set, query):
+        exp = query.get("$expand")
+        if not exp:
+            return set()
+        names = {x.strip() for x in exp.split(",") if x.strip()}
+        for n in names:
+            if n not in self.meta_sets[entity_set]["navs"]:
+                raise ODataError(400, "Invalid navigation property '%s' in $expand" % n)
+        return names
+
+    def render_generic(self, entity_set, ent, select=None, expand=()):
+        uri = "%s%s('%s')" % (self.service_root, entity_set, ent["ObjectID"])
+        out = {"__metadata": {"uri": uri, "type": self.meta_sets[entity_set]["type"],
+                              "etag": etag_for(ent["_ticks"])}}
+        for name, (_, typ, *_rest) in self._set_props(entity_set).items():
+            if select and name not in select:
+                continue
+            val = ent.get(name)
+            if typ in (DTO, "Edm.DateTime") and isinstance(val, int):
+                val = odata_date(val)
+            out[name] = val
+        for nav in self.meta_sets[entity_set]["navs"]:
+            if select and nav not in select:
+                continue
+            child_set = NAV_CHILD.get(nav)
+            if nav in expand and child_set in self.meta_sets:
+                kids = [self.render_generic(child_set, self.store[child_set][o])
+                        for o in self.store_order.get(child_set, [])
+                        if self.store[child_set][o].get("ParentObjectID") == ent["ObjectID"]]
+                out[nav] = {"results": kids}
+            else:
+                out[nav] = {"__deferred": {"uri": "%s/%s" % (uri, nav)}}
+        return out
+
+    def _check_fields(self, entity_set, body, mode, current=None):
+        props = self._set_props(entity_set)
+        navs = self.meta_sets[entity_set]["navs"]
+        fields, children = {}, {}
+        if not isinstance(body, dict):
+            raise ODataError(400, "The request body must be a JSON object")
+        for k, v in body.items():
+            if k == "__metadata":
+                continue
+            if k in navs:
+                if mode != "POST" or not isinstance(v, list) or NAV_CHILD.get(k) not in \
+                        self.meta_sets:
+                    raise ODataError(400, "Deep insert of '%s' is not possible here" % k)
+                children[k] = v
+                continue
+            if k not in props:
+                raise ODataError(400, "Property '%s' is invalid" % k)
+            _, typ, creatable, updatable, _, maxlen, _ = props[k]
+            if mode == "POST" and not creatable:
+                raise ODataError(400, "Property %s is read-only" % k)
+            if mode == "PATCH" and not updatable:
+                cur = current.get(k) if current else None
+                if v != cur and not (typ == DTO and isinstance(cur, int) and v == odata_date(cur)):
+                    raise ODataError(400, "Property %s is read-only" % k)
+                continue
+            if v is not None:
+                if typ == B and not isinstance(v, bool):
+                    raise ODataError(400, "Invalid value for property %s (Edm.Boolean)" % k)
+                if typ == S and not isinstance(v, str):
+                    raise ODataError(400, "Invalid value for property %s (%s)" % (k, typ))
+                if maxlen and isinstance(v, str) and len(v) > maxlen:
+                    raise ODataError(400, "Value for property %s exceeds maximum length %d"
+                                     % (k, maxlen))
+                if typ in (DTO, "Edm.DateTime") and isinstance(v, str):
+                    try:
+                        v = _parse_literal(("lit", "datetimeoffset'%s'" % v))
+                    except ODataError:
+                        raise ODataError(400, "Invalid value for property %s (%s)" % (k, typ))
+            fields[k] = v
+        if mode == "POST":
+            for name, (_, _, creatable, _, _, _, nullable) in props.items():
+                if creatable and not nullable and name != "ParentObjectID" and \
+                        fields.get(name) in (None, ""):
+                    raise ODataError(400, "Mandatory property %s is missing or empty" % name)
+        return fields, children
+
+    def _new_generic(self, entity_set, fields, who):
+        with self.lock:
+            oid = "00163E" + secrets.token_hex(13).upper()
+            ent = {name: None for name in self._set_props(entity_set)}
+            ent.update(fields)
+            ent["ObjectID"] = oid
+            props = self._set_props(entity_set)
+            if "ID" in props and not ent.get("ID"):
+                ent["ID"] = str(self.next_contact_id)
+                self.next_contact_id += 1
+            self._touch_generic(ent, who)
+            self.store.setdefault(entity_set, {})[oid] = ent
+            self.store_order.setdefault(entity_set, []).append(oid)
+            return ent
+
+    def _touch_generic(self, ent, who):
+        t = self._ticks()
+        ms = t // 10000
+        ent["_ticks"] = t
+        for name in ("ETag", "EntityLastChangedOn", "ChangedOn", "LastChangeDateTime"):
+            if name in ent:
+                ent[name] = ms
+
+    def _generic_post(self, h, entity_set, entry):
+        if "json" not in (h.headers.get("Content-Type") or "").lower():
+            raise ODataError(415, "Content-Type must be application/json")
+        fields, children = self._check_fields(entity_set, entry.get("body"), "POST")
+        checked = []
+        for nav, items in children.items():
+            child_set = NAV_CHILD[nav]
+            for item in items:
+                cf, _ = self._check_fields(child_set, item, "POST")
+                checked.append((child_set, cf))
+        ent = self._new_generic(entity_set, fields, self.user)
+        for child_set, cf in checked:
+            cf["ParentObjectID"] = ent["ObjectID"]
+            self._new_generic(child_set, cf, self.user)
+        with self.lock:
+            rendered = self.render_generic(entity_set, ent, expand=set(children))
+        headers = [("location", rendered["__metadata"]["uri"]), ("etag", etag_for(ent["_ticks"]))]
+        if (h.headers.get("odata-no-response-payload") or "").lower() == "true":
+            return 201, headers, None
+        return 201, headers, {"d": {"results": rendered}}
+
+    def _generic_patch(self, h, entity_set, oid, entry):
+        if "json" not in (h.headers.get("Content-Type") or "").lower():
+            raise ODataError(415, "Content-Type must be application/json")
+        with self.lock:
+            ent = self.store.get(entity_set, {}).get(oid)
+            if ent is None:
+                raise ODataError(404, "Resource not found for segment '%s'" % entity_set)
+            match = h.headers.get("If-Match")
+            if match is not None and match != "*" and match != etag_for(ent["_ticks"]):
+                raise ODataError(412, "Entity was changed in the meantime; the ETag provided "
+                                      "in If-Match is outdated")
+            if ent.get("ApprovalStatusCode") == "3":
+                raise ODataError(400, "Document is in approval and cannot be changed")
+            fields, _ = self._check_fields(entity_set, entry.get("body"), "PATCH", ent)
+            ent.update(fields)
+            self._touch_generic(ent, self.user)
+            return 204, [("etag", etag_for(ent["_ticks"]))], None
+
+    def _generic_list(self, entity_set, query):
+        props = self._set_props(entity_set)
+        flt = query.get("$filter")
+        tree = parse_filter(flt, props) if flt else None
+        sel = self._gen_select(entity_set, query)
+        expand = self._expand(entity_set, query)
+        with self.lock:
+            rows = [self.store.get(entity_set, {})[o] for o in self.store_order.get(entity_set, [])]
+            if tree is not None:
+                rows = [e for e in rows if _eval(tree, e)]
+        order = query.get("$orderby")
+        if order:
+            for term in reversed([t.strip() for t in order.split(",") if t.strip()]):
+                name, _, direction = term.partition(" ")
+                if name not in props:
+                    raise ODataError(400, "Invalid property '%s' in $orderby" % name)
+                rows.sort(key=lambda e: (e.get(name) is not None, e.get(name) or 0),
+                          reverse=direction.strip().lower() == "desc")
+        try:
+            top = int(query["$top"]) if "$top" in query else None
+            start = int(query.get("$skiptoken") or query.get("$skip") or 0)
+        except ValueError:
+            raise ODataError(400, "Invalid paging option")
+        cap = EXPAND_PAGE if expand else SERVER_PAGE
+        n = cap if top is None else min(top, cap)
+        page = rows[start:start + n]
+        d = {}
+        if query.get("$inlinecount") == "allpages":
+            d["__count"] = str(len(rows))
+        with self.lock:
+            d["results"] = [self.render_generic(entity_set, e, sel, expand) for e in page]
+        if start + n < len(rows) and (top is None or top > n):
+            keep = [(k, v) for k, v in query.items() if k not in ("$skip", "$skiptoken", "$top")]
+            if top is not None:
+                keep.append(("$top", str(top - n)))
+            keep.append(("$skiptoken", str(start + n)))
+            d["__next"] = "%s%s?%s" % (self.service_root, entity_set, "&".join(
+                "%s=%s" % (quote(k, safe="$"), quote(v, safe=",'")) for k, v in keep))
+        return 200, [], {"d": d}
+
+    # -- Atom, C4C's default format --------------------------------------------
+
+    def _atom(self, answer, entity_set):
+        status, headers, payload = answer
+        d = payload["d"]
+        if isinstance(d.get("results"), dict):
+            body = atom_entry(d["results"], self.service_root, root=True)
+            ctype = "application/atom+xml;type=entry"
+        else:
+            body = atom_feed(d, entity_set, self.service_root)
+            ctype = "application/atom+xml;type=feed"
+        return status, headers + [("Content-Type", ctype)], body
+
+    # -- OAuth 2.0 token endpoint (client credentials, SAML bearer) ------------
+
+    def _oauth_token(self, h, method, entry):
+        if method != "POST":
+            raise ODataError(405, "POST the token request")
+        hdr = h.headers.get("Authorization") or ""
+        try:
+            cid, _, sec = base64.b64decode(hdr[6:].strip()).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            cid, sec = "", ""
+        if not hdr.startswith("Basic ") or not (hmac.compare_digest(cid, self.client_id)
+                                                and hmac.compare_digest(sec, self.client_secret)):
+            return 401, [], {"error": "invalid_client",
+                             "error_description": "client authentication failed"}
+        raw = entry.get("body")
+        form = _parse_query(raw if isinstance(raw, str) else "")
+        grant = form.get("grant_type")
+        if grant == "urn:ietf:params:oauth:grant-type:saml2-bearer":
+            if not form.get("assertion"):
+                return 400, [], {"error": "invalid_grant", "error_description": "no assertion"}
+        elif grant != "client_credentials":
+            return 400, [], {"error": "unsupported_grant_type"}
+        tok = secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens[tok] = time.time() + self.token_ttl
+        self._count("token")
+        return 200, [], {"access_token": tok, "token_type": "Bearer",
+                         "expires_in": self.token_ttl}
+
+    def revoke_tokens(self):
+        with self.lock:
+            self.tokens = {}
+
+    # -- faults beyond a plain status -------------------------------------------
+
+    def _apply_fault(self, fault):
+        if fault.get("delay_ms"):
+            time.sleep(fault["delay_ms"] / 1000.0)
+        action = fault.get("action")
+        if action == "expire_csrf":
+            self.expire_csrf()          # stale CSRF token: the next write gets 403 Required
+            return
+        if action == "expire_session":
+            with self.lock:             # the server forgot the session cookie too
+                self.sessions = {}
+            return
+        if action == "revoke_tokens":
+            self.revoke_tokens()
+            return
+        if fault.get("status"):
+            raise ODataError(fault["status"], fault.get("message", "Injected failure"),
+                             [tuple(x) for x in fault.get("headers", [])])
+
+    # -- $batch ---------------------------------------------------------------------
+
+    def _batch(self, h, entry):
+        ctype = h.headers.get("Content-Type") or ""
+        m = re.search(r'boundary="?([^";]+)"?', ctype)
+        if not ctype.lower().startswith("multipart/mixed") or not m:
+            raise ODataError(400, "$batch needs Content-Type multipart/mixed with a boundary")
+        raw = entry.get("body")
+        text = raw if isinstance(raw, str) else json.dumps(raw)
+        entry["body"] = "<multipart>"
+        out_b = "batchresponse_" + secrets.token_hex(6)
+        out = []
+        for part_headers, part_body in _split_multipart(text, m.group(1)):
+            pct = part_headers.get("content-type", "")
+            out.append("--%s\r\n" % out_b)
+            cm = re.search(r'boundary="?([^";]+)"?', pct)
+            if pct.lower().startswith("multipart/mixed") and cm:
+                out.append(self._changeset(part_body, cm.group(1)))
+            else:
+                status, hdrs, payload = self._batch_op(part_body, allow_write=False)
+                out.append(_http_part(status, hdrs, payload))
+        out.append("--%s--\r\n" % out_b)
+        body = "".join(out)
+        return 202, [("Content-Type", "multipart/mixed; boundary=%s" % out_b)], body
+
+    def _changeset(self, text, boundary):
+        with self.lock:
+            snapshot = copy.deepcopy((self.contacts, self.order, self.store, self.store_order,
+                                      self.next_contact_id))
+            answers = []
+            for _, body in _split_multipart(text, boundary):
+                status, hdrs, payload = self._batch_op(body, allow_write=True)
+                if status >= 400:
+                    # One LUW: roll back what this changeset did, answer with its error only.
+                    (self.contacts, self.order, self.store, self.store_order,
+                     self.next_contact_id) = snapshot
+                    self._count("changeset_failed")
+                    return _http_part(status, hdrs, payload)
+                answers.append((status, hdrs, payload))
+        cb = "changesetresponse_" + secrets.token_hex(6)
+        parts = ["Content-Type: multipart/mixed; boundary=%s\r\n\r\n" % cb]
+        for status, hdrs, payload in answers:
+            parts.append("--%s\r\n" % cb)
+            parts.append(_http_part(status, hdrs, payload))
+        parts.append("--%s--\r\n\r\n" % cb)
+        return "".join(parts)
+
+    def _batch_op(self, text, allow_write):
+        head, _, body = text.replace("\r\n", "\n").partition("\n\n")
+        # head = MIME headers of the part; body = the inner request
+        req_head, _, req_body = body.partition("\n\n")
+        lines = req_head.split("\n")
+        try:
+            method, target, _ = lines[0].split(" ", 2)
+        except ValueError:
+            return 400, [], error_body("Malformed request line in $batch part")
+        hdrs = _FakeHeaders(dict(ln.split(":", 1) for ln in lines[1:] if ":" in ln))
+        parts = urlsplit(target)
+        query = _parse_query(parts.query)
+        inner = _FakeHandler(hdrs)
+        body_obj = None
+        if req_body.strip():
+            try:
+                body_obj = json.loads(req_body)
+            except ValueError:
+                return 400, [], error_body("Malformed JSON in $batch part")
+        if method != "GET" and not allow_write:
+            return 400, [], error_body("Changing requests must be inside a changeset")
+        entry = {"method": method, "path": SERVICE_PATH + parts.path, "body": body_obj}
+        try:
+            fault = self.faults.take(method, "$batch/" + parts.path)
+            if fault and fault.get("status"):
+                raise ODataError(fault["status"], fault.get("message", "Injected failure"))
+            self._count("batch_" + method)
+            return self._route(inner, method, parts.path, query, entry)
+        except ODataError as exc:
+            return exc.status, [], error_body(exc.message)
+
+    # -- test controls for every set ---------------------------------------------
+
+    def entities(self, entity_set):
+        with self.lock:
+            return [self.render_generic(entity_set, self.store[entity_set][o])
+                    for o in self.store_order.get(entity_set, [])]
+
+    def seed(self, entity_set, fields, who="CRM_USER"):
+        """Adds a record as a CRM user would, bypassing the API's read-only checks."""
+        ent = self._new_generic(entity_set, dict(fields), who)
+        with self.lock:
+            return self.render_generic(entity_set, ent)
+
+    def modify_entity(self, entity_set, object_id, fields, who="CRM_USER"):
+        with self.lock:
+            ent = self.store[entity_set][object_id]
+            ent.update(fields)
+            self._touch_generic(ent, who)
+            return self.render_generic(entity_set, ent)
 
     # -- /__sim/ controls ---------------------------------------------------
 
@@ -847,8 +1444,14 @@ def main(argv=None):
     ap.add_argument("--user", default="FERRY_TECH")
     ap.add_argument("--password", default="sim-password")
     ap.add_argument("--latency-ms", type=int, default=0, help="delay every API request")
+    ap.add_argument("--metadata", help="EDMX file to serve and validate against (default: "
+                                       "$FERRY_SPECS tenant EDMX, else the built-in fixture)")
+    ap.add_argument("--client-id", default="ferry-client", help="OAuth client id")
+    ap.add_argument("--client-secret", default="client-secret", help="OAuth client secret")
     args = ap.parse_args(argv)
     sim = SapSalesSim(user=args.user, password=args.password, latency_ms=args.latency_ms,
+                      metadata_path=args.metadata, client_id=args.client_id,
+                      client_secret=args.client_secret,
                       host=args.host, port=args.port, verbose=args.verbose,
                       log_path=args.log_file)
     return run_cli(sim, args.port_file)

@@ -48,7 +48,9 @@ class Client:
             hdrs["x-csrf-token"] = self.token
         hdrs.update(headers or {})
         data = None
-        if body is not None:
+        if isinstance(body, bytes):
+            data = body
+        elif body is not None:
             data = json.dumps(body).encode()
             hdrs.setdefault("Content-Type", "application/json")
         req = urllib.request.Request(url, data=data, method=method)
@@ -236,9 +238,11 @@ class SapSimTest(unittest.TestCase):
         self.assertNotIn("__next", body["d"])
         status, body = q("EntityLastChangedOn ge datetimeoffset'2000-01-01T00:00:00Z'")
         self.assertEqual(len(body["d"]["results"]), 3)
-        # no JSON requested: the real default is Atom, which we refuse loudly
-        status, _, _ = self.c.call("GET", "ContactCollection", headers={"Accept": "*/*"})
-        self.assertEqual(status, 406)
+        # no JSON requested: the real default, an Atom feed
+        status, headers, body = self.c.call("GET", "ContactCollection", headers={"Accept": "*/*"})
+        self.assertEqual(status, 200)
+        self.assertIn("atom+xml", headers["Content-Type"])
+        self.assertIn(b"<m:properties>", body)
 
     def test_server_paging_over_2500(self):
         r = http_request(self.sim.base_url + "/__sim/contacts", "POST", {"contacts": [
@@ -299,6 +303,148 @@ class SapSimTest(unittest.TestCase):
             self.assertEqual(a.get("sap:filterable", "true") == "true", filterable, name)
             if maxlen:
                 self.assertEqual(int(a["MaxLength"]), maxlen, name)
+
+
+class GenericSetsTest(unittest.TestCase):
+    """Every entity set the connector uses, driven by the served $metadata."""
+
+    def setUp(self):
+        self.sim = SapSalesSim(user=USER, password=PASSWORD).start()
+        self.addCleanup(self.sim.stop)
+        self.c = Client(self.sim.service_root)
+        self.c.fetch_token()
+
+    def test_entity_sets_from_metadata(self):
+        for name in ("CorporateAccountCollection", "IndividualCustomerCollection",
+                     "LeadCollection", "OpportunityCollection", "TasksCollection",
+                     "PhoneCallCollection", "AppointmentCollection", "CustomerOrderCollection",
+                     "SalesQuoteCollection", "ObjectIdentifierMappingCollection",
+                     "EmployeeCollection", "OpportunityTextCollectionCollection"):
+            status, _, body = self.c.call("GET", name + "?$format=json")
+            self.assertEqual(status, 200, (name, body))
+            self.assertEqual(json.loads(body)["d"]["results"], [])
+
+    def test_opportunity_create_patch_read_only_and_etag(self):
+        st, hdrs, body = self.c.call("POST", "OpportunityCollection", {
+            "Name": "Deal", "ProspectPartyID": "1001", "MainEmployeeResponsiblePartyID": "8000"})
+        self.assertEqual(st, 201, body)
+        ent = json.loads(body)["d"]["results"]        # single entity wrapped in results
+        oid = ent["ObjectID"]
+        self.assertRegex(hdrs["etag"], ETAG_RE)
+        self.assertRegex(ent["EntityLastChangedOn"], r"^/Date\(\d+\)/$")
+        st, _, body = self.c.call("POST", "OpportunityCollection", {
+            "Name": "D", "ProspectPartyID": "1", "MainEmployeeResponsiblePartyID": "2",
+            "ExternalID": "x"})
+        self.assertEqual(st, 400)
+        self.assertIn("read-only", json.loads(body)["error"]["message"]["value"])
+        st, _, body = self.c.call("POST", "OpportunityCollection", {"Name": "D"})
+        self.assertEqual(st, 400)                     # mandatory parties missing
+        path = "OpportunityCollection('%s')" % oid
+        st, _, _ = self.c.call("PATCH", path, {"ExternalID": "bc:1"},
+                               headers={"If-Match": hdrs["etag"]})
+        self.assertEqual(st, 204)
+        st, _, _ = self.c.call("PATCH", path, {"Name": "x"}, headers={"If-Match": hdrs["etag"]})
+        self.assertEqual(st, 412)
+        st, _, body = self.c.call("PATCH", path, {"ApprovalStatusCode": "3"})
+        self.assertEqual(st, 400)
+        st, _, body = self.c.call("GET", path + "?$format=json")
+        self.assertEqual(json.loads(body)["d"]["results"]["ExternalID"], "bc:1")
+
+    def test_deep_insert_and_expand(self):
+        st, _, body = self.c.call("POST", "CustomerOrderCollection", {
+            "BuyerPartyID": "1001", "BuyerID": "bc-100",
+            "CustomerOrderItem": [{"ProductID": "P1", "Quantity": "2"},
+                                  {"ProductID": "P2", "Quantity": "1"}]})
+        self.assertEqual(st, 201, body)
+        oid = json.loads(body)["d"]["results"]["ObjectID"]
+        items = self.sim.entities("CustomerOrderItemCollection")
+        self.assertEqual([i["ParentObjectID"] for i in items], [oid, oid])
+        st, _, body = self.c.call("GET", "CustomerOrderCollection?$format=json"
+                                         "&$expand=CustomerOrderItem")
+        got = json.loads(body)["d"]["results"][0]["CustomerOrderItem"]["results"]
+        self.assertEqual(len(got), 2)
+
+    def test_delta_filter_paging_and_expand_page(self):
+        for i in range(105):
+            self.sim.seed("LeadCollection", {"Name": "L%03d" % i})
+        st, _, body = self.c.call("GET", "LeadCollection?$format=json&$filter=" + quote(
+            "EntityLastChangedOn ge datetimeoffset'2000-01-01T00:00:00Z' and "
+            "EntityLastChangedOn le datetimeoffset'2999-01-01T00:00:00Z'")
+            + "&$orderby=EntityLastChangedOn&$expand=LeadTextCollection")
+        d = json.loads(body)["d"]
+        self.assertEqual(st, 200, body)
+        self.assertEqual(len(d["results"]), 100)      # 100 rows with $expand
+        self.assertIn("$skiptoken=100", d["__next"])
+        st, _, body = self.c.call("GET", d["__next"])
+        self.assertEqual(len(json.loads(body)["d"]["results"]), 5)
+        st, _, _ = self.c.call("GET", "LeadCollection?$format=json&$filter=" + quote(
+            "ETag eq datetimeoffset'2000-01-01T00:00:00Z'"))
+        self.assertEqual(st, 400)                     # not filterable
+
+    def test_atom_entry_feed_and_error(self):
+        ent = self.sim.seed("TasksCollection", {"Subject": "Call back"})
+        st, hdrs, body = self.c.call("GET", "TasksCollection('%s')" % ent["ObjectID"],
+                                     headers={"Accept": "application/atom+xml"})
+        self.assertEqual(st, 200)
+        self.assertIn(b"<d:Subject>Call back</d:Subject>", body)
+        self.assertIn(b'm:type="Edm.DateTimeOffset"', body)
+        st, _, body = self.c.call("GET", "TasksCollection('nope')",
+                                  headers={"Accept": "application/xml"})
+        self.assertEqual(st, 404)
+        self.assertIn(b"<error", body)
+
+    def test_batch_changesets_fail_alone(self):
+        b = "batch_t"
+        def op(method, path, body):
+            data = json.dumps(body)
+            return ("Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+                    "\r\n%s %s HTTP/1.1\r\nContent-Type: application/json\r\n"
+                    "Content-Length: %d\r\n\r\n%s\r\n" % (method, path, len(data), data))
+        def cs(n, *ops):
+            out = "--%s\r\nContent-Type: multipart/mixed; boundary=cs%d\r\n\r\n" % (b, n)
+            for o in ops:
+                out += "--cs%d\r\n%s" % (n, o)
+            return out + "--cs%d--\r\n" % n
+        payload = (cs(0, op("POST", "ContactCollection", {"LastName": "Ok"}))
+                   + cs(1, op("POST", "ContactCollection", {"LastName": "Rolled back"}),
+                        op("POST", "ContactCollection", {"FirstName": "no last name"}))
+                   + "--%s--\r\n" % b)
+        st, hdrs, body = self.c.call("POST", "$batch", payload.encode(), headers={
+            "Content-Type": "multipart/mixed; boundary=%s" % b})
+        text = body.decode()
+        self.assertEqual(st, 202, text)
+        self.assertIn("HTTP/1.1 201 Created", text)
+        self.assertIn("HTTP/1.1 400 Bad Request", text)
+        self.assertEqual([c["LastName"] for c in self.sim.all_contacts()], ["Ok"])
+
+    def test_oauth_token_and_bearer(self):
+        cred = base64.b64encode(b"ferry-client:client-secret").decode()
+        r = http_request(self.sim.base_url + "/sap/bc/sec/oauth2/token", "POST",
+                         "grant_type=client_credentials",
+                         {"Authorization": "Basic " + cred,
+                          "Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(r.status, 200, r.body)
+        tok = r.json()["access_token"]
+        r = http_request(self.sim.service_root + "LeadCollection?$format=json",
+                         headers={"Authorization": "Bearer " + tok})
+        self.assertEqual(r.status, 200)
+        self.sim.revoke_tokens()
+        r = http_request(self.sim.service_root + "LeadCollection?$format=json",
+                         headers={"Authorization": "Bearer " + tok})
+        self.assertEqual(r.status, 401)
+        r = http_request(self.sim.base_url + "/sap/bc/sec/oauth2/token", "POST",
+                         "grant_type=client_credentials", {"Authorization": "Basic eDp5"})
+        self.assertEqual(r.status, 401)
+
+    def test_faults_retry_after_and_stale_csrf(self):
+        self.sim.faults.add({"path": "LeadCollection", "status": 429, "message": "slow down",
+                             "headers": [["Retry-After", "2"]]})
+        st, hdrs, _ = self.c.call("GET", "LeadCollection?$format=json")
+        self.assertEqual((st, hdrs["Retry-After"]), (429, "2"))
+        self.sim.faults.add({"method": "POST", "path": "ContactCollection",
+                             "action": "expire_csrf"})
+        st, hdrs, _ = self.c.call("POST", "ContactCollection", {"LastName": "X"})
+        self.assertEqual((st, hdrs["x-csrf-token"]), (403, "Required"))
 
 
 class CliTest(unittest.TestCase):

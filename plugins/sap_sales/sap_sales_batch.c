@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * $batch request building and response parsing (see sap_sales_batch.h).
+ * Pure functions over strings; the request itself goes out through
+ * ferry__sap_write_batch in sap_sales.c.
+ */
+#include "sap_sales_batch.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct buf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->failed) {
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        char *d;
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        d = realloc(b->data, cap);
+        if (!d) {
+            b->failed = true;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void buf_printf(struct buf *b, const char *fmt, ...) FERRY_PRINTF(2, 3);
+static void buf_printf(struct buf *b, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = true;
+    } else if ((size_t)n < sizeof(small)) {
+        buf_add(b, small, (size_t)n);
+    } else {
+        char *big = malloc((size_t)n + 1);
+        if (!big) {
+            b->failed = true;
+            return;
+        }
+        va_start(ap, fmt);
+        vsnprintf(big, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        buf_add(b, big, (size_t)n);
+        free(big);
+    }
+}
+
+/* One application/http part: MIME headers, blank line, request line, headers, blank, body. */
+static void add_request(struct buf *b, const struct ferry_sap_batch_op *op, size_t index)
+{
+    size_t blen = op->body ? strlen(op->body) : 0;
+    buf_printf(b,
+               "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+               "Content-ID: %zu\r\n\r\n",
+               index + 1);
+    buf_printf(b, "%s %s HTTP/1.1\r\n", op->method, op->path);
+    buf_printf(b, "Accept: application/json\r\n");
+    if (op->if_match) {
+        buf_printf(b, "If-Match: %s\r\n", op->if_match);
+    }
+    if (op->body) {
+        buf_printf(b, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", blen);
+        buf_add(b, op->body, blen);
+        buf_add(b, "\r\n", 2);
+    } else {
+        /* A GET line needs a blank line after its headers and one more before the delimiter. */
+        buf_add(b, "\r\n\r\n", 4);
+    }
+}
+
+char *ferry__sap_batch_build(const char *boundary, const struct ferry_sap_batch_op *ops,
+                             size_t nops, size_t *len)
+{
+    struct buf b = {0};
+    size_t i = 0, cs = 0;
+
+    *len = 0;
+    while (i < nops) {
+        if (strcmp(ops[i].method, "GET") == 0) {
+            buf_printf(&b, "--%s\r\n", boundary);
+            add_request(&b, &ops[i], i);
+            i++;
+            continue;
+        }
+        buf_printf(&b, "--%s\r\nContent-Type: multipart/mixed; boundary=%s_cs%zu\r\n\r\n", boundary,
+                   boundary, cs);
+        for (size_t g = ops[i].group;
+             i < nops && ops[i].group == g && strcmp(ops[i].method, "GET") != 0; i++) {
+            buf_printf(&b, "--%s_cs%zu\r\n", boundary, cs);
+            add_request(&b, &ops[i], i);
+        }
+        buf_printf(&b, "--%s_cs%zu--\r\n", boundary, cs);
+        cs++;
+    }
+    buf_printf(&b, "--%s--\r\n", boundary);
+    if (b.failed) {
+        free(b.data);
+        return NULL;
+    }
+    *len = b.len;
+    return b.data;
+}
+
+/* The boundary parameter of a multipart Content-Type, copied into out. */
+static int boundary_of(const char *ctype, char *out, size_t outlen)
+{
+    const char *p = ctype;
+    size_t n = 0;
+
+    if (!ctype) {
+        return -1;
+    }
+    for (; *p; p++) {
+        if (strncasecmp(p, "boundary=", 9) == 0 && (p == ctype || p[-1] == ';' || p[-1] == ' ')) {
+            break;
+        }
+    }
+    if (!*p) {
+        return -1;
+    }
+    p += 9;
+    if (*p == '"') {
+        p++;
+        while (p[n] && p[n] != '"') {
+            n++;
+        }
+    } else {
+        while (p[n] && p[n] != ';' && !isspace((unsigned char)p[n])) {
+            n++;
+        }
+    }
+    if (n == 0 || n >= outlen) {
+        return -1;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* Next line of [p, end): *line_len excludes the CR/LF; returns the start of the following line. */
+static const char *next_line(const char *p, const char *end, size_t *line_len)
+{
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl : end;
+    *line_len = (size_t)(stop - p);
+    if (*line_len && p[*line_len - 1] == '\r') {
+        (*line_len)--;
+    }
+    return nl ? nl + 1 : end;
+}
+
+/*
+ * Header lines until a blank one into hdrs (names lower-cased); returns the
+ * start of what follows the blank line.
+ */
+static const char *read_headers(const char *p, const char *end, json_t *hdrs)
+{
+    while (p < end) {
+        size_t n;
+        const char *line = p;
+        const char *colon;
+        p = next_line(p, end, &n);
+        if (n == 0) {
+            break;
+        }
+        colon = memchr(line, ':', n);
+        if (colon) {
+            char name[64];
+            size_t nl = (size_t)(colon - line);
+            const char *v = colon + 1;
+            size_t vl;
+            if (nl >= sizeof(name)) {
+                continue;
+            }
+            for (size_t i = 0; i < nl; i++) {
+                name[i] = (char)tolower((unsigned char)line[i]);
+            }
+            name[nl] = '\0';
+            while (v < line + n && *v == ' ') {
+                v++;
+            }
+            vl = (size_t)(line + n - v);
+            json_object_set_new(hdrs, name, json_stringn(v, vl));
+        }
+    }
+    return p;
+}
+
+static int parse_multipart(const char *body, size_t len, const char *boundary, json_t *out,
+                           int depth, struct ferry_err *err);
+
+/* One part: a nested multipart (a changeset) or application/http with a response. */
+static int parse_part(const char *p, const char *end, json_t *out, int depth, struct ferry_err *err)
+{
+    json_t *mime = json_object();
+    json_t *hdrs = NULL, *inner_parts = NULL;
+    const char *ctype;
+    char inner[128];
+    size_t n;
+    const char *line;
+    long status;
+    char *stop = NULL;
+    int rc = FERRY_EPROTO;
+
+    p = read_headers(p, end, mime);
+    ctype = json_string_value(json_object_get(mime, "content-type"));
+    if (ctype && strncasecmp(ctype, "multipart/mixed", 15) == 0) {
+        /* Changesets do not nest in OData v2; a deeper multipart is not ours to guess at. */
+        if (boundary_of(ctype, inner, sizeof(inner)) < 0 || depth > 0) {
+            ferry__sap_err_set(err, FERRY_EPROTO, "$batch: changeset without a usable boundary");
+            goto cleanup;
+        }
+        inner_parts = json_array();
+        rc = parse_multipart(p, (size_t)(end - p), inner, inner_parts, depth + 1, err);
+        if (rc == 0 && json_array_append_new(out, json_pack("{s:O}", "changeset", inner_parts))) {
+            rc = ferry__sap_err_set(err, FERRY_ENOMEM, "out of memory");
+        }
+        goto cleanup;
+    }
+    line = p;
+    p = next_line(p, end, &n);
+    if (n < 12 || strncmp(line, "HTTP/1.", 7) != 0) {
+        ferry__sap_err_set(err, FERRY_EPROTO, "$batch: a part has no HTTP status line");
+        goto cleanup;
+    }
+    status = strtol(line + 9, &stop, 10);
+    if (stop == line + 9 || status < 100 || status > 599) {
+        ferry__sap_err_set(err, FERRY_EPROTO, "$batch: a part has a malformed status line");
+        goto cleanup;
+    }
+    hdrs = json_object();
+    p = read_headers(p, end, hdrs);
+    /* The part's own trailing line break belongs to the delimiter, not the body. */
+    while (end > p && (end[-1] == '\n' || end[-1] == '\r')) {
+        end--;
+    }
+    if (json_array_append_new(out, json_pack("{s:i, s:O, s:s%}", "status", (int)status, "headers",
+                                             hdrs, "body", p, (size_t)(end - p))) < 0) {
+        rc = ferry__sap_err_set(err, FERRY_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    json_decref(mime);
+    json_decref(hdrs);
+    json_decref(inner_parts);
+    return rc;
+}
+
+/* Whether a delimiter line "--<boundary>" (2: its closing form) starts at p. */
+static int delimiter_at(const char *p, const char *end, const char *boundary, size_t blen)
+{
+    if ((size_t)(end - p) < blen + 2 || p[0] != '-' || p[1] != '-' ||
+        memcmp(p + 2, boundary, blen) != 0) {
+        return 0;
+    }
+    p += blen + 2;
+    if (end - p >= 2 && p[0] == '-' && p[1] == '-') {
+        return 2;
+    }
+    return 1;
+}
+
+static int parse_multipart(const char *body, size_t len, const char *boundary, json_t *out,
+                           int depth, struct ferry_err *err)
+{
+    const char *p = body, *end = body + len;
+    const char *part = NULL;
+    size_t blen = strlen(boundary);
+
+    /* Delimiters only count at the start of a line. */
+    while (p < end) {
+        size_t n;
+        const char *line = p;
+        int d = delimiter_at(line, end, boundary, blen);
+        p = next_line(p, end, &n);
+        if (!d) {
+            continue;
+        }
+        if (part) {
+            int rc = parse_part(part, line, out, depth, err);
+            if (rc < 0) {
+                return rc;
+            }
+        }
+        if (d == 2) {
+            return 0;
+        }
+        part = p;
+    }
+    return ferry__sap_err_set(err, FERRY_EPROTO,
+                              "$batch: multipart body without closing delimiter --%s--", boundary);
+}
+
+int ferry__sap_batch_parse(const char *content_type, const char *body, size_t len, json_t **parts,
+                           struct ferry_err *err)
+{
+    char boundary[128];
+    json_t *out;
+    int rc;
+
+    *parts = NULL;
+    if (boundary_of(content_type, boundary, sizeof(boundary)) < 0) {
+        return ferry__sap_err_set(err, FERRY_EPROTO,
+                                  "$batch response is not multipart/mixed with a boundary");
+    }
+    out = json_array();
+    if (!out) {
+        return ferry__sap_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    rc = parse_multipart(body, len, boundary, out, 0, err);
+    if (rc < 0) {
+        json_decref(out);
+        return rc;
+    }
+    *parts = out;
+    return 0;
+}
+
+/* One op's outcome from its response part. */
+static json_t *op_result(const json_t *part)
+{
+    long status = (long)json_integer_value(json_object_get(part, "status"));
+    const json_t *hdrs = json_object_get(part, "headers");
+    const char *body = json_string_value(json_object_get(part, "body"));
+    size_t blen = json_string_length(json_object_get(part, "body"));
+    const char *etag = json_string_value(json_object_get(hdrs, "etag"));
+    json_t *entity = NULL, *out;
+
+    if (status >= 200 && status <= 299) {
+        const char *id = NULL;
+        if (blen && ferry__sap_parse_entity(body, blen, &entity, NULL) == 0) {
+            id = json_string_value(json_object_get(entity, "ObjectID"));
+            if (!etag) {
+                etag = ferry__sap_entity_etag(entity);
+            }
+        }
+        out = json_pack("{s:b, s:i, s:s?, s:s?, s:O?}", "ok", 1, "status", (int)status, "id", id,
+                        "etag", etag, "body", entity);
+        json_decref(entity);
+        return out;
+    }
+    {
+        struct ferry_err e = {0};
+        char what[32];
+        snprintf(what, sizeof(what), "$batch part");
+        ferry__sap_status_error(status, body, blen,
+                                json_string_value(json_object_get(hdrs, "retry-after")), what, &e);
+        return json_pack("{s:b, s:i, s:i, s:s}", "ok", 0, "status", (int)status, "code", e.code,
+                         "error", e.msg);
+    }
+}
+
+static json_t *no_answer(const char *why)
+{
+    return json_pack("{s:b, s:i, s:i, s:s}", "ok", 0, "status", 0, "code", FERRY_EPROTO, "error",
+                     why);
+}
+
+int ferry__sap_batch_match(const struct ferry_sap_batch_op *ops, size_t nops, const json_t *parts,
+                           json_t **results, struct ferry_err *err)
+{
+    json_t *out = json_array();
+    size_t unit = 0, i = 0;
+
+    *results = NULL;
+    if (!out) {
+        return ferry__sap_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    /* Request units (a GET, or one changeset) and response items correspond one to one. */
+    while (i < nops) {
+        const json_t *item = json_array_get(parts, unit++);
+        const json_t *cs = json_object_get(item, "changeset");
+        size_t first = i, count = 1;
+
+        if (strcmp(ops[i].method, "GET") != 0) {
+            while (first + count < nops && ops[first + count].group == ops[first].group &&
+                   strcmp(ops[first + count].method, "GET") != 0) {
+                count++;
+            }
+        }
+        for (size_t k = 0; k < count; k++) {
+            json_t *r;
+            if (!item) {
+                r = no_answer("$batch: no response for this operation");
+            } else if (cs) {
+                const json_t *p = json_array_get(cs, k);
+                r = p ? op_result(p) : no_answer("$batch: changeset answer is missing a part");
+            } else if (count == 1 || !(json_integer_value(json_object_get(item, "status")) >= 200 &&
+                                       json_integer_value(json_object_get(item, "status")) < 300)) {
+                /* A changeset that failed is answered by one error response in its place. */
+                r = op_result(item);
+            } else {
+                r = no_answer("$batch: changeset answered by a single success part");
+            }
+            if (!r || json_array_append_new(out, r) < 0) {
+                json_decref(out);
+                return ferry__sap_err_set(err, FERRY_ENOMEM, "out of memory");
+            }
+        }
+        i = first + count;
+    }
+    *results = out;
+    return 0;
+}
