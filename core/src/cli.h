@@ -20,5 +20,7 @@ int ferry_cmd_status(int argc, char **argv);   /* cmd_status.c */
 int ferry_cmd_plugins(int argc, char **argv);  /* cmd_plugins.c */
 int ferry_cmd_check(int argc, char **argv);    /* cmd_admin.c */
 int ferry_cmd_webhooks(int argc, char **argv); /* cmd_admin.c */
+int ferry_cmd_dlq(int argc, char **argv);      /* cmd_dlq.c */
+int ferry_cmd_replay(int argc, char **argv);   /* cmd_dlq.c */
 
 #endif

@@ -22,6 +22,8 @@ static const struct command commands[] = {
     {"plugins", ferry_cmd_plugins, "list the loaded connectors with their versions"},
     {"check", ferry_cmd_check, "check config, plugins, mappings and their targets offline"},
     {"webhooks", ferry_cmd_webhooks, "compare (and --apply) the webhook registrations needed"},
+    {"dlq", ferry_cmd_dlq, "list, show, retry or drop dead letters"},
+    {"replay", ferry_cmd_replay, "queue the source events of earlier jobs again"},
 };
 
 static void usage(FILE *f)

@@ -466,11 +466,30 @@ int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
     }
     execute(w, job, out);
     now = w->rt->clock();
+    if (w->mappings) {
+        /* Which rules decided this outcome, for replays and audits. */
+        struct ferry_err herr = {0};
+        if (ferry_store_job_note_mapping(w->store, job->id, ferry_mapping_set_hash(w->mappings),
+                                         &herr) < 0) {
+            ferry_warn("mapping hash not recorded: %s", herr.msg);
+        }
+    }
     switch (out->kind) {
-    case FERRY_OUTCOME_DONE:
+    case FERRY_OUTCOME_DONE: {
+        int64_t superseded = 0;
         rc = ferry_store_job_finish(w->store, job->id, now, &err);
+        /* A later success for the same record makes its older dead letters moot. */
+        if (rc == 0) {
+            rc = ferry_store_jobs_supersede(w->store, job->job_key, job->id, now, &superseded,
+                                            &err);
+        }
+        if (superseded > 0) {
+            ferry_info("%lld older dead letter(s) of %s superseded by this job",
+                       (long long)superseded, job->job_key);
+        }
         ferry_debug("job done (%d write(s))", out->writes);
         break;
+    }
     case FERRY_OUTCOME_RETRY:
         rc = ferry_store_job_retry(w->store, job->id, now, out->retry_at_ms, out->error, &err);
         ferry_warn("job will be retried in %lld ms: %s", (long long)(out->retry_at_ms - now),

@@ -367,10 +367,14 @@ void ferry_scheduler_kick(struct ferry_scheduler *s)
             jobs[picked[i]] = NULL; /* the task owns it now */
             s->running_keys[s->nrunning++] = key;
         }
-        if (next_due != INT64_MAX) {
-            int64_t wait = next_due - now;
-            uv_timer_start(&s->timer, on_timer, wait > 0 ? (uint64_t)wait : 0, 0);
+        /* Without a retry to wait for, look again after a while anyway: jobs can
+         * also arrive from outside the loop (a poll on a worker, `ferry dlq
+         * retry`, `ferry replay` from another process). */
+        int64_t wait = next_due != INT64_MAX ? next_due - now : FERRY_SCHED_RESCAN_MS;
+        if (wait > FERRY_SCHED_RESCAN_MS) {
+            wait = FERRY_SCHED_RESCAN_MS;
         }
+        uv_timer_start(&s->timer, on_timer, wait > 0 ? (uint64_t)wait : 0, 0);
         if (s->inflight == 0 && njobs == 0 && next_due == INT64_MAX && s->npolls == 0 &&
             s->idle_cb) {
             s->idle_cb(s->idle_ud);

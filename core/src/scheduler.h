@@ -33,6 +33,9 @@ size_t ferry_sched_select(struct ferry_job *const *pending, size_t n,
                           const char *const *running_keys, size_t nrunning, int64_t now_ms,
                           size_t max_pick, size_t *picked, int64_t *next_due_ms);
 
+/* Longest the scheduler waits before looking at the store again. */
+#define FERRY_SCHED_RESCAN_MS 1000
+
 struct ferry_scheduler;
 
 struct ferry_sched_stats {

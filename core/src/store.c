@@ -1490,3 +1490,41 @@ int ferry_store_audit_for_job(struct ferry_store *s, int64_t job_id, json_t **ro
     *rows = arr;
     return 0;
 }
+
+int ferry_store_jobs_select(struct ferry_store *s, int64_t id, int64_t since_ms,
+                            const char *correlation_id, size_t limit, struct ferry_job ***jobs,
+                            size_t *n, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    struct ferry_job **arr = NULL;
+    size_t count = 0, cap = 0;
+    *jobs = NULL;
+    *n = 0;
+    int rc = stmt_get(s, STMT_JOBS_SELECT, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, id, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, since_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 3, correlation_id, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 4, limit_arg(limit), err);
+    }
+    if (rc == 0) {
+        rc = collect_jobs(s, st, &arr, &count, &cap, limit, err);
+    }
+    stmt_done(st);
+    if (rc < 0) {
+        for (size_t i = 0; i < count; i++) {
+            ferry_job_free(arr[i]);
+        }
+        free(arr);
+        return rc;
+    }
+    *jobs = arr;
+    *n = count;
+    return 0;
+}

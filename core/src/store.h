@@ -271,6 +271,11 @@ FERRY_NODISCARD int ferry_store_job_requeue_dead(struct ferry_store *s, int64_t 
 /* Close a dead letter without running it. FERRY_ENOTFOUND if not an open dead letter. */
 FERRY_NODISCARD int ferry_store_job_drop_dead(struct ferry_store *s, int64_t id, int64_t now_ms,
                                               struct ferry_err *err);
+/* Jobs by id (0: any), creation time (< 0: any) and correlation ID (NULL: any), by id. */
+FERRY_NODISCARD int ferry_store_jobs_select(struct ferry_store *s, int64_t id, int64_t since_ms,
+                                            const char *correlation_id, size_t limit,
+                                            struct ferry_job ***jobs, size_t *n,
+                                            struct ferry_err *err);
 /* The audit rows of one job, oldest first, as a new array of objects. */
 FERRY_NODISCARD int ferry_store_audit_for_job(struct ferry_store *s, int64_t job_id, json_t **rows,
                                               struct ferry_err *err);

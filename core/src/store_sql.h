@@ -175,6 +175,9 @@
                          " WHERE id = ?1 AND state = 3")                                           \
     XX(JOB_DROP_DEAD, "UPDATE jobs SET resolution = 'dropped', updated_at = ?2"                    \
                       " WHERE id = ?1 AND state = 3 AND resolution IS NULL")                       \
+    XX(JOBS_SELECT, "SELECT " FERRY_SQL_JOB_COLUMNS " FROM jobs WHERE (?1 = 0 OR id = ?1)"         \
+                    " AND (?2 < 0 OR created_at >= ?2) AND (?3 IS NULL OR correlation_id = ?3)"    \
+                    " ORDER BY id LIMIT ?4")                                                       \
     XX(AUDIT_FOR_JOB, "SELECT id, step, connector, method, url, status, detail, duration_ms, at,"  \
                       " request, response FROM audit WHERE job_id = ?1 ORDER BY id")               \
     XX(LINK_GET, "SELECT dst_id, etag, content_hash, fields, updated_at FROM links"                \
