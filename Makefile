@@ -6,12 +6,16 @@ FERRY_WERROR ?= OFF
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test test-sanitize demo clean format
+.PHONY: all deps test-deps configure build test test-sanitize demo clean format
 
 all: build
 
 deps:
 	@.ci/install-deps.sh
+
+# Test-only tools from the npm registry (Prism for the contract tier).
+test-deps:
+	@tests/contract/install.sh
 
 $(BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DFERRY_WERROR=$(FERRY_WERROR) $(CMAKE_FLAGS)
@@ -21,7 +25,7 @@ configure: deps $(BUILD_DIR)/CMakeCache.txt
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build
+test: build test-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 # The same suites on an AddressSanitizer + UBSan build: any leak, overflow

@@ -824,7 +824,13 @@ static int load_webhooks(struct load_ctx *ctx, lua_State *L, int sec)
 
 static int load_poll(struct load_ctx *ctx, lua_State *L, int sec)
 {
-    return opt_seconds(ctx, L, sec, "poll", "interval", false, &ctx->cfg->poll_interval_ms);
+    int64_t batch = ctx->cfg->batch_size;
+    int rc = opt_seconds(ctx, L, sec, "poll", "interval", false, &ctx->cfg->poll_interval_ms);
+    if (rc == 0) {
+        rc = opt_int(ctx, L, sec, "poll", "batch_size", 1, 500, &batch);
+    }
+    ctx->cfg->batch_size = (int)batch;
+    return rc;
 }
 
 static int load_retry(struct load_ctx *ctx, lua_State *L, int sec)
@@ -875,7 +881,7 @@ static const struct section_def {
      {"address", "port", "port_file", "max_body", "dedupe_window", "public_url", "silence_alert",
       NULL},
      load_webhooks},
-    {"poll", {"interval", NULL}, load_poll},
+    {"poll", {"interval", "batch_size", NULL}, load_poll},
     {"retry", {"max_attempts", "base_delay", "max_delay", NULL}, load_retry},
     {"http", {"timeout", "insecure_hosts", NULL}, load_http},
 };
@@ -909,6 +915,22 @@ static int load_table(struct load_ctx *ctx, lua_State *L)
     return load_connectors(ctx, L, root);
 }
 
+/*
+ * A directory next to the config file when there is one (a deployment's own
+ * copy, as `ferry init` writes), else the installed one, so that a packaged
+ * ferry finds its shipped mappings and helpers with no paths in the config.
+ */
+static char *default_dir(const char *dir, const char *name)
+{
+    struct stat sb;
+    char *local = resolve_path(dir, name);
+    if (!local || (stat(local, &sb) == 0 && S_ISDIR(sb.st_mode))) {
+        return local;
+    }
+    free(local);
+    return resolve_path(FERRY_DEFAULT_SHARE_DIR, name);
+}
+
 static int set_defaults(struct ferry_config *cfg, const char *path, const char *dir)
 {
     cfg->path = strdup(path);
@@ -918,12 +940,13 @@ static int set_defaults(struct ferry_config *cfg, const char *path, const char *
     cfg->log_level = FERRY_LOG_INFO;
     cfg->log_format = FERRY_LOG_JSON;
     cfg->plugin_dir = strdup(FERRY_DEFAULT_PLUGIN_DIR);
-    cfg->mapping_dir = resolve_path(dir, "mappings");
-    cfg->lua_dir = resolve_path(dir, "lua");
+    cfg->mapping_dir = default_dir(dir, "mappings");
+    cfg->lua_dir = default_dir(dir, "lua");
     cfg->listen_address = strdup("127.0.0.1");
     cfg->listen_port = 8080;
     cfg->max_body = 1024 * 1024;
     cfg->dedupe_window_ms = 600 * 1000;
+    cfg->batch_size = 25;
     cfg->poll_interval_ms = 300 * 1000;
     cfg->retry_max_attempts = 8;
     cfg->retry_base_ms = 1000;

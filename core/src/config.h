@@ -48,11 +48,12 @@ struct ferry_config {
     char *public_url; /* webhooks.public_url: the https://host the vendor calls; may be NULL */
     int64_t silence_alert_ms; /* webhooks.silence_alert seconds; 0 (default): no alerts */
     int64_t poll_interval_ms; /* poll.interval seconds, default 300; 0 = no timed polls */
-    int retry_max_attempts;   /* retry.max_attempts, default 8 */
-    int64_t retry_base_ms;    /* retry.base_delay seconds (fractional ok), default 1 */
-    int64_t retry_max_ms;     /* retry.max_delay seconds, default 600 */
-    int64_t http_timeout_ms;  /* http.timeout seconds, default 30 */
-    char **insecure_hosts;    /* http.insecure_hosts: TLS verification off for these hosts only */
+    int batch_size; /* poll.batch_size: backfill jobs per batched write round trip, default 25 */
+    int retry_max_attempts;  /* retry.max_attempts, default 8 */
+    int64_t retry_base_ms;   /* retry.base_delay seconds (fractional ok), default 1 */
+    int64_t retry_max_ms;    /* retry.max_delay seconds, default 600 */
+    int64_t http_timeout_ms; /* http.timeout seconds, default 30 */
+    char **insecure_hosts;   /* http.insecure_hosts: TLS verification off for these hosts only */
     size_t ninsecure_hosts;
     int64_t lua_mem_max;      /* mappings.memory_limit bytes, default 64 MiB */
     int64_t lua_instr_budget; /* mappings.instruction_limit, default 10,000,000 */

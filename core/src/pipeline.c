@@ -132,50 +132,86 @@ static int save_link(struct job_ctx *jc, const struct ferry_link_key *key, const
     return rc;
 }
 
-static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
-                        struct ferry_err *err)
+/*
+ * One upsert, decided before it is written, so that several jobs' writes can
+ * go to the target in one batch (ferry_pipeline_run_batch) and each job is
+ * finished from the batch's answer.
+ */
+struct plan {
+    int op;           /* 0: nothing to write; else enum ferry_write_op */
+    int idx;          /* target instance */
+    const char *tsys; /* borrowed from the intent */
+    const char *tobj;
+    char *dst_id;         /* UPDATE target */
+    char *etag;           /* UPDATE version to check */
+    json_t *write;        /* what is sent */
+    const json_t *fields; /* all mapped fields (stored with the link); borrowed */
+    char hash[FERRY_SHA256_HEX_LEN + 1];
+    struct ferry_link_key key;
+    const char *what; /* "created", "updated" for the audit */
+};
+
+static void plan_clear(struct plan *p)
+{
+    free(p->dst_id);
+    free(p->etag);
+    json_decref(p->write);
+    p->dst_id = p->etag = NULL;
+    p->write = NULL;
+    p->op = 0;
+}
+
+/*
+ * Decide what an upsert intent needs: nothing (unchanged, or no field the
+ * source owns changed), an update of the linked or matched record, or a
+ * create. Lookups run here; nothing is written. `ignore_link`: the linked
+ * record turned out to be gone, match again.
+ */
+static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_link, struct plan *p,
+                       struct ferry_err *err)
 {
     struct ferry_runtime *rt = jc->w->rt;
     const json_t *target = json_object_get(intent, "target");
-    const char *tsys = json_string_value(json_object_get(target, "system"));
-    const char *tobj = json_string_value(json_object_get(target, "object"));
-    const json_t *fields = json_object_get(intent, "fields");
     const json_t *owner = json_object_get(intent, "owner");
     const char *mapping = json_string_value(json_object_get(intent, "mapping"));
-    json_t *result = NULL, *changed = NULL, *prev = NULL, *found = NULL;
+    json_t *prev = NULL, *found = NULL;
     struct ferry_link link = {0};
-    char hash[FERRY_SHA256_HEX_LEN + 1];
     struct ferry_call call;
     int rc;
 
-    if (!tsys || !tobj || !json_is_object(fields)) {
+    memset(p, 0, sizeof(*p));
+    p->tsys = json_string_value(json_object_get(target, "system"));
+    p->tobj = json_string_value(json_object_get(target, "object"));
+    p->fields = json_object_get(intent, "fields");
+    if (!p->tsys || !p->tobj || !json_is_object(p->fields)) {
         return ferry_err_set(err, FERRY_EMAPPING, "mapping %s: intent without target or fields",
                              mapping ? mapping : "?");
     }
-    int idx = ferry_runtime_instance(rt, tsys);
-    if (idx < 0) {
+    p->idx = ferry_runtime_instance(rt, p->tsys);
+    if (p->idx < 0) {
         return ferry_err_set(err, FERRY_ECONFIG,
                              "mapping %s targets connector '%s', which is not configured",
-                             mapping ? mapping : "?", tsys);
+                             mapping ? mapping : "?", p->tsys);
     }
-    struct ferry_instance *inst = &rt->instances[idx];
+    struct ferry_instance *inst = &rt->instances[p->idx];
     if (!inst->conn->write) {
-        return ferry_err_set(err, FERRY_EUNSUPPORTED, "connector %s cannot write", tsys);
+        return ferry_err_set(err, FERRY_EUNSUPPORTED, "connector %s cannot write", p->tsys);
     }
-    ferry_call_init(&call, rt, jc->w, (size_t)idx, jc->job->correlation_id, jc->job->id);
-    rc = ferry_json_hash(fields, hash);
+    ferry_call_init(&call, rt, jc->w, (size_t)p->idx, jc->job->correlation_id, jc->job->id);
+    rc = ferry_json_hash(p->fields, p->hash);
     if (rc < 0) {
         return ferry_err_set(err, rc, "out of memory");
     }
-
-    struct ferry_link_key key = {
+    p->key = (struct ferry_link_key){
         .src_system = jc->src_system,
         .src_object = jc->src_object,
         .src_id = jc->src_id,
-        .dst_system = tsys,
-        .dst_object = tobj,
+        .dst_system = p->tsys,
+        .dst_object = p->tobj,
     };
-    rc = ferry_store_link_get(jc->w->store, &key, &link, err);
+    const char *tsys = p->tsys, *tobj = p->tobj;
+
+    rc = ignore_link ? FERRY_ENOTFOUND : ferry_store_link_get(jc->w->store, &p->key, &link, err);
     if (rc < 0 && rc != FERRY_ENOTFOUND) {
         goto cleanup;
     }
@@ -188,56 +224,42 @@ static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
         rc = FERRY_ENOTFOUND;
     }
     if (rc == 0) {
-        if (link.content_hash && strcmp(link.content_hash, hash) == 0) {
+        if (link.content_hash && strcmp(link.content_hash, p->hash) == 0) {
             audit(jc, tsys, "skip", "%s %s: unchanged since the last sync", tobj, link.dst_id);
-            rc = 0;
             goto cleanup;
         }
         prev = link.fields ? json_loads(link.fields, 0, NULL) : NULL;
-        changed = changed_fields(fields, prev, owner, tsys);
-        if (!changed) {
+        p->write = changed_fields(p->fields, prev, owner, tsys);
+        if (!p->write) {
             rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
             goto cleanup;
         }
-        if (json_object_size(changed) == 0) {
+        if (json_object_size(p->write) == 0) {
             audit(jc, tsys, "skip", "%s %s: no change in fields the source owns", tobj,
                   link.dst_id);
-            rc = save_link(jc, &key, link.dst_id, link.etag, hash, fields, err);
+            rc = save_link(jc, &p->key, link.dst_id, link.etag, p->hash, p->fields, err);
+            json_decref(p->write);
+            p->write = NULL;
             goto cleanup;
         }
-        rc = do_write(jc, inst, &call, FERRY_WRITE_UPDATE, tobj, link.dst_id, link.etag, changed,
-                      &result, writes, err);
-        if (rc == FERRY_ENOTFOUND) {
-            /* Deleted or merged away in the target: find it again (or create
-             * it) by the mapping's rules rather than failing forever. */
-            audit(jc, tsys, "match", "%s %s: linked record is gone; matching again", tobj,
-                  link.dst_id);
-            json_decref(changed);
-            changed = NULL;
-        } else if (rc < 0) {
-            goto cleanup;
-        } else {
-            const char *etag = json_string_value(json_object_get(result, "etag"));
-            audit(jc, tsys, "write", "%s %s: updated %zu field(s)", tobj, link.dst_id,
-                  json_object_size(changed));
-            rc = save_link(jc, &key, link.dst_id, etag, hash, fields, err);
-            goto cleanup;
-        }
+        p->op = FERRY_WRITE_UPDATE;
+        p->what = "updated";
+        p->dst_id = ferry_strdup(link.dst_id);
+        p->etag = ferry_strdup(link.etag);
+        goto cleanup;
     }
 
     /* No usable link: the mapping's match rules, in order. */
     size_t i;
     const json_t *rule;
     int lookups = 0;
+    rc = 0;
     json_array_foreach(json_object_get(intent, "match"), i, rule)
     {
         const char *kind = json_string_value(json_object_get(rule, "rule"));
         const char *field = json_string_value(json_object_get(rule, "field"));
         const char *value = json_string_value(json_object_get(rule, "value"));
-        if (!kind || strcmp(kind, "lookup") != 0) {
-            continue;
-        }
-        if (!field || !value || !*value) {
+        if (!kind || strcmp(kind, "lookup") != 0 || !field || !value || !*value) {
             continue;
         }
         if (!inst->conn->lookup) {
@@ -260,25 +282,22 @@ static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
             rc = ferry_err_set(err, FERRY_EPLUGIN, "connector %s: lookup returned no id", tsys);
             goto cleanup;
         }
-        changed = changed_fields(fields, json_object_get(found, "record"), owner, tsys);
-        if (!changed) {
+        p->write = changed_fields(p->fields, json_object_get(found, "record"), owner, tsys);
+        if (!p->write) {
             rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
             goto cleanup;
         }
         audit(jc, tsys, "match", "%s %s: matched by %s", tobj, id, field);
-        if (json_object_size(changed) > 0) {
-            rc = do_write(jc, inst, &call, FERRY_WRITE_UPDATE, tobj, id, etag, changed, &result,
-                          writes, err);
-            if (rc < 0) {
-                goto cleanup;
-            }
-            const char *netag = json_string_value(json_object_get(result, "etag"));
-            audit(jc, tsys, "write", "%s %s: updated %zu field(s)", tobj, id,
-                  json_object_size(changed));
-            rc = save_link(jc, &key, id, netag, hash, fields, err);
-        } else {
-            rc = save_link(jc, &key, id, etag, hash, fields, err);
+        if (json_object_size(p->write) == 0) {
+            rc = save_link(jc, &p->key, id, etag, p->hash, p->fields, err);
+            json_decref(p->write);
+            p->write = NULL;
+            goto cleanup;
         }
+        p->op = FERRY_WRITE_UPDATE;
+        p->what = "updated";
+        p->dst_id = ferry_strdup(id);
+        p->etag = ferry_strdup(etag);
         goto cleanup;
     }
 
@@ -290,35 +309,94 @@ static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
                            tobj);
         goto cleanup;
     }
-    rc = do_write(jc, inst, &call, FERRY_WRITE_CREATE, tobj, NULL, NULL, fields, &result, writes,
-                  err);
-    if (rc == FERRY_EUNKNOWN_OUTCOME) {
-        /* Remember that a create may have happened, so that no retry posts
-         * again before the match rules have looked for it. */
-        struct ferry_err merr = {0};
-        if (save_link(jc, &key, "", NULL, "unknown-outcome", fields, &merr) < 0) {
-            ferry_error("create outcome marker not stored: %s", merr.msg);
-        }
-        audit(jc, tsys, "write", "%s: create sent, outcome unknown: %s", tobj, err->msg);
-        goto cleanup;
-    }
-    if (rc < 0) {
-        goto cleanup;
-    }
-    {
-        const char *id = json_string_value(json_object_get(result, "id"));
-        const char *etag = json_string_value(json_object_get(result, "etag"));
-        audit(jc, tsys, "write", "%s %s: created", tobj, id);
-        rc = save_link(jc, &key, id, etag, hash, fields, err);
+    p->op = FERRY_WRITE_CREATE;
+    p->what = "created";
+    p->write = json_deep_copy(p->fields);
+    if (!p->write) {
+        rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
 
 cleanup:
-    json_decref(result);
-    json_decref(changed);
     json_decref(prev);
     json_decref(found);
     ferry_link_clear(&link);
+    if (rc < 0) {
+        plan_clear(p);
+    }
     return rc;
+}
+
+/* After the write of a plan: the link, the audit, or the unknown-outcome marker. */
+static int finish_plan(struct job_ctx *jc, struct plan *p, int rc, const json_t *result,
+                       struct ferry_err *err)
+{
+    if (rc == FERRY_EUNKNOWN_OUTCOME && p->op == FERRY_WRITE_CREATE) {
+        /* Remember that a create may have happened, so that no retry posts
+         * again before the match rules have looked for it. */
+        struct ferry_err merr = {0};
+        if (save_link(jc, &p->key, "", NULL, "unknown-outcome", p->fields, &merr) < 0) {
+            ferry_error("create outcome marker not stored: %s", merr.msg);
+        }
+        audit(jc, p->tsys, "write", "%s: create sent, outcome unknown: %s", p->tobj, err->msg);
+        return rc;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    const char *id = json_string_value(json_object_get(result, "id"));
+    const char *etag = json_string_value(json_object_get(result, "etag"));
+    if (!id) {
+        return ferry_err_set(err, FERRY_EPLUGIN, "connector %s: write returned no id", p->tsys);
+    }
+    if (p->op == FERRY_WRITE_UPDATE) {
+        audit(jc, p->tsys, "write", "%s %s: updated %zu field(s)", p->tobj, id,
+              json_object_size(p->write));
+    } else {
+        audit(jc, p->tsys, "write", "%s %s: created", p->tobj, id);
+    }
+    return save_link(jc, &p->key, id, etag, p->hash, p->fields, err);
+}
+
+/* Write a plan one by one, then finish it; takes the plan (cleared on return). */
+static int write_plan(struct job_ctx *jc, const json_t *intent, struct plan *pp, int *writes,
+                      struct ferry_err *err)
+{
+    struct plan p = *pp;
+    json_t *result = NULL;
+    int rc;
+    memset(pp, 0, sizeof(*pp));
+    struct ferry_instance *inst = &jc->w->rt->instances[p.idx];
+    struct ferry_call call;
+    ferry_call_init(&call, jc->w->rt, jc->w, (size_t)p.idx, jc->job->correlation_id, jc->job->id);
+    rc = do_write(jc, inst, &call, p.op, p.tobj, p.dst_id, p.etag, p.write, &result, writes, err);
+    if (rc == FERRY_ENOTFOUND && p.op == FERRY_WRITE_UPDATE) {
+        /* Deleted or merged away in the target: find it again (or create it)
+         * by the mapping's rules rather than failing forever. */
+        audit(jc, p.tsys, "match", "%s %s: linked record is gone; matching again", p.tobj,
+              p.dst_id);
+        plan_clear(&p);
+        rc = plan_upsert(jc, intent, true, &p, err);
+        if (rc < 0 || p.op == 0) {
+            return rc;
+        }
+        rc = do_write(jc, inst, &call, p.op, p.tobj, p.dst_id, p.etag, p.write, &result, writes,
+                      err);
+    }
+    rc = finish_plan(jc, &p, rc, result, err);
+    json_decref(result);
+    plan_clear(&p);
+    return rc;
+}
+
+static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
+                        struct ferry_err *err)
+{
+    struct plan p;
+    int rc = plan_upsert(jc, intent, false, &p, err);
+    if (rc < 0 || p.op == 0) {
+        return rc;
+    }
+    return write_plan(jc, intent, &p, writes, err);
 }
 
 static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *job, int rc,
@@ -343,7 +421,36 @@ static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *j
     }
 }
 
+/*
+ * A job of a batch whose single write waits for the batch's round trip; it
+ * owns what the plan borrows (payload, record, intents).
+ */
+struct batch_member {
+    const struct ferry_job *job;
+    struct ferry_outcome *out;
+    bool leased;
+    bool pending;
+    json_t *payload, *fetched, *intents, *context;
+    struct job_ctx jc;
+    struct plan p;
+};
+
+static bool can_write_many(struct ferry_runtime *rt, int idx)
+{
+    const struct ferry_connector *c = rt->instances[idx].conn;
+    return FERRY_CONNECTOR_HAS(c, write_many) && c->write_many != NULL;
+}
+
+static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
+                      struct ferry_outcome *out, struct batch_member *bm);
+
 static int execute(struct ferry_worker *w, const struct ferry_job *job, struct ferry_outcome *out)
+{
+    return execute_ex(w, job, out, NULL);
+}
+
+static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
+                      struct ferry_outcome *out, struct batch_member *bm)
 {
     struct ferry_runtime *rt = w->rt;
     struct ferry_err err = {0};
@@ -418,6 +525,37 @@ static int execute(struct ferry_worker *w, const struct ferry_job *job, struct f
     if (json_array_size(intents) == 0) {
         audit(&jc, NULL, "map", "no mapping produced an intent for %s %s (%s)", object, id, event);
     }
+    if (bm && json_array_size(intents) == 1) {
+        json_t *only = json_array_get(intents, 0);
+        const char *op = json_string_value(json_object_get(only, "op"));
+        if (op && strcmp(op, "upsert") == 0) {
+            bm->jc = jc;
+            rc = plan_upsert(&bm->jc, only, false, &bm->p, &err);
+            if (rc < 0) {
+                goto fail;
+            }
+            if (bm->p.op == 0) {
+                out->kind = FERRY_OUTCOME_DONE;
+                goto done;
+            }
+            if (can_write_many(rt, bm->p.idx)) {
+                /* Hand the plan and everything it borrows to the batch. */
+                bm->pending = true;
+                bm->payload = payload;
+                bm->fetched = fetched;
+                bm->intents = intents;
+                bm->context = context;
+                payload = fetched = intents = context = NULL;
+                return 0;
+            }
+            rc = write_plan(&bm->jc, only, &bm->p, &out->writes, &err);
+            if (rc < 0) {
+                goto fail;
+            }
+            out->kind = FERRY_OUTCOME_DONE;
+            goto done;
+        }
+    }
     size_t i;
     json_t *intent;
     json_array_foreach(intents, i, intent)
@@ -451,21 +589,13 @@ done : {
     return rc;
 }
 
-int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
-                           struct ferry_outcome *out)
+/* Store a job's outcome: finish (and supersede), retry with backoff, or bury. */
+static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
+                          const struct ferry_outcome *out)
 {
     struct ferry_err err = {0};
     int64_t now = w->rt->clock();
     int rc;
-
-    memset(out, 0, sizeof(*out));
-    rc = ferry_store_job_lease(w->store, job->id, now, now + LEASE_MS, &err);
-    if (rc < 0) {
-        ferry_warn("job %lld not leased: %s", (long long)job->id, err.msg);
-        return rc;
-    }
-    execute(w, job, out);
-    now = w->rt->clock();
     if (w->mappings) {
         /* Which rules decided this outcome, for replays and audits. */
         struct ferry_err herr = {0};
@@ -480,8 +610,8 @@ int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
         rc = ferry_store_job_finish(w->store, job->id, now, &err);
         /* A later success for the same record makes its older dead letters moot. */
         if (rc == 0) {
-            rc = ferry_store_jobs_supersede(w->store, job->job_key, job->id, now, &superseded,
-                                            &err);
+            rc =
+                ferry_store_jobs_supersede(w->store, job->job_key, job->id, now, &superseded, &err);
         }
         if (superseded > 0) {
             ferry_info("%lld older dead letter(s) of %s superseded by this job",
@@ -503,8 +633,170 @@ int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
     if (rc < 0) {
         ferry_error("job %lld: outcome not recorded: %s", (long long)job->id, err.msg);
     }
+    return rc;
+}
+
+int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
+                           struct ferry_outcome *out)
+{
+    struct ferry_err err = {0};
+    int64_t now = w->rt->clock();
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = ferry_store_job_lease(w->store, job->id, now, now + LEASE_MS, &err);
+    if (rc < 0) {
+        ferry_warn("job %lld not leased: %s", (long long)job->id, err.msg);
+        return rc;
+    }
+    execute(w, job, out);
+    rc = record_outcome(w, job, out);
     ferry_log_ctx_clear();
     return rc;
+}
+
+static void member_free(struct batch_member *m)
+{
+    plan_clear(&m->p);
+    json_decref(m->payload);
+    json_decref(m->fetched);
+    json_decref(m->intents);
+    json_decref(m->context);
+}
+
+/* One target instance's pending writes of a batch, in one write_many call. */
+static void flush_batch(struct ferry_worker *w, struct batch_member *ms, size_t n, int idx)
+{
+    struct ferry_runtime *rt = w->rt;
+    struct ferry_instance *inst = &rt->instances[idx];
+    struct ferry_write *writes = calloc(n, sizeof(*writes));
+    size_t *who = calloc(n, sizeof(*who));
+    size_t k = 0;
+    json_t *results = NULL;
+    struct ferry_err err = {0};
+    const struct batch_member *first = NULL;
+
+    if (!writes || !who) {
+        free(writes);
+        free(who);
+        for (size_t i = 0; i < n; i++) {
+            if (ms[i].pending && ms[i].p.idx == idx) {
+                ms[i].pending = false;
+                outcome_from_error(w, ms[i].job, FERRY_ENOMEM,
+                                   &(struct ferry_err){.msg = "out of memory"}, ms[i].out);
+            }
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!ms[i].pending || ms[i].p.idx != idx) {
+            continue;
+        }
+        first = first ? first : &ms[i];
+        writes[k] = (struct ferry_write){.op = ms[i].p.op,
+                                         .object = ms[i].p.tobj,
+                                         .id = ms[i].p.dst_id,
+                                         .etag = ms[i].p.etag,
+                                         .fields = ms[i].p.write};
+        who[k++] = i;
+    }
+    struct ferry_call call;
+    ferry_call_init(&call, rt, w, (size_t)idx, first->job->correlation_id, first->job->id);
+    int rc = inst->conn->write_many(inst->state, &call, writes, k, &results, &err);
+    if (rc == 0 && json_array_size(results) != k) {
+        rc = ferry_err_set(&err, FERRY_EPLUGIN, "connector %s: write_many answered %zu of %zu",
+                           inst->name, json_array_size(results), k);
+    }
+    for (size_t j = 0; j < k; j++) {
+        struct batch_member *m = &ms[who[j]];
+        struct ferry_err merr = {0};
+        int mrc;
+        json_t *res = json_array_get(results, j);
+        m->pending = false;
+        m->out->writes++;
+        struct ferry_log_ctx lctx = {.correlation_id = m->job->correlation_id,
+                                     .connector = m->jc.src_system,
+                                     .object = m->jc.src_object,
+                                     .id = m->jc.src_id,
+                                     .job_id = m->job->id};
+        ferry_log_ctx_set(&lctx);
+        if (rc < 0) {
+            /* Nothing says which writes of the batch took effect: creates are
+             * treated as of unknown outcome (looked up before any retry);
+             * updates are safe to send again. */
+            mrc = m->p.op == FERRY_WRITE_CREATE ? FERRY_EUNKNOWN_OUTCOME : rc;
+            ferry_err_set(&merr, mrc, "%s (batch of %zu)", err.msg, k);
+        } else if (json_is_true(json_object_get(res, "ok"))) {
+            mrc = 0;
+        } else {
+            mrc = (int)json_integer_value(json_object_get(res, "code"));
+            if (mrc >= 0) {
+                mrc = FERRY_EPROTO;
+            }
+            const char *msg = json_string_value(json_object_get(res, "error"));
+            ferry_err_set(&merr, mrc, "%s", msg ? msg : ferry_strerror(mrc));
+        }
+        if (mrc == 0) {
+            audit(&m->jc, inst->name, "write", "%s: written in a batch of %zu", m->p.tobj, k);
+        }
+        if (mrc == FERRY_ENOTFOUND && m->p.op == FERRY_WRITE_UPDATE) {
+            /* The linked record is gone: the job runs again on its own, where
+             * the mapping's match rules find it anew (or create it). */
+            audit(&m->jc, inst->name, "match", "%s %s: linked record is gone; matching again",
+                  m->p.tobj, m->p.dst_id);
+            m->out->kind = FERRY_OUTCOME_RETRY;
+            m->out->retry_at_ms = rt->clock();
+            snprintf(m->out->error, sizeof(m->out->error), "ENOTFOUND: %s", merr.msg);
+            continue;
+        }
+        mrc = finish_plan(&m->jc, &m->p, mrc, res, &merr);
+        if (mrc < 0) {
+            outcome_from_error(w, m->job, mrc, &merr, m->out);
+        } else {
+            m->out->kind = FERRY_OUTCOME_DONE;
+        }
+    }
+    json_decref(results);
+    free(writes);
+    free(who);
+}
+
+int ferry_pipeline_run_batch(struct ferry_worker *w, struct ferry_job *const *jobs, size_t n,
+                             struct ferry_outcome *outs)
+{
+    struct batch_member *ms = calloc(n ? n : 1, sizeof(*ms));
+    struct ferry_err err = {0};
+    int failures = 0;
+    if (!ms) {
+        return FERRY_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int64_t now = w->rt->clock();
+        memset(&outs[i], 0, sizeof(outs[i]));
+        ms[i].job = jobs[i];
+        ms[i].out = &outs[i];
+        if (ferry_store_job_lease(w->store, jobs[i]->id, now, now + LEASE_MS, &err) < 0) {
+            ferry_warn("job %lld not leased: %s", (long long)jobs[i]->id, err.msg);
+            failures++;
+            continue;
+        }
+        ms[i].leased = true;
+        execute_ex(w, jobs[i], &outs[i], &ms[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ms[i].pending) {
+            flush_batch(w, ms, n, ms[i].p.idx);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ms[i].leased && record_outcome(w, jobs[i], &outs[i]) < 0) {
+            failures++;
+        }
+        member_free(&ms[i]);
+    }
+    free(ms);
+    ferry_log_ctx_clear();
+    return failures ? FERRY_EDB : 0;
 }
 
 /* Whether a changed record reached us only through the poll (see pipeline.h). */
@@ -552,6 +844,7 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
     if (rc < 0) {
         return rc;
     }
+    bool had_cursor = stored != NULL;
     since = ferry_strdup(since_override ? since_override : stored);
     if ((since_override || stored) && !since) {
         free(stored);
@@ -623,7 +916,9 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
             bool inserted = false, missed = false;
             rc = ferry_store_job_enqueue(w->store, &jn, NULL, &inserted, err);
             free(text);
-            if (rc == 0 && inserted && !since_override) {
+            /* Without a cursor (the first poll) or from an explicit date, the
+             * changes predate any webhook: nothing can have been missed. */
+            if (rc == 0 && inserted && !since_override && had_cursor) {
                 rc = judge_missed(w, key, modified, jn.now_ms, &missed, err);
             }
             if (rc == 0 && missed) {

@@ -42,6 +42,16 @@ struct ferry_outcome {
 int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
                            struct ferry_outcome *out);
 
+/*
+ * Run several jobs (distinct keys) on one worker, sending their writes to a
+ * connector that supports write_many in one round trip per target (e.g. one
+ * OData $batch), then record each job's outcome. Jobs whose work is not a
+ * single upsert, or whose target cannot batch, run as usual. outs[i] gets
+ * job i's outcome. Returns 0, or FERRY_EDB when an outcome was not recorded.
+ */
+int ferry_pipeline_run_batch(struct ferry_worker *w, struct ferry_job *const *jobs, size_t n,
+                             struct ferry_outcome *outs);
+
 /* The delay before attempt `attempts + 1`: exponential from base, capped, with jitter. */
 int64_t ferry_pipeline_backoff_ms(const struct ferry_config *cfg, int attempts, int64_t hint_ms,
                                   uint32_t jitter_seed);

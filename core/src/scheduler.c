@@ -47,6 +47,7 @@ size_t ferry_sched_select(struct ferry_job *const *pending, size_t n,
 enum task_kind {
     TASK_JOB = 1,
     TASK_POLL = 2,
+    TASK_BATCH = 3, /* several backfill jobs on one worker, their writes batched */
 };
 
 struct task {
@@ -54,8 +55,12 @@ struct task {
     struct ferry_scheduler *s;
     struct ferry_worker *worker;
     int kind;
-    struct ferry_job *job; /* TASK_JOB */
-    char *key;             /* the job key while it runs */
+    struct ferry_job *job;    /* TASK_JOB */
+    char *key;                /* the job key while it runs */
+    struct ferry_job **batch; /* TASK_BATCH: jobs, their keys in keys[] */
+    char **keys;
+    size_t nbatch;
+    struct ferry_outcome *outs;
     char *system, *object; /* TASK_POLL */
     char *since;           /* TASK_POLL: backfill start, or NULL */
     struct ferry_outcome outcome;
@@ -76,7 +81,8 @@ struct ferry_scheduler {
     bool timer_open;
     struct ferry_worker **free_workers;
     size_t nfree;
-    char **running_keys; /* one per running job; at most nworkers */
+    char **running_keys; /* one per running job; at most nworkers * batch_size */
+    size_t batch_size;   /* backfill jobs per worker task (1: no batching) */
     size_t nrunning;
     size_t inflight; /* jobs + polls on workers */
     struct poll_req *polls;
@@ -100,8 +106,10 @@ int ferry_scheduler_new(struct ferry_scheduler **out, uv_loop_t *loop, struct fe
     s->loop = loop;
     s->rt = rt;
     s->store = store;
+    s->batch_size = rt->cfg->batch_size > 1 ? (size_t)rt->cfg->batch_size : 1;
     s->free_workers = calloc(rt->nworkers ? rt->nworkers : 1, sizeof(*s->free_workers));
-    s->running_keys = calloc(rt->nworkers ? rt->nworkers : 1, sizeof(*s->running_keys));
+    s->running_keys =
+        calloc((rt->nworkers ? rt->nworkers : 1) * s->batch_size, sizeof(*s->running_keys));
     if (!s->free_workers || !s->running_keys) {
         free(s->free_workers);
         free(s->running_keys);
@@ -192,6 +200,8 @@ static void on_work(uv_work_t *req)
     struct task *t = req->data;
     if (t->kind == TASK_JOB) {
         t->rc = ferry_pipeline_run_job(t->worker, t->job, &t->outcome);
+    } else if (t->kind == TASK_BATCH) {
+        t->rc = ferry_pipeline_run_batch(t->worker, t->batch, t->nbatch, t->outs);
     } else {
         struct ferry_poll_result res;
         struct ferry_err err = {0};
@@ -230,6 +240,28 @@ static void maybe_finish(struct ferry_scheduler *s)
     }
 }
 
+static void forget_key(struct ferry_scheduler *s, const char *key)
+{
+    for (size_t i = 0; i < s->nrunning; i++) {
+        if (s->running_keys[i] == key) {
+            s->running_keys[i] = s->running_keys[--s->nrunning];
+            return;
+        }
+    }
+}
+
+static void count_outcome(struct ferry_scheduler *s, const struct ferry_outcome *o)
+{
+    s->stats.writes += o->writes;
+    if (o->kind == FERRY_OUTCOME_DONE) {
+        s->stats.jobs_done++;
+    } else if (o->kind == FERRY_OUTCOME_RETRY) {
+        s->stats.jobs_retried++;
+    } else {
+        s->stats.jobs_dead++;
+    }
+}
+
 static void on_after_work(uv_work_t *req, int status)
 {
     struct task *t = req->data;
@@ -239,24 +271,23 @@ static void on_after_work(uv_work_t *req, int status)
     s->free_workers[s->nfree++] = t->worker;
     s->inflight--;
     if (t->kind == TASK_JOB) {
-        for (size_t i = 0; i < s->nrunning; i++) {
-            if (s->running_keys[i] == t->key) {
-                s->running_keys[i] = s->running_keys[--s->nrunning];
-                break;
-            }
-        }
+        forget_key(s, t->key);
         if (t->rc == 0) {
-            s->stats.writes += t->outcome.writes;
-            if (t->outcome.kind == FERRY_OUTCOME_DONE) {
-                s->stats.jobs_done++;
-            } else if (t->outcome.kind == FERRY_OUTCOME_RETRY) {
-                s->stats.jobs_retried++;
-            } else {
-                s->stats.jobs_dead++;
-            }
+            count_outcome(s, &t->outcome);
         }
         free(t->key);
         ferry_job_free(t->job);
+    } else if (t->kind == TASK_BATCH) {
+        for (size_t i = 0; i < t->nbatch; i++) {
+            forget_key(s, t->keys[i]);
+            count_outcome(s, &t->outs[i]);
+            free(t->keys[i]);
+            ferry_job_free(t->batch[i]);
+        }
+        s->stats.batches++;
+        free(t->keys);
+        free(t->batch);
+        free(t->outs);
     } else {
         if (t->rc == 0) {
             s->stats.polls_done++;
@@ -332,8 +363,8 @@ void ferry_scheduler_kick(struct ferry_scheduler *s)
         /* The store already applies the ordering rule (oldest unfinished job
          * of each key, lanes by priority); select() below only guards the
          * running keys and the number of free workers. */
-        int rc =
-            ferry_store_jobs_runnable(s->store, now, s->nfree + s->nrunning, &jobs, &njobs, &err);
+        size_t window = s->nfree * s->batch_size + s->nrunning;
+        int rc = ferry_store_jobs_runnable(s->store, now, window, &jobs, &njobs, &err);
         if (rc == 0) {
             rc = ferry_store_jobs_next_due(s->store, now, &next_due, &err);
         }
@@ -347,25 +378,64 @@ void ferry_scheduler_kick(struct ferry_scheduler *s)
             goto done;
         }
         int64_t unused_due;
-        size_t n = ferry_sched_select(jobs, njobs, (const char *const *)s->running_keys,
-                                      s->nrunning, now, s->nfree, picked, &unused_due);
-        for (size_t i = 0; i < n; i++) {
+        size_t n =
+            ferry_sched_select(jobs, njobs, (const char *const *)s->running_keys, s->nrunning, now,
+                               s->nfree * s->batch_size, picked, &unused_due);
+        for (size_t i = 0; i < n && s->nfree > 0;) {
+            struct ferry_job *head = jobs[picked[i]];
+            size_t group = 1;
+            /* Backfill jobs travel together so that their writes can share one
+             * round trip; real-time and retry jobs keep their own worker. */
+            if (head->lane == FERRY_LANE_BACKFILL && s->batch_size > 1) {
+                while (i + group < n && group < s->batch_size &&
+                       jobs[picked[i + group]]->lane == FERRY_LANE_BACKFILL) {
+                    group++;
+                }
+            }
             struct task *t = calloc(1, sizeof(*t));
-            char *key = t ? ferry_strdup(jobs[picked[i]]->job_key) : NULL;
-            if (!key) {
+            if (!t) {
+                break;
+            }
+            if (group == 1) {
+                t->kind = TASK_JOB;
+                t->key = ferry_strdup(head->job_key);
+                t->job = head;
+                if (!t->key || dispatch(s, t) < 0) {
+                    free(t->key);
+                    free(t);
+                    break;
+                }
+                jobs[picked[i]] = NULL; /* the task owns it now */
+                s->running_keys[s->nrunning++] = t->key;
+                i++;
+                continue;
+            }
+            t->kind = TASK_BATCH;
+            t->batch = calloc(group, sizeof(*t->batch));
+            t->keys = calloc(group, sizeof(*t->keys));
+            t->outs = calloc(group, sizeof(*t->outs));
+            bool ok = t->batch && t->keys && t->outs;
+            for (size_t g = 0; ok && g < group; g++) {
+                t->keys[g] = ferry_strdup(jobs[picked[i + g]]->job_key);
+                ok = t->keys[g] != NULL;
+                t->batch[g] = jobs[picked[i + g]];
+            }
+            t->nbatch = group;
+            if (!ok || dispatch(s, t) < 0) {
+                for (size_t g = 0; t->keys && g < group; g++) {
+                    free(t->keys[g]);
+                }
+                free(t->keys);
+                free(t->batch);
+                free(t->outs);
                 free(t);
                 break;
             }
-            t->kind = TASK_JOB;
-            t->job = jobs[picked[i]];
-            t->key = key;
-            if (dispatch(s, t) < 0) {
-                free(key);
-                free(t);
-                break;
+            for (size_t g = 0; g < group; g++) {
+                jobs[picked[i + g]] = NULL;
+                s->running_keys[s->nrunning++] = t->keys[g];
             }
-            jobs[picked[i]] = NULL; /* the task owns it now */
-            s->running_keys[s->nrunning++] = key;
+            i += group;
         }
         /* Without a retry to wait for, look again after a while anyway: jobs can
          * also arrive from outside the loop (a poll on a worker, `ferry dlq

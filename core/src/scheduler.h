@@ -45,6 +45,7 @@ struct ferry_sched_stats {
     int64_t writes;
     int64_t polls_done;
     int64_t polls_failed;
+    int64_t batches; /* worker tasks that carried several backfill jobs */
 };
 
 /* Called on the loop when the scheduler has nothing running and nothing due. */

@@ -145,11 +145,13 @@
                    " WHERE id = ?1 AND state = 1")                                                 \
     XX(JOB_RETRY, "UPDATE jobs SET state = 0, lease_until = NULL, next_attempt_at = ?3,"           \
                   " last_error = ?4, updated_at = ?2, lane = 1 WHERE id = ?1 AND state = 1")       \
-    /* Due jobs of one lane that are the oldest unfinished job of their key:                       \
-     * a later job never overtakes an earlier one of the same key, whatever                        \
+    /* Due jobs of one lane that are the oldest unfinished job of their key.                       \
+     * The unary + keeps SQLite on jobs_lane (walk in id order, stop at the                        \
+     * limit) instead of jobs_due, which sorts every pending job first.                            \
+     * A later job never overtakes an earlier one of the same key, whatever                        \
      * the lanes. */                                                                               \
     XX(JOBS_RUNNABLE, "SELECT " FERRY_SQL_JOB_COLUMNS " FROM jobs j"                               \
-                      " WHERE j.state = 0 AND j.lane = ?1 AND j.next_attempt_at <= ?2"             \
+                      " WHERE j.state = 0 AND j.lane = ?1 AND +j.next_attempt_at <= ?2"            \
                       " AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.job_key = j.job_key"          \
                       " AND e.state IN (0, 1) AND e.id < j.id)"                                    \
                       " ORDER BY j.id LIMIT ?3")                                                   \

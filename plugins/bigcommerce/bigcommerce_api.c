@@ -397,7 +397,9 @@ int ferry__bc_request_flags(const struct ferry_bc_state *st, struct ferry_call *
         headers[nheaders].name = "X-Store-Hash";
         headers[nheaders++].value = st->store_hash;
     }
-    if (body) {
+    /* The v2 API description declares Content-Type on its GETs too
+     * (orders.v2.oas2.yml); sending it always costs nothing. */
+    if (body || (api == FERRY_BC_API_STORE && strstr(url, "/v2/"))) {
         headers[nheaders].name = "Content-Type";
         headers[nheaders++].value = "application/json";
     }

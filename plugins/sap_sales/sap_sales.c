@@ -1327,6 +1327,22 @@ static int sap_decode_webhook(void *state, struct ferry_call *call, const struct
     return ferry__sap_err_set(err, FERRY_EUNSUPPORTED, "sap_sales receives no webhooks");
 }
 
+/* Backfills: one $batch request, one changeset per write (see sap_sales_batch.h). */
+static int sap_write_many(void *state, struct ferry_call *call, const struct ferry_write *writes,
+                          size_t n, json_t **results, struct ferry_err *err)
+{
+    *results = NULL;
+    if (!writes || n == 0) {
+        return ferry__sap_err_set(err, FERRY_EINVAL, "write_many: nothing to write");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (check_object(writes[i].object, err) < 0) {
+            return ferry__sap_err_set(err, FERRY_EINVAL, "write_many: invalid object");
+        }
+    }
+    return ferry__sap_write_batch(state, call, writes, n, results, err);
+}
+
 static const struct ferry_connector sap_connector = {
     .abi = FERRY_PLUGIN_ABI,
     .size = sizeof(struct ferry_connector),
@@ -1344,6 +1360,7 @@ static const struct ferry_connector sap_connector = {
     .verify_webhook = sap_verify_webhook,
     .decode_webhook = sap_decode_webhook,
     .describe = sap_describe,
+    .write_many = sap_write_many,
 };
 
 FERRY_PLUGIN_EXPORT int ferry_connector_entry(const struct ferry_host_api *host,

@@ -23,7 +23,7 @@ Quotas: the store API and the B2B API each count requests per window
 with the reset headers when a window is used up; `limited` counts those.
 
 Test controls live under /__sim/ (deliveries, redeliver, seed, seed_orders,
-touch, stats, faults, config, and the store events: order, order_status,
+touch, backdate, stats, faults, config, and the store events: order, order_status,
 refund, abandon_cart, address, company, company_user, company_address);
 they need no auth and are never rate limited.
 
@@ -1264,6 +1264,19 @@ class BigCommerceSim(SimBase):
                     done.append(cid)
             return done
 
+    def backdate(self, ids, ts):
+        """Sets customers' date_modified to `ts` (Unix s), as if they had changed
+        then; date_created follows when it would be later. No webhook fires."""
+        with self.lock:
+            done = []
+            for cid in ids:
+                cust = self.customers.get(cid)
+                if cust is not None:
+                    cust["date_modified"] = int(ts)
+                    cust["date_created"] = min(cust["date_created"], int(ts))
+                    done.append(cid)
+            return done
+
     # -- /__sim/ controls --------------------------------------------------
 
     def _control(self, h, method, path, query):
@@ -1333,6 +1346,9 @@ class BigCommerceSim(SimBase):
             return h.send_json(200, {"ok": True})
         if path == "/__sim/touch":
             return h.send_json(200, {"touched": self.touch([int(x) for x in body.get("ids", [])])})
+        if path == "/__sim/backdate":
+            return h.send_json(200, {"backdated": self.backdate(
+                [int(x) for x in body.get("ids", [])], int(body.get("date_modified", 0)))})
         if path == "/__sim/reset_stats":
             with self.lock:
                 self.stats = {}

@@ -1290,16 +1290,22 @@ class SapSalesSim(SimBase):
         return 202, [("Content-Type", "multipart/mixed; boundary=%s" % out_b)], body
 
     def _changeset(self, text, boundary):
+        ops = list(_split_multipart(text, boundary))
         with self.lock:
-            snapshot = copy.deepcopy((self.contacts, self.order, self.store, self.store_order,
-                                      self.next_contact_id))
+            # A one-operation changeset that fails has changed nothing, so the
+            # (whole-store) snapshot is only needed for several operations.
+            snapshot = None
+            if len(ops) > 1:
+                snapshot = copy.deepcopy((self.contacts, self.order, self.store,
+                                          self.store_order, self.next_contact_id))
             answers = []
-            for _, body in _split_multipart(text, boundary):
+            for _, body in ops:
                 status, hdrs, payload = self._batch_op(body, allow_write=True)
                 if status >= 400:
                     # One LUW: roll back what this changeset did, answer with its error only.
-                    (self.contacts, self.order, self.store, self.store_order,
-                     self.next_contact_id) = snapshot
+                    if snapshot is not None:
+                        (self.contacts, self.order, self.store, self.store_order,
+                         self.next_contact_id) = snapshot
                     self._count("changeset_failed")
                     return _http_part(status, hdrs, payload)
                 answers.append((status, hdrs, payload))

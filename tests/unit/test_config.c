@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -112,9 +113,22 @@ static void test_config_defaults(void **state)
     assert_int_equal(c->log_level, FERRY_LOG_INFO);
     assert_int_equal(c->log_format, FERRY_LOG_JSON);
     assert_string_equal(c->plugin_dir, FERRY_DEFAULT_PLUGIN_DIR);
+    /* No mappings/ or lua/ next to the config: the installed ones. */
+    assert_string_equal(c->mapping_dir, FERRY_DEFAULT_SHARE_DIR "/mappings");
+    assert_string_equal(c->lua_dir, FERRY_DEFAULT_SHARE_DIR "/lua");
+    assert_int_equal(c->nmappings, 0);
+    /* A deployment's own copies next to the config win. */
+    char sub[PATH_MAX + 16];
+    snprintf(sub, sizeof(sub), "%s/mappings", f->dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(sub, sizeof(sub), "%s/lua", f->dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    ferry_config_free(f->cfg);
+    f->cfg = NULL;
+    assert_int_equal(load(f, "return { " MIN_CONNECTORS " }"), 0);
+    c = f->cfg;
     assert_string_equal(c->mapping_dir, in_dir(f, "mappings"));
     assert_string_equal(c->lua_dir, in_dir(f, "lua"));
-    assert_int_equal(c->nmappings, 0);
     assert_string_equal(c->listen_address, "127.0.0.1");
     assert_int_equal(c->listen_port, 8080);
     assert_null(c->port_file);

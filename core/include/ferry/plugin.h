@@ -286,6 +286,19 @@ struct ferry_connector {
      */
     int (*sync_webhooks)(void *state, struct ferry_call *call, const json_t *needs, const char *url,
                          int apply, json_t **report, struct ferry_err *err);
+
+    /*
+     * Several writes in one round trip (e.g. an OData $batch), used for
+     * backfills. *results is a new array, one element per write, in order:
+     *   {"ok": true, "id": "...", "etag": "..." | null} or
+     *   {"ok": false, "code": <FERRY_E* code>, "error": "<remote message>"}
+     * One write's failure never fails another's. The return value is an
+     * error only when the batch as a whole could not be sent or read back;
+     * the host then treats every write of it as of unknown outcome. May be
+     * NULL: the host writes one by one.
+     */
+    int (*write_many)(void *state, struct ferry_call *call, const struct ferry_write *writes,
+                      size_t n, json_t **results, struct ferry_err *err);
 };
 
 #define FERRY_CONNECTOR_HAS(c, member)                                                             \
