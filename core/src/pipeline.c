@@ -827,6 +827,8 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
     struct ferry_runtime *rt = w->rt;
     char *since = NULL, *stored = NULL, *token = NULL, *newest = NULL;
     char counter[256];
+    char last_ids[FERRY_SHA256_HEX_LEN + 1] = "";
+    json_t *seen_tokens = NULL;
     json_t *page = NULL;
     struct ferry_call call;
     int rc;
@@ -860,6 +862,11 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
     struct ferry_log_ctx lctx = {.correlation_id = corr, .connector = system, .object = object};
     ferry_log_ctx_set(&lctx);
 
+    seen_tokens = json_object();
+    if (!seen_tokens) {
+        rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+        goto cleanup;
+    }
     for (;;) {
         ferry_err_clear(err);
         rc = inst->conn->list_changes(inst->state, &call, object, since, token, &page, err);
@@ -950,6 +957,38 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
             goto cleanup;
         }
         const char *next = json_string_value(json_object_get(page, "next"));
+        /* Loop guards: a remote that hands out a page token twice, or the same
+         * records page after page, would otherwise keep this poll (and its
+         * worker) busy forever. What was committed so far stays. */
+        char ids_hash[FERRY_SHA256_HEX_LEN + 1] = "";
+        json_t *ids = json_array();
+        size_t k;
+        json_t *it;
+        json_array_foreach(json_object_get(page, "items"), k, it)
+        {
+            json_array_append(ids, json_object_get(it, "id"));
+        }
+        if (json_array_size(ids) > 0) {
+            (void)ferry_json_hash(ids, ids_hash);
+        }
+        json_decref(ids);
+        if (next && json_object_get(seen_tokens, next)) {
+            rc = ferry_err_set(err, FERRY_EPROTO,
+                               "connector %s returned page token '%.64s' twice; poll stopped",
+                               system, next);
+            goto cleanup;
+        }
+        if (ids_hash[0] && strcmp(ids_hash, last_ids) == 0) {
+            rc = ferry_err_set(err, FERRY_EPROTO,
+                               "connector %s returned the same %zu record(s) on two pages in a "
+                               "row; poll stopped",
+                               system, json_array_size(json_object_get(page, "items")));
+            goto cleanup;
+        }
+        memcpy(last_ids, ids_hash, sizeof(last_ids));
+        if (next) {
+            json_object_set_new(seen_tokens, next, json_true());
+        }
         free(token);
         token = ferry_strdup(next);
         json_decref(page);
@@ -967,6 +1006,7 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
 cleanup:
     ferry_log_ctx_clear();
     json_decref(page);
+    json_decref(seen_tokens);
     free(since);
     free(stored);
     free(token);

@@ -55,6 +55,9 @@ static int src_fetch(void *state, struct ferry_call *call, const char *object, c
     return 0;
 }
 
+static int src_loop; /* 1: the same token again; 2: the same records under new tokens */
+static int src_loop_calls;
+
 /* Two pages: ids 1,2 then 3, modified strings ascending. */
 static int src_list(void *state, struct ferry_call *call, const char *object, const char *since,
                     const char *token, json_t **page, struct ferry_err *err)
@@ -62,6 +65,14 @@ static int src_list(void *state, struct ferry_call *call, const char *object, co
     json_t *items = json_array();
     const char *ids[] = {"1", "2", "3"};
     const char *mods[] = {"2024-01-01T00:00:01Z", "2024-01-01T00:00:02Z", "2024-01-01T00:00:03Z"};
+    if (src_loop) {
+        char next[32];
+        snprintf(next, sizeof(next), "p%d", src_loop == 1 ? 1 : ++src_loop_calls);
+        *page = json_pack("{s:[{s:s, s:s, s:O}], s:s}", "items", "id", "1", "modified",
+                          "2024-01-01T00:00:01Z", "record", json_object_get(src_records, "1"),
+                          "next", next);
+        return 0;
+    }
     size_t from = token ? 2 : 0, to = token ? 3 : 2;
     for (size_t i = from; i < to; i++) {
         json_t *rec = json_object_get(src_records, ids[i]);
@@ -132,6 +143,8 @@ static int dst_write(void *state, struct ferry_call *call, const struct ferry_wr
         dst_creates++;
         if (dst_create_unknown) {
             dst_create_unknown = 0;
+            src_loop = 0;
+            src_loop_calls = 0;
             err->code = FERRY_EUNKNOWN_OUTCOME;
             snprintf(err->msg, sizeof(err->msg), "connection reset after sending");
             return FERRY_EUNKNOWN_OUTCOME;
@@ -527,6 +540,24 @@ static void test_pipeline_unknown_create_is_looked_up_not_reposted(void **state)
     assert_int_equal(dst_creates, 1);
 }
 
+static void test_pipeline_poll_stops_on_repeated_pages(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_poll_result res;
+    struct ferry_err err = {0};
+    for (int mode = 1; mode <= 2; mode++) {
+        src_loop = mode;
+        int rc = ferry_pipeline_poll(&fx->rt->workers[0], "src", "thing", NULL, &res, &err);
+        assert_int_equal(rc, FERRY_EPROTO);
+        assert_non_null(strstr(err.msg, mode == 1 ? "twice" : "same"));
+        assert_true(res.pages <= 3);
+    }
+    /* What the first page brought is kept. */
+    int64_t counts[FERRY_JOB_NSTATES];
+    assert_int_equal(ferry_store_job_counts(fx->rt->workers[0].store, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 1);
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -563,6 +594,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_backfill_since_keeps_cursor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_unknown_create_is_looked_up_not_reposted,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_poll_stops_on_repeated_pages, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
