@@ -406,6 +406,16 @@ static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *j
     int attempts = job->attempts + 1;
     snprintf(out->error, sizeof(out->error), "%s: %s", ferry_err_name(rc),
              err->msg[0] ? err->msg : ferry_strerror(rc));
+    if (rc == FERRY_ECONFLICT) {
+        /* The connector already re-read and re-applied once: a record that
+         * keeps changing under us needs a person, not a retry loop. The
+         * message carries both versions. */
+        out->kind = FERRY_OUTCOME_DEAD;
+        char tmp[sizeof(out->error)];
+        snprintf(tmp, sizeof(tmp), "parked: %s", out->error);
+        memcpy(out->error, tmp, sizeof(out->error));
+        return;
+    }
     if (ferry_err_transient(rc) && attempts < cfg->retry_max_attempts) {
         out->kind = FERRY_OUTCOME_RETRY;
         out->retry_at_ms =

@@ -422,6 +422,16 @@ static void test_pipeline_permanent_error_dead_at_once(void **state)
     assert_non_null(strstr(out.error, "EVALIDATION"));
 }
 
+static void test_pipeline_conflict_is_parked(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    dst_fail_code = FERRY_ECONFLICT;
+    enqueue(fx, "1", "created");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DEAD);
+    assert_non_null(strstr(out.error, "parked: ECONFLICT"));
+}
+
 static void test_pipeline_source_gone_is_done(void **state)
 {
     struct fx *fx = *state;
@@ -586,6 +596,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_permanent_error_dead_at_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_conflict_is_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_source_gone_is_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_poll_enqueues_and_advances_cursor, setup,
                                         teardown),
