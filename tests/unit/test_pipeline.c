@@ -62,7 +62,6 @@ static int src_loop_calls;
 static int src_list(void *state, struct ferry_call *call, const char *object, const char *since,
                     const char *token, json_t **page, struct ferry_err *err)
 {
-    json_t *items = json_array();
     const char *ids[] = {"1", "2", "3"};
     const char *mods[] = {"2024-01-01T00:00:01Z", "2024-01-01T00:00:02Z", "2024-01-01T00:00:03Z"};
     if (src_loop) {
@@ -73,6 +72,7 @@ static int src_list(void *state, struct ferry_call *call, const char *object, co
                           "next", next);
         return 0;
     }
+    json_t *items = json_array();
     size_t from = token ? 2 : 0, to = token ? 3 : 2;
     for (size_t i = from; i < to; i++) {
         json_t *rec = json_object_get(src_records, ids[i]);
