@@ -202,10 +202,13 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
     if (rc < 0) {
         return ferry_err_set(err, rc, "out of memory");
     }
+    /* A rule's intent carries its own source id (record id + rule key), so
+     * that each activity a record causes has a link of its own. */
+    const char *sid = json_string_value(json_object_get(json_object_get(intent, "source"), "id"));
     p->key = (struct ferry_link_key){
         .src_system = jc->src_system,
         .src_object = jc->src_object,
-        .src_id = jc->src_id,
+        .src_id = sid ? sid : jc->src_id,
         .dst_system = p->tsys,
         .dst_object = p->tobj,
     };
@@ -399,6 +402,28 @@ static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
     return write_plan(jc, intent, &p, writes, err);
 }
 
+/*
+ * An "update" intent changes a record the match rules find and never creates
+ * one: "move the account's open opportunity" must not invent an opportunity.
+ */
+static int apply_update(struct job_ctx *jc, const json_t *intent, int *writes,
+                        struct ferry_err *err)
+{
+    struct plan p;
+    int rc = plan_upsert(jc, intent, false, &p, err);
+    if (rc < 0 || p.op == 0) {
+        return rc;
+    }
+    if (p.op == FERRY_WRITE_CREATE) {
+        const char *rule = json_string_value(json_object_get(intent, "rule"));
+        audit(jc, p.tsys, "skip", "%s: no record to update%s%s", p.tobj, rule ? " (rule " : "",
+              rule ? rule : "");
+        plan_clear(&p);
+        return 0;
+    }
+    return write_plan(jc, intent, &p, writes, err);
+}
+
 static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *job, int rc,
                                const struct ferry_err *err, struct ferry_outcome *out)
 {
@@ -571,12 +596,14 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     json_array_foreach(intents, i, intent)
     {
         const char *op = json_string_value(json_object_get(intent, "op"));
-        if (!op || strcmp(op, "upsert") != 0) {
-            rc = ferry_err_set(&err, FERRY_EMAPPING, "intent op '%s' is not supported yet",
+        if (op && strcmp(op, "upsert") == 0) {
+            rc = apply_upsert(&jc, intent, &out->writes, &err);
+        } else if (op && strcmp(op, "update") == 0) {
+            rc = apply_update(&jc, intent, &out->writes, &err);
+        } else {
+            rc = ferry_err_set(&err, FERRY_EMAPPING, "intent op '%s' is not supported",
                                op ? op : "(none)");
-            goto fail;
         }
-        rc = apply_upsert(&jc, intent, &out->writes, &err);
         if (rc < 0) {
             goto fail;
         }

@@ -17,6 +17,25 @@ local engine = {}
 local TOP_KEYS = {
   source = true, target = true, key = true, match = true,
   fields = true, owner = true, filter = true, description = true,
+  op = true, validate = true, rules = true,
+}
+
+local VALIDATE_KEYS = { required = true, max_length = true, format = true, pattern = true }
+
+-- Formats a field can be checked against; each returns true when v is fine.
+local FORMATS = {
+  email = function(v)
+    return type(v) == "string" and v:find("^[^%s@]+@[^%s@]+%.[^%s@]+$") ~= nil
+  end,
+  integer = function(v)
+    return math.type(v) == "integer" or (type(v) == "string" and v:find("^%-?%d+$") ~= nil)
+  end,
+  decimal = function(v)
+    return type(v) == "number" or (type(v) == "string" and v:find("^%-?%d+%.?%d*$") ~= nil)
+  end,
+  country = function(v)
+    return type(v) == "string" and v:find("^%u%u$") ~= nil
+  end,
 }
 
 local function fail(path, fmt, ...)
@@ -141,6 +160,51 @@ function engine.compile(spec, name, path)
     end
   end
 
+  m.op = spec.op == nil and "upsert" or spec.op
+  if m.op ~= "upsert" and m.op ~= "update" then
+    fail(path, "'op' must be \"upsert\" (create or update) or \"update\" (never create)")
+  end
+
+  m.validate = {}
+  if spec.validate ~= nil then
+    if type(spec.validate) ~= "table" then
+      fail(path, "'validate' must be a table { TargetField = { required = true, ... } }")
+    end
+    for _, k in ipairs(sorted_keys(spec.validate)) do
+      local rule = spec.validate[k]
+      if type(k) ~= "string" or m.fields[k] == nil then
+        fail(path, "validate: %s is not one of the mapped fields", tostring(k))
+      end
+      if type(rule) ~= "table" then
+        fail(path, "validate.%s must be a table", k)
+      end
+      check_only(rule, VALIDATE_KEYS, path, "validate." .. k)
+      if rule.max_length ~= nil and math.type(rule.max_length) ~= "integer" then
+        fail(path, "validate.%s.max_length must be an integer", k)
+      end
+      if rule.format ~= nil and not FORMATS[rule.format] then
+        fail(path, "validate.%s.format must be one of email, integer, decimal, country", k)
+      end
+      if rule.pattern ~= nil and type(rule.pattern) ~= "string" then
+        fail(path, "validate.%s.pattern must be a Lua pattern string", k)
+      end
+      m.validate[k] = rule
+    end
+  end
+
+  m.rules = {}
+  if spec.rules ~= nil then
+    if type(spec.rules) ~= "table" then
+      fail(path, "'rules' must be a table { name = function(record, ctx) ... end }")
+    end
+    for _, k in ipairs(sorted_keys(spec.rules)) do
+      if type(k) ~= "string" or type(spec.rules[k]) ~= "function" then
+        fail(path, "rules.%s must be a function(record, ctx)", tostring(k))
+      end
+      m.rules[#m.rules + 1] = { name = k, fn = spec.rules[k] }
+    end
+  end
+
   if spec.filter ~= nil and type(spec.filter) ~= "function" then
     fail(path, "'filter' must be a function(record, ctx)")
   end
@@ -210,18 +274,57 @@ function engine.run(m, record, ctx, event)
     owner[k] = v
   end
 
-  return array {
+  for name, rule in pairs(m.validate) do
+    local v = fields[name]
+    if v == nil then
+      if rule.required then
+        fail(m.path, "validate: %s is required but the record gives none", name)
+      end
+    else
+      if rule.max_length and type(v) == "string" and utf8.len(v) and utf8.len(v) > rule.max_length then
+        fail(m.path, "validate: %s is %d characters, more than %d", name, utf8.len(v),
+             rule.max_length)
+      end
+      if rule.format and not FORMATS[rule.format](v) then
+        fail(m.path, "validate: %s is not a valid %s: %s", name, rule.format, tostring(v))
+      end
+      if rule.pattern and (type(v) ~= "string" or not v:find(rule.pattern)) then
+        fail(m.path, "validate: %s does not match %s: %s", name, rule.pattern, tostring(v))
+      end
+    end
+  end
+
+  local sid = id_string(id, m)
+  local out = array {
     {
-      op = "upsert",
+      op = m.op,
       mapping = m.name,
-      source = { system = m.source.system, object = m.source.object,
-                 id = id_string(id, m), event = event },
+      source = { system = m.source.system, object = m.source.object, id = sid, event = event },
       target = { system = m.target.system, object = m.target.object },
       match = match,
       fields = fields,
       owner = owner,
     },
   }
+
+  -- Rules add intents of their own (activities, updates of other records).
+  -- Each one's source id is the record's id plus the rule's key, so that a
+  -- retried or replayed job finds the activity it already created.
+  for _, rule in ipairs(m.rules) do
+    local got = rule.fn(record, ctx)
+    if got ~= nil then
+      if type(got) ~= "table" then
+        fail(m.path, "rules.%s must return an intent, a list of intents or nil", rule.name)
+      end
+      if got.op ~= nil then
+        got = { got }
+      end
+      for i = 1, #got do
+        out[#out + 1] = map.finish_intent(got[i], m, sid, event, rule.name, i, record, ctx)
+      end
+    end
+  end
+  return out
 end
 
 return engine

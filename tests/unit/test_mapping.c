@@ -582,6 +582,111 @@ static void test_mapping_null_and_empty_values(void **state)
     ferry_mapping_set_free(set);
 }
 
+static const char *rules_mapping =
+    "local map = require \"ferry.map\"\n"
+    "return {\n"
+    "  source = { \"shop\", \"order\", on = { \"created\" } },\n"
+    "  target = { \"crm\", \"CustomerOrder\" },\n"
+    "  fields = { Name = \"name\", Email = map.lower \"email\" },\n"
+    "  validate = { Email = { required = true, format = \"email\" },\n"
+    "               Name = { max_length = 10 } },\n"
+    "  rules = {\n"
+    "    call_big_buyers = function(record, ctx)\n"
+    "      if record.total < map.setting(\"threshold\", 100)(record, ctx) then return nil end\n"
+    "      return map.activity{ target = { \"crm\", \"PhoneCall\" }, key = \"big-order\",\n"
+    "                           fields = { Subject = \"Call \" .. record.name } }\n"
+    "    end,\n"
+    "    move_opportunity = function(record, ctx)\n"
+    "      return map.update{ target = { \"crm\", \"Opportunity\" },\n"
+    "                         match = { map.lookup(\"AccountEmail\", map.lower \"email\") },\n"
+    "                         fields = { SalesCyclePhaseCode = \"004\" } }\n"
+    "    end,\n"
+    "  },\n"
+    "}\n";
+
+/* Runs the rules mapping on one order; returns the intents (caller frees) or NULL with err set. */
+static json_t *run_order(struct ferry_mapping_set *set, const char *name, const char *email,
+                         int total, const char *settings, struct ferry_err *err)
+{
+    json_t *record =
+        json_pack("{s:i, s:s, s:s, s:i}", "id", 250, "name", name, "email", email, "total", total);
+    json_t *ctx = settings ? json_pack("{s:o}", "settings", json_loads(settings, 0, NULL)) : NULL;
+    json_t *intents = NULL;
+    int rc = ferry_mapping_set_run(set, "shop", "order", "created", record, ctx, &intents, err);
+    json_decref(record);
+    json_decref(ctx);
+    return rc < 0 ? NULL : intents;
+}
+
+static void test_mapping_rules_validation_and_settings(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    const char *path = write_file(f, "rules.lua", rules_mapping);
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+
+    /* Below the default threshold: the main intent and the opportunity update. */
+    json_t *out = run_order(set, "Ada", "ADA@x.io", 50, NULL, &err);
+    assert_non_null(out);
+    assert_int_equal(json_array_size(out), 2);
+    json_t *upd = json_array_get(out, 1);
+    assert_string_equal(json_string_value(json_object_get(upd, "op")), "update");
+    assert_string_equal(json_string_value(json_object_get(upd, "rule")), "move_opportunity");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(upd, "match"), 0), "value")),
+                        "ada@x.io");
+    json_decref(out);
+
+    /* A settings table lowers the threshold: the phone call appears, keyed for idempotency. */
+    out = run_order(set, "Ada", "ada@x.io", 50, "{\"threshold\": 10}", &err);
+    assert_non_null(out);
+    assert_int_equal(json_array_size(out), 3);
+    json_t *call = NULL;
+    size_t i;
+    json_t *it;
+    json_array_foreach(out, i, it)
+    {
+        const char *obj =
+            json_string_value(json_object_get(json_object_get(it, "target"), "object"));
+        if (obj && strcmp(obj, "PhoneCall") == 0) {
+            call = it;
+        }
+    }
+    assert_non_null(call);
+    assert_string_equal(json_string_value(json_object_get(call, "op")), "upsert");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(call, "source"), "id")),
+                        "250#big-order");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(call, "fields"), "Subject")), "Call Ada");
+    json_decref(out);
+
+    /* Validation: a bad e-mail and a too-long name fail the job with the file named. */
+    assert_null(run_order(set, "Ada", "not-an-address", 50, NULL, &err));
+    assert_int_equal(err.code, FERRY_EMAPPING);
+    assert_non_null(strstr(err.msg, "rules.lua"));
+    assert_non_null(strstr(err.msg, "Email is not a valid email"));
+    assert_null(run_order(set, "Adalovelace!", "a@b.co", 50, NULL, &err));
+    assert_non_null(strstr(err.msg, "Name is 12 characters, more than 10"));
+    ferry_mapping_set_free(set);
+
+    /* A rule without a key cannot be made idempotent: refused when it runs. */
+    const char *bad =
+        write_file(f, "nokey.lua",
+                   "local map = require \"ferry.map\"\n"
+                   "return { source = { \"shop\", \"order\" }, target = { \"crm\", \"X\" },\n"
+                   "  fields = { A = \"id\" },\n"
+                   "  rules = { r = function() return map.activity{ target = { \"crm\", \"T\" },\n"
+                   "                                                 fields = {} } end } }\n");
+    set = NULL;
+    assert_int_equal(load_one(f, bad, &set, &err), 0);
+    assert_null(run_order(set, "A", "a@b.co", 1, NULL, &err));
+    assert_non_null(strstr(err.msg, "key must be a non-empty string"));
+    ferry_mapping_set_free(set);
+}
+
 static void test_mapping_customer_to_contact_intent(void **state)
 {
     struct fixture *f = *state;
@@ -688,6 +793,8 @@ static void test_mapping_set_outlives_state_safely(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_mapping_rules_validation_and_settings, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_globals_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_binary_chunk_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_require_confined, setup, teardown),

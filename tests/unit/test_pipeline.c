@@ -568,6 +568,47 @@ static void test_pipeline_poll_stops_on_repeated_pages(void **state)
     assert_int_equal(counts[FERRY_JOB_PENDING], 1);
 }
 
+static void test_pipeline_rule_intents_activity_and_update(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    struct ferry_err err = {0};
+    char path[256];
+    snprintf(path, sizeof(path), "%s/mapping.lua", fx->mapdir);
+    write_file(path,
+               "local map = require \"ferry.map\"\n"
+               "return {\n"
+               "  source = { \"src\", \"thing\" },\n"
+               "  target = { \"dst\", \"Things\" },\n"
+               "  match = { \"link\", map.lookup(\"Email\", map.lower \"email\") },\n"
+               "  fields = { Name = \"name\", Email = map.lower \"email\" },\n"
+               "  rules = {\n"
+               "    task = function(r) return map.activity{ target = { \"dst\", \"Tasks\" },\n"
+               "      key = \"welcome\", fields = { Subject = \"Welcome \" .. r.name } } end,\n"
+               "    opp = function(r) return map.update{ target = { \"dst\", \"Opps\" },\n"
+               "      match = { map.lookup(\"Owner\", map.lower \"email\") },\n"
+               "      fields = { Stage = \"won\" } } end,\n"
+               "  },\n"
+               "}\n");
+    assert_int_equal(ferry_runtime_reload_mappings(fx->rt, &err), 0);
+    enqueue(fx, "1", "created");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    /* The contact and the task; no opportunity exists, so none is created. */
+    assert_int_equal(dst_creates, 2);
+    assert_int_equal(dst_updates, 0);
+
+    /* Run again: the task is found by its own link, not created twice; an
+     * opportunity now exists and is updated. */
+    json_object_set_new(dst_records, "O1",
+                        json_pack("{s:s, s:{s:s, s:s}}", "etag", "e1", "record", "Owner",
+                                  "jane@example.com", "Stage", "open"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 2);
+    assert_int_equal(dst_updates, 1);
+    assert_string_equal(json_string_value(json_object_get(dst_last_update, "Stage")), "won");
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -606,6 +647,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_unknown_create_is_looked_up_not_reposted,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_poll_stops_on_repeated_pages, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_rule_intents_activity_and_update, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
     };
