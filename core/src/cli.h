@@ -22,6 +22,7 @@ int ferry_cmd_check(int argc, char **argv);    /* cmd_admin.c */
 int ferry_cmd_webhooks(int argc, char **argv); /* cmd_admin.c */
 int ferry_cmd_dlq(int argc, char **argv);      /* cmd_dlq.c */
 int ferry_cmd_replay(int argc, char **argv);   /* cmd_dlq.c */
+int ferry_cmd_plan(int argc, char **argv);     /* cmd_plan.c */
 int ferry_cmd_init(int argc, char **argv);     /* cmd_init.c */
 
 #endif

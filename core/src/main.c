@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"webhooks", ferry_cmd_webhooks, "compare (and --apply) the webhook registrations needed"},
     {"dlq", ferry_cmd_dlq, "list, show, retry or drop dead letters"},
     {"replay", ferry_cmd_replay, "queue the source events of earlier jobs again"},
+    {"plan", ferry_cmd_plan, "what the mappings would do with real records, writing nothing"},
     {"init", ferry_cmd_init, "write a starter config, the shipped mappings and a systemd unit"},
 };
 

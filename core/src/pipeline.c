@@ -78,6 +78,7 @@ struct job_ctx {
     const char *src_system;
     const char *src_object;
     const char *src_id;
+    bool dry; /* `ferry plan`: decide and read, write nothing (no links, no audit) */
 };
 
 static void audit(struct job_ctx *jc, const char *connector, const char *step, const char *fmt, ...)
@@ -87,6 +88,9 @@ static void audit(struct job_ctx *jc, const char *connector, const char *step, c
 {
     char detail[512];
     va_list ap;
+    if (jc->dry) {
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
@@ -120,6 +124,9 @@ static int save_link(struct job_ctx *jc, const struct ferry_link_key *key, const
                      const char *etag, const char *hash, const json_t *fields,
                      struct ferry_err *err)
 {
+    if (jc->dry) {
+        return 0;
+    }
     char *text = ferry_json_canonical(fields);
     struct ferry_link link = {
         .dst_id = (char *)dst_id,
@@ -149,6 +156,9 @@ struct plan {
     char hash[FERRY_SHA256_HEX_LEN + 1];
     struct ferry_link_key key;
     const char *what; /* "created", "updated" for the audit */
+    json_t *base;     /* what the fields were compared with (last sync or found record) */
+    char how[96];     /* how the target record was found: "link", "lookup Email", "" */
+    bool unchanged;   /* linked or matched, and nothing the source owns changed */
 };
 
 static void plan_clear(struct plan *p)
@@ -156,8 +166,10 @@ static void plan_clear(struct plan *p)
     free(p->dst_id);
     free(p->etag);
     json_decref(p->write);
+    json_decref(p->base);
     p->dst_id = p->etag = NULL;
     p->write = NULL;
+    p->base = NULL;
     p->op = 0;
 }
 
@@ -198,6 +210,7 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
         return ferry_err_set(err, FERRY_EUNSUPPORTED, "connector %s cannot write", p->tsys);
     }
     ferry_call_init(&call, rt, jc->w, (size_t)p->idx, jc->job->correlation_id, jc->job->id);
+    call.quiet = jc->dry;
     rc = ferry_json_hash(p->fields, p->hash);
     if (rc < 0) {
         return ferry_err_set(err, rc, "out of memory");
@@ -227,11 +240,15 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
         rc = FERRY_ENOTFOUND;
     }
     if (rc == 0) {
+        snprintf(p->how, sizeof(p->how), "link");
+        p->dst_id = ferry_strdup(link.dst_id);
+        prev = link.fields ? json_loads(link.fields, 0, NULL) : NULL;
+        p->base = json_incref(prev);
         if (link.content_hash && strcmp(link.content_hash, p->hash) == 0) {
             audit(jc, tsys, "skip", "%s %s: unchanged since the last sync", tobj, link.dst_id);
+            p->unchanged = true;
             goto cleanup;
         }
-        prev = link.fields ? json_loads(link.fields, 0, NULL) : NULL;
         p->write = changed_fields(p->fields, prev, owner, tsys);
         if (!p->write) {
             rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
@@ -243,11 +260,11 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
             rc = save_link(jc, &p->key, link.dst_id, link.etag, p->hash, p->fields, err);
             json_decref(p->write);
             p->write = NULL;
+            p->unchanged = true;
             goto cleanup;
         }
         p->op = FERRY_WRITE_UPDATE;
         p->what = "updated";
-        p->dst_id = ferry_strdup(link.dst_id);
         p->etag = ferry_strdup(link.etag);
         goto cleanup;
     }
@@ -291,15 +308,18 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
             goto cleanup;
         }
         audit(jc, tsys, "match", "%s %s: matched by %s", tobj, id, field);
+        snprintf(p->how, sizeof(p->how), "lookup %s", field);
+        p->dst_id = ferry_strdup(id);
+        p->base = json_incref(json_object_get(found, "record"));
         if (json_object_size(p->write) == 0) {
             rc = save_link(jc, &p->key, id, etag, p->hash, p->fields, err);
             json_decref(p->write);
             p->write = NULL;
+            p->unchanged = true;
             goto cleanup;
         }
         p->op = FERRY_WRITE_UPDATE;
         p->what = "updated";
-        p->dst_id = ferry_strdup(id);
         p->etag = ferry_strdup(etag);
         goto cleanup;
     }
@@ -380,6 +400,7 @@ static int write_plan(struct job_ctx *jc, const json_t *intent, struct plan *pp,
         plan_clear(&p);
         rc = plan_upsert(jc, intent, true, &p, err);
         if (rc < 0 || p.op == 0) {
+            plan_clear(&p);
             return rc;
         }
         rc = do_write(jc, inst, &call, p.op, p.tobj, p.dst_id, p.etag, p.write, &result, writes,
@@ -397,6 +418,7 @@ static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
     struct plan p;
     int rc = plan_upsert(jc, intent, false, &p, err);
     if (rc < 0 || p.op == 0) {
+        plan_clear(&p);
         return rc;
     }
     return write_plan(jc, intent, &p, writes, err);
@@ -412,6 +434,7 @@ static int apply_update(struct job_ctx *jc, const json_t *intent, int *writes,
     struct plan p;
     int rc = plan_upsert(jc, intent, false, &p, err);
     if (rc < 0 || p.op == 0) {
+        plan_clear(&p);
         return rc;
     }
     if (p.op == FERRY_WRITE_CREATE) {
@@ -1048,5 +1071,134 @@ cleanup:
     free(stored);
     free(token);
     free(newest);
+    return rc;
+}
+
+/* ---- ferry plan: what a record would cause, written nowhere ---- */
+
+static json_t *field_report(const struct plan *p, const json_t *owner, const json_t *current)
+{
+    json_t *rows = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)p->fields, k, v)
+    {
+        json_t *old = p->base ? json_object_get(p->base, k) : NULL;
+        const char *who = json_string_value(json_object_get(owner, k));
+        const char *action;
+        if (p->op == FERRY_WRITE_CREATE) {
+            action = "set";
+        } else if (who && strcmp(who, p->tsys) == 0) {
+            action = "kept (target owns it)";
+        } else if (p->write && json_object_get(p->write, k)) {
+            /* The target changed this field since our last sync, and the
+             * source changed it too: the write would overwrite a CRM edit. */
+            json_t *now = current ? json_object_get(current, k) : NULL;
+            action = (now && old && !json_equal(now, old) && !json_equal(now, v)) ? "conflict"
+                                                                                  : "change";
+        } else {
+            action = "no change";
+        }
+        json_array_append_new(rows, json_pack("{s:s, s:s, s:O?, s:O}", "field", k, "action", action,
+                                              "old", old, "new", v));
+    }
+    return rows;
+}
+
+int ferry_pipeline_plan_record(struct ferry_worker *w, const char *system, const char *object,
+                               const char *id, const char *event, const json_t *record, json_t *out,
+                               struct ferry_err *err)
+{
+    struct ferry_runtime *rt = w->rt;
+    struct ferry_job job = {.id = 0, .correlation_id = "plan", .job_key = ""};
+    struct job_ctx jc = {
+        .w = w, .job = &job, .src_system = system, .src_object = object, .src_id = id, .dry = true};
+    json_t *fetched = NULL, *intents = NULL, *context = NULL;
+    int rc;
+    int idx = ferry_runtime_instance(rt, system);
+    if (idx < 0) {
+        return ferry_err_set(err, FERRY_ECONFIG, "connector '%s' is not configured", system);
+    }
+    if (!record) {
+        struct ferry_instance *inst = &rt->instances[idx];
+        struct ferry_call call;
+        ferry_call_init(&call, rt, w, (size_t)idx, "plan", 0);
+        call.quiet = true;
+        if (!inst->conn->fetch) {
+            return ferry_err_set(err, FERRY_EUNSUPPORTED, "connector %s cannot fetch", system);
+        }
+        rc = inst->conn->fetch(inst->state, &call, object, id, &fetched, err);
+        if (rc < 0) {
+            return rc;
+        }
+        record = fetched;
+    }
+    context = json_pack("{s:s, s:s, s:s, s:s}", "event", event, "system", system, "object", object,
+                        "id", id);
+    rc = ferry_mapping_set_run(w->mappings, system, object, event, record, context, &intents, err);
+    size_t i;
+    json_t *intent;
+    json_array_foreach(intents, i, intent)
+    {
+        struct plan p;
+        json_t *current = NULL;
+        const char *op = json_string_value(json_object_get(intent, "op"));
+        const char *mapping = json_string_value(json_object_get(intent, "mapping"));
+        const char *rule = json_string_value(json_object_get(intent, "rule"));
+        struct ferry_err perr = {0};
+        if (rc < 0) {
+            break;
+        }
+        int prc = plan_upsert(&jc, intent, false, &p, &perr);
+        json_t *entry = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:O}", "source_object", object,
+                                  "source_id", id, "event", event, "mapping", mapping, "rule", rule,
+                                  "target", json_object_get(intent, "target"));
+        if (prc < 0) {
+            json_object_set_new(entry, "action", json_string("error"));
+            json_object_set_new(entry, "error", json_string(perr.msg));
+            json_array_append_new(out, entry);
+            continue;
+        }
+        const char *action = p.op == FERRY_WRITE_CREATE   ? "create"
+                             : p.op == FERRY_WRITE_UPDATE ? "update"
+                                                          : "no change";
+        if (p.op == FERRY_WRITE_CREATE && op && strcmp(op, "update") == 0) {
+            action = "skip (no record to update)";
+        }
+        if (p.op == FERRY_WRITE_UPDATE && p.dst_id && strcmp(p.how, "link") == 0) {
+            /* Read the target as it is now, to see edits made there since. */
+            struct ferry_instance *ti = &rt->instances[p.idx];
+            struct ferry_call call;
+            ferry_call_init(&call, rt, w, (size_t)p.idx, "plan", 0);
+            call.quiet = true;
+            if (ti->conn->fetch &&
+                ti->conn->fetch(ti->state, &call, p.tobj, p.dst_id, &current, &perr) < 0) {
+                current = NULL;
+            }
+        }
+        json_object_set_new(entry, "action", json_string(action));
+        if (p.dst_id) {
+            json_object_set_new(entry, "target_id", json_string(p.dst_id));
+        }
+        if (p.how[0]) {
+            json_object_set_new(entry, "matched_by", json_string(p.how));
+        }
+        json_object_set_new(entry, "fields",
+                            field_report(&p, json_object_get(intent, "owner"), current));
+        size_t k;
+        json_t *f;
+        json_array_foreach(json_object_get(entry, "fields"), k, f)
+        {
+            if (strcmp(json_string_value(json_object_get(f, "action")), "conflict") == 0) {
+                json_object_set_new(entry, "action", json_string("conflict"));
+            }
+        }
+        json_array_append_new(out, entry);
+        json_decref(current);
+        plan_clear(&p);
+    }
+    json_decref(intents);
+    json_decref(context);
+    json_decref(fetched);
     return rc;
 }

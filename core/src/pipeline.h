@@ -52,6 +52,20 @@ int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
 int ferry_pipeline_run_batch(struct ferry_worker *w, struct ferry_job *const *jobs, size_t n,
                              struct ferry_outcome *outs);
 
+/*
+ * `ferry plan` for one source record: map it (fetching it unless given) and
+ * decide every intent as a job would (links, lookups, systems of record),
+ * reading the target where needed but writing nothing, not even audit rows or
+ * links. Appends one object per intent to `out`:
+ *   {"mapping", "rule"?, "target": {...}, "action": "create" | "update" |
+ *    "no change" | "conflict" | "skip (no record to update)" | "error",
+ *    "target_id"?, "matched_by"?, "fields": [{"field", "action": "set" |
+ *    "change" | "no change" | "conflict" | "kept (target owns it)", "old", "new"}]}
+ */
+int ferry_pipeline_plan_record(struct ferry_worker *w, const char *system, const char *object,
+                               const char *id, const char *event, const json_t *record, json_t *out,
+                               struct ferry_err *err);
+
 /* The delay before attempt `attempts + 1`: exponential from base, capped, with jitter. */
 int64_t ferry_pipeline_backoff_ms(const struct ferry_config *cfg, int attempts, int64_t hint_ms,
                                   uint32_t jitter_seed);

@@ -84,7 +84,7 @@ static int host_http(struct ferry_call *call, const struct ferry_http_req *req,
         .at_ms = call->rt->clock(),
     };
     struct ferry_err aerr = {0};
-    if (ferry_store_audit_add(store, &row, &aerr) < 0) {
+    if (!call->quiet && ferry_store_audit_add(store, &row, &aerr) < 0) {
         ferry_warn("audit row not written: %s", aerr.msg);
     }
     ferry_http_trace_clear(&trace);
@@ -156,6 +156,7 @@ void ferry_call_init(struct ferry_call *call, struct ferry_runtime *rt, struct f
     call->correlation_id = correlation_id;
     call->job_id = job_id;
     call->setup = false;
+    call->quiet = false;
 }
 
 /* ---- runtime ---- */

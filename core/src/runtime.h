@@ -72,6 +72,7 @@ struct ferry_call {
     struct ferry_runtime *rt;
     struct ferry_worker *worker; /* NULL on the loop or main thread */
     bool setup;                  /* a start-up call: may do HTTP and kv without a worker */
+    bool quiet;                  /* `ferry plan`: read-only, leaves no audit rows */
     size_t instance;             /* index into rt->instances */
     const char *correlation_id;
     int64_t job_id;
