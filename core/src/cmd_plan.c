@@ -66,9 +66,9 @@ static void print_entry(const json_t *e)
     if (json_object_get(e, "matched_by")) {
         printf(" (found by %s)", json_string_value(json_object_get(e, "matched_by")));
     }
-    printf("  [%s%s%s]\n", json_string_value(json_object_get(e, "mapping")),
-           json_object_get(e, "rule") ? " rule " : "",
-           json_object_get(e, "rule") ? json_string_value(json_object_get(e, "rule")) : "");
+    const char *rule = json_string_value(json_object_get(e, "rule"));
+    printf("  [%s%s%s]\n", json_string_value(json_object_get(e, "mapping")), rule ? " rule " : "",
+           rule ? rule : "");
     if (json_object_get(e, "error")) {
         printf("    %s\n", json_string_value(json_object_get(e, "error")));
     }

@@ -1076,13 +1076,31 @@ cleanup:
 
 /* ---- ferry plan: what a record would cause, written nowhere ---- */
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static json_t *field_report(const struct plan *p, const json_t *owner, const json_t *current)
 {
     json_t *rows = json_array();
+    /* Sorted, so that two plans of the same record read the same. */
+    size_t n = json_object_size(p->fields), i = 0;
+    const char **keys = calloc(n ? n : 1, sizeof(*keys));
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)p->fields, k, v)
     {
+        if (keys) {
+            keys[i++] = k;
+        }
+    }
+    if (keys) {
+        qsort(keys, i, sizeof(*keys), cmp_str);
+    }
+    for (size_t j = 0; keys && j < i; j++) {
+        k = keys[j];
+        v = json_object_get(p->fields, k);
         json_t *old = p->base ? json_object_get(p->base, k) : NULL;
         const char *who = json_string_value(json_object_get(owner, k));
         const char *action;
@@ -1099,9 +1117,10 @@ static json_t *field_report(const struct plan *p, const json_t *owner, const jso
         } else {
             action = "no change";
         }
-        json_array_append_new(rows, json_pack("{s:s, s:s, s:O?, s:O}", "field", k, "action", action,
+        json_array_append_new(rows, json_pack("{s:s, s:s, s:O*, s:O}", "field", k, "action", action,
                                               "old", old, "new", v));
     }
+    free(keys);
     return rows;
 }
 
@@ -1150,7 +1169,7 @@ int ferry_pipeline_plan_record(struct ferry_worker *w, const char *system, const
             break;
         }
         int prc = plan_upsert(&jc, intent, false, &p, &perr);
-        json_t *entry = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:O}", "source_object", object,
+        json_t *entry = json_pack("{s:s, s:s, s:s, s:s*, s:s*, s:O}", "source_object", object,
                                   "source_id", id, "event", event, "mapping", mapping, "rule", rule,
                                   "target", json_object_get(intent, "target"));
         if (prc < 0) {
