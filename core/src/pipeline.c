@@ -480,6 +480,93 @@ static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *j
 }
 
 /*
+ * Field values of the form {"$ref": {"system", "object", "id", "target",
+ * "target_object", "field"}} name another source record's counterpart in the
+ * target (e.g. the CRM id of the customer's company, for a contact's account
+ * field). They are resolved here from the link table, and from the target
+ * record itself when a field other than its id is wanted. A reference to a
+ * record not synced yet is a transient failure: the job waits for it.
+ */
+static int resolve_refs(struct job_ctx *jc, json_t *intent, struct ferry_err *err)
+{
+    struct ferry_runtime *rt = jc->w->rt;
+    json_t *fields = json_object_get(intent, "fields");
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(fields, tmp, k, v)
+    {
+        json_t *ref = json_object_get(v, "$ref");
+        if (!json_is_object(v) || !json_is_object(ref)) {
+            continue;
+        }
+        const char *sys = json_string_value(json_object_get(ref, "system"));
+        const char *obj = json_string_value(json_object_get(ref, "object"));
+        const char *tgt = json_string_value(json_object_get(ref, "target"));
+        const char *tobj = json_string_value(json_object_get(ref, "target_object"));
+        const char *want = json_string_value(json_object_get(ref, "field"));
+        char *id = ferry_json_scalar_text(json_object_get(ref, "id"));
+        if (!sys || !obj || !tgt || !tobj || !id) {
+            free(id);
+            return ferry_err_set(err, FERRY_EMAPPING,
+                                 "field %s: a $ref needs system, object, id, target and "
+                                 "target_object",
+                                 k);
+        }
+        struct ferry_link_key key = {.src_system = sys,
+                                     .src_object = obj,
+                                     .src_id = id,
+                                     .dst_system = tgt,
+                                     .dst_object = tobj};
+        struct ferry_link link = {0};
+        int rc = ferry_store_link_get(jc->w->store, &key, &link, err);
+        if (rc == FERRY_ENOTFOUND || (rc == 0 && (!link.dst_id || !link.dst_id[0]))) {
+            rc = ferry_err_set(err, FERRY_EUNAVAILABLE,
+                               "field %s refers to %s %s %s, which is not in %s yet; waiting for "
+                               "it to sync",
+                               k, sys, obj, id, tgt);
+        }
+        free(id);
+        if (rc < 0) {
+            ferry_link_clear(&link);
+            return rc;
+        }
+        json_t *value = NULL;
+        if (!want || strcmp(want, "id") == 0) {
+            value = json_string(link.dst_id);
+        } else {
+            int idx = ferry_runtime_instance(rt, tgt);
+            json_t *rec = NULL;
+            struct ferry_call call;
+            if (idx < 0 || !rt->instances[idx].conn->fetch) {
+                ferry_link_clear(&link);
+                return ferry_err_set(err, FERRY_ECONFIG, "field %s: connector %s cannot fetch", k,
+                                     tgt);
+            }
+            ferry_call_init(&call, rt, jc->w, (size_t)idx, jc->job->correlation_id, jc->job->id);
+            call.quiet = jc->dry;
+            rc = rt->instances[idx].conn->fetch(rt->instances[idx].state, &call, tobj, link.dst_id,
+                                                &rec, err);
+            if (rc == 0) {
+                value = json_incref(json_object_get(rec, want));
+                if (!value) {
+                    rc = ferry_err_set(err, FERRY_EMAPPING, "field %s: %s %s has no %s", k, tobj,
+                                       link.dst_id, want);
+                }
+            }
+            json_decref(rec);
+            if (rc < 0) {
+                ferry_link_clear(&link);
+                return rc;
+            }
+        }
+        ferry_link_clear(&link);
+        json_object_set_new(fields, k, value);
+    }
+    return 0;
+}
+
+/*
  * A job of a batch whose single write waits for the batch's round trip; it
  * owns what the plan borrows (payload, record, intents).
  */
@@ -582,6 +669,17 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     }
     if (json_array_size(intents) == 0) {
         audit(&jc, NULL, "map", "no mapping produced an intent for %s %s (%s)", object, id, event);
+    }
+    {
+        size_t r;
+        json_t *it;
+        json_array_foreach(intents, r, it)
+        {
+            rc = resolve_refs(&jc, it, &err);
+            if (rc < 0) {
+                goto fail;
+            }
+        }
     }
     if (bm && json_array_size(intents) == 1) {
         json_t *only = json_array_get(intents, 0);
@@ -1168,7 +1266,12 @@ int ferry_pipeline_plan_record(struct ferry_worker *w, const char *system, const
         if (rc < 0) {
             break;
         }
-        int prc = plan_upsert(&jc, intent, false, &p, &perr);
+        int prc = resolve_refs(&jc, intent, &perr);
+        if (prc == 0) {
+            prc = plan_upsert(&jc, intent, false, &p, &perr);
+        } else {
+            memset(&p, 0, sizeof(p));
+        }
         json_t *entry = json_pack("{s:s, s:s, s:s, s:s*, s:s*, s:O}", "source_object", object,
                                   "source_id", id, "event", event, "mapping", mapping, "rule", rule,
                                   "target", json_object_get(intent, "target"));

@@ -39,116 +39,7 @@ end
 local function source(src, who, level)
   if type(src) == "string" then
     return function(record)
-      -- map.setting(name, default): a value from the mapping's settings in the
--- configuration (mappings.settings.<mapping>.<name>, handed in as
--- ctx.settings), so that thresholds and tables live in config, not code.
-function map.setting(name, default)
-  return function(_, ctx)
-    local s = ctx and ctx.settings
-    local v = type(s) == "table" and s[name] or nil
-    if v == nil or v == null then
-      return default
-    end
-    return v
-  end
-end
-
-local function copy_match(rules, who)
-  local out = {}
-  for i, r in ipairs(rules or { "link" }) do
-    if r == "link" then
-      out[i] = { rule = "link" }
-    elseif type(r) == "table" and r.rule == "lookup" then
-      out[i] = r
-    else
-      error(who .. ": match[" .. i .. "] must be \"link\" or map.lookup(...)", 3)
-    end
-  end
-  return out
-end
-
-local function intent(op, spec, who)
-  if type(spec) ~= "table" then
-    error(who .. ": expected a table", 3)
-  end
-  local t = spec.target
-  if type(t) ~= "table" or type(t[1]) ~= "string" or type(t[2]) ~= "string" then
-    error(who .. ": target must be { system, object }", 3)
-  end
-  if op == "upsert" and (type(spec.key) ~= "string" or spec.key == "") then
-    -- Without a key, a retried job could not find the record it created.
-    error(who .. ": key must be a non-empty string (it makes the write idempotent)", 3)
-  end
-  if type(spec.fields) ~= "table" then
-    error(who .. ": fields must be a table of values", 3)
-  end
-  return { op = op, key = spec.key, target = { system = t[1], object = t[2] },
-           match = copy_match(spec.match, who), fields = spec.fields, owner = spec.owner }
-end
-
--- map.activity{ target = { "crm", "TasksCollection" }, key = "follow-up",
---               fields = { Subject = "...", ... }, match = { ... } }
--- A record created once per source record and key (a task, a phone call),
--- updated if the rule produces it again with other values.
-function map.activity(spec)
-  return intent("upsert", spec, "map.activity")
-end
-
--- map.update{ target = ..., match = { map.lookup(...) }, fields = { ... } }
--- Change an existing record found by the match rules; never create one
--- (e.g. move an open opportunity's stage). No match: nothing happens.
-function map.update(spec)
-  return intent("update", spec, "map.update")
-end
-
--- Used by the engine: a rule's intent in the host's format (core/src/mapping.h).
-function map.finish_intent(it, m, source_id, event, rule, n, record, ctx)
-  if type(it) ~= "table" or (it.op ~= "upsert" and it.op ~= "update") then
-    error(m.path .. ": rules." .. rule .. "[" .. n .. "] is not an intent (use map.activity or map.update)", 0)
-  end
-  local fields = {}
-  for k, v in pairs(it.fields) do
-    if type(k) ~= "string" then
-      error(m.path .. ": rules." .. rule .. ": field names must be strings", 0)
-    end
-    if type(v) == "function" then
-      -- A rule gives values; a source function here is almost surely a slip.
-      error(m.path .. ": rules." .. rule .. ": field " .. k .. " is a function, not a value", 0)
-    end
-    fields[k] = v
-  end
-  local match = ferry.array {}
-  for _, r in ipairs(it.match) do
-    if r.rule == "link" then
-      match[#match + 1] = { rule = "link" }
-    else
-      local v = r.value
-      if type(v) == "function" then
-        v = v(record, ctx) -- map.lookup(field, path-or-function), as at the top level
-      end
-      if v ~= nil and v ~= null and v ~= "" then
-        match[#match + 1] = { rule = "lookup", field = r.field, value = v }
-      end
-    end
-  end
-  local owner = {}
-  for k, v in pairs(it.owner or {}) do
-    owner[k] = v
-  end
-  return {
-    op = it.op,
-    mapping = m.name,
-    rule = rule,
-    source = { system = m.source.system, object = m.source.object,
-               id = source_id .. "#" .. (it.key or rule), event = event },
-    target = it.target,
-    match = match,
-    fields = fields,
-    owner = owner,
-  }
-end
-
-return map.get(record, src)
+      return map.get(record, src)
     end
   elseif type(src) == "function" then
     return src
@@ -230,6 +121,27 @@ function map.lookup(field, src)
     error("map.lookup: expected a target field name, got " .. type(field), 2)
   end
   return { rule = "lookup", field = field, value = source(src, "map.lookup", 2) }
+end
+
+-- map.ref{ source = { "bigcommerce", "company" }, id = "company_id",
+--          target = { "sap_sales", "CorporateAccountCollection" }, field = "AccountID" }
+-- The target's counterpart of another source record, resolved by the daemon
+-- from its link table when the job runs (field "id", the default, is the
+-- target's own key). Until that record has been synced the job waits.
+function map.ref(spec)
+  if type(spec) ~= "table" or type(spec.source) ~= "table" or type(spec.target) ~= "table" then
+    error("map.ref: expected { source = {system, object}, id = path, target = {system, object} }", 2)
+  end
+  local id = source(spec.id or "id", "map.ref", 2)
+  return function(record, ctx)
+    local v = id(record, ctx)
+    if v == nil or v == null or v == 0 or v == "0" then
+      return nil -- no related record (e.g. a guest or a customer without a company)
+    end
+    return { ["$ref"] = { system = spec.source[1], object = spec.source[2], id = tostring(v),
+                          target = spec.target[1], target_object = spec.target[2],
+                          field = spec.field or "id" } }
+  end
 end
 
 -- map.setting(name, default): a value from the mapping's settings in the

@@ -609,6 +609,49 @@ static void test_pipeline_rule_intents_activity_and_update(void **state)
     assert_string_equal(json_string_value(json_object_get(dst_last_update, "Stage")), "won");
 }
 
+static void test_pipeline_ref_waits_for_the_related_record(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    struct ferry_err err = {0};
+    char path[256];
+    snprintf(path, sizeof(path), "%s/mapping.lua", fx->mapdir);
+    write_file(path, "local map = require \"ferry.map\"\n"
+                     "return {\n"
+                     "  source = { \"src\", \"thing\" },\n"
+                     "  target = { \"dst\", \"Things\" },\n"
+                     "  fields = { Name = \"name\",\n"
+                     "    Account = map.ref{ source = { \"src\", \"org\" }, id = \"org\",\n"
+                     "                       target = { \"dst\", \"Accounts\" } } },\n"
+                     "}\n");
+    assert_int_equal(ferry_runtime_reload_mappings(fx->rt, &err), 0);
+    json_object_set_new(json_object_get(src_records, "1"), "org", json_integer(9));
+    enqueue(fx, "1", "created");
+    /* The organisation is not synced yet: the job waits (retry), nothing written. */
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_RETRY);
+    assert_non_null(strstr(out.error, "not in dst yet"));
+    assert_int_equal(dst_creates, 0);
+
+    struct ferry_link_key key = {.src_system = "src",
+                                 .src_object = "org",
+                                 .src_id = "9",
+                                 .dst_system = "dst",
+                                 .dst_object = "Accounts"};
+    struct ferry_link link = {.dst_id = "ACC-9"};
+    assert_int_equal(ferry_store_link_put(fx->rt->workers[0].store, &key, &link, 1, &err), 0);
+    /* Due now: retry at once. */
+    struct ferry_job **jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(ferry_store_jobs_pending(fx->rt->workers[0].store, 0, 1, &jobs, &n, &err), 0);
+    jobs[0]->next_attempt_at_ms = 0;
+    assert_int_equal(ferry_pipeline_run_job(&fx->rt->workers[0], jobs[0], &out), 0);
+    ferry_job_free(jobs[0]);
+    free(jobs);
+    assert_int_equal(out.kind, FERRY_OUTCOME_DONE);
+    json_t *rec = json_object_get(json_object_get(dst_records, "T1"), "record");
+    assert_string_equal(json_string_value(json_object_get(rec, "Account")), "ACC-9");
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -649,6 +692,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_poll_stops_on_repeated_pages, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_rule_intents_activity_and_update, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_ref_waits_for_the_related_record, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
     };
