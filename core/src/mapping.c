@@ -1269,3 +1269,18 @@ json_t *ferry_mapping_set_targets(const struct ferry_mapping_set *set)
     }
     return out;
 }
+
+json_t *ferry_mapping_set_targets_of(const struct ferry_mapping_set *set, const char *system,
+                                     const char *object)
+{
+    json_t *out = json_array();
+    for (size_t i = 0; out && set && i < set->nmaps; i++) {
+        const struct ferry_mapping *m = &set->maps[i];
+        if (strcmp(m->system, system) != 0 || strcmp(m->object, object) != 0) {
+            continue;
+        }
+        json_array_append_new(
+            out, json_pack("{s:s, s:s}", "system", m->target_system, "object", m->target_object));
+    }
+    return out;
+}

@@ -69,6 +69,10 @@ json_t *ferry_mapping_set_sources(const struct ferry_mapping_set *set);
  */
 json_t *ferry_mapping_set_targets(const struct ferry_mapping_set *set);
 
+/* The main targets ({"system", "object"}) of the mappings whose source is (system, object). */
+json_t *ferry_mapping_set_targets_of(const struct ferry_mapping_set *set, const char *system,
+                                     const char *object);
+
 /*
  * Run every mapping whose source is (system, object) and whose `on` list
  * holds `event` (or that has no `on` list), in load order. `record` is the

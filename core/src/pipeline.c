@@ -589,6 +589,41 @@ static bool can_write_many(struct ferry_runtime *rt, int idx)
 static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
                       struct ferry_outcome *out, struct batch_member *bm);
 
+/*
+ * ctx.previous for the mappings: per main target ("system/object"), the
+ * fields ferry last wrote there for this record, so a rule can tell what
+ * changed (e.g. a status) without any I/O of its own. A new object.
+ */
+static json_t *previous_versions(struct ferry_worker *w, const char *system, const char *object,
+                                 const char *id)
+{
+    json_t *out = json_object();
+    json_t *targets = ferry_mapping_set_targets_of(w->mappings, system, object);
+    size_t i;
+    json_t *t;
+    json_array_foreach(targets, i, t)
+    {
+        struct ferry_link_key key = {.src_system = system,
+                                     .src_object = object,
+                                     .src_id = id,
+                                     .dst_system = json_string_value(json_object_get(t, "system")),
+                                     .dst_object = json_string_value(json_object_get(t, "object"))};
+        struct ferry_link link = {0};
+        struct ferry_err err = {0};
+        if (ferry_store_link_get(w->store, &key, &link, &err) == 0 && link.fields) {
+            char name[256];
+            snprintf(name, sizeof(name), "%s/%s", key.dst_system, key.dst_object);
+            json_t *fields = json_loads(link.fields, 0, NULL);
+            if (fields) {
+                json_object_set_new(out, name, fields);
+            }
+        }
+        ferry_link_clear(&link);
+    }
+    json_decref(targets);
+    return out ? out : json_object();
+}
+
 static int execute(struct ferry_worker *w, const struct ferry_job *job, struct ferry_outcome *out)
 {
     return execute_ex(w, job, out, NULL);
@@ -661,8 +696,10 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
         ferry_warn("mappings not reloaded, keeping the previous set: %s", err.msg);
         ferry_err_clear(&err);
     }
-    context = json_pack("{s:s, s:s, s:s, s:s, s:O?}", "event", event, "system", source, "object",
-                        object, "id", id, "event_data", json_object_get(payload, "event_data"));
+    context =
+        json_pack("{s:s, s:s, s:s, s:s, s:O?, s:o}", "event", event, "system", source, "object",
+                  object, "id", id, "event_data", json_object_get(payload, "event_data"),
+                  "previous", previous_versions(w, source, object, id));
     rc = ferry_mapping_set_run(w->mappings, source, object, event, record, context, &intents, &err);
     if (rc < 0) {
         goto fail;

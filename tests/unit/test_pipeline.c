@@ -652,6 +652,38 @@ static void test_pipeline_ref_waits_for_the_related_record(void **state)
     assert_string_equal(json_string_value(json_object_get(rec, "Account")), "ACC-9");
 }
 
+static void test_pipeline_rules_see_the_previous_version(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    struct ferry_err err = {0};
+    char path[256];
+    snprintf(path, sizeof(path), "%s/mapping.lua", fx->mapdir);
+    write_file(path,
+               "local map = require \"ferry.map\"\n"
+               "return {\n"
+               "  source = { \"src\", \"thing\" },\n"
+               "  target = { \"dst\", \"Things\" },\n"
+               "  fields = { Name = \"name\" },\n"
+               "  rules = { renamed = function(r, ctx)\n"
+               "    local before = ctx.previous[\"dst/Things\"]\n"
+               "    if not before or before.Name == r.name then return nil end\n"
+               "    return map.activity{ target = { \"dst\", \"Tasks\" }, key = \"renamed\",\n"
+               "      fields = { Subject = before.Name .. \" is now \" .. r.name } }\n"
+               "  end },\n"
+               "}\n");
+    assert_int_equal(ferry_runtime_reload_mappings(fx->rt, &err), 0);
+    enqueue(fx, "1", "created");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 1); /* no previous version: no task */
+    json_object_set_new(json_object_get(src_records, "1"), "name", json_string("Janet"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 2);
+    json_t *task = json_object_get(json_object_get(dst_records, "T2"), "record");
+    assert_string_equal(json_string_value(json_object_get(task, "Subject")), "Jane is now Janet");
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -694,6 +726,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_rule_intents_activity_and_update, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_ref_waits_for_the_related_record, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_rules_see_the_previous_version, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
     };
