@@ -575,6 +575,7 @@ struct batch_member {
     struct ferry_outcome *out;
     bool leased;
     bool pending;
+    int64_t started_ms;
     json_t *payload, *fetched, *intents, *context;
     struct job_ctx jc;
     struct plan p;
@@ -785,8 +786,34 @@ done : {
 }
 
 /* Store a job's outcome: finish (and supersede), retry with backoff, or bury. */
+/*
+ * After a success: pending jobs of the same record and event that were
+ * queued before this job's view of the record are covered by it. A polled
+ * job's view is its snapshot (taken when it was queued); otherwise the fetch.
+ */
+static void coalesce_after(struct ferry_worker *w, const struct ferry_job *job, int64_t started_ms)
+{
+    json_t *payload = json_loads(job->payload, 0, NULL);
+    const char *event = json_string_value(json_object_get(payload, "event"));
+    int64_t read_at = json_object_get(payload, "record") ? job->created_at_ms : started_ms;
+    int64_t n = 0;
+    struct ferry_err err = {0};
+    if (event && ferry_store_jobs_coalesce(w->store, job->job_key, event, job->id, read_at,
+                                           w->rt->clock(), &n, &err) < 0) {
+        ferry_warn("coalescing skipped: %s", err.msg);
+    }
+    if (n > 0) {
+        ferry_debug("%lld queued %s event(s) of %s covered by this job", (long long)n, event,
+                    job->job_key);
+        if (ferry_store_counter_add(w->store, "coalesced_total", n, w->rt->clock(), &err) < 0) {
+            ferry_warn("counter not updated: %s", err.msg);
+        }
+    }
+    json_decref(payload);
+}
+
 static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
-                          const struct ferry_outcome *out)
+                          const struct ferry_outcome *out, int64_t started_ms)
 {
     struct ferry_err err = {0};
     int64_t now = w->rt->clock();
@@ -811,6 +838,9 @@ static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
         if (superseded > 0) {
             ferry_info("%lld older dead letter(s) of %s superseded by this job",
                        (long long)superseded, job->job_key);
+        }
+        if (rc == 0) {
+            coalesce_after(w, job, started_ms);
         }
         ferry_debug("job done (%d write(s))", out->writes);
         break;
@@ -845,7 +875,7 @@ int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
         return rc;
     }
     execute(w, job, out);
-    rc = record_outcome(w, job, out);
+    rc = record_outcome(w, job, out, now);
     ferry_log_ctx_clear();
     return rc;
 }
@@ -976,6 +1006,7 @@ int ferry_pipeline_run_batch(struct ferry_worker *w, struct ferry_job *const *jo
             continue;
         }
         ms[i].leased = true;
+        ms[i].started_ms = now;
         execute_ex(w, jobs[i], &outs[i], &ms[i]);
     }
     for (size_t i = 0; i < n; i++) {
@@ -984,7 +1015,7 @@ int ferry_pipeline_run_batch(struct ferry_worker *w, struct ferry_job *const *jo
         }
     }
     for (size_t i = 0; i < n; i++) {
-        if (ms[i].leased && record_outcome(w, jobs[i], &outs[i]) < 0) {
+        if (ms[i].leased && record_outcome(w, jobs[i], &outs[i], ms[i].started_ms) < 0) {
             failures++;
         }
         member_free(&ms[i]);

@@ -1528,3 +1528,34 @@ int ferry_store_jobs_select(struct ferry_store *s, int64_t id, int64_t since_ms,
     *n = count;
     return 0;
 }
+
+int ferry_store_jobs_coalesce(struct ferry_store *s, const char *job_key, const char *event,
+                              int64_t by_id, int64_t read_at_ms, int64_t now_ms, int64_t *n,
+                              struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, STMT_JOBS_COALESCE, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, job_key, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, by_id, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 3, read_at_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 4, now_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 5, event, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "coalesce jobs", err);
+    }
+    stmt_done(st);
+    if (rc == 0 && n) {
+        *n = sqlite3_changes(s->db);
+    }
+    return rc;
+}

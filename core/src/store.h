@@ -276,6 +276,15 @@ FERRY_NODISCARD int ferry_store_jobs_select(struct ferry_store *s, int64_t id, i
                                             const char *correlation_id, size_t limit,
                                             struct ferry_job ***jobs, size_t *n,
                                             struct ferry_err *err);
+/*
+ * Job `by_id` of `job_key` read its record at read_at_ms and succeeded: later
+ * pending, never-tried jobs of the same key and `event` (without event detail)
+ * that were queued by then are done too ("coalesced"): a burst of updates
+ * costs one sync. *n (may be NULL) gets how many.
+ */
+FERRY_NODISCARD int ferry_store_jobs_coalesce(struct ferry_store *s, const char *job_key,
+                                              const char *event, int64_t by_id, int64_t read_at_ms,
+                                              int64_t now_ms, int64_t *n, struct ferry_err *err);
 /* The audit rows of one job, oldest first, as a new array of objects. */
 FERRY_NODISCARD int ferry_store_audit_for_job(struct ferry_store *s, int64_t job_id, json_t **rows,
                                               struct ferry_err *err);

@@ -180,6 +180,13 @@
     XX(JOBS_SELECT, "SELECT " FERRY_SQL_JOB_COLUMNS " FROM jobs WHERE (?1 = 0 OR id = ?1)"         \
                     " AND (?2 < 0 OR created_at >= ?2) AND (?3 IS NULL OR correlation_id = ?3)"    \
                     " ORDER BY id LIMIT ?4")                                                       \
+    /* Later pending jobs of the same record and event, queued before this                         \
+     * job read the record: its result already covers them. */                                     \
+    XX(JOBS_COALESCE, "UPDATE jobs SET state = 2, resolution = 'coalesced', resolved_by = ?2,"     \
+                      " updated_at = ?4 WHERE job_key = ?1 AND state = 0 AND id > ?2"              \
+                      " AND created_at <= ?3 AND attempts = 0"                                     \
+                      " AND json_extract(payload, '$.event') = ?5"                                 \
+                      " AND json_extract(payload, '$.event_data') IS NULL")                        \
     XX(AUDIT_FOR_JOB, "SELECT id, step, connector, method, url, status, detail, duration_ms, at,"  \
                       " request, response FROM audit WHERE job_id = ?1 ORDER BY id")               \
     XX(LINK_GET, "SELECT dst_id, etag, content_hash, fields, updated_at FROM links"                \

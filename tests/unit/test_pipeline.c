@@ -684,6 +684,34 @@ static void test_pipeline_rules_see_the_previous_version(void **state)
     assert_string_equal(json_string_value(json_object_get(task, "Subject")), "Jane is now Janet");
 }
 
+static void test_pipeline_burst_of_updates_is_coalesced(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    struct ferry_err err = {0};
+    int64_t counts[FERRY_JOB_NSTATES];
+    enqueue(fx, "1", "updated");
+    enqueue(fx, "1", "updated");
+    enqueue(fx, "1", "updated");
+    /* One queued after the first job reads the record: it must still run. */
+    char payload[] = "{\"source\":\"src\",\"object\":\"thing\",\"id\":\"1\",\"event\":\"updated\"}";
+    struct ferry_job_new late = {.job_key = "src:thing:1",
+                                 .kind = "sync",
+                                 .payload = payload,
+                                 .correlation_id = "c",
+                                 .now_ms = ferry_now_ms() + 60000};
+    assert_int_equal(ferry_store_job_enqueue(fx->rt->workers[0].store, &late, NULL, NULL, &err), 0);
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(ferry_store_job_counts(fx->rt->workers[0].store, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_DONE], 3); /* the job and the two it covered */
+    assert_int_equal(counts[FERRY_JOB_PENDING], 1);
+    assert_int_equal(src_fetches, 1);
+    json_t *c = NULL;
+    assert_int_equal(ferry_store_counters(fx->rt->workers[0].store, &c, &err), 0);
+    assert_int_equal(json_integer_value(json_object_get(c, "coalesced_total")), 2);
+    json_decref(c);
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -728,6 +756,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_ref_waits_for_the_related_record, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_rules_see_the_previous_version, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_burst_of_updates_is_coalesced, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
     };

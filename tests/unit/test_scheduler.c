@@ -187,11 +187,13 @@ static void test_scheduler_runs_all_jobs_then_idles(void **state)
         fail_msg("%s", err.msg);
     }
     assert_int_equal(ferry_store_open(&store, db, &err), 0);
-    /* 20 jobs over 4 keys: every job runs, and within a key in arrival order. */
+    /* 20 jobs over 4 keys: every job runs, and within a key in arrival order.
+     * Each carries event detail, so none is coalesced into another. */
     for (int i = 0; i < 20; i++) {
         char payload[128], key[32];
         snprintf(payload, sizeof(payload),
-                 "{\"source\":\"c\",\"object\":\"thing\",\"id\":\"%d-%02d\",\"event\":\"x\"}",
+                 "{\"source\":\"c\",\"object\":\"thing\",\"id\":\"%d-%02d\",\"event\":\"x\","
+                 "\"event_data\":{\"n\":1}}",
                  i % 4, i);
         snprintf(key, sizeof(key), "c:thing:%d", i % 4);
         struct ferry_job_new jn = {.job_key = key,
