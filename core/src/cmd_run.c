@@ -309,7 +309,7 @@ static void on_poll_timer(uv_timer_t *t)
 
 /*
  * A scope that used to deliver and has gone quiet for longer than
- * webhooks.silence_alert is worth a warning: BigCommerce-style senders
+ * webhooks.silence_alert is worth a warning: some senders
  * deactivate hooks after failures and tell nobody but an e-mail address.
  * Each scope is reported once per silence, and again after it recovers.
  */
