@@ -6,7 +6,7 @@ FERRY_WERROR ?= OFF
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test-deps configure build test test-sanitize demo clean format
+.PHONY: all deps test-deps configure build test test-sanitize demo bench clean format
 
 all: build
 
@@ -35,6 +35,10 @@ test-sanitize: deps
 	cmake -S . -B $(SAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DFERRY_WERROR=$(FERRY_WERROR) "-DFERRY_SANITIZE=address;undefined" $(CMAKE_FLAGS)
 	cmake --build $(SAN_BUILD_DIR) -j $(JOBS)
 	cd $(SAN_BUILD_DIR) && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# Every benchmark at full size (about 15 minutes); CTest runs them small (label bench).
+bench: build
+	python3 bench/run_all.py --build-dir $(BUILD_DIR)
 
 demo: build
 	python3 tests/sim/demo.py --build-dir $(BUILD_DIR)
