@@ -1,0 +1,429 @@
+-- SPDX-License-Identifier: MIT
+--
+-- Helpers shared by the shipped commerce mappings (orders, refunds, carts,
+-- registrations, B2B companies): reading settings inside rule functions,
+-- dates and money as the store sends them, the B2B/B2C decision, and two
+-- stand-ins for core features that do not exist yet:
+--
+--   commerce.ref{...}        a reference to another record's target-side id
+--                            (a contact's AccountID, an order's buyer party);
+--   commerce.rules_only{...} a mapping whose only output is its rules.
+--
+-- Both are written so that the mappings using them stay honest today (a
+-- reference the core cannot resolve is simply left out) and need no edit
+-- once the core does the work (docs/mappings.md, "Shipped flows").
+--
+-- Mappings are pure: nothing here reads a clock, a file or the network.
+-- Dates are computed from the record's own timestamps.
+
+local map = require "ferry.map"
+
+local null = ferry.null
+
+local commerce = {}
+
+-- ---------------------------------------------------------------------------
+-- Settings and values
+
+-- A setting inside a rule or helper: map.setting works on (record, ctx) like
+-- every value source, which reads badly in the middle of a function.
+function commerce.setting(ctx, name, default)
+  return map.setting(name, default)(nil, ctx)
+end
+
+-- A numeric setting (a threshold, a number of hours). Configuration may
+-- give "100" as well as 100; anything else is a configuration mistake that
+-- should say which setting, not fail on a comparison later.
+function commerce.number_setting(ctx, name, default)
+  local v = commerce.setting(ctx, name, default)
+  local n = commerce.number(v)
+  if n == nil then
+    error("setting " .. name .. " must be a number, not " .. tostring(v), 2)
+  end
+  return n
+end
+
+-- A value that is really there: not nil, not JSON null, not "".
+function commerce.present(v)
+  return v ~= nil and v ~= null and v ~= ""
+end
+
+-- Trimmed string, or nil when blank (shoppers type spaces around everything).
+function commerce.text(v)
+  if type(v) == "number" then
+    v = math.type(v) == "integer" and string.format("%d", v) or tostring(v)
+  end
+  if type(v) ~= "string" then
+    return nil
+  end
+  local i, j = 1, #v
+  while i <= j and v:byte(i) <= 32 do
+    i = i + 1
+  end
+  while j >= i and v:byte(j) <= 32 do
+    j = j - 1
+  end
+  if i > j then
+    return nil
+  end
+  return v:sub(i, j)
+end
+
+-- The e-mail in the normal form the contact mappings use for lookups.
+function commerce.email(v)
+  local s = commerce.text(v)
+  return s and s:lower() or nil
+end
+
+-- An id as the string the pipeline uses ("250", never "250.0").
+function commerce.id(v)
+  if math.type(v) == "float" and v == math.floor(v) then
+    v = math.tointeger(v)
+  end
+  if math.type(v) == "integer" then
+    return string.format("%d", v)
+  end
+  return commerce.text(v)
+end
+
+-- At most n characters (UTF-8), the last one an ellipsis when cut. Only for
+-- free text such as a task subject; names and codes are validated instead,
+-- because a silently shortened name is a wrong name.
+function commerce.cut(s, n)
+  if s == nil then
+    return nil
+  end
+  local len = utf8.len(s)
+  if len == nil then
+    return #s <= n and s or s:sub(1, n)
+  end
+  if len <= n then
+    return s
+  end
+  local head = s:sub(1, utf8.offset(s, n) - 1)
+  return (commerce.text(head) or "") .. "\u{2026}"
+end
+
+-- ---------------------------------------------------------------------------
+-- Money. The v2 API sends 4-decimal strings ("370.9500"), v3 sends JSON
+-- numbers (20.83). Amounts stay strings (SAP's Edm.Decimal in JSON) and are
+-- never summed in floating point here.
+
+local function trim_decimals(int, frac)
+  frac = frac or ""
+  while #frac > 2 and frac:sub(-1) == "0" do
+    frac = frac:sub(1, -2)
+  end
+  while #frac < 2 do
+    frac = frac .. "0"
+  end
+  return int .. "." .. frac
+end
+
+-- "370.9500" -> "370.95", 98.0 -> "98.00", "12" -> "12.00"; nil if not a number.
+function commerce.decimal(v)
+  if type(v) == "number" then
+    if math.type(v) == "integer" then
+      return string.format("%d.00", v)
+    end
+    if v ~= v or v == math.huge or v == -math.huge then
+      return nil
+    end
+    v = string.format("%.4f", v)
+  end
+  if type(v) ~= "string" then
+    return nil
+  end
+  local sign, int, frac = v:match("^%s*(%-?)(%d+)%.?(%d*)%s*$")
+  if not int then
+    return nil
+  end
+  return trim_decimals(sign .. int, frac)
+end
+
+-- A quantity: "2" for whole numbers, a decimal string otherwise.
+function commerce.quantity(v)
+  local d = commerce.decimal(v)
+  if d == nil then
+    return nil
+  end
+  return (d:gsub("%.0+$", ""))
+end
+
+-- For comparisons with thresholds only (never for amounts that are written).
+function commerce.number(v)
+  if type(v) == "number" then
+    return v
+  end
+  if type(v) == "string" then
+    return tonumber(v)
+  end
+  return nil
+end
+
+-- "361.95 USD" for subjects; the amount alone when the currency is unknown.
+function commerce.money(v, currency)
+  local d = commerce.decimal(v)
+  if d == nil then
+    return nil
+  end
+  currency = commerce.text(currency)
+  return currency and (d .. " " .. currency) or d
+end
+
+-- ---------------------------------------------------------------------------
+-- Dates. The store uses four formats (facts 10.2): ISO 8601 (customers,
+-- carts), RFC 2822 (v2 orders), RFC 3339 with an offset (refunds) and Unix
+-- seconds (B2B). All become Unix seconds; targets get ISO 8601 UTC, which
+-- SAP accepts for Edm.DateTimeOffset.
+
+-- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+local function days_from_civil(y, m, d)
+  if m <= 2 then
+    y = y - 1
+  end
+  local era = y // 400
+  local yoe = y - era * 400
+  local mp = m > 2 and m - 3 or m + 9
+  local doy = (153 * mp + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+
+local function civil_from_days(z)
+  z = z + 719468
+  local era = z // 146097
+  local doe = z - era * 146097
+  local yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+  local doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+  local mp = (5 * doy + 2) // 153
+  local d = doy - (153 * mp + 2) // 5 + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then
+    y = y + 1
+  end
+  return y, m, d
+end
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+local function offset_seconds(tz)
+  if tz == nil or tz == "" or tz == "Z" or tz == "z" then
+    return 0
+  end
+  local sign, hh, mm = tz:match("^([+-])(%d%d):?(%d%d)$")
+  if not sign then
+    return nil
+  end
+  local s = tonumber(hh) * 3600 + tonumber(mm) * 60
+  return sign == "+" and s or -s
+end
+
+-- Unix seconds of a store timestamp, or nil when it is none of the formats.
+function commerce.time(v)
+  if math.type(v) == "integer" then
+    return v
+  end
+  if type(v) == "number" then
+    return math.floor(v)
+  end
+  if type(v) ~= "string" then
+    return nil
+  end
+  if v:match("^%d+$") then
+    return tonumber(v)
+  end
+  local y, mo, d, h, mi, s, rest = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):?(%d*)(.*)$")
+  local tz
+  if y then
+    tz = rest:gsub("^%.%d+", "")
+  else
+    local dd, mon, yy, hh, mm, ss, z = v:match("^%a*,? *(%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) *([+-]%d%d%d%d)$")
+    if not dd or not MONTHS[mon] then
+      return nil
+    end
+    y, mo, d, h, mi, s, tz = yy, MONTHS[mon], dd, hh, mm, ss, z
+  end
+  local off = offset_seconds(tz)
+  if off == nil then
+    return nil
+  end
+  local days = days_from_civil(tonumber(y), tonumber(mo), tonumber(d))
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + (tonumber(s) or 0) - off
+end
+
+-- ISO 8601 UTC ("2024-03-07T10:12:44Z") of Unix seconds.
+function commerce.iso(t)
+  if t == nil then
+    return nil
+  end
+  local days, secs = t // 86400, t % 86400
+  local y, m, d = civil_from_days(days)
+  return string.format("%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, secs // 3600,
+                       secs % 3600 // 60, secs % 60)
+end
+
+-- The record's timestamp moved by `hours` (for due dates), as ISO 8601 UTC.
+function commerce.after(v, hours)
+  local t = commerce.time(v)
+  if t == nil or type(hours) ~= "number" then
+    return nil
+  end
+  return commerce.iso(t + math.floor(hours * 3600))
+end
+
+-- ---------------------------------------------------------------------------
+-- B2B or B2C
+
+-- Whether a customer is a business buyer ("b2b") or a consumer ("b2c"),
+-- from the mapping's settings:
+--   customer_model = "b2b" | "b2c" | "by_group"
+--   b2c_customer_groups = { 1, 4 }   -- with "by_group": these groups are consumers
+-- `default_model` is the mapping's own default, so that the contact mapping
+-- (b2b) and the individual-customer mapping (b2c) each work when enabled
+-- alone. A store with both kinds enables both and sets "by_group" in each.
+function commerce.customer_kind(customer, ctx, default_model)
+  local model = commerce.setting(ctx, "customer_model", default_model or "b2b")
+  if model == "b2b" or model == "b2c" then
+    return model
+  end
+  if model ~= "by_group" then
+    error("setting customer_model must be \"b2b\", \"b2c\" or \"by_group\", not " .. tostring(model), 2)
+  end
+  local group = map.get(customer, "customer_group_id")
+  for _, g in ipairs(commerce.setting(ctx, "b2c_customer_groups", {})) do
+    if tostring(g) == tostring(group) then
+      return "b2c"
+    end
+  end
+  return "b2b"
+end
+
+-- ---------------------------------------------------------------------------
+-- Core stand-ins
+
+-- commerce.ref(ctx, { object = "customer", id = 4711,
+--                     target = "ContactCollection", property = "ContactID",
+--                     default = <value when it cannot be resolved> })
+-- commerce.ref(ctx, { lookup = { target = "ContactCollection", field = "Email",
+--                                value = "a@b.c" }, property = "ContactID" })
+--
+-- A field whose value is another record's id in the target system: the
+-- linked company's AccountID on a contact, the buyer's party on an order.
+-- A mapping cannot read it (mappings do no I/O), and the core does not
+-- resolve references yet. When it does, it announces ctx.features.refs and
+-- resolves, while applying the intent (so after the job's earlier intents,
+-- e.g. a contact created a moment before), a value of the form
+--   {"$ref": {"object": ..., "id": ..., "target": ..., "property": ...,
+--             "default": ...}}
+-- through its links table (source object + id -> target record; ObjectID is
+-- the link itself, other properties are read from the target record) or
+-- through a lookup in the target. Until then this returns `default`, so the
+-- field is left out (nil) or falls back to a configured value.
+function commerce.ref(ctx, spec)
+  local features = ctx and ctx.features
+  if type(features) ~= "table" or features.refs ~= true then
+    return spec.default
+  end
+  local r = { property = spec.property, default = spec.default }
+  if spec.lookup then
+    if not commerce.present(spec.lookup.value) then
+      return spec.default
+    end
+    r.lookup = { target = spec.lookup.target, field = spec.lookup.field, value = spec.lookup.value }
+  else
+    local id = commerce.id(spec.id)
+    if id == nil or id == "0" then
+      return spec.default
+    end
+    r.object, r.id, r.target = spec.object, id, spec.target
+  end
+  return { ["$ref"] = r }
+end
+
+-- A mapping whose intents all come from its rules (an order becomes a phone
+-- call or a task, depending). The engine always produces one intent for the
+-- mapping's own target, so this makes that one harmless: an "update" with no
+-- fields and no match rules, which the pipeline skips ("no record to
+-- update"). Remove once mappings may omit target and fields.
+function commerce.rules_only(spec)
+  spec.op = "update"
+  spec.match = {}
+  spec.fields = {}
+  return spec
+end
+
+-- ---------------------------------------------------------------------------
+-- Record shapes
+
+-- The product lines of an order as the connector delivers them (the v2 link
+-- object replaced by the lines), or nil when the record carries only the
+-- link (polled with order_details_in_poll = false).
+function commerce.order_lines(order)
+  local p = order.products
+  if type(p) ~= "table" or not ferry.is_array(p) then
+    return nil
+  end
+  return p
+end
+
+-- The lines of a v3 cart, all kinds, each { name, sku, quantity, amount }.
+function commerce.cart_lines(cart)
+  local out = {}
+  local items = type(cart.line_items) == "table" and cart.line_items or {}
+  for _, kind in ipairs({ "physical_items", "digital_items", "custom_items" }) do
+    local list = items[kind]
+    if type(list) == "table" then
+      for _, it in ipairs(list) do
+        out[#out + 1] = { name = commerce.text(map.get(it, "name")), sku = commerce.text(map.get(it, "sku")),
+                          quantity = map.get(it, "quantity"),
+                          amount = map.first("extended_sale_price", "extended_list_price")(it) }
+      end
+    end
+  end
+  if type(items.gift_certificates) == "table" then
+    for _, it in ipairs(items.gift_certificates) do
+      out[#out + 1] = { name = "gift certificate " .. (commerce.text(map.get(it, "name")) or ""),
+                        quantity = map.get(it, "quantity"), amount = map.get(it, "amount") }
+    end
+  end
+  return out
+end
+
+-- "2 x Fog Linen Chambray Towel (SLCTBS), 1 x Rope Toy" for subjects.
+function commerce.lines_text(lines)
+  local parts = {}
+  for _, l in ipairs(lines) do
+    local q = commerce.quantity(l.quantity) or "1"
+    local s = q .. " x " .. (l.name or "item")
+    if l.sku then
+      s = s .. " (" .. l.sku .. ")"
+    end
+    parts[#parts + 1] = s
+  end
+  return table.concat(parts, ", ")
+end
+
+-- A person's name from parts, "" parts left out.
+function commerce.name(first, last)
+  first, last = commerce.text(first), commerce.text(last)
+  if first and last then
+    return first .. " " .. last
+  end
+  return first or last
+end
+
+-- The country/region pair owner.lua's territories use, from an address
+-- table in any of the store's shapes.
+function commerce.place(addr)
+  if type(addr) ~= "table" then
+    return nil, nil
+  end
+  local country = map.first("country_code", "country_iso2", "countryCode")(addr)
+  local region = map.first("state_or_province", "state", "stateName", "stateCode")(addr)
+  return commerce.text(country), commerce.text(region)
+end
+
+return commerce

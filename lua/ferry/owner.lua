@@ -1,0 +1,151 @@
+-- SPDX-License-Identifier: MIT
+--
+-- Who owns a record ferry creates in the CRM (a contact, an account, a task,
+-- a call, an order): the rules a sales organisation uses, tried in an order
+-- the integrator chooses, per target object, from the mapping's settings:
+--
+--   owner = {
+--     order = { "inherit", "territory", "round_robin", "fallback" },
+--     territories = { DE = "8000000012",                         -- one owner
+--                     ["US-TEXAS"] = { "8000000020", "8000000021" } }, -- a team
+--     team = { "8000000030", "8000000031" },
+--     fallback = "8000000001",
+--     TasksCollection = { ... the same keys, for tasks only ... },
+--   }
+--
+-- inherit      the owner of the account (or contact) the record belongs to;
+--              a reference the core must resolve (commerce.ref), so it is
+--              skipped while the core cannot.
+-- territory    by the record's country, or "<country>-<region>" first (the
+--              region as the store spells it, upper-cased: "US-TEXAS");
+--              a list is a team and one member is picked as below.
+-- round_robin  one member of `team`. Mappings are pure and keep no counter,
+--              so this is a stable spread, not a rotation: the member is
+--              picked by a hash (FNV-1a) of the record id, so a retried or
+--              replayed job picks the same person and a team of n gets about
+--              1/n of the records each. A true rotation needs state in the core.
+-- fallback     a fixed employee.
+--
+-- Values are employee IDs as the target field expects them (ContactOwnerID,
+-- OwnerID, MainEmployeeResponsiblePartyID, ...). Nothing configured: no owner
+-- is sent and the CRM applies its own determination.
+--
+-- The chosen rule is returned as a second value ("territory DE") for tests
+-- and for the audit trail once intents can carry a note (not yet possible).
+
+local commerce = require "ferry.commerce"
+
+local owner = {}
+
+local DEFAULT_ORDER = { "inherit", "territory", "round_robin", "fallback" }
+
+-- FNV-1a, 32 bits: small, stable across platforms and Lua versions.
+function owner.hash(s)
+  local h = 2166136261
+  for i = 1, #s do
+    h = h ~ s:byte(i)
+    h = (h * 16777619) & 0xffffffff
+  end
+  return h
+end
+
+local function member(team, id)
+  if type(team) == "string" then
+    return team
+  end
+  if type(team) ~= "table" or #team == 0 then
+    return nil
+  end
+  return team[owner.hash(commerce.id(id) or "") % #team + 1]
+end
+
+local function spec_for(ctx, object)
+  local s = commerce.setting(ctx, "owner", nil)
+  if type(s) ~= "table" then
+    return nil
+  end
+  if type(s[object]) == "table" then
+    return s[object]
+  end
+  return s
+end
+
+local function rule(spec, name, where, ctx, rest)
+  if name == "territory" then
+    local t = type(spec.territories) == "table" and spec.territories or {}
+    local country = where.country and where.country:upper()
+    local region = where.region and where.region:upper()
+    if country and region and t[country .. "-" .. region] then
+      return member(t[country .. "-" .. region], where.id), "territory " .. country .. "-" .. region
+    end
+    if country and t[country] then
+      return member(t[country], where.id), "territory " .. country
+    end
+  elseif name == "round_robin" then
+    local m = member(spec.team, where.id)
+    if m then
+      return m, "round robin"
+    end
+  elseif name == "fallback" then
+    if commerce.present(spec.fallback) then
+      return spec.fallback, "fallback"
+    end
+  elseif name == "inherit" then
+    if where.inherit then
+      -- The rules after "inherit" decide when the reference finds nothing.
+      local default, how = rest()
+      local r = {}
+      for k, v in pairs(where.inherit) do
+        r[k] = v
+      end
+      r.default = default
+      local ref = commerce.ref(ctx, r)
+      if type(ref) == "table" then
+        local from = r.target or (r.lookup and r.lookup.target) or "?"
+        return ref, "inherit " .. from .. "." .. tostring(r.property)
+                    .. (how and (", else " .. how) or "")
+      end
+      return default, how
+    end
+  else
+    error("owner: unknown rule '" .. tostring(name) .. "' (inherit, territory, round_robin, fallback)")
+  end
+  return nil
+end
+
+-- owner.pick(ctx, object, where) -> value, how
+--   object  the target set ("ContactCollection"): its own settings, if any
+--   where   { id = record id, country = "DE", region = "Berlin",
+--             inherit = { object = "customer", id = 42,
+--                         target = "ContactCollection", property = "ContactOwnerID" } }
+--           `inherit` is a commerce.ref spec (a lookup works too); leave it out
+--           when the record has nothing to inherit from.
+function owner.pick(ctx, object, where)
+  local spec = spec_for(ctx, object)
+  if spec == nil then
+    return nil, nil
+  end
+  local order = type(spec.order) == "table" and spec.order or DEFAULT_ORDER
+  local function from(i)
+    for k = i, #order do
+      local v, how = rule(spec, order[k], where, ctx, function()
+        return from(k + 1)
+      end)
+      if v ~= nil then
+        return v, how
+      end
+    end
+    return nil, nil
+  end
+  return from(1)
+end
+
+-- A value source for `fields`: owner.field("ContactCollection", function(record)
+-- return { id = record.id, country = ..., region = ... } end)
+function owner.field(object, where)
+  return function(record, ctx)
+    return (owner.pick(ctx, object, where(record, ctx)))
+  end
+end
+
+return owner

@@ -1,0 +1,238 @@
+-- SPDX-License-Identifier: MIT
+--
+-- A BigCommerce order becomes an SAP Sales Cloud sales order
+-- (CustomerOrderCollection; C4C has no SalesOrderCollection) with its items,
+-- so that the account's order history is in the CRM.
+--
+-- What is written, and why this mapping is built from rules:
+-- - The items go in the same request as the header (a deep insert of
+--   CustomerOrderItem): an item needs its order's ObjectID otherwise, which a
+--   mapping cannot know. The load-time check of mapped fields knows only
+--   properties, not navigation properties, so a deep insert cannot be a
+--   top-level field; the order is therefore written by the `sales_order`
+--   rule (same link-per-record semantics as a mapping's own intent; its
+--   fields are checked against C4C.edmx by tests/e2e/test_flow_rule_fields.py).
+-- - Items are set on create only (owner = sap_sales): OData v2 has no deep
+--   update, so later changes of the lines are not sent. Syncing them needs
+--   the core to write items as their own records under a parent reference.
+-- - BuyerPartyID is mandatory: the buyer's account (B2B: the account of the
+--   customer's contact; B2C: the individual customer). That is a reference
+--   to another record the core cannot resolve yet (commerce.ref); until it
+--   can, every order uses the configured default_buyer_party_id (e.g. a
+--   one-time-customer account), and without one the order fails with a
+--   message that says so instead of guessing.
+-- - A guest order (customer_id 0) has its buyer in billing_address.email:
+--   the `buyer` rule finds the person by that e-mail before it ever creates
+--   one, so repeat guests do not multiply.
+-- - Status: status_id through the settings table status_codes into
+--   OrderExternalLifeCycleStatusCode (the codes are the tenant's own; with
+--   no table the status is not sent).
+-- - The sales order is found again by BuyerID ("BC-<order id>"), the
+--   customer-reference field SAP offers for external order numbers.
+
+local map = require "ferry.map"
+local commerce = require "ferry.commerce"
+local owner = require "ferry.owner"
+
+local ORDERS = { "sap_sales", "CustomerOrderCollection" }
+
+local function buyer_email(order)
+  return commerce.email(map.get(order, "billing_address.email"))
+end
+
+local function is_guest(order)
+  return commerce.id(map.get(order, "customer_id") or 0) == "0"
+end
+
+-- The person set and the property that is a party ID there, per model.
+local function person(ctx)
+  if commerce.setting(ctx, "customer_model", "b2b") == "b2c" then
+    return "IndividualCustomerCollection", "CustomerID"
+  end
+  return "ContactCollection", "ContactID"
+end
+
+-- The buyer's account party: a reference to the buyer's record, else the
+-- configured default.
+local function buyer_party(order, ctx)
+  local set, id_prop = person(ctx)
+  -- B2B orders are bought by the contact's account, B2C by the person.
+  local prop = set == "ContactCollection" and "AccountID" or id_prop
+  local default = commerce.setting(ctx, "default_buyer_party_id", nil)
+  if is_guest(order) then
+    return commerce.ref(ctx, { lookup = { target = set, field = "Email", value = buyer_email(order) },
+                               property = prop, default = default })
+  end
+  return commerce.ref(ctx, { object = "customer", id = map.get(order, "customer_id"),
+                             target = set, property = prop, default = default })
+end
+
+local function buyer_contact(order, ctx)
+  local set, id_prop = person(ctx)
+  if set ~= "ContactCollection" then
+    return nil
+  end
+  if is_guest(order) then
+    return commerce.ref(ctx, { lookup = { target = set, field = "Email", value = buyer_email(order) },
+                               property = id_prop })
+  end
+  return commerce.ref(ctx, { object = "customer", id = map.get(order, "customer_id"),
+                             target = set, property = id_prop })
+end
+
+local function currency(order)
+  return commerce.text(map.first("default_currency_code", "currency_code")(order))
+end
+
+-- The responsible employee (settings `owner`): the buyer's own owner when
+-- references work, else territory of the billing address, team, fallback.
+local function responsible(order, ctx, id)
+  local country, region = commerce.place(order.billing_address)
+  local where = { id = id, country = country, region = region }
+  if not is_guest(order) then
+    local set = person(ctx)
+    where.inherit = { object = "customer", id = map.get(order, "customer_id"), target = set,
+                      property = set == "ContactCollection" and "ContactOwnerID" or "OwnerID" }
+  end
+  return (owner.pick(ctx, "CustomerOrderCollection", where))
+end
+
+local function items(order, ctx)
+  local lines = commerce.order_lines(order)
+  if lines == nil then
+    error("order " .. tostring(order.id) .. " carries no product lines (a poll with "
+          .. "order_details_in_poll = false?): the sales order needs its items")
+  end
+  local product_id = commerce.setting(ctx, "product_id", "sku")
+  local with_tax = commerce.setting(ctx, "prices_include_tax", false)
+  local unit = commerce.setting(ctx, "unit_code", "EA")
+  local cur = currency(order)
+  local out = ferry.array {}
+  for i, l in ipairs(lines) do
+    local pid
+    if product_id == "sku" then
+      pid = commerce.text(map.get(l, "sku"))
+    elseif product_id == "product_id" then
+      pid = commerce.id(map.get(l, "product_id"))
+    end
+    local price = commerce.decimal(map.get(l, with_tax and "price_inc_tax" or "price_ex_tax"))
+    out[#out + 1] = {
+      ID = string.format("%d", i * 10),                            -- String(10), 10, 20, ...
+      ProductID = pid,                                             -- String(60)
+      -- Description is 40 characters; the product is identified by
+      -- ProductID, so a long name is shortened here, visibly.
+      Description = commerce.cut(commerce.text(map.get(l, "name")), 40),
+      Quantity = commerce.quantity(map.get(l, "quantity")),
+      QuantityMeasureUnitCode = unit,
+      NetPriceAmount = price,
+      NetPriceAmountCurrencyCode = price and cur or nil,
+    }
+  end
+  if #out == 0 then
+    return nil
+  end
+  return out
+end
+
+return commerce.rules_only {
+  description = "BigCommerce order -> SAP Sales Cloud sales order with items (and the guest buyer)",
+  source = { "bigcommerce", "order", on = { "created", "updated", "status_changed", "converted" } },
+  target = ORDERS,
+  -- Incomplete orders (status 0, a checkout that never finished) are not
+  -- sales; the connector drops them already unless configured otherwise.
+  filter = function(order, ctx)
+    for _, s in ipairs(commerce.setting(ctx, "skip_status_ids", { 0 })) do
+      if commerce.id(s) == commerce.id(map.get(order, "status_id")) then
+        return false
+      end
+    end
+    return true
+  end,
+  rules = {
+    -- A guest's person, matched by the billing e-mail before any create.
+    -- Runs before sales_order (rules run in name order), so that a resolved
+    -- buyer reference can find a person created in the same job.
+    buyer = function(order, ctx)
+      if not is_guest(order) then
+        return nil
+      end
+      local email = buyer_email(order)
+      if email == nil then
+        return nil
+      end
+      local set = person(ctx)
+      local b = type(order.billing_address) == "table" and order.billing_address or {}
+      local country, region = commerce.place(b)
+      local fields = {
+        FirstName = commerce.text(map.get(b, "first_name")),
+        LastName = commerce.text(map.get(b, "last_name")) or email,
+        Email = email,
+        Phone = commerce.text(map.get(b, "phone")),
+      }
+      local own = owner.pick(ctx, set, { id = email, country = country, region = region })
+      local owned = { Phone = "sap_sales" }
+      if set == "IndividualCustomerCollection" then
+        owned.RoleCode, owned.OwnerID = "sap_sales", "sap_sales"
+        fields.Street = commerce.text(map.get(b, "street_1"))
+        fields.City = commerce.text(map.get(b, "city"))
+        fields.StreetPostalCode = commerce.text(map.get(b, "zip"))
+        fields.CountryCode = country
+        fields.RoleCode = commerce.setting(ctx, "role_code", "CRM000")
+        fields.OwnerID = own
+      else
+        fields.BusinessAddressStreet = commerce.text(map.get(b, "street_1"))
+        fields.BusinessAddressCity = commerce.text(map.get(b, "city"))
+        fields.BusinessAddressStreetPostalCode = commerce.text(map.get(b, "zip"))
+        fields.BusinessAddressCountryCode = country
+        fields.ContactOwnerID = own
+        owned.ContactOwnerID = "sap_sales"
+      end
+      return map.activity {
+        target = { "sap_sales", set },
+        key = "buyer",
+        match = { "link", map.lookup("Email", map.const(email)) },
+        fields = fields,
+        owner = owned,
+      }
+    end,
+
+    sales_order = function(order, ctx)
+      local id = commerce.id(map.get(order, "id"))
+      local party = buyer_party(order, ctx)
+      if party == nil then
+        error("order " .. id .. ": no buyer party for the sales order: set "
+              .. "default_buyer_party_id (the buyer's own account needs references "
+              .. "between records, which the core does not resolve yet)")
+      end
+      local status = nil
+      local codes = commerce.setting(ctx, "status_codes", {})
+      if type(codes) == "table" then
+        status = codes[commerce.id(map.get(order, "status_id"))]
+      end
+      local buyer_id = commerce.setting(ctx, "buyer_id_prefix", "BC-") .. id
+      return map.activity {
+        target = ORDERS,
+        key = "sales-order",
+        match = { "link", map.lookup("BuyerID", map.const(buyer_id)) },
+        fields = {
+          BuyerID = buyer_id,                                         -- String(35)
+          Name = commerce.setting(ctx, "name_prefix", "BigCommerce order ") .. id, -- String(255)
+          DateTime = commerce.iso(commerce.time(map.get(order, "date_created"))),
+          CurrencyCode = currency(order),
+          BuyerPartyID = party,                                       -- String(60), mandatory
+          BuyerContactPartyID = buyer_contact(order, ctx),            -- String(60)
+          OrderExternalLifeCycleStatusCode = status,                  -- String(2)
+          ProcessingTypeCode = commerce.setting(ctx, "processing_type_code", nil),
+          SalesOrganisationID = commerce.setting(ctx, "sales_organisation_id", nil),
+          DistributionChannelCode = commerce.setting(ctx, "distribution_channel_code", nil),
+          DivisionCode = commerce.setting(ctx, "division_code", nil),
+          EmployeeResponsiblePartyID = responsible(order, ctx, id),   -- String(60)
+          CustomerOrderItem = items(order, ctx),
+        },
+        -- The CRM's users own the responsible employee; the lines are
+        -- written with the create only (no deep update in OData v2).
+        owner = { EmployeeResponsiblePartyID = "sap_sales", CustomerOrderItem = "sap_sales" },
+      }
+    end,
+  },
+}

@@ -1,0 +1,95 @@
+-- SPDX-License-Identifier: MIT
+--
+-- A refund in the store becomes a task in SAP Sales Cloud (TasksCollection)
+-- with the amount and the reason, so that the account's owner can find out
+-- what went wrong. One task per refund (the task is linked to the refund).
+--
+-- Only `refund_created` (the webhook) counts, not refunds read by a poll or
+-- a backfill (years of old refunds are not news).
+--
+-- BigCommerce also sends statusUpdated (4 Refunded / 14 Partially Refunded)
+-- for the same refund; order_to_activities makes no task for those statuses
+-- by default, so one refund is one task. Coalescing the two events into one
+-- business event is core work that does not exist yet.
+--
+-- The refund record has no currency: setting `currency` names the store's
+-- (else the amount stands alone). The account (MainAccountPartyID) is the
+-- buyer of the order's sales order, a reference the core cannot resolve yet.
+
+local map = require "ferry.map"
+local commerce = require "ferry.commerce"
+local owner = require "ferry.owner"
+
+-- The connector's id of a refund is "<order id>:<refund id>".
+local function refund_key(r)
+  local o, id = commerce.id(map.get(r, "order_id")), commerce.id(map.get(r, "id"))
+  if o == nil or id == nil then
+    return nil
+  end
+  return o .. ":" .. id
+end
+
+-- The sales order order_to_sales_order wrote for the refund's order (its
+-- rule key "sales-order" is part of the link's id).
+local function sales_order(r, property, default)
+  return { object = "order", id = commerce.id(map.get(r, "order_id")) .. "#sales-order",
+           target = "CustomerOrderCollection", property = property, default = default }
+end
+
+local KINDS = { PRODUCT = "order line", SHIPPING = "shipping", HANDLING = "handling",
+                GIFT_WRAPPING = "gift wrapping", ORDER = "order amount", FEE = "fee" }
+
+local function items_text(r)
+  local parts = {}
+  if type(r.items) == "table" then
+    for _, it in ipairs(r.items) do
+      local kind = map.get(it, "item_type")
+      local s = KINDS[kind] or tostring(kind or "item")
+      if kind == "PRODUCT" then
+        s = (commerce.quantity(map.get(it, "quantity")) or "1") .. " x " .. s .. " "
+            .. (commerce.id(map.get(it, "item_id")) or "?")
+      end
+      local why = commerce.text(map.get(it, "reason"))
+      if why then
+        s = s .. " (" .. why .. ")"
+      end
+      parts[#parts + 1] = s
+    end
+  end
+  return table.concat(parts, ", ")
+end
+
+return {
+  description = "BigCommerce refund -> SAP Sales Cloud task with amount and reason",
+  source = { "bigcommerce", "refund", on = { "refund_created" } },
+  target = { "sap_sales", "TasksCollection" },
+  key    = refund_key,
+  match  = { "link" },
+  fields = {
+    Subject = function(r, ctx)                                         -- String(765)
+      local amount = commerce.money(map.get(r, "total_amount"), commerce.setting(ctx, "currency", nil))
+      local s = commerce.setting(ctx, "subject", "Refund") .. " of " .. (amount or "?")
+                .. " on order " .. (commerce.id(map.get(r, "order_id")) or "?") .. ": "
+                .. (commerce.text(map.get(r, "reason")) or "no reason given")
+      local items = items_text(r)
+      if items ~= "" then
+        s = s .. "; " .. items
+      end
+      return commerce.cut(s, 765)
+    end,
+    DueDateTime = function(r, ctx)
+      return commerce.after(map.get(r, "created"), commerce.number_setting(ctx, "due_hours", 24))
+    end,
+    MainAccountPartyID = function(r, ctx)                              -- String(60)
+      return commerce.ref(ctx, sales_order(r, "BuyerPartyID"))
+    end,
+    MainEmployeeResponsiblePartyID = function(r, ctx)                  -- String(60)
+      return (owner.pick(ctx, "TasksCollection", {
+        id = refund_key(r),
+        inherit = sales_order(r, "EmployeeResponsiblePartyID"),
+      }))
+    end,
+    PriorityCode = map.setting("priority_code", nil),                  -- String(1)
+  },
+  owner = { MainEmployeeResponsiblePartyID = "sap_sales" },
+}

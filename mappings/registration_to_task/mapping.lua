@@ -1,0 +1,99 @@
+-- SPDX-License-Identifier: MIT
+--
+-- A new registration in the store is a sales opportunity: the person gets a
+-- follow-up task in SAP Sales Cloud (TasksCollection) for their owner, once
+-- per customer however often the webhook arrives (the task is linked to the
+-- customer like any record ferry writes; a second delivery finds the link
+-- and writes nothing).
+--
+-- Only the `created` event counts: a customer first seen by a poll (a missed
+-- webhook) or a backfill is not treated as new, or `ferry sync --since`
+-- would bury sales in tasks for years-old accounts. Telling "first seen and
+-- recent" apart needs the job's time in ctx, which the core does not give.
+--
+-- The task is about the person: MainContactPartyID (B2B) or
+-- MainAccountPartyID (B2C) and the owner inherited from the contact are
+-- references the core cannot resolve yet (commerce.ref); until then the task
+-- names the person in its subject and the owner comes from the owner
+-- settings (territory, team, fallback).
+
+local map = require "ferry.map"
+local commerce = require "ferry.commerce"
+local owner = require "ferry.owner"
+
+local function person(record, ctx)
+  if commerce.customer_kind(record, ctx, "b2b") == "b2c" then
+    return "IndividualCustomerCollection", "CustomerID", "OwnerID"
+  end
+  return "ContactCollection", "ContactID", "ContactOwnerID"
+end
+
+local function party(record, ctx)
+  local set, id_prop = person(record, ctx)
+  return commerce.ref(ctx, { object = "customer", id = record.id, target = set, property = id_prop })
+end
+
+return {
+  description = "BigCommerce registration -> SAP Sales Cloud follow-up task for the owner",
+  source = { "bigcommerce", "customer", on = { "created" } },
+  target = { "sap_sales", "TasksCollection" },
+  key    = "id",
+  match  = { "link" },
+  fields = {
+    Subject = function(record, ctx)                                    -- String(765)
+      local who = commerce.name(map.get(record, "first_name"), map.get(record, "last_name"))
+      local parts = { commerce.setting(ctx, "subject", "Follow up on a new registration") .. ": "
+                      .. (who or "?") }
+      local email = commerce.email(map.get(record, "email"))
+      if email then
+        parts[#parts + 1] = " <" .. email .. ">"
+      end
+      local company = commerce.text(map.get(record, "company"))
+      if company then
+        parts[#parts + 1] = ", " .. company
+      end
+      local phone = commerce.text(map.get(record, "phone"))
+      if phone then
+        parts[#parts + 1] = ", phone " .. phone
+      end
+      return commerce.cut(table.concat(parts), 765)
+    end,
+    -- Due a configurable time after the registration, from the record's own
+    -- timestamp (mappings have no clock).
+    DueDateTime = function(record, ctx)
+      return commerce.after(map.get(record, "date_created"), commerce.number_setting(ctx, "due_hours", 48))
+    end,
+    MainContactPartyID = function(record, ctx)                         -- String(60)
+      return select(1, person(record, ctx)) == "ContactCollection" and party(record, ctx) or nil
+    end,
+    MainAccountPartyID = function(record, ctx)                         -- String(60)
+      return select(1, person(record, ctx)) == "IndividualCustomerCollection" and party(record, ctx)
+             or nil
+    end,
+    MainEmployeeResponsiblePartyID = function(record, ctx)             -- String(60)
+      local set, _, owner_prop = person(record, ctx)
+      local addr = type(record.addresses) == "table" and record.addresses[1] or nil
+      local country, region = commerce.place(addr)
+      return (owner.pick(ctx, "TasksCollection", {
+        id = record.id, country = country, region = region,
+        inherit = { object = "customer", id = record.id, target = set, property = owner_prop },
+      }))
+    end,
+    PriorityCode = map.setting("priority_code", nil),                  -- String(1)
+  },
+  -- A rep who takes the task over keeps it.
+  owner = { MainEmployeeResponsiblePartyID = "sap_sales" },
+  -- Settings customer_groups: only these customer_group_id values (default: all).
+  filter = function(record, ctx)
+    local groups = commerce.setting(ctx, "customer_groups", nil)
+    if type(groups) ~= "table" then
+      return true
+    end
+    for _, g in ipairs(groups) do
+      if commerce.id(g) == commerce.id(map.get(record, "customer_group_id") or 0) then
+        return true
+      end
+    end
+    return false
+  end,
+}
