@@ -378,6 +378,28 @@ static int has_mapping(const char *mappings_dir, const char *name)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/*
+ * Whether a shipped mapping starts enabled in a new config. A mapping that
+ * needs settings first, or overlaps another, says so with a line
+ * "-- ferry init: off" in its mapping.lua; it is then listed commented out.
+ */
+static bool starts_enabled(const char *mappings_dir, const char *name)
+{
+    char path[4096];
+    char line[512];
+    bool on = true;
+    snprintf(path, sizeof(path), "%s/%s/mapping.lua", mappings_dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return false;
+    }
+    while (on && fgets(line, sizeof(line), f)) {
+        on = strstr(line, "-- ferry init: off") == NULL;
+    }
+    fclose(f);
+    return on;
+}
+
 /* Texts of ferry.lua and ferry.env; both new strings. */
 static int build_config(const char *share, const char *plugin_dir, const char *state_path,
                         const char *dir, char **cfg_text, char **env_text)
@@ -422,14 +444,15 @@ static int build_config(const char *share, const char *plugin_dir, const char *s
                  "    lua_path = \"lua\",        -- the helpers mappings require\n"
                  "    enabled = {");
     n = scandir(mappings_dir, &names, not_hidden, alphasort);
-    for (int i = 0, first = 1; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         if (has_mapping(mappings_dir, names[i]->d_name)) {
-            fprintf(cfg, "%s", first ? " " : ", ");
+            bool on = starts_enabled(mappings_dir, names[i]->d_name);
+            fprintf(cfg, "\n      %s", on ? "" : "-- ");
             put_lua_string(cfg, names[i]->d_name);
-            first = 0;
+            fprintf(cfg, ",%s", on ? "" : "  -- read its mapping.lua before enabling it");
         }
     }
-    fprintf(cfg, " },\n"
+    fprintf(cfg, "\n    },\n"
                  "  },\n\n"
                  "  -- Webhook intake. Vendors call https://<public host>/webhooks/<instance>:\n"
                  "  -- put TLS in front (a reverse proxy) and keep this on loopback.\n"

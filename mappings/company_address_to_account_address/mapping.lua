@@ -1,4 +1,5 @@
 -- SPDX-License-Identifier: MIT
+-- ferry init: off (needs settings or overlaps another mapping; see below)
 --
 -- A BigCommerce B2B Edition company address becomes an address of the
 -- company's SAP account (CorporateAccountAddressCollection). The set is

@@ -1,4 +1,5 @@
 -- SPDX-License-Identifier: MIT
+-- ferry init: off (needs settings or overlaps another mapping; see below)
 --
 -- A BigCommerce B2B Edition company becomes an SAP Sales Cloud corporate
 -- account (CorporateAccountCollection). The company's legal address is the

@@ -1,4 +1,5 @@
 -- SPDX-License-Identifier: MIT
+-- ferry init: off (needs settings or overlaps another mapping; see below)
 --
 -- A BigCommerce B2B Edition company user is a contact person of the
 -- company's SAP account. Every company user is also a BigCommerce customer

@@ -1,4 +1,5 @@
 -- SPDX-License-Identifier: MIT
+-- ferry init: off (needs settings or overlaps another mapping; see below)
 --
 -- A BigCommerce customer who buys for themselves (B2C) becomes an SAP Sales
 -- Cloud individual customer (IndividualCustomerCollection). The counterpart

@@ -1,4 +1,5 @@
 -- SPDX-License-Identifier: MIT
+-- ferry init: off (needs settings or overlaps another mapping; see below)
 --
 -- When an account with an open opportunity places an order, the
 -- opportunity moves: sales phase, probability and expected value from a

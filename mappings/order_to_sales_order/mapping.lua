@@ -1,4 +1,5 @@
 -- SPDX-License-Identifier: MIT
+-- ferry init: off (needs settings or overlaps another mapping; see below)
 --
 -- A BigCommerce order becomes an SAP Sales Cloud sales order
 -- (CustomerOrderCollection; C4C has no SalesOrderCollection) with its items,

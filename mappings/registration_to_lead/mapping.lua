@@ -1,4 +1,5 @@
 -- SPDX-License-Identifier: MIT
+-- ferry init: off (needs settings or overlaps another mapping; see below)
 --
 -- A registration in the store becomes a lead in SAP Sales Cloud
 -- (LeadCollection): someone who signed up but has not bought yet. Enabled by
