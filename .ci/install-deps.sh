@@ -8,7 +8,7 @@ packages=(
     build-essential cmake pkg-config
     libuv1-dev libh2o-dev libcurl4-openssl-dev libjansson-dev liblua5.4-dev
     libsqlite3-dev libxml2-dev libcmocka-dev libssl-dev
-    python3 curl sqlite3 groff-base wrk valgrind strace
+    python3 curl sqlite3 groff-base wrk valgrind strace openssl
 )
 
 missing=()

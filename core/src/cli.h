@@ -24,5 +24,7 @@ int ferry_cmd_dlq(int argc, char **argv);      /* cmd_dlq.c */
 int ferry_cmd_replay(int argc, char **argv);   /* cmd_dlq.c */
 int ferry_cmd_plan(int argc, char **argv);     /* cmd_plan.c */
 int ferry_cmd_init(int argc, char **argv);     /* cmd_init.c */
+int ferry_cmd_explain(int argc, char **argv);  /* cmd_explain.c */
+int ferry_cmd_log(int argc, char **argv);      /* cmd_explain.c */
 
 #endif

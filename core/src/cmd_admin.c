@@ -2,9 +2,10 @@
 /*
  * Operator commands that set up or verify a deployment without running the
  * daemon: `ferry check` (configuration, plugins, mappings, and mapping targets
- * against what each connector says its objects accept) and `ferry webhooks`
- * (the webhook registrations the mappings need, against those the remote
- * system has; --apply fixes them).
+ * against what each connector says its objects accept; with --online also a
+ * cheap authenticated call per connector and the webhook registrations) and
+ * `ferry webhooks` (the webhook registrations the mappings need, against those
+ * the remote system has; --apply fixes them).
  */
 #include <getopt.h>
 #include <stdbool.h>
@@ -19,6 +20,7 @@
 #include "http.h"
 #include "log.h"
 #include "mapping.h"
+#include "redact.h"
 #include "runtime.h"
 #include "targets.h"
 #include "util.h"
@@ -27,17 +29,16 @@ struct admin_args {
     const char *config;
     bool apply;
     bool json;
+    bool online;
 };
 
 static int parse_args(int argc, char **argv, const char *usage, bool allow_apply,
                       struct admin_args *a)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"apply", no_argument, NULL, 'a'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"apply", no_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},         {"online", no_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     int c;
     memset(a, 0, sizeof(*a));
@@ -56,6 +57,14 @@ static int parse_args(int argc, char **argv, const char *usage, bool allow_apply
             break;
         case 'j':
             a->json = true;
+            break;
+        case 'o':
+            /* Only check has it; webhooks always talks to the remote system. */
+            if (allow_apply) {
+                fputs(usage, stderr);
+                return FERRY_EXIT_USAGE;
+            }
+            a->online = true;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -90,24 +99,196 @@ static int compile_mappings(const struct ferry_config *cfg, struct ferry_runtime
 /* ---- ferry check ---- */
 
 static const char check_usage[] =
-    "usage: ferry check -c CONFIG [--json]\n\n"
+    "usage: ferry check -c CONFIG [--online] [--json]\n\n"
     "Check a deployment without running it: the configuration, every connector\n"
     "plugin (loaded, configured and opened), the enabled mappings (compiled),\n"
     "and every property the mappings write against the objects each connector\n"
     "describes (a connector reads its metadata from a file named in its\n"
-    "configuration, or from its cache). Exit status 0 when all is well, 1 when\n"
-    "anything is wrong (each problem on its own line), 2 usage.\n\n"
+    "configuration, or from its cache). With --online, also one cheap\n"
+    "authenticated call per connector (the first page of changes since now of an\n"
+    "object the mappings use: refused credentials or an unreachable host fail)\n"
+    "and, when webhooks.public_url is set, the webhook registrations the mappings\n"
+    "need (missing or inactive ones fail; 'ferry webhooks --apply' fixes them).\n"
+    "Exit status 0 when all is well, 1 when anything is wrong (each problem on\n"
+    "its own line), 2 usage.\n\n"
     "  -c, --config FILE   configuration file (Lua)\n"
+    "      --online        also call each connector and check webhook registrations\n"
     "      --json          one JSON object instead of text\n"
     "  -h, --help          this text\n";
 
 static void report(json_t *checks, bool json, const char *what, bool ok, const char *detail)
 {
+    /* Remote answers quoted in a detail may hold secrets or personal data. */
+    char *safe = ferry_redact_text(detail);
+    const char *d = safe ? safe : "(detail withheld)";
     json_array_append_new(checks,
-                          json_pack("{s:s, s:b, s:s}", "check", what, "ok", ok, "detail", detail));
+                          json_pack("{s:s, s:b, s:s}", "check", what, "ok", ok, "detail", d));
     if (!json) {
-        printf("%-4s %-10s %s\n", ok ? "ok" : "FAIL", what, detail);
+        printf("%-4s %-10s %s\n", ok ? "ok" : "FAIL", what, d);
     }
+    free(safe);
+}
+
+/* ---- ferry check --online ---- */
+
+/* The first object of `system` among `list` ({"system", "object"} items), or NULL. */
+static const char *object_of(const json_t *list, const char *system)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach((json_t *)list, i, it)
+    {
+        const char *sys = json_string_value(json_object_get(it, "system"));
+        if (sys && strcmp(sys, system) == 0) {
+            return json_string_value(json_object_get(it, "object"));
+        }
+    }
+    return NULL;
+}
+
+/*
+ * What a probe's failure says about the credentials. Answers that need a
+ * valid login to be given at all (not found, a rejected query) prove them;
+ * refusals and silence do not.
+ */
+static bool probe_proves_login(int rc)
+{
+    switch (rc) {
+    case 0:
+    case FERRY_ENOTFOUND:
+    case FERRY_EVALIDATION:
+    case FERRY_EBADINPUT:
+    case FERRY_EFILTERED:
+    case FERRY_ERATELIMIT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/*
+ * One cheap authenticated call per connector. There is no ABI member for
+ * it yet, so the probe is the first page of changes since now of an object
+ * the mappings read from (or write to) the connector: an empty page in
+ * practice, one request. A connector that cannot list is asked for a record
+ * that does not exist, where "not found" is the good answer.
+ */
+static void probe_connector(struct ferry_runtime *rt, size_t i, const json_t *sources,
+                            const json_t *targets, json_t *checks, bool json, bool *failed)
+{
+    struct ferry_instance *inst = &rt->instances[i];
+    struct ferry_err err = {0};
+    struct ferry_call call;
+    char line[512], now_iso[21];
+    json_t *page = NULL, *rec = NULL;
+    const char *object = object_of(sources, inst->name);
+    if (!object) {
+        object = object_of(targets, inst->name);
+    }
+    if (!object) {
+        snprintf(line, sizeof(line), "%s: not used by any enabled mapping; not called", inst->name);
+        report(checks, json, "online", true, line);
+        return;
+    }
+    ferry_call_init(&call, rt, NULL, i, "check-online", 0);
+    call.setup = rt->setup_store != NULL;
+    ferry_iso8601_format(ferry_now_ms(), now_iso);
+    int rc;
+    const char *how;
+    if (inst->conn->list_changes) {
+        how = "list changes of";
+        rc = inst->conn->list_changes(inst->state, &call, object, now_iso, NULL, &page, &err);
+    } else if (inst->conn->fetch) {
+        how = "fetch a record that does not exist from";
+        rc =
+            inst->conn->fetch(inst->state, &call, object, "ferry-check-no-such-record", &rec, &err);
+    } else {
+        snprintf(line, sizeof(line), "%s: the connector can neither list nor fetch; not called",
+                 inst->name);
+        report(checks, json, "online", true, line);
+        return;
+    }
+    bool ok = probe_proves_login(rc);
+    if (rc == 0) {
+        snprintf(line, sizeof(line), "%s: credentials accepted (%s %s since now: %zu record(s))",
+                 inst->name, how, object, json_array_size(json_object_get(page, "items")));
+    } else if (rc == FERRY_ERATELIMIT) {
+        snprintf(line, sizeof(line), "%s: reachable but throttled (HTTP 429) on %s %s: %s",
+                 inst->name, how, object, err.msg);
+    } else if (ok) {
+        snprintf(line, sizeof(line), "%s: credentials accepted (%s %s answered %s: %s)", inst->name,
+                 how, object, ferry_err_name(rc), err.msg);
+    } else if (rc == FERRY_EAUTH || rc == FERRY_EFORBIDDEN || rc == FERRY_ESIGNATURE) {
+        snprintf(line, sizeof(line), "%s: credentials refused (%s): %s", inst->name,
+                 ferry_err_name(rc), err.msg[0] ? err.msg : ferry_strerror(rc));
+    } else {
+        snprintf(line, sizeof(line), "%s: %s %s failed (%s): %s", inst->name, how, object,
+                 ferry_err_name(rc), err.msg[0] ? err.msg : ferry_strerror(rc));
+    }
+    report(checks, json, "online", ok, line);
+    *failed = *failed || !ok;
+    json_decref(page);
+    json_decref(rec);
+}
+
+/* The registrations the mappings need, as `ferry webhooks` sees them, without changing any. */
+static void probe_webhooks(const struct ferry_config *cfg, struct ferry_runtime *rt, size_t i,
+                           const json_t *sources, json_t *checks, bool json, bool *failed)
+{
+    struct ferry_instance *inst = &rt->instances[i];
+    struct ferry_err err = {0};
+    struct ferry_call call;
+    json_t *needs = json_array(), *rep = NULL;
+    size_t k;
+    json_t *src;
+    char line[3072], url[2048];
+    if (!cfg->public_url || !FERRY_CONNECTOR_HAS(inst->conn, sync_webhooks) ||
+        !inst->conn->sync_webhooks) {
+        json_decref(needs);
+        return;
+    }
+    json_array_foreach((json_t *)sources, k, src)
+    {
+        const char *sys = json_string_value(json_object_get(src, "system"));
+        if (sys && strcmp(sys, inst->name) == 0) {
+            json_t *need = json_pack("{s:O}", "object", json_object_get(src, "object"));
+            if (json_object_get(src, "events")) {
+                json_object_set(need, "events", json_object_get(src, "events"));
+            }
+            json_array_append_new(needs, need);
+        }
+    }
+    if (json_array_size(needs) == 0) {
+        json_decref(needs);
+        return;
+    }
+    size_t ul = strlen(cfg->public_url);
+    snprintf(url, sizeof(url), "%s%swebhooks/%s", cfg->public_url,
+             ul && cfg->public_url[ul - 1] == '/' ? "" : "/", inst->name);
+    ferry_call_init(&call, rt, NULL, i, "check-online", 0);
+    call.setup = rt->setup_store != NULL;
+    int rc = inst->conn->sync_webhooks(inst->state, &call, needs, url, 0, &rep, &err);
+    json_decref(needs);
+    if (rc < 0) {
+        snprintf(line, sizeof(line), "%s: registrations not read: %s", inst->name, err.msg);
+        report(checks, json, "webhook", false, line);
+        *failed = true;
+        json_decref(rep);
+        return;
+    }
+    json_t *row;
+    json_array_foreach(rep, k, row)
+    {
+        const char *state = json_string_value(json_object_get(row, "state"));
+        const char *scope = json_string_value(json_object_get(row, "scope"));
+        bool bad = state && (strcmp(state, "missing") == 0 || strcmp(state, "inactive") == 0 ||
+                             strcmp(state, "failed") == 0);
+        snprintf(line, sizeof(line), "%s: %s %s -> %s%s", inst->name, scope ? scope : "?",
+                 state ? state : "?", url, bad ? " (ferry webhooks --apply fixes it)" : "");
+        report(checks, json, "webhook", !bad, line);
+        *failed = *failed || bad;
+    }
+    json_decref(rep);
 }
 
 int ferry_cmd_check(int argc, char **argv)
@@ -130,6 +311,11 @@ int ferry_cmd_check(int argc, char **argv)
 
     if (ferry_config_load(&cfg, a.config, &err) < 0) {
         report(checks, a.json, "config", false, err.msg);
+        failed = true;
+        goto out;
+    }
+    if (ferry_redact_configure_from(cfg) < 0) {
+        report(checks, a.json, "config", false, "out of memory");
         failed = true;
         goto out;
     }
@@ -203,6 +389,14 @@ int ferry_cmd_check(int argc, char **argv)
     json_decref(problems);
     json_decref(warnings);
     json_decref(schemas);
+    if (a.online) {
+        json_t *sources = ferry_mapping_set_sources(set);
+        for (size_t k = 0; k < rt->ninstances; k++) {
+            probe_connector(rt, k, sources, targets, checks, a.json, &failed);
+            probe_webhooks(cfg, rt, k, sources, checks, a.json, &failed);
+        }
+        json_decref(sources);
+    }
     json_decref(targets);
 out:
     if (a.json) {
@@ -220,6 +414,7 @@ out:
     ferry_runtime_free(rt);
     ferry_config_free(cfg);
     ferry_http_global_cleanup();
+    (void)!ferry_redact_configure(NULL);
     return failed ? FERRY_EXIT_FAILURE : FERRY_EXIT_OK;
 }
 

@@ -2,13 +2,16 @@
 /*
  * `ferry run` (the daemon) and `ferry sync --once` (poll, drain, exit). Both
  * build the same runtime and scheduler on a libuv loop; the daemon adds the
- * webhook listener, timed polls and signal handling for reload and drain.
+ * webhook listener, the admin listener, timed polls, retention pruning and
+ * signal handling for reload and drain; `ferry sync` adds a progress display.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,17 +20,63 @@
 #include <libxml/parser.h>
 #include <uv.h>
 
+#include "admin.h"
 #include "cli.h"
 #include "config.h"
 #include "http.h"
 #include "intake.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
+#include "redact.h"
 #include "runtime.h"
 #include "scheduler.h"
 #include "store.h"
 #include "util.h"
+
+/* A pruning step that removed a full batch is followed this soon by the next. */
+#define RETENTION_CATCHUP_MS 200
+
+/*
+ * Retention: one bounded step at a time on the threadpool, with its own
+ * connection, so the loop never waits and intake waits at most for one
+ * short statement.
+ */
+struct retention {
+    uv_timer_t timer;
+    bool timer_open;
+    uv_work_t work;
+    bool busy;
+    struct ferry_store *store;
+    const struct ferry_config *cfg;
+    int64_t step_audit, step_jobs;   /* rows changed by the last step */
+    int64_t round_audit, round_jobs; /* since the last report */
+    int64_t total_audit, total_jobs;
+    int rc;
+    struct ferry_err err;
+};
+
+/* Progress of one polled object during `ferry sync`. */
+struct progress_item {
+    char *system;
+    char *object;
+    double rate;           /* jobs per second, smoothed */
+    double last_processed; /* at the previous tick */
+    int64_t last_ms;
+};
+
+struct progress {
+    uv_timer_t timer;
+    bool timer_open;
+    bool tty;
+    int64_t interval_ms;
+    int64_t started_ms;
+    struct progress_item *items;
+    size_t n;
+    int lines_drawn;   /* lines of the last drawing, to redraw in place */
+    uint64_t log_mark; /* log lines written when we last drew */
+};
 
 struct daemon {
     uv_loop_t loop;
@@ -48,6 +97,9 @@ struct daemon {
     int exit_status;
     int64_t started_ms;
     size_t listener_open;
+    struct ferry_admin *admin;
+    struct retention ret;
+    struct progress prog;
 };
 
 /* ---- intake ---- */
@@ -202,9 +254,25 @@ static void close_if_open(uv_handle_t *h)
     }
 }
 
+static void progress_finish(struct daemon *d);
+
+static void on_admin_stopped(void *ud)
+{
+    (void)ud; /* the loop ends once every handle is closed; nothing else to do */
+}
+
 static void on_drained(void *ud)
 {
     struct daemon *d = ud;
+    if (d->admin) {
+        /* Kept until now so that /metrics and /readyz answer during a drain. */
+        ferry_admin_stop(d->admin, on_admin_stopped, d);
+        d->admin = NULL;
+    }
+    if (d->ret.timer_open) {
+        close_if_open((uv_handle_t *)&d->ret.timer);
+    }
+    progress_finish(d);
     close_if_open((uv_handle_t *)&d->sig_term);
     close_if_open((uv_handle_t *)&d->sig_int);
     close_if_open((uv_handle_t *)&d->sig_hup);
@@ -245,6 +313,10 @@ static void begin_shutdown(struct daemon *d, const char *why)
     if (d->silence_timer_open) {
         uv_timer_stop(&d->silence_timer);
     }
+    if (d->ret.timer_open) {
+        uv_timer_stop(&d->ret.timer);
+    }
+    ferry_admin_set_draining(d->admin);
     ferry_scheduler_stop(d->sched, on_drained, d);
 }
 
@@ -271,6 +343,265 @@ static void on_idle(void *ud)
     }
 }
 
+/* ---- retention ---- */
+
+static void on_retention_work(uv_work_t *req)
+{
+    struct retention *r = req->data;
+    int64_t now = ferry_now_ms();
+    size_t batch = (size_t)r->cfg->retention_batch;
+    ferry_err_clear(&r->err);
+    r->step_audit = r->step_jobs = 0;
+    r->rc = 0;
+    if (r->cfg->retention_audit_ms > 0) {
+        r->rc = ferry_store_prune_audit(r->store, now - r->cfg->retention_audit_ms, batch,
+                                        &r->step_audit, &r->err);
+    }
+    if (r->rc == 0 && r->cfg->retention_jobs_ms > 0) {
+        r->rc = ferry_store_prune_job_payloads(r->store, now - r->cfg->retention_jobs_ms, batch,
+                                               &r->step_jobs, &r->err);
+    }
+}
+
+static void on_retention_timer(uv_timer_t *t);
+
+static void on_retention_done(uv_work_t *req, int status)
+{
+    struct retention *r = req->data;
+    struct daemon *d = (struct daemon *)(void *)((char *)r - offsetof(struct daemon, ret));
+    (void)status; /* never cancelled */
+    r->busy = false;
+    if (r->rc < 0) {
+        /* Busy or locked: the next tick tries again; nothing is lost by waiting. */
+        ferry_warn("retention step failed: %s", r->err.msg);
+    }
+    r->round_audit += r->step_audit;
+    r->round_jobs += r->step_jobs;
+    r->total_audit += r->step_audit;
+    r->total_jobs += r->step_jobs;
+    bool more = r->rc == 0 && (r->step_audit >= r->cfg->retention_batch ||
+                               r->step_jobs >= r->cfg->retention_batch);
+    if (!more && r->round_audit + r->round_jobs > 0) {
+        ferry_info("retention: pruned %" PRId64 " audit row(s) and %" PRId64 " done job payload(s)",
+                   r->round_audit, r->round_jobs);
+        r->round_audit = r->round_jobs = 0;
+    }
+    if (d->stopping || !r->timer_open) {
+        return;
+    }
+    /* A full batch means a backlog: go on soon, but with a pause in which
+     * intake and the workers get the write lock first. */
+    uv_timer_start(&r->timer, on_retention_timer,
+                   more ? RETENTION_CATCHUP_MS : (uint64_t)r->cfg->retention_interval_ms, 0);
+}
+
+static void on_retention_timer(uv_timer_t *t)
+{
+    struct retention *r = t->data;
+    if (r->busy) {
+        return;
+    }
+    r->work.data = r;
+    r->busy = true;
+    if (uv_queue_work(t->loop, &r->work, on_retention_work, on_retention_done) < 0) {
+        r->busy = false;
+        uv_timer_start(&r->timer, on_retention_timer, (uint64_t)r->cfg->retention_interval_ms, 0);
+    }
+}
+
+static int retention_start(struct daemon *d, struct ferry_err *err)
+{
+    struct retention *r = &d->ret;
+    if (d->cfg->retention_audit_ms <= 0 && d->cfg->retention_jobs_ms <= 0) {
+        return 0;
+    }
+    r->cfg = d->cfg;
+    int rc = ferry_store_open(&r->store, d->cfg->state_path, err);
+    if (rc == 0) {
+        /* Pruning undone by a power cut is simply done again. */
+        rc = ferry_store_set_synchronous(r->store, false, err);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    uv_timer_init(&d->loop, &r->timer);
+    r->timer.data = r;
+    r->timer_open = true;
+    /* The first step soon after start, so that a backlog starts shrinking at once. */
+    uv_timer_start(&r->timer, on_retention_timer, 1000, 0);
+    ferry_info("retention: audit rows after %.1f h, done job payloads after %.1f h (0: kept), "
+               "%d row(s) per step",
+               (double)d->cfg->retention_audit_ms / 3600000.0,
+               (double)d->cfg->retention_jobs_ms / 3600000.0, d->cfg->retention_batch);
+    return 0;
+}
+
+/* ---- sync progress ---- */
+
+static int progress_add(struct progress *p, const char *system, const char *object)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        if (strcmp(p->items[i].system, system) == 0 && strcmp(p->items[i].object, object) == 0) {
+            return 0;
+        }
+    }
+    struct progress_item *grown = realloc(p->items, (p->n + 1) * sizeof(*grown));
+    if (!grown) {
+        return FERRY_ENOMEM;
+    }
+    p->items = grown;
+    struct progress_item *it = &p->items[p->n];
+    memset(it, 0, sizeof(*it));
+    it->system = ferry_strdup(system);
+    it->object = ferry_strdup(object);
+    if (!it->system || !it->object) {
+        free(it->system);
+        free(it->object);
+        return FERRY_ENOMEM;
+    }
+    p->n++;
+    return 0;
+}
+
+static void format_duration(double secs, char *buf, size_t n)
+{
+    long long s = secs > 0 ? (long long)llround(secs) : 0;
+    if (s >= 3600) {
+        snprintf(buf, n, "%lld:%02lld:%02lld", s / 3600, (s / 60) % 60, s % 60);
+    } else {
+        snprintf(buf, n, "%lld:%02lld", s / 60, s % 60);
+    }
+}
+
+/*
+ * One object's line: what the poll listed, what has been processed, the
+ * rate, and an ETA once the listing is complete (a delta listing has no
+ * count up front, so before that there is nothing to divide).
+ */
+static void progress_line(struct progress_item *it, int64_t now, bool final, char *buf, size_t n)
+{
+    struct ferry_metrics *m = ferry_metrics_global();
+    double listed = ferry_metrics_value(m, "ferry_poll_records_total", "connector", it->system,
+                                        "object", it->object, NULL);
+    double polls = ferry_metrics_sum(m, "ferry_polls_total", "connector", it->system, "object",
+                                     it->object, NULL);
+    double done = ferry_metrics_value(m, "ferry_jobs_processed_total", "connector", it->system,
+                                      "object", it->object, "outcome", "done", NULL);
+    double dead = ferry_metrics_value(m, "ferry_jobs_processed_total", "connector", it->system,
+                                      "object", it->object, "outcome", "dead", NULL);
+    double processed = done + dead;
+    if (it->last_ms > 0 && now > it->last_ms) {
+        double inst = (processed - it->last_processed) * 1000.0 / (double)(now - it->last_ms);
+        it->rate = it->rate > 0 ? 0.7 * it->rate + 0.3 * inst : inst;
+    }
+    it->last_processed = processed;
+    it->last_ms = now;
+    char dead_text[40] = "";
+    char eta[32] = "";
+    if (dead > 0) {
+        snprintf(dead_text, sizeof(dead_text), " (%.0f dead)", dead);
+    }
+    if (polls > 0 && !final) {
+        double left = listed - processed;
+        char dur[24];
+        if (left <= 0) {
+            snprintf(eta, sizeof(eta), ", ETA 0:00");
+        } else if (it->rate > 0.01) {
+            format_duration(left / it->rate, dur, sizeof(dur));
+            snprintf(eta, sizeof(eta), ", ETA %s", dur);
+        }
+    }
+    snprintf(buf, n, "%s %s: %.0f listed%s, %.0f processed%s, %.1f/s%s", it->system, it->object,
+             listed, polls > 0 ? "" : " so far", processed, dead_text, it->rate, eta);
+}
+
+/* 429 answers so far across connectors: the "quota waits" of a backfill. */
+static double throttled_total(void)
+{
+    return ferry_metrics_sum(ferry_metrics_global(), "ferry_http_throttled_total", NULL);
+}
+
+static void progress_draw(struct daemon *d, bool final)
+{
+    struct progress *p = &d->prog;
+    int64_t now = ferry_now_ms();
+    char line[512];
+    char el[24];
+    double throttled = throttled_total();
+    if (p->n == 0) {
+        return;
+    }
+    format_duration((double)(now - p->started_ms) / 1000.0, el, sizeof(el));
+    if (!p->tty) {
+        for (size_t i = 0; i < p->n; i++) {
+            progress_line(&p->items[i], now, final, line, sizeof(line));
+            ferry_info("sync progress: %s", line);
+        }
+        ferry_info("sync progress: %s elapsed, %.0f quota wait(s) (HTTP 429)", el, throttled);
+        return;
+    }
+    /* Redraw in place, unless log lines came in between: then draw below them. */
+    if (p->lines_drawn > 0 && ferry_log_lines_written() == p->log_mark) {
+        fprintf(stderr, "\033[%dA", p->lines_drawn);
+    }
+    int lines = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        progress_line(&p->items[i], now, final, line, sizeof(line));
+        fprintf(stderr, "\r\033[K%s\n", line);
+        lines++;
+    }
+    fprintf(stderr, "\r\033[K%s %s elapsed, %.0f quota wait(s)\n", final ? "done:" : "sync:", el,
+            throttled);
+    lines++;
+    fflush(stderr);
+    p->lines_drawn = lines;
+    p->log_mark = ferry_log_lines_written();
+}
+
+static void on_progress_timer(uv_timer_t *t)
+{
+    progress_draw(t->data, false);
+}
+
+static void progress_start(struct daemon *d, int64_t interval_ms)
+{
+    struct progress *p = &d->prog;
+    p->tty = isatty(STDERR_FILENO) == 1;
+    p->interval_ms = interval_ms > 0 ? interval_ms : (p->tty ? 1000 : 10000);
+    p->started_ms = ferry_now_ms();
+    if (p->n == 0) {
+        return;
+    }
+    uv_timer_init(&d->loop, &p->timer);
+    p->timer.data = d;
+    p->timer_open = true;
+    uv_timer_start(&p->timer, on_progress_timer, (uint64_t)p->interval_ms,
+                   (uint64_t)p->interval_ms);
+}
+
+static void progress_finish(struct daemon *d)
+{
+    struct progress *p = &d->prog;
+    if (!p->timer_open) {
+        return;
+    }
+    uv_timer_stop(&p->timer);
+    close_if_open((uv_handle_t *)&p->timer);
+    p->timer_open = false;
+    progress_draw(d, true);
+}
+
+static void progress_free(struct progress *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->items[i].system);
+        free(p->items[i].object);
+    }
+    free(p->items);
+    p->items = NULL;
+    p->n = 0;
+}
+
 static int queue_polls(struct daemon *d, const char *since)
 {
     json_t *sources = NULL;
@@ -293,6 +624,12 @@ static int queue_polls(struct daemon *d, const char *since)
         rc = ferry_scheduler_add_poll(d->sched, sys, obj, since);
         if (rc < 0) {
             break;
+        }
+        if (d->once) {
+            rc = progress_add(&d->prog, sys, obj);
+            if (rc < 0) {
+                break;
+            }
         }
     }
     json_decref(sources);
@@ -397,25 +734,37 @@ static int lock_state(const char *state_path, int *fd_out, struct ferry_err *err
 static void usage_run(FILE *f, const char *cmd)
 {
     if (strcmp(cmd, "run") == 0) {
-        fprintf(f, "usage: ferry run -c CONFIG\n\n"
+        fprintf(f, "usage: ferry run -c CONFIG [--log-format json|text]\n\n"
                    "Run the daemon in the foreground: webhook intake, timed delta polls,\n"
-                   "and the worker pool. SIGTERM or SIGINT stops intake, lets running jobs\n"
-                   "finish and exits 0 (pending jobs stay queued for the next start);\n"
-                   "SIGHUP recompiles the mappings and swaps them in only if all compile.\n\n"
-                   "  -c, --config FILE   configuration file (Lua)\n"
-                   "  -h, --help          this text\n");
+                   "the worker pool, the admin listener (/healthz, /readyz, /metrics) when\n"
+                   "configured, and retention pruning. SIGTERM or SIGINT stops intake, lets\n"
+                   "running jobs finish and exits 0 (pending jobs stay queued for the next\n"
+                   "start); SIGHUP recompiles the mappings and swaps them in only if all\n"
+                   "compile.\n\n"
+                   "  -c, --config FILE        configuration file (Lua)\n"
+                   "      --log-format FORMAT  json (one object per line) or text (for a\n"
+                   "                           person at a terminal); overrides log.format\n"
+                   "  -h, --help               this text\n");
     } else {
-        fprintf(f, "usage: ferry sync -c CONFIG (--once | --since DATE)\n\n"
+        fprintf(f, "usage: ferry sync -c CONFIG (--once | --since DATE) [--log-format json|text]\n"
+                   "                  [--progress-interval SECONDS]\n\n"
                    "Poll every source object the mappings read for changes since its\n"
                    "cursor (or, with --since, since DATE: a backfill, streamed page by\n"
                    "page), process the whole queue (including jobs left by the daemon),\n"
-                   "and exit. Exit status: 0 all done, 3 something was dead-lettered during\n"
-                   "this run (see 'ferry status'), 1 error, 2 usage.\n\n"
-                   "  -c, --config FILE   configuration file (Lua)\n"
-                   "      --once          one pass from the stored cursors, then exit\n"
-                   "      --since DATE    one pass from DATE (2024-05-01 or\n"
-                   "                      2024-05-01T10:00:00Z), then exit\n"
-                   "  -h, --help          this text\n");
+                   "and exit. On a terminal a progress line per object (records listed and\n"
+                   "processed, rate, ETA once the listing is complete, quota waits) is\n"
+                   "redrawn every second; otherwise the same appears as a log line every\n"
+                   "10 seconds. Exit status: 0 all done, 3 something was dead-lettered\n"
+                   "during this run (see 'ferry status'), 1 error, 2 usage.\n\n"
+                   "  -c, --config FILE        configuration file (Lua)\n"
+                   "      --once               one pass from the stored cursors, then exit\n"
+                   "      --since DATE         one pass from DATE (2024-05-01 or\n"
+                   "                           2024-05-01T10:00:00Z), then exit\n"
+                   "      --log-format FORMAT  json or text; overrides log.format\n"
+                   "      --progress-interval SECONDS\n"
+                   "                           how often progress is shown (default 1 on a\n"
+                   "                           terminal, 10 otherwise)\n"
+                   "  -h, --help               this text\n");
     }
 }
 
@@ -425,6 +774,8 @@ static int run_main(int argc, char **argv, bool sync_mode)
     const char *config_path = NULL;
     bool once = false;
     char since[21] = "";
+    int log_format = -1;
+    int64_t progress_ms = 0;
     int lock_fd = -1;
     struct daemon d;
     struct ferry_err err = {0};
@@ -433,6 +784,8 @@ static int run_main(int argc, char **argv, bool sync_mode)
         {"config", required_argument, NULL, 'c'},
         {"once", no_argument, NULL, 'o'},
         {"since", required_argument, NULL, 's'},
+        {"log-format", required_argument, NULL, 'f'},
+        {"progress-interval", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -460,6 +813,27 @@ static int run_main(int argc, char **argv, bool sync_mode)
             once = true;
             break;
         }
+        case 'f':
+            if (strcmp(optarg, "json") == 0) {
+                log_format = FERRY_LOG_JSON;
+            } else if (strcmp(optarg, "text") == 0) {
+                log_format = FERRY_LOG_TEXT;
+            } else {
+                fprintf(stderr, "ferry %s: --log-format is json or text, not '%s'\n", cmd, optarg);
+                return FERRY_EXIT_USAGE;
+            }
+            break;
+        case 'p': {
+            char *end = NULL;
+            double v = strtod(optarg, &end);
+            if (!sync_mode || !optarg[0] || *end || !(v > 0) || v > 86400) {
+                fprintf(stderr, "ferry %s: --progress-interval takes seconds (> 0), not '%s'\n",
+                        cmd, optarg);
+                return FERRY_EXIT_USAGE;
+            }
+            progress_ms = (int64_t)llround(v * 1000.0);
+            break;
+        }
         case 'h':
             usage_run(stdout, cmd);
             return FERRY_EXIT_OK;
@@ -484,7 +858,14 @@ static int run_main(int argc, char **argv, bool sync_mode)
         return FERRY_EXIT_FAILURE;
     }
     ferry_log_set_level(d.cfg->log_level);
-    ferry_log_set_format(d.cfg->log_format);
+    ferry_log_set_format(log_format >= 0 ? log_format : d.cfg->log_format);
+    /* Before anything is logged or stored: secrets and personal data never
+     * reach a sink unredacted. */
+    if (ferry_redact_configure_from(d.cfg) < 0) {
+        fprintf(stderr, "ferry: out of memory\n");
+        ferry_config_free(d.cfg);
+        return FERRY_EXIT_FAILURE;
+    }
     rc = lock_state(d.cfg->state_path, &lock_fd, &err);
     if (rc < 0) {
         fprintf(stderr, "ferry: %s\n", err.msg);
@@ -568,6 +949,11 @@ static int run_main(int argc, char **argv, bool sync_mode)
             .address = d.cfg->listen_address,
             .port = d.cfg->listen_port,
             .max_body = d.cfg->max_body,
+            .max_headers = (size_t)d.cfg->max_headers,
+            .max_header_bytes = d.cfg->max_header_bytes,
+            .idle_timeout_ms = d.cfg->idle_timeout_ms,
+            .tls_cert = d.cfg->tls_cert,
+            .tls_key = d.cfg->tls_key,
         };
         rc = ferry_listener_start(&d.listener, &d.loop, &lo, on_webhook, &d, &err);
         if (rc < 0) {
@@ -578,12 +964,48 @@ static int run_main(int argc, char **argv, bool sync_mode)
         } else {
             int port = ferry_listener_port(d.listener);
             d.listener_open = 1;
-            ferry_info("listening for webhooks on %s:%d", d.cfg->listen_address, port);
+            ferry_info("listening for webhooks on %s:%d%s", d.cfg->listen_address, port,
+                       d.cfg->tls_cert ? " (TLS)" : "");
             if (d.cfg->port_file) {
                 rc = write_port_file(d.cfg->port_file, port);
                 if (rc < 0) {
                     ferry_error("port file %s not written: %s", d.cfg->port_file, strerror(-rc));
                 }
+            }
+        }
+        if (!d.stopping && d.cfg->admin_port >= 0) {
+            struct ferry_admin_options ao = {
+                .address = d.cfg->admin_address,
+                .port = d.cfg->admin_port,
+                .state_path = d.cfg->state_path,
+                .rt = d.rt,
+            };
+            rc = ferry_admin_start(&d.admin, &d.loop, &ao, &err);
+            if (rc < 0) {
+                fprintf(stderr, "ferry: admin listener: %s\n", err.msg);
+                ferry_error("admin listener: %s", err.msg);
+                d.exit_status = FERRY_EXIT_FAILURE;
+                begin_shutdown(&d, "start-up failed");
+            } else {
+                int aport = ferry_admin_port(d.admin);
+                ferry_info("admin listener (/healthz, /readyz, /metrics) on %s:%d",
+                           d.cfg->admin_address, aport);
+                if (d.cfg->admin_port_file) {
+                    rc = write_port_file(d.cfg->admin_port_file, aport);
+                    if (rc < 0) {
+                        ferry_error("port file %s not written: %s", d.cfg->admin_port_file,
+                                    strerror(-rc));
+                    }
+                }
+            }
+        }
+        if (!d.stopping) {
+            rc = retention_start(&d, &err);
+            if (rc < 0) {
+                fprintf(stderr, "ferry: retention: %s\n", err.msg);
+                ferry_error("retention: %s", err.msg);
+                d.exit_status = FERRY_EXIT_FAILURE;
+                begin_shutdown(&d, "start-up failed");
             }
         }
         if (!d.stopping && d.cfg->poll_interval_ms > 0) {
@@ -606,6 +1028,7 @@ static int run_main(int argc, char **argv, bool sync_mode)
         if (rc < 0) {
             ferry_error("polls not queued: %s", ferry_strerror(rc));
         }
+        progress_start(&d, progress_ms);
     }
     if (!d.stopping) {
         ferry_info("ferry %s started (%s, %d worker(s))", FERRY_VERSION, cmd, d.cfg->workers);
@@ -652,11 +1075,15 @@ loop_out:
     }
 out:
     json_decref(d.silent);
+    progress_free(&d.prog);
+    ferry_store_close(d.ret.store);
     ferry_store_close(d.store);
     ferry_runtime_free(d.rt);
     ferry_http_global_cleanup();
     ferry_config_free(d.cfg);
     close(lock_fd);
+    /* Clearing frees and never fails. */
+    (void)!ferry_redact_configure(NULL);
     return d.exit_status;
 }
 

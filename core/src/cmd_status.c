@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `ferry status`: job counts by state from the state database named in the
- * configuration, as a table for an operator or as one JSON line for scripts
- * and monitoring. It reads the database the daemon writes, through its own
- * connection, so it can run while the daemon does (WAL readers never block).
+ * `ferry status`: what the queue looks like, from the state database named
+ * in the configuration: jobs by state, pending jobs per priority lane and
+ * the age of the oldest one, open dead letters, the delta cursors and how
+ * far behind now they are, counters such as webhook_missed_total, and the
+ * last webhook delivery per scope. As a table for an operator or as one
+ * JSON line for scripts and monitoring. It reads the database the daemon
+ * writes, through its own connection, so it can run while the daemon does
+ * (WAL readers never block). What it prints passes the redaction layer.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +17,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "redact.h"
 #include "store.h"
 #include "util.h"
 
@@ -20,7 +25,11 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: ferry status -c CONFIG [--json]\n"
                "\n"
-               "Print the number of jobs in each state (pending, running, done, dead).\n"
+               "Print the state of the queue: jobs by state (pending, running, done,\n"
+               "dead), pending jobs per lane (realtime, retry, backfill) and the age of\n"
+               "the oldest, open dead letters, each delta cursor with its lag behind now,\n"
+               "counters such as webhook_missed_total, and the last webhook delivery per\n"
+               "scope. Quota state lives in the running daemon: see /metrics.\n"
                "\n"
                "options:\n"
                "  -c, --config FILE  the daemon's configuration file\n"
@@ -41,8 +50,37 @@ static int usage_error(const char *fmt, ...)
     return FERRY_EXIT_USAGE;
 }
 
-static void print_table(const int64_t counts[FERRY_JOB_NSTATES])
+/* "42s", "3m12s", "2h05m", "3d04h": an age an operator reads at a glance. */
+static void format_age(int64_t ms, char *buf, size_t n)
 {
+    long long s = ms > 0 ? (long long)(ms / 1000) : 0;
+    if (s < 60) {
+        snprintf(buf, n, "%llds", s);
+    } else if (s < 3600) {
+        snprintf(buf, n, "%lldm%02llds", s / 60, s % 60);
+    } else if (s < 86400) {
+        snprintf(buf, n, "%lldh%02lldm", s / 3600, (s / 60) % 60);
+    } else {
+        snprintf(buf, n, "%lldd%02lldh", s / 86400, (s / 3600) % 24);
+    }
+}
+
+/* Now minus a cursor's watermark, or -1 when it is no timestamp. */
+static int64_t cursor_lag_ms(const json_t *c, int64_t now)
+{
+    int64_t at;
+    const char *v = json_string_value(json_object_get(c, "value"));
+    if (!v || ferry_iso8601_parse(v, &at) < 0) {
+        return -1;
+    }
+    /* A source clock ahead of ours reads as no lag. */
+    return now > at ? now - at : 0;
+}
+
+static void print_table(FILE *out, const int64_t counts[FERRY_JOB_NSTATES], json_t *snap,
+                        int64_t now)
+{
+    static const char *const lanes[] = {"realtime", "retry", "backfill"};
     /* Right-align the numbers to the widest one so the column stays straight. */
     int width = 3;
     for (int i = 0; i < FERRY_JOB_NSTATES; i++) {
@@ -51,54 +89,112 @@ static void print_table(const int64_t counts[FERRY_JOB_NSTATES])
             width = digits;
         }
     }
-    printf("jobs\n");
+    fprintf(out, "jobs\n");
     for (int i = 0; i < FERRY_JOB_NSTATES; i++) {
-        printf("  %-7s %*lld\n", ferry_job_state_name(i), width, (long long)counts[i]);
+        fprintf(out, "  %-7s %*lld\n", ferry_job_state_name(i), width, (long long)counts[i]);
+    }
+    json_t *l = json_object_get(snap, "lanes");
+    fprintf(out, "queue (pending by lane)\n");
+    for (int i = 0; i < 3; i++) {
+        fprintf(out, "  %-8s %*lld\n", lanes[i], width,
+                (long long)json_integer_value(json_object_get(l, lanes[i])));
+    }
+    json_t *oldest = json_object_get(snap, "oldest_pending_at");
+    if (oldest) {
+        char age[32];
+        format_age(now - json_integer_value(oldest), age, sizeof(age));
+        fprintf(out, "  oldest pending job: %s old\n", age);
+    }
+    fprintf(out, "dead letters (open): %lld\n",
+            (long long)json_integer_value(json_object_get(snap, "dead_open")));
+    json_t *cursors = json_object_get(snap, "cursors");
+    if (json_array_size(cursors) > 0) {
+        size_t i;
+        json_t *c;
+        fprintf(out, "cursors (newest change seen, lag behind now)\n");
+        json_array_foreach(cursors, i, c)
+        {
+            char lag[32] = "?";
+            int64_t ms = cursor_lag_ms(c, now);
+            if (ms >= 0) {
+                format_age(ms, lag, sizeof(lag));
+            }
+            fprintf(out, "  %-12s %-28s %-26s lag %s\n",
+                    json_string_value(json_object_get(c, "system")),
+                    json_string_value(json_object_get(c, "object")),
+                    json_string_value(json_object_get(c, "value")), lag);
+        }
     }
 }
 
-/* Sections beyond the job counts appear only when they hold something. */
-static void print_json(const int64_t counts[FERRY_JOB_NSTATES], json_t *counters, json_t *seen)
+/*
+ * The keys "jobs", "counters" and "webhooks" keep the shape they always
+ * had (the last two only when they hold something); the queue keys follow.
+ */
+static void print_json(FILE *out, const int64_t counts[FERRY_JOB_NSTATES], json_t *snap,
+                       json_t *counters, json_t *seen, int64_t now)
 {
-    printf("{\"jobs\":{");
+    fprintf(out, "{\"jobs\":{");
     for (int i = 0; i < FERRY_JOB_NSTATES; i++) {
-        printf("%s\"%s\":%lld", i ? "," : "", ferry_job_state_name(i), (long long)counts[i]);
+        fprintf(out, "%s\"%s\":%lld", i ? "," : "", ferry_job_state_name(i), (long long)counts[i]);
     }
-    printf("}");
+    fprintf(out, "}");
     if (json_object_size(counters) > 0) {
         char *t = json_dumps(counters, JSON_COMPACT | JSON_SORT_KEYS);
-        printf(",\"counters\":%s", t ? t : "{}");
+        fprintf(out, ",\"counters\":%s", t ? t : "{}");
         free(t);
     }
     if (json_array_size(seen) > 0) {
         char *t = json_dumps(seen, JSON_COMPACT);
-        printf(",\"webhooks\":%s", t ? t : "[]");
+        fprintf(out, ",\"webhooks\":%s", t ? t : "[]");
         free(t);
     }
-    printf("}\n");
+    json_t *oldest = json_object_get(snap, "oldest_pending_at");
+    json_t *cursors = json_object_get(snap, "cursors");
+    size_t i;
+    json_t *c;
+    json_array_foreach(cursors, i, c)
+    {
+        int64_t ms = cursor_lag_ms(c, now);
+        json_object_set_new(c, "lag_s", ms >= 0 ? json_integer(ms / 1000) : json_null());
+    }
+    json_t *extra =
+        json_pack("{s:O, s:O, s:o, s:O}", "lanes", json_object_get(snap, "lanes"),
+                  "dead_letters_open", json_object_get(snap, "dead_open"), "oldest_pending_age_s",
+                  oldest ? json_integer((now - json_integer_value(oldest)) / 1000) : json_null(),
+                  "cursors", cursors);
+    char *t = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    /* Splice the object's members after the ones above: drop its braces. */
+    if (t && strlen(t) > 2) {
+        t[strlen(t) - 1] = '\0';
+        fprintf(out, ",%s", t + 1);
+    }
+    free(t);
+    json_decref(extra);
+    fprintf(out, "}\n");
 }
 
-static void print_extras(json_t *counters, json_t *seen, int64_t now)
+static void print_extras(FILE *out, json_t *counters, json_t *seen, int64_t now)
 {
     const char *name;
     json_t *v;
     size_t i;
     if (json_object_size(counters) > 0) {
-        printf("counters\n");
+        fprintf(out, "counters\n");
         json_object_foreach(counters, name, v)
         {
-            printf("  %-40s %lld\n", name, (long long)json_integer_value(v));
+            fprintf(out, "  %-40s %lld\n", name, (long long)json_integer_value(v));
         }
     }
     if (json_array_size(seen) > 0) {
-        printf("webhooks (last delivery per scope)\n");
+        fprintf(out, "webhooks (last delivery per scope)\n");
         json_array_foreach(seen, i, v)
         {
             int64_t ago = (now - json_integer_value(json_object_get(v, "last_at"))) / 1000;
-            printf("  %-12s %-36s %6llds ago  %lld delivered\n",
-                   json_string_value(json_object_get(v, "instance")),
-                   json_string_value(json_object_get(v, "scope")), (long long)ago,
-                   (long long)json_integer_value(json_object_get(v, "count")));
+            fprintf(out, "  %-12s %-36s %6llds ago  %lld delivered\n",
+                    json_string_value(json_object_get(v, "instance")),
+                    json_string_value(json_object_get(v, "scope")), (long long)ago,
+                    (long long)json_integer_value(json_object_get(v, "count")));
         }
     }
 }
@@ -113,7 +209,10 @@ int ferry_cmd_status(int argc, char **argv)
     struct ferry_err err = {0};
     int64_t counts[FERRY_JOB_NSTATES];
     struct stat sb;
-    json_t *counters = NULL, *seen = NULL;
+    json_t *counters = NULL, *seen = NULL, *snap = NULL;
+    char *text = NULL, *safe = NULL;
+    size_t text_len = 0;
+    FILE *out = NULL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -147,28 +246,54 @@ int ferry_cmd_status(int argc, char **argv)
                 cfg->state_path);
         goto cleanup;
     }
+    if (ferry_redact_configure_from(cfg) < 0) {
+        fprintf(stderr, "ferry status: out of memory\n");
+        goto cleanup;
+    }
     if (ferry_store_open(&store, cfg->state_path, &err) < 0 ||
         ferry_store_job_counts(store, counts, &err) < 0 ||
+        ferry_store_ops_snapshot(store, &snap, &err) < 0 ||
         ferry_store_counters(store, &counters, &err) < 0 ||
         ferry_store_webhooks_seen(store, &seen, &err) < 0) {
         fprintf(stderr, "ferry status: %s\n", err.msg);
         goto cleanup;
     }
-    if (json) {
-        print_json(counts, counters, seen);
-    } else {
-        print_table(counts);
-        print_extras(counters, seen, ferry_now_ms());
+    /* Everything is written to memory first, so that one redaction pass covers it. */
+    out = open_memstream(&text, &text_len);
+    if (!out) {
+        fprintf(stderr, "ferry status: out of memory\n");
+        goto cleanup;
     }
-    if (fflush(stdout) != 0) {
+    int64_t now = ferry_now_ms();
+    if (json) {
+        print_json(out, counts, snap, counters, seen, now);
+    } else {
+        print_table(out, counts, snap, now);
+        print_extras(out, counters, seen, now);
+    }
+    if (fclose(out) != 0) {
+        out = NULL;
+        fprintf(stderr, "ferry status: out of memory\n");
+        goto cleanup;
+    }
+    out = NULL;
+    safe = ferry_redact_text(text);
+    if (!safe || fputs(safe, stdout) < 0 || fflush(stdout) != 0) {
         fprintf(stderr, "ferry status: cannot write the output\n");
         goto cleanup;
     }
     status = FERRY_EXIT_OK;
 cleanup:
+    if (out) {
+        fclose(out);
+    }
+    free(text);
+    free(safe);
     json_decref(counters);
     json_decref(seen);
+    json_decref(snap);
     ferry_store_close(store);
     ferry_config_free(cfg);
+    (void)!ferry_redact_configure(NULL);
     return status;
 }

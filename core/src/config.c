@@ -793,6 +793,172 @@ static int load_mappings(struct load_ctx *ctx, lua_State *L, int sec)
     return rc;
 }
 
+/*
+ * Header limits and the idle timeout. h2o 2.2 parses at most 100 header
+ * fields and about 400 KiB of request head by itself; ours are stricter and
+ * are checked before any route runs.
+ */
+static int load_limits(struct load_ctx *ctx, lua_State *L, int sec)
+{
+    struct ferry_config *cfg = ctx->cfg;
+    int64_t max_headers = cfg->max_headers;
+    int64_t max_header_bytes = (int64_t)cfg->max_header_bytes;
+    int rc = opt_int(ctx, L, sec, "webhooks", "max_headers", 1, 100, &max_headers);
+    if (rc == 0) {
+        rc = opt_int(ctx, L, sec, "webhooks", "max_header_bytes", 1024, 256 * 1024,
+                     &max_header_bytes);
+    }
+    if (rc == 0) {
+        rc = opt_seconds(ctx, L, sec, "webhooks", "idle_timeout", true, &cfg->idle_timeout_ms);
+    }
+    cfg->max_headers = (int)max_headers;
+    cfg->max_header_bytes = (size_t)max_header_bytes;
+    return rc;
+}
+
+/* webhooks.tls = { cert = "...", key = "..." }: both or neither. */
+static int load_tls(struct load_ctx *ctx, lua_State *L, int sec)
+{
+    static const char *const keys[] = {"cert", "key", NULL};
+    struct ferry_config *cfg = ctx->cfg;
+    char path[256];
+    int rc = get_field(ctx, L, sec, "webhooks", "tls", LUA_TTABLE, path, sizeof(path));
+    if (rc == 1) {
+        rc = 0;
+        goto cleanup;
+    }
+    if (rc < 0) {
+        goto cleanup;
+    }
+    int tls = lua_gettop(L);
+    rc = check_keys(ctx, L, tls, "webhooks.tls", keys);
+    if (rc == 0) {
+        rc = opt_string(ctx, L, tls, "webhooks.tls", "cert", &cfg->tls_cert, true);
+    }
+    if (rc == 0) {
+        rc = opt_string(ctx, L, tls, "webhooks.tls", "key", &cfg->tls_key, true);
+    }
+    if (rc == 0 && !cfg->tls_cert) {
+        rc = cfg_err(ctx, "webhooks.tls.cert", "required (a PEM certificate chain file)");
+    } else if (rc == 0 && !cfg->tls_key) {
+        rc = cfg_err(ctx, "webhooks.tls.key", "required (a PEM private key file)");
+    }
+cleanup:
+    lua_pop(L, 1);
+    return rc;
+}
+
+/* admin = { address, port, port_file }: present means the admin listener runs. */
+static int load_admin(struct load_ctx *ctx, lua_State *L, int sec)
+{
+    struct ferry_config *cfg = ctx->cfg;
+    int64_t port = 9464;
+    int rc = opt_string(ctx, L, sec, "admin", "address", &cfg->admin_address, false);
+    if (rc == 0) {
+        rc = opt_int(ctx, L, sec, "admin", "port", 0, 65535, &port);
+    }
+    if (rc == 0) {
+        rc = opt_string(ctx, L, sec, "admin", "port_file", &cfg->admin_port_file, true);
+    }
+    cfg->admin_port = (int)port;
+    return rc;
+}
+
+/* privacy.salt: a string, or better a secret from env()/file(). */
+static int load_salt(struct load_ctx *ctx, lua_State *L, int sec)
+{
+    struct ferry_config *cfg = ctx->cfg;
+    size_t len = 0;
+    int rc = 0;
+    lua_getfield(L, sec, "salt");
+    if (lua_isnil(L, -1)) {
+        goto cleanup;
+    }
+    const char *s = secret_value(L, -1, &len);
+    if (s) {
+        rc = add_secret(cfg, s, len);
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+        s = lua_tolstring(L, -1, &len);
+    } else {
+        rc = type_err(ctx, L, -1, "privacy.salt", "string or secret");
+        goto cleanup;
+    }
+    if (rc == 0) {
+        free(cfg->privacy_salt);
+        cfg->privacy_salt = strndup(s, len);
+        rc = cfg->privacy_salt ? 0 : FERRY_ENOMEM;
+    }
+cleanup:
+    lua_pop(L, 1);
+    return rc;
+}
+
+static int load_privacy(struct load_ctx *ctx, lua_State *L, int sec)
+{
+    struct ferry_config *cfg = ctx->cfg;
+    char *emails = NULL;
+    int rc = opt_strings(ctx, L, sec, "privacy", "mask", &cfg->privacy_mask, &cfg->nprivacy_mask);
+    if (rc == 0) {
+        rc = opt_strings(ctx, L, sec, "privacy", "hash", &cfg->privacy_hash, &cfg->nprivacy_hash);
+    }
+    if (rc == 0) {
+        rc = opt_string(ctx, L, sec, "privacy", "emails", &emails, false);
+    }
+    if (rc == 0 && emails) {
+        if (strcmp(emails, "mask") == 0) {
+            cfg->privacy_emails = 1;
+        } else if (strcmp(emails, "hash") == 0) {
+            cfg->privacy_emails = 2;
+        } else {
+            rc = cfg_err(ctx, "privacy.emails", "expected \"mask\" or \"hash\"");
+        }
+    }
+    if (rc == 0) {
+        rc = load_salt(ctx, L, sec);
+    }
+    free(emails);
+    return rc;
+}
+
+/* An age in (possibly fractional) days, stored in ms; 0 means "keep". */
+static int opt_days(struct load_ctx *ctx, lua_State *L, int idx, const char *prefix,
+                    const char *key, int64_t *dst_ms)
+{
+    char path[256];
+    int rc = get_field(ctx, L, idx, prefix, key, LUA_TNUMBER, path, sizeof(path));
+    if (rc == 0) {
+        double v = lua_tonumber(L, -1);
+        if (!(v >= 0.0) || v > 36500.0) {
+            rc = ferry_err_set(ctx->err, FERRY_ECONFIG, "%s: %s: out of range (0..36500 days)",
+                               ctx->file, path);
+        } else {
+            *dst_ms = (int64_t)llround(v * 86400000.0);
+        }
+    } else if (rc == 1) {
+        rc = 0;
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+static int load_retention(struct load_ctx *ctx, lua_State *L, int sec)
+{
+    struct ferry_config *cfg = ctx->cfg;
+    int64_t batch = cfg->retention_batch;
+    int rc = opt_days(ctx, L, sec, "retention", "audit_days", &cfg->retention_audit_ms);
+    if (rc == 0) {
+        rc = opt_days(ctx, L, sec, "retention", "jobs_days", &cfg->retention_jobs_ms);
+    }
+    if (rc == 0) {
+        rc = opt_int(ctx, L, sec, "retention", "batch", 1, 100000, &batch);
+    }
+    if (rc == 0) {
+        rc = opt_seconds(ctx, L, sec, "retention", "interval", true, &cfg->retention_interval_ms);
+    }
+    cfg->retention_batch = (int)batch;
+    return rc;
+}
+
 static int load_webhooks(struct load_ctx *ctx, lua_State *L, int sec)
 {
     struct ferry_config *cfg = ctx->cfg;
@@ -819,6 +985,12 @@ static int load_webhooks(struct load_ctx *ctx, lua_State *L, int sec)
     }
     cfg->listen_port = (int)port;
     cfg->max_body = (size_t)max_body;
+    if (rc == 0) {
+        rc = load_limits(ctx, L, sec);
+    }
+    if (rc == 0) {
+        rc = load_tls(ctx, L, sec);
+    }
     return rc;
 }
 
@@ -862,13 +1034,13 @@ static int load_http(struct load_ctx *ctx, lua_State *L, int sec)
     return rc;
 }
 
-static const char *const top_keys[] = {"state",    "workers",    "log",  "plugins",
-                                       "mappings", "webhooks",   "poll", "retry",
-                                       "http",     "connectors", NULL};
+static const char *const top_keys[] = {"state",    "workers",   "log",        "plugins", "mappings",
+                                       "webhooks", "poll",      "retry",      "http",    "admin",
+                                       "privacy",  "retention", "connectors", NULL};
 
 static const struct section_def {
     const char *name;
-    const char *const keys[8];
+    const char *const keys[16];
     int (*load)(struct load_ctx *ctx, lua_State *L, int sec);
 } sections[] = {
     {"state", {"path", NULL}, load_state},
@@ -879,11 +1051,14 @@ static const struct section_def {
      load_mappings},
     {"webhooks",
      {"address", "port", "port_file", "max_body", "dedupe_window", "public_url", "silence_alert",
-      NULL},
+      "tls", "max_headers", "max_header_bytes", "idle_timeout", NULL},
      load_webhooks},
     {"poll", {"interval", "batch_size", NULL}, load_poll},
     {"retry", {"max_attempts", "base_delay", "max_delay", NULL}, load_retry},
     {"http", {"timeout", "insecure_hosts", NULL}, load_http},
+    {"admin", {"address", "port", "port_file", NULL}, load_admin},
+    {"privacy", {"mask", "hash", "emails", "salt", NULL}, load_privacy},
+    {"retention", {"audit_days", "jobs_days", "batch", "interval", NULL}, load_retention},
 };
 
 /* Walk the table at the top of the stack into ctx->cfg. */
@@ -954,8 +1129,15 @@ static int set_defaults(struct ferry_config *cfg, const char *path, const char *
     cfg->http_timeout_ms = 30 * 1000;
     cfg->lua_mem_max = 64 * 1024 * 1024;
     cfg->lua_instr_budget = 10000000;
-    if (!cfg->path || !cfg->dir || !cfg->state_path || !cfg->plugin_dir || !cfg->mapping_dir ||
-        !cfg->lua_dir || !cfg->listen_address) {
+    cfg->admin_address = strdup("127.0.0.1");
+    cfg->admin_port = -1;
+    cfg->max_headers = 64;
+    cfg->max_header_bytes = 16 * 1024;
+    cfg->idle_timeout_ms = 10 * 1000;
+    cfg->retention_batch = 500;
+    cfg->retention_interval_ms = 60 * 1000;
+    if (!cfg->admin_address || !cfg->path || !cfg->dir || !cfg->state_path || !cfg->plugin_dir ||
+        !cfg->mapping_dir || !cfg->lua_dir || !cfg->listen_address) {
         return FERRY_ENOMEM;
     }
     return 0;
@@ -1145,6 +1327,16 @@ void ferry_config_free(struct ferry_config *cfg)
     free(cfg->port_file);
     free(cfg->public_url);
     free_strv(cfg->insecure_hosts, cfg->ninsecure_hosts);
+    free(cfg->admin_address);
+    free(cfg->admin_port_file);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free_strv(cfg->privacy_mask, cfg->nprivacy_mask);
+    free_strv(cfg->privacy_hash, cfg->nprivacy_hash);
+    if (cfg->privacy_salt) {
+        memset(cfg->privacy_salt, 0, strlen(cfg->privacy_salt));
+        free(cfg->privacy_salt);
+    }
     for (size_t i = 0; i < cfg->nconnectors; i++) {
         free(cfg->connectors[i].name);
         free(cfg->connectors[i].plugin);

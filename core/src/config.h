@@ -61,6 +61,25 @@ struct ferry_config {
     size_t nconnectors;
     char **secrets; /* every value that came from env()/file(), for redaction */
     size_t nsecrets;
+    /* Appended for issue 8 (operations). */
+    char *admin_address;     /* admin.address, default "127.0.0.1" */
+    int admin_port;          /* admin.port; -1 (default, no admin section): no admin listener */
+    char *admin_port_file;   /* admin.port_file: where to write the bound port; may be NULL */
+    char *tls_cert;          /* webhooks.tls.cert: PEM certificate chain; NULL: plain HTTP */
+    char *tls_key;           /* webhooks.tls.key: PEM private key */
+    int max_headers;         /* webhooks.max_headers, default 64 (h2o stops at 100) */
+    size_t max_header_bytes; /* webhooks.max_header_bytes (names + values), default 16 KiB */
+    int64_t idle_timeout_ms; /* webhooks.idle_timeout seconds, default 10 */
+    char **privacy_mask;     /* privacy.mask: field names whose values are masked */
+    size_t nprivacy_mask;
+    char **privacy_hash; /* privacy.hash: field names whose values are hashed */
+    size_t nprivacy_hash;
+    int privacy_emails;         /* privacy.emails "mask" | "hash": any e-mail address in text */
+    char *privacy_salt;         /* privacy.salt (string or env()/file()): prefixed before hashing */
+    int64_t retention_audit_ms; /* retention.audit_days; 0 (default): keep audit rows */
+    int64_t retention_jobs_ms;  /* retention.jobs_days; 0 (default): keep done jobs' payloads */
+    int retention_batch;        /* retention.batch: rows per pruning step, default 500 */
+    int64_t retention_interval_ms; /* retention.interval seconds between steps, default 60 */
 };
 
 /* Caller frees with ferry_config_free(). FERRY_ECONFIG with file and key in err. */

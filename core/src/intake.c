@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 
@@ -199,6 +200,7 @@ static void on_commit_done(uv_work_t *req, int status)
             continue;
         }
         in->stats.items++;
+        ferry_metrics_webhook(it->instance, it->queued, it->duplicates);
         in->stats.queued += it->queued;
         in->stats.duplicates += it->duplicates;
         queued += it->queued;

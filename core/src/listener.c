@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The webhook listener: libh2o 2.2 (libuv build) serving HTTP/1.1 on the
- * daemon's loop. One catch-all h2o handler does the routing itself, so that
- * every reply, errors included, is a JSON body and the limits are ours, not
- * h2o's text/plain defaults. Shutdown is the delicate part: h2o 2.2 has no
+ * daemon's loop, over TLS when given a certificate (h2o does the handshake
+ * with OpenSSL before HTTP/1 starts; no ALPN, so never HTTP/2). One
+ * catch-all h2o handler does the routing itself, so that every reply,
+ * errors included, is a JSON body and the limits are ours, not h2o's
+ * text/plain defaults. The same code serves the admin listener, which has
+ * GET routes instead of webhooks. Shutdown is the delicate part: h2o 2.2 has no
  * API to close HTTP/1 connections, and its h2o_context_dispose() re-enters
  * uv_run(), which a loop callback must not do; both are handled below with
  * h2o's public API only and are explained where they happen.
@@ -24,21 +27,28 @@
 
 #include <h2o.h>
 #include <h2o/http1.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "log.h"
 
 #define DEFAULT_ADDRESS  "127.0.0.1"
 #define DEFAULT_MAX_BODY ((size_t)1024 * 1024)
-#define LISTEN_BACKLOG   128
-#define INSTANCE_MAX     64
-#define WEBHOOK_PREFIX   "/webhooks/"
+#define DEFAULT_NAME     "webhook listener"
+/* h2o 2.2 parses at most H2O_MAX_HEADERS (100) fields; ours is stricter by default. */
+#define DEFAULT_MAX_HEADERS      64
+#define DEFAULT_MAX_HEADER_BYTES ((size_t)16 * 1024)
+#define GET_PATH_MAX             1024
+#define LISTEN_BACKLOG           128
+#define INSTANCE_MAX             64
+#define WEBHOOK_PREFIX           "/webhooks/"
 /*
  * Whole-request read deadline (headers and body together: h2o 2.2 arms it
  * once when it starts reading a request and disarms it only when the body is
  * complete), and the keep-alive idle limit between requests. It is what cuts
  * off a slowloris client.
  */
-#define REQUEST_TIMEOUT_MS 10000
+#define REQUEST_TIMEOUT_MS 10000 /* default for options.idle_timeout_ms */
 /* How far h2o's own entity limit sits above ours; see entity_limit(). */
 #define ENTITY_SLACK_MAX ((size_t)16 * 1024 * 1024)
 #define ENTITY_SLACK_MIN ((size_t)64 * 1024)
@@ -74,9 +84,15 @@ struct ferry_listener {
     bool finishing;     /* finish_stop ran; the fin_* closes are under way */
     size_t nconns;      /* accepted connections whose handle is not closed yet */
     size_t max_body;
+    size_t max_headers;
+    size_t max_header_bytes;
     int port;
     ferry_webhook_cb cb;
     void *ud;
+    ferry_get_cb get;
+    void *get_ud;
+    SSL_CTX *ssl_ctx; /* NULL: plain HTTP */
+    char name[48];
     void (*done)(void *ud);
     void *done_ud;
 };
@@ -150,6 +166,8 @@ static const char *reason_phrase(int status)
         return "Unsupported Media Type";
     case 422:
         return "Unprocessable Entity";
+    case 431:
+        return "Request Header Fields Too Large";
     case 429:
         return "Too Many Requests";
     case 500:
@@ -205,8 +223,8 @@ static bool instance_valid(const char *s, size_t len)
     return true;
 }
 
-static void send_body(struct ferry_listener *l, h2o_req_t *req, int status, const char *allow,
-                      const char *body, size_t len)
+static void send_typed(struct ferry_listener *l, h2o_req_t *req, int status, const char *allow,
+                       const char *content_type, const char *body, size_t len)
 {
     req->res.status = status;
     req->res.reason = reason_phrase(status);
@@ -222,11 +240,17 @@ static void send_body(struct ferry_listener *l, h2o_req_t *req, int status, cons
         h2o_send_inline(req, "", 0);
         return;
     }
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                   H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                   strlen(content_type));
     /* Without a length h2o would chunk a 200 and close the connection after other statuses. */
     req->res.content_length = len;
     h2o_send_inline(req, body, len);
+}
+
+static void send_body(struct ferry_listener *l, h2o_req_t *req, int status, const char *allow,
+                      const char *body, size_t len)
+{
+    send_typed(l, req, status, allow, "application/json", body, len);
 }
 
 /* Takes ownership of `body` (may be NULL: "{}"). */
@@ -384,12 +408,8 @@ cleanup:
     free(path);
 }
 
-struct ferry_deferred *ferry_listener_defer(struct ferry_webhook_reply *reply)
+static struct ferry_deferred *defer_impl(struct reply_impl *impl)
 {
-    struct reply_impl *impl = reply ? reply->impl : NULL;
-    if (!impl || reply->deferred) {
-        return reply ? reply->deferred : NULL;
-    }
     struct ferry_deferred *d = calloc(1, sizeof(*d));
     if (!d) {
         return NULL;
@@ -400,8 +420,102 @@ struct ferry_deferred *ferry_listener_defer(struct ferry_webhook_reply *reply)
     d->l = impl->l;
     d->req = impl->req;
     d->link = link;
-    reply->deferred = d;
     return d;
+}
+
+struct ferry_deferred *ferry_listener_defer(struct ferry_webhook_reply *reply)
+{
+    struct reply_impl *impl = reply ? reply->impl : NULL;
+    if (!impl || reply->deferred) {
+        return reply ? reply->deferred : NULL;
+    }
+    reply->deferred = defer_impl(impl);
+    return reply->deferred;
+}
+
+struct ferry_deferred *ferry_listener_defer_get(struct ferry_get_reply *reply)
+{
+    struct reply_impl *impl = reply ? reply->impl : NULL;
+    if (!impl || reply->deferred) {
+        return reply ? reply->deferred : NULL;
+    }
+    reply->deferred = defer_impl(impl);
+    return reply->deferred;
+}
+
+void ferry_listener_complete_text(struct ferry_deferred *d, int status, const char *content_type,
+                                  char *body, size_t len)
+{
+    if (!d) {
+        free(body);
+        return;
+    }
+    if (d->req) {
+        h2o_req_t *req = d->req;
+        d->link->d = NULL; /* sending may dispose the request: forget us first */
+        if (status < 200 || status > 599) {
+            send_error(d->l, req, 500, NULL, "internal", "invalid reply from the handler", "", 0);
+        } else {
+            send_typed(d->l, req, status, NULL, content_type ? content_type : "application/json",
+                       body ? body : "", body ? len : 0);
+        }
+    }
+    free(body);
+    free(d);
+}
+
+static void handle_get(struct ferry_listener *l, h2o_req_t *req, h2o_iovec_t path)
+{
+    char p[GET_PATH_MAX + 1];
+    struct reply_impl impl = {.l = l, .req = req};
+    struct ferry_get_reply reply = {.status = 200, .impl = &impl};
+    if (path.len > GET_PATH_MAX) {
+        send_not_found(l, req, path);
+        return;
+    }
+    memcpy(p, path.base, path.len);
+    p[path.len] = '\0';
+    l->get(l->get_ud, p, &reply);
+    if (reply.deferred) {
+        free(reply.body);
+        return; /* answered by ferry_listener_complete_text */
+    }
+    if (reply.status == 404 && !reply.body) {
+        send_not_found(l, req, path);
+        return;
+    }
+    if (reply.status < 200 || reply.status > 599) {
+        ferry_error("%s: GET %s handler returned HTTP status %d", l->name, p, reply.status);
+        free(reply.body);
+        send_error(l, req, 500, NULL, "internal", "invalid reply from the handler", "", 0);
+        return;
+    }
+    send_typed(l, req, reply.status, NULL,
+               reply.content_type ? reply.content_type : "application/json",
+               reply.body ? reply.body : "", reply.body ? reply.len : 0);
+    free(reply.body);
+}
+
+/*
+ * h2o has parsed the head already (bounded by its own compiled-in limits);
+ * these are the operator's tighter ones, checked before any route.
+ */
+static bool headers_within_limits(const struct ferry_listener *l, const h2o_req_t *req, char *why,
+                                  size_t whylen)
+{
+    size_t bytes = 0;
+    if (req->headers.size > l->max_headers) {
+        snprintf(why, whylen, "%zu header fields (limit %zu)", req->headers.size, l->max_headers);
+        return false;
+    }
+    for (size_t i = 0; i < req->headers.size; i++) {
+        bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+    }
+    if (bytes > l->max_header_bytes) {
+        snprintf(why, whylen, "%zu bytes of headers (limit %zu)", bytes, l->max_header_bytes);
+        return false;
+    }
+    return true;
 }
 
 void ferry_listener_complete(struct ferry_deferred *d, int status, json_t *body)
@@ -432,6 +546,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     h2o_iovec_t path = req->path_normalized;
     bool is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
                   h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    char why[96];
+
+    if (!headers_within_limits(l, req, why, sizeof(why))) {
+        send_error(l, req, 431, NULL, "headers_too_large", "request has ", why, strlen(why));
+        return 0;
+    }
 
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
         if (!is_get) {
@@ -444,8 +564,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
 
+    if (is_get && l->get) {
+        handle_get(l, req, path);
+        return 0;
+    }
     size_t plen = sizeof(WEBHOOK_PREFIX) - 1;
-    if (path.len <= plen || memcmp(path.base, WEBHOOK_PREFIX, plen) != 0) {
+    if (!l->cb || path.len <= plen || memcmp(path.base, WEBHOOK_PREFIX, plen) != 0) {
         send_not_found(l, req, path);
         return 0;
     }
@@ -486,12 +610,12 @@ static void on_accept(uv_stream_t *server, int status)
     struct ferry_listener *l = server->data;
     if (status < 0) {
         /* EMFILE and friends: h2o keeps serving the open connections; try again on the next one. */
-        ferry_warn("webhook listener: accept failed: %s", uv_strerror(status));
+        ferry_warn("%s: accept failed: %s", l->name, uv_strerror(status));
         return;
     }
     struct listener_conn *c = calloc(1, sizeof(*c));
     if (!c) {
-        ferry_error("webhook listener: out of memory accepting a connection");
+        ferry_error("%s: out of memory accepting a connection", l->name);
         return;
     }
     c->l = l;
@@ -499,7 +623,7 @@ static void on_accept(uv_stream_t *server, int status)
     l->nconns++;
     int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rc < 0) {
-        ferry_warn("webhook listener: accept failed: %s", uv_strerror(rc));
+        ferry_warn("%s: accept failed: %s", l->name, uv_strerror(rc));
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
     }
@@ -512,6 +636,7 @@ static void free_listener(struct ferry_listener *l)
     if (l->config_ready) {
         h2o_config_dispose(&l->config);
     }
+    SSL_CTX_free(l->ssl_ctx);
     free(l);
 }
 
@@ -520,8 +645,10 @@ static void on_fin_second_closed(uv_handle_t *h)
     struct ferry_listener *l = h->data;
     void (*done)(void *) = l->done;
     void *done_ud = l->done_ud;
+    char name[sizeof(l->name)];
+    memcpy(name, l->name, sizeof(name));
     free_listener(l);
-    ferry_info("webhook listener stopped");
+    ferry_info("%s stopped", name);
     if (done) {
         done(done_ud);
     }
@@ -645,6 +772,9 @@ void ferry_listener_stop(struct ferry_listener *l, void (*done)(void *ud), void 
      */
     H2O_HTTP1_CALLBACKS.foreach_request(&l->ctx, mark_not_persistent, NULL);
     h2o_timeout_run(l->loop, &l->ctx.http1.req_timeout, UINT64_MAX);
+    /* TLS connections still in their handshake are not HTTP/1 ones yet: they
+     * sit on the handshake timeout, whose expiry closes them the same way. */
+    h2o_timeout_run(l->loop, &l->ctx.handshake_timeout, UINT64_MAX);
 }
 
 int ferry_listener_port(const struct ferry_listener *l)
@@ -657,8 +787,8 @@ int ferry_listener_port(const struct ferry_listener *l)
  * failure (address in use, bad address) leaves nothing on the loop that
  * would need a close callback before the caller can give up.
  */
-static int open_socket(const struct ferry_listener_options *opt, const char *address, int *fd_out,
-                       struct ferry_err *err)
+static int open_socket(const struct ferry_listener_options *opt, const char *name,
+                       const char *address, int *fd_out, struct ferry_err *err)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -666,20 +796,20 @@ static int open_socket(const struct ferry_listener_options *opt, const char *add
     int rc;
     memset(&ss, 0, sizeof(ss));
     if (opt->port < 0 || opt->port > 65535) {
-        return ferry_err_set(err, FERRY_EINVAL, "webhook listener: invalid port %d", opt->port);
+        return ferry_err_set(err, FERRY_EINVAL, "%s: invalid port %d", name, opt->port);
     }
     if (uv_ip4_addr(address, opt->port, (struct sockaddr_in *)&ss) == 0) {
         sslen = sizeof(struct sockaddr_in);
     } else if (uv_ip6_addr(address, opt->port, (struct sockaddr_in6 *)&ss) == 0) {
         sslen = sizeof(struct sockaddr_in6);
     } else {
-        return ferry_err_set(err, FERRY_EINVAL,
-                             "webhook listener: \"%s\" is not an IPv4 or IPv6 literal", address);
+        return ferry_err_set(err, FERRY_EINVAL, "%s: \"%s\" is not an IPv4 or IPv6 literal", name,
+                             address);
     }
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         rc = -errno;
-        ferry_err_set(err, rc, "webhook listener: socket: %s", strerror(errno));
+        ferry_err_set(err, rc, "%s: socket: %s", name, strerror(errno));
         goto cleanup;
     }
     /* As libuv does on bind: a restart must not wait for TIME_WAIT. */
@@ -687,8 +817,8 @@ static int open_socket(const struct ferry_listener_options *opt, const char *add
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
     if (bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
         rc = -errno;
-        ferry_err_set(err, rc, "webhook listener: cannot listen on %s port %d: %s", address,
-                      opt->port, strerror(errno));
+        ferry_err_set(err, rc, "%s: cannot listen on %s port %d: %s", name, address, opt->port,
+                      strerror(errno));
         goto cleanup;
     }
     *fd_out = fd;
@@ -717,6 +847,69 @@ static int read_port(int fd)
     return -1;
 }
 
+/* A passphrase-protected key must fail the start, not prompt on a terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *ud)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)ud;
+    return 0;
+}
+
+static int tls_error(struct ferry_err *err, const char *name, const char *what, const char *file)
+{
+    char detail[200] = "";
+    unsigned long e = ERR_get_error();
+    if (e) {
+        ERR_error_string_n(e, detail, sizeof(detail));
+    }
+    ERR_clear_error();
+    return ferry_err_set(err, FERRY_ECONFIG, "%s: TLS: %s %s%s%s", name, what, file ? file : "",
+                         detail[0] ? ": " : "", detail);
+}
+
+/* The server context h2o hands every accepted connection; TLS 1.2 or newer. */
+static int setup_tls(struct ferry_listener *l, const struct ferry_listener_options *opt,
+                     struct ferry_err *err)
+{
+    if (!opt->tls_cert && !opt->tls_key) {
+        return 0;
+    }
+    if (!opt->tls_cert || !opt->tls_key) {
+        return ferry_err_set(err, FERRY_ECONFIG, "%s: TLS needs both a certificate and a key",
+                             l->name);
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        return tls_error(err, l->name, "cannot create a context", NULL);
+    }
+    l->ssl_ctx = ctx; /* freed with the listener from here on */
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    /*
+     * No close_notify on close. h2o 2.2 writes it with uv_write and ignores
+     * the call's own result; after a reset from the peer (a client closing
+     * with unread session tickets does that) libuv refuses the write at once
+     * and never calls back, so the connection would never be freed and a
+     * stop would wait for it forever. HTTP/1.1 frames every message with a
+     * length, so a missing close_notify cannot truncate one unnoticed.
+     */
+    SSL_CTX_set_quiet_shutdown(ctx, 1);
+    if (SSL_CTX_use_certificate_chain_file(ctx, opt->tls_cert) != 1) {
+        return tls_error(err, l->name, "cannot use the certificate chain in", opt->tls_cert);
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, opt->tls_key, SSL_FILETYPE_PEM) != 1) {
+        return tls_error(err, l->name, "cannot use the private key in", opt->tls_key);
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        return tls_error(err, l->name, "the key does not match the certificate:", opt->tls_key);
+    }
+    return 0;
+}
+
 int ferry_listener_start(struct ferry_listener **out, uv_loop_t *loop,
                          const struct ferry_listener_options *opt, ferry_webhook_cb cb, void *ud,
                          struct ferry_err *err)
@@ -725,8 +918,8 @@ int ferry_listener_start(struct ferry_listener **out, uv_loop_t *loop,
     int fd = -1;
     int rc;
 
-    if (!out || !loop || !opt || !cb) {
-        return ferry_err_set(err, FERRY_EINVAL, "webhook listener: missing argument");
+    if (!out || !loop || !opt || (!cb && !opt->get)) {
+        return ferry_err_set(err, FERRY_EINVAL, "listener: missing argument");
     }
     *out = NULL;
     const char *address = opt->address && opt->address[0] ? opt->address : DEFAULT_ADDRESS;
@@ -738,14 +931,21 @@ int ferry_listener_start(struct ferry_listener **out, uv_loop_t *loop,
     l->loop = loop;
     l->cb = cb;
     l->ud = ud;
+    l->get = opt->get;
+    l->get_ud = opt->get_ud;
+    snprintf(l->name, sizeof(l->name), "%s", opt->name ? opt->name : DEFAULT_NAME);
     /* A zeroed options struct means the documented default, not "empty bodies only". */
     l->max_body = opt->max_body ? opt->max_body : DEFAULT_MAX_BODY;
+    l->max_headers = opt->max_headers ? opt->max_headers : DEFAULT_MAX_HEADERS;
+    l->max_header_bytes = opt->max_header_bytes ? opt->max_header_bytes : DEFAULT_MAX_HEADER_BYTES;
+    int64_t idle = opt->idle_timeout_ms > 0 ? opt->idle_timeout_ms : REQUEST_TIMEOUT_MS;
 
     h2o_config_init(&l->config);
     l->config_ready = true;
     l->config.server_name = h2o_iovec_init(H2O_STRLIT("ferry"));
     l->config.max_request_entity_size = entity_limit(l->max_body);
-    l->config.http1.req_timeout = REQUEST_TIMEOUT_MS;
+    l->config.http1.req_timeout = (uint64_t)idle;
+    l->config.handshake_timeout = (uint64_t)idle;
     /* HTTP/1.1 only: shutdown below relies on knowing every connection is an HTTP/1 one. */
     l->config.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *host =
@@ -756,7 +956,11 @@ int ferry_listener_start(struct ferry_listener **out, uv_loop_t *loop,
     handler->super.on_req = on_req;
     handler->l = l;
 
-    rc = open_socket(opt, address, &fd, err);
+    rc = setup_tls(l, opt, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    rc = open_socket(opt, l->name, address, &fd, err);
     if (rc < 0) {
         goto cleanup;
     }
@@ -778,18 +982,19 @@ int ferry_listener_start(struct ferry_listener **out, uv_loop_t *loop,
     l->ctx_ready = true;
     l->accept_ctx.ctx = &l->ctx;
     l->accept_ctx.hosts = l->config.hosts;
+    l->accept_ctx.ssl_ctx = l->ssl_ctx;
     if (rc < 0) {
         /*
          * Only on a broken fd; the handles exist now, so undo through the
          * normal asynchronous stop (the loop must run to release them).
          */
-        ferry_err_set(err, rc, "webhook listener: %s", uv_strerror(rc));
+        ferry_err_set(err, rc, "%s: %s", l->name, uv_strerror(rc));
         ferry_listener_stop(l, NULL, NULL);
         l = NULL;
         goto cleanup;
     }
-    ferry_debug("webhook listener on %s port %d (max body %zu bytes)", address, l->port,
-                l->max_body);
+    ferry_debug("%s on %s port %d%s (max body %zu bytes)", l->name, address, l->port,
+                l->ssl_ctx ? " with TLS" : "", l->max_body);
     *out = l;
     l = NULL;
     rc = 0;

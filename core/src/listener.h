@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The webhook listener: H2O (HTTP/1.1) on the daemon's libuv loop. It routes
- * POST /webhooks/<instance>[/<rest>] to a callback and knows nothing about
- * any vendor: verification and decoding belong to the connector the
- * callback hands the request to. Limits (body size, header count) are
- * enforced here, before the callback runs; every error reply is a JSON body
- * {"error": "<code>", "message": "<text>"}.
+ * The webhook listener: H2O (HTTP/1.1, optionally over TLS) on the daemon's
+ * libuv loop. It routes POST /webhooks/<instance>[/<rest>] to a callback and
+ * knows nothing about any vendor: verification and decoding belong to the
+ * connector the callback hands the request to. Limits (body size, header
+ * count and size, idle time) are enforced here, before the callback runs;
+ * every error reply is a JSON body {"error": "<code>", "message": "<text>"}.
+ * The admin listener is another instance with GET routes and no webhooks.
  *
  * Threads: everything runs on the loop thread.
  */
@@ -13,6 +14,7 @@
 #define FERRY_LISTENER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -51,14 +53,55 @@ void ferry_listener_complete(struct ferry_deferred *d, int status, json_t *body)
 typedef void (*ferry_webhook_cb)(void *ud, const char *instance, const struct ferry_webhook *wh,
                                  struct ferry_webhook_reply *reply);
 
+/* The reply to a GET (or HEAD) on a path other than /healthz. */
+struct ferry_get_reply {
+    int status;                      /* HTTP status; default 200 */
+    const char *content_type;        /* static text; default "application/json" */
+    char *body;                      /* malloc'd, owned by the listener after the callback */
+    size_t len;                      /* bytes of body */
+    struct ferry_deferred *deferred; /* set by ferry_listener_defer_get */
+    void *impl;                      /* the listener's own; do not touch */
+};
+
+/*
+ * Called on the loop thread for GET/HEAD requests to any path but /healthz
+ * (normalised, without the query). Fills `reply` (no body and status 404
+ * when it does not know the path), or defers it with ferry_listener_defer_get
+ * and answers later with ferry_listener_complete_text.
+ */
+typedef void (*ferry_get_cb)(void *ud, const char *path, struct ferry_get_reply *reply);
+
+/* Like ferry_listener_defer, for a GET reply. NULL when out of memory. */
+struct ferry_deferred *ferry_listener_defer_get(struct ferry_get_reply *reply);
+/*
+ * On the loop thread: send a deferred reply with this body (malloc'd, owned
+ * from now on; may be NULL) and content type (static), and free the handle.
+ */
+void ferry_listener_complete_text(struct ferry_deferred *d, int status, const char *content_type,
+                                  char *body, size_t len);
+
 struct ferry_listener_options {
     const char *address; /* IPv4/IPv6 literal; default "127.0.0.1" */
     int port;            /* 0: any free port (see ferry_listener_port) */
     size_t max_body;     /* bytes; larger bodies get 413 and never reach the callback */
+    /* Appended for issue 8. Zero values mean the defaults. */
+    size_t max_headers;      /* request header fields; default 64 (h2o itself parses 100 at most) */
+    size_t max_header_bytes; /* header names + values; default 16 KiB; over either limit: 431 */
+    int64_t idle_timeout_ms; /* request read deadline, keep-alive idle, TLS handshake; 10 s */
+    const char *tls_cert;    /* PEM certificate chain; with tls_key the port speaks TLS only */
+    const char *tls_key;     /* PEM private key */
+    ferry_get_cb get;        /* GET routes beyond /healthz; NULL: 404 */
+    void *get_ud;
+    const char *name; /* for log lines and errors; default "webhook listener" */
 };
 
 struct ferry_listener;
 
+/*
+ * `cb` may be NULL when opt->get is set (a listener without webhooks, such as
+ * the admin listener): POSTs then get 404. TLS set-up errors (unreadable
+ * files, a key that does not match the certificate) fail the start.
+ */
 FERRY_NODISCARD int ferry_listener_start(struct ferry_listener **out, uv_loop_t *loop,
                                          const struct ferry_listener_options *opt,
                                          ferry_webhook_cb cb, void *ud, struct ferry_err *err);

@@ -44,6 +44,9 @@ void ferry_log_ctx_clear(void);
 void ferry_log_write(int level, const char *connector, const char *fmt, ...) FERRY_PRINTF(3, 4);
 void ferry_log_writev(int level, const char *connector, const char *fmt, va_list ap);
 
+/* Lines written so far (any thread); lets a progress display notice interleaved lines. */
+uint64_t ferry_log_lines_written(void);
+
 #define FERRY_LOG_ENABLED(lvl) ((lvl) <= ferry_log_get_level())
 #define ferry_error(...)       ferry_log_write(FERRY_LOG_ERROR, NULL, __VA_ARGS__)
 #define ferry_warn(...)        ferry_log_write(FERRY_LOG_WARN, NULL, __VA_ARGS__)

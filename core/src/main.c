@@ -18,7 +18,7 @@ static const struct command commands[] = {
     {"run", ferry_cmd_run, "run the daemon in the foreground"},
     {"sync", ferry_cmd_sync, "poll every source for changes, drain the queue, exit"},
     {"map", ferry_cmd_map, "test a mapping offline: ferry map test MAPPING FIXTURE.json"},
-    {"status", ferry_cmd_status, "job counts by state"},
+    {"status", ferry_cmd_status, "jobs by state, queue lanes, dead letters, cursors, webhooks"},
     {"plugins", ferry_cmd_plugins, "list the loaded connectors with their versions"},
     {"check", ferry_cmd_check, "check config, plugins, mappings and their targets offline"},
     {"webhooks", ferry_cmd_webhooks, "compare (and --apply) the webhook registrations needed"},
@@ -26,6 +26,8 @@ static const struct command commands[] = {
     {"replay", ferry_cmd_replay, "queue the source events of earlier jobs again"},
     {"plan", ferry_cmd_plan, "what the mappings would do with real records, writing nothing"},
     {"init", ferry_cmd_init, "write a starter config, the shipped mappings and a systemd unit"},
+    {"explain", ferry_cmd_explain, "one record's story across jobs: links, requests, outcomes"},
+    {"log", ferry_cmd_log, "audit rows by correlation ID or since a date, redacted"},
 };
 
 static void usage(FILE *f)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define LEASE_MS (10 * 60 * 1000)
@@ -826,6 +827,7 @@ static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
             ferry_warn("mapping hash not recorded: %s", herr.msg);
         }
     }
+    ferry_metrics_job_outcome(job->job_key, out->kind, job->created_at_ms, now);
     switch (out->kind) {
     case FERRY_OUTCOME_DONE: {
         int64_t superseded = 0;
@@ -1182,6 +1184,7 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
         if (rc < 0) {
             goto cleanup;
         }
+        ferry_metrics_poll_page(system, object, page);
         const char *next = json_string_value(json_object_get(page, "next"));
         /* Loop guards: a remote that hands out a page token twice, or the same
          * records page after page, would otherwise keep this poll (and its

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "targets.h"
 #include "util.h"
 
@@ -83,6 +84,7 @@ static int host_http(struct ferry_call *call, const struct ferry_http_req *req,
         .duration_ms = trace.duration_ms,
         .at_ms = call->rt->clock(),
     };
+    ferry_metrics_http_call(row.connector, row.status, rc, row.duration_ms);
     struct ferry_err aerr = {0};
     if (!call->quiet && ferry_store_audit_add(store, &row, &aerr) < 0) {
         ferry_warn("audit row not written: %s", aerr.msg);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "util.h"
 
@@ -289,6 +290,7 @@ static void on_after_work(uv_work_t *req, int status)
         free(t->batch);
         free(t->outs);
     } else {
+        ferry_metrics_poll_done(t->system, t->object, t->rc);
         if (t->rc == 0) {
             s->stats.polls_done++;
         } else {

@@ -16,6 +16,7 @@
 
 #include <sqlite3.h>
 
+#include "redact.h"
 #include "store_sql.h"
 
 /* How long a writer waits for another connection's write lock (design.md). */
@@ -42,6 +43,7 @@ static const char *const migrations[] = {
     FERRY_SQL_MIGRATION_1,
     FERRY_SQL_MIGRATION_2,
     FERRY_SQL_MIGRATION_3,
+    FERRY_SQL_MIGRATION_4,
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -838,17 +840,39 @@ int ferry_store_job_finish(struct ferry_store *s, int64_t id, int64_t now_ms, st
     return job_transition(s, STMT_JOB_FINISH, "finish", id, now_ms, false, 0, 0, NULL, err);
 }
 
+/*
+ * A failure reason quotes the remote system's answer, which may quote the
+ * record: it passes the redaction layer (redact.h) before it is stored.
+ * NULL stays NULL; when redaction itself runs out of memory the reason is
+ * withheld rather than stored unredacted.
+ */
+static const char *safe_reason(const char *text, char **owned)
+{
+    *owned = ferry_redact_active() ? ferry_redact_text(text) : NULL;
+    if (*owned || !text || !ferry_redact_active()) {
+        return *owned ? *owned : text;
+    }
+    return "(reason withheld: out of memory while redacting it)";
+}
+
 int ferry_store_job_retry(struct ferry_store *s, int64_t id, int64_t now_ms,
                           int64_t next_attempt_at_ms, const char *error, struct ferry_err *err)
 {
-    return job_transition(s, STMT_JOB_RETRY, "retry", id, now_ms, true, next_attempt_at_ms, 4,
-                          error, err);
+    char *owned = NULL;
+    int rc = job_transition(s, STMT_JOB_RETRY, "retry", id, now_ms, true, next_attempt_at_ms, 4,
+                            safe_reason(error, &owned), err);
+    free(owned);
+    return rc;
 }
 
 int ferry_store_job_bury(struct ferry_store *s, int64_t id, int64_t now_ms, const char *error,
                          struct ferry_err *err)
 {
-    return job_transition(s, STMT_JOB_BURY, "bury", id, now_ms, false, 0, 3, error, err);
+    char *owned = NULL;
+    int rc = job_transition(s, STMT_JOB_BURY, "bury", id, now_ms, false, 0, 3,
+                            safe_reason(error, &owned), err);
+    free(owned);
+    return rc;
 }
 
 int ferry_store_jobs_requeue_running(struct ferry_store *s, int64_t now_ms, int64_t *n,
@@ -1107,12 +1131,24 @@ int ferry_store_cursor_put(struct ferry_store *s, const char *system, const char
 
 /* ---- audit ---- */
 
-int ferry_store_audit_add(struct ferry_store *s, const struct ferry_audit_row *row,
+int ferry_store_audit_add(struct ferry_store *s, const struct ferry_audit_row *in,
                           struct ferry_err *err)
 {
     sqlite3_stmt *st = NULL;
-    if (!row->correlation_id || !row->step) {
+    char *owned[4] = {NULL, NULL, NULL, NULL};
+    struct ferry_audit_row safe;
+    const struct ferry_audit_row *row = in;
+    if (!in->correlation_id || !in->step) {
         return ferry_err_set(err, FERRY_EINVAL, "audit row needs correlation_id and step");
+    }
+    /* Every text a row carries passes the redaction layer (secrets, personal data). */
+    if (ferry_redact_active()) {
+        safe = *in;
+        safe.url = safe_reason(in->url, &owned[0]);
+        safe.request = safe_reason(in->request, &owned[1]);
+        safe.response = safe_reason(in->response, &owned[2]);
+        safe.detail = safe_reason(in->detail, &owned[3]);
+        row = &safe;
     }
     int rc = stmt_get(s, STMT_AUDIT_ADD, &st, err);
     if (rc < 0) {
@@ -1146,6 +1182,9 @@ int ferry_store_audit_add(struct ferry_store *s, const struct ferry_audit_row *r
     }
 cleanup:
     stmt_done(st);
+    for (size_t i = 0; i < 4; i++) {
+        free(owned[i]);
+    }
     return rc;
 }
 
@@ -1558,4 +1597,252 @@ int ferry_store_jobs_coalesce(struct ferry_store *s, const char *job_key, const 
         *n = sqlite3_changes(s->db);
     }
     return rc;
+}
+
+/* ---- operations: status, metrics, explain, log, retention (issue 8) ---- */
+
+/*
+ * The rows of a prepared, bound SELECT as a new array of objects whose keys
+ * are `names` (one per column). SQL NULL leaves the key out; text that is not
+ * valid UTF-8 (a remote body) is kept as a marker instead of losing the row.
+ */
+static int rows_json(struct ferry_store *s, sqlite3_stmt *st, const char *const *names, int ncols,
+                     const char *what, json_t **out, struct ferry_err *err)
+{
+    json_t *arr = json_array();
+    int rc = 0;
+    *out = NULL;
+    if (!arr) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = db_error(s, src, what, err);
+            break;
+        }
+        json_t *row = json_object();
+        for (int c = 0; row && c < ncols; c++) {
+            switch (sqlite3_column_type(st, c)) {
+            case SQLITE_INTEGER:
+                json_object_set_new(row, names[c], json_integer(sqlite3_column_int64(st, c)));
+                break;
+            case SQLITE_TEXT: {
+                json_t *t = json_string((const char *)sqlite3_column_text(st, c));
+                json_object_set_new(row, names[c], t ? t : json_string("(not UTF-8)"));
+                break;
+            }
+            default:
+                break;
+            }
+        }
+        if (!row || json_array_append_new(arr, row) < 0) {
+            rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+            break;
+        }
+    }
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return 0;
+}
+
+int ferry_store_ops_snapshot(struct ferry_store *s, json_t **out, struct ferry_err *err)
+{
+    static const char *const lane_names[] = {"realtime", "retry", "backfill"};
+    static const char *const cursor_cols[] = {"system", "object", "value", "updated_at"};
+    sqlite3_stmt *st = NULL;
+    json_t *doc = json_object(), *lanes = json_object(), *cursors = NULL;
+    int64_t dead = 0;
+    int rc = 0;
+    *out = NULL;
+    if (!doc || !lanes) {
+        rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    for (int i = 0; i < 3; i++) {
+        json_object_set_new(lanes, lane_names[i], json_integer(0));
+    }
+    rc = stmt_get(s, STMT_OPS_LANES, &st, err);
+    while (rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = db_error(s, src, "count pending jobs by lane", err);
+            break;
+        }
+        int lane = sqlite3_column_int(st, 0);
+        if (lane >= 0 && lane < 3) {
+            json_object_set_new(lanes, lane_names[lane], json_integer(sqlite3_column_int64(st, 1)));
+        }
+    }
+    stmt_done(st);
+    st = NULL;
+    if (rc < 0) {
+        goto cleanup;
+    }
+    rc = stmt_get(s, STMT_OPS_OLDEST_PENDING, &st, err);
+    if (rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            json_object_set_new(doc, "oldest_pending_at",
+                                json_integer(sqlite3_column_int64(st, 0)));
+        } else if (src != SQLITE_DONE) {
+            rc = db_error(s, src, "find the oldest pending job", err);
+        }
+    }
+    stmt_done(st);
+    st = NULL;
+    if (rc < 0) {
+        goto cleanup;
+    }
+    rc = stmt_get(s, STMT_OPS_DEAD_OPEN, &st, err);
+    if (rc == 0) {
+        rc = count_query(s, st, "count open dead letters", &dead, err);
+    }
+    stmt_done(st);
+    st = NULL;
+    if (rc < 0) {
+        goto cleanup;
+    }
+    rc = stmt_get(s, STMT_OPS_CURSORS, &st, err);
+    if (rc == 0) {
+        rc = rows_json(s, st, cursor_cols, 4, "read cursors", &cursors, err);
+    }
+    stmt_done(st);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    json_object_set_new(doc, "lanes", lanes);
+    lanes = NULL;
+    json_object_set_new(doc, "dead_open", json_integer(dead));
+    json_object_set_new(doc, "cursors", cursors);
+    cursors = NULL;
+    *out = doc;
+    doc = NULL;
+cleanup:
+    json_decref(doc);
+    json_decref(lanes);
+    json_decref(cursors);
+    return rc;
+}
+
+int ferry_store_jobs_for_key(struct ferry_store *s, const char *job_key, size_t limit,
+                             json_t **rows, struct ferry_err *err)
+{
+    static const char *const cols[] = {
+        "id",          "job_key",    "kind",       "state",          "attempts",     "lane",
+        "origin",      "created_at", "updated_at", "correlation_id", "mapping_hash", "resolution",
+        "resolved_by", "last_error", "payload",    "dedupe_key"};
+    sqlite3_stmt *st = NULL;
+    *rows = NULL;
+    int rc = stmt_get(s, STMT_EXPLAIN_JOBS, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, job_key, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, limit_arg(limit), err);
+    }
+    if (rc == 0) {
+        rc = rows_json(s, st, cols, 16, "read jobs of a record", rows, err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_links_for_record(struct ferry_store *s, const char *system, const char *object,
+                                 const char *id, json_t **rows, struct ferry_err *err)
+{
+    static const char *const cols[] = {"src_system", "src_object", "src_id", "dst_system",
+                                       "dst_object", "dst_id",     "etag",   "content_hash",
+                                       "fields",     "updated_at"};
+    sqlite3_stmt *st = NULL;
+    *rows = NULL;
+    int rc = stmt_get(s, STMT_LINKS_FOR_RECORD, &st, err);
+    if (rc == 0) {
+        rc = bind_texts(s, st, 1, (const char *const[]){system, object, id}, 3, err);
+    }
+    if (rc == 0) {
+        rc = rows_json(s, st, cols, 10, "read links of a record", rows, err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_audit_select(struct ferry_store *s, const char *correlation_id, int64_t since_ms,
+                             size_t limit, json_t **rows, struct ferry_err *err)
+{
+    static const char *const cols[] = {
+        "id",     "job_id", "correlation_id", "step", "connector", "method",  "url",
+        "status", "detail", "duration_ms",    "at",   "request",   "response"};
+    sqlite3_stmt *st = NULL;
+    *rows = NULL;
+    int rc;
+    if (correlation_id) {
+        rc = stmt_get(s, STMT_AUDIT_BY_CORRELATION, &st, err);
+        if (rc == 0) {
+            rc = bind_text(s, st, 1, correlation_id, err);
+        }
+        if (rc == 0) {
+            rc = bind_int64(s, st, 2, since_ms, err);
+        }
+        if (rc == 0) {
+            rc = bind_int64(s, st, 3, limit_arg(limit), err);
+        }
+    } else {
+        rc = stmt_get(s, STMT_AUDIT_SINCE, &st, err);
+        if (rc == 0) {
+            rc = bind_int64(s, st, 1, since_ms, err);
+        }
+        if (rc == 0) {
+            rc = bind_int64(s, st, 2, limit_arg(limit), err);
+        }
+    }
+    if (rc == 0) {
+        rc = rows_json(s, st, cols, 13, "read audit rows", rows, err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+/* One bounded pruning statement: ?1 cutoff, ?2 limit; *n gets the rows changed. */
+static int prune_step(struct ferry_store *s, enum store_stmt which, const char *what,
+                      int64_t before_ms, size_t limit, int64_t *n, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *n = 0;
+    int rc = stmt_get(s, which, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, before_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, limit_arg(limit), err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, what, err);
+    }
+    stmt_done(st);
+    if (rc == 0) {
+        *n = sqlite3_changes(s->db);
+    }
+    return rc;
+}
+
+int ferry_store_prune_audit(struct ferry_store *s, int64_t before_ms, size_t limit, int64_t *n,
+                            struct ferry_err *err)
+{
+    return prune_step(s, STMT_PRUNE_AUDIT, "prune audit rows", before_ms, limit, n, err);
+}
+
+int ferry_store_prune_job_payloads(struct ferry_store *s, int64_t before_ms, size_t limit,
+                                   int64_t *n, struct ferry_err *err)
+{
+    return prune_step(s, STMT_PRUNE_JOBS, "prune job payloads", before_ms, limit, n, err);
 }

@@ -289,4 +289,45 @@ FERRY_NODISCARD int ferry_store_jobs_coalesce(struct ferry_store *s, const char 
 FERRY_NODISCARD int ferry_store_audit_for_job(struct ferry_store *s, int64_t job_id, json_t **rows,
                                               struct ferry_err *err);
 
+/* ---- operations: status, metrics, explain, log, retention (issue 8) ---- */
+
+/*
+ * The queue as an operator sees it, as a new object:
+ *   {"lanes": {"realtime": n, "retry": n, "backfill": n},   (pending jobs)
+ *    "oldest_pending_at": ms (absent when nothing is pending),
+ *    "dead_open": n, "cursors": [{"system", "object", "value", "updated_at"}]}
+ */
+FERRY_NODISCARD int ferry_store_ops_snapshot(struct ferry_store *s, json_t **out,
+                                             struct ferry_err *err);
+/*
+ * Every job of one record (job key "<instance>:<object>:<id>"), oldest first,
+ * at most `limit`, as a new array of objects with the job's columns (id,
+ * kind, state, attempts, lane, origin, created_at, updated_at,
+ * correlation_id, mapping_hash, resolution, resolved_by, last_error,
+ * payload, dedupe_key; NULL columns absent).
+ */
+FERRY_NODISCARD int ferry_store_jobs_for_key(struct ferry_store *s, const char *job_key,
+                                             size_t limit, json_t **rows, struct ferry_err *err);
+/* Links whose source or target is (system, object, id), as a new array of objects. */
+FERRY_NODISCARD int ferry_store_links_for_record(struct ferry_store *s, const char *system,
+                                                 const char *object, const char *id, json_t **rows,
+                                                 struct ferry_err *err);
+/*
+ * Audit rows at or after since_ms, of one correlation ID (NULL: any), at
+ * most `limit`, oldest first, as a new array of objects.
+ */
+FERRY_NODISCARD int ferry_store_audit_select(struct ferry_store *s, const char *correlation_id,
+                                             int64_t since_ms, size_t limit, json_t **rows,
+                                             struct ferry_err *err);
+/*
+ * Retention, one bounded step each (so that a step holds the write lock
+ * briefly): delete at most `limit` audit rows older than before_ms; replace
+ * the payload of at most `limit` done jobs last updated before before_ms by a
+ * stub that keeps source, object, id and event. *n gets the rows changed.
+ */
+FERRY_NODISCARD int ferry_store_prune_audit(struct ferry_store *s, int64_t before_ms, size_t limit,
+                                            int64_t *n, struct ferry_err *err);
+FERRY_NODISCARD int ferry_store_prune_job_payloads(struct ferry_store *s, int64_t before_ms,
+                                                   size_t limit, int64_t *n, struct ferry_err *err);
+
 #endif

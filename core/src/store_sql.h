@@ -113,6 +113,17 @@
     "ALTER TABLE jobs ADD COLUMN resolution TEXT;"                                                 \
     "ALTER TABLE jobs ADD COLUMN resolved_by INTEGER;"
 
+/*
+ * Migration 4: retention. Pruning walks audit rows by time (audit_at) and
+ * done jobs whose payload was not stubbed yet by age (jobs_prunable, a
+ * partial index that only holds what is still to prune, so a step never
+ * rescans what earlier steps finished).
+ */
+#define FERRY_SQL_MIGRATION_4                                                                      \
+    "CREATE INDEX audit_at ON audit (at);"                                                         \
+    "ALTER TABLE jobs ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;"                               \
+    "CREATE INDEX jobs_prunable ON jobs (updated_at) WHERE state = 2 AND pruned = 0;"
+
 /* Column list shared by every query that fills a struct ferry_job. */
 #define FERRY_SQL_JOB_COLUMNS                                                                      \
     "id, dedupe_key, job_key, kind, payload, correlation_id, state, attempts,"                     \
@@ -223,6 +234,40 @@
                      " VALUES (?1, ?2, ?3, 1) ON CONFLICT (instance, scope)"                       \
                      " DO UPDATE SET last_at = MAX(last_at, excluded.last_at), count = count + 1") \
     XX(WEBHOOKS_SEEN_ALL, "SELECT instance, scope, last_at, count FROM webhook_seen"               \
-                          " ORDER BY instance, scope")
+                          " ORDER BY instance, scope")                                             \
+    /* ---- issue 8: operations (status, metrics, explain, log, retention) ---- */                 \
+    XX(OPS_LANES, "SELECT lane, COUNT(*) FROM jobs WHERE state = 0 GROUP BY lane")                 \
+    /* Ids grow with arrival, so the lowest pending id is the oldest one. */                       \
+    XX(OPS_OLDEST_PENDING, "SELECT created_at FROM jobs WHERE state = 0 ORDER BY id LIMIT 1")      \
+    XX(OPS_DEAD_OPEN, "SELECT COUNT(*) FROM jobs WHERE state = 3 AND resolution IS NULL")          \
+    XX(OPS_CURSORS, "SELECT system, object, value, updated_at FROM cursors"                        \
+                    " ORDER BY system, object")                                                    \
+    XX(EXPLAIN_JOBS, "SELECT id, job_key, kind, state, attempts, lane, origin, created_at,"        \
+                     " updated_at, correlation_id, mapping_hash, resolution, resolved_by,"         \
+                     " last_error, payload, dedupe_key FROM jobs WHERE job_key = ?1"               \
+                     " ORDER BY id LIMIT ?2")                                                      \
+    XX(LINKS_FOR_RECORD, "SELECT src_system, src_object, src_id, dst_system, dst_object, dst_id,"  \
+                         " etag, content_hash, fields, updated_at FROM links"                      \
+                         " WHERE (src_system = ?1 AND src_object = ?2 AND src_id = ?3)"            \
+                         " OR (dst_system = ?1 AND dst_object = ?2 AND dst_id = ?3)"               \
+                         " ORDER BY updated_at")                                                   \
+    XX(AUDIT_BY_CORRELATION, "SELECT id, job_id, correlation_id, step, connector, method, url,"    \
+                             " status, detail, duration_ms, at, request, response FROM audit"      \
+                             " WHERE correlation_id = ?1 AND at >= ?2 ORDER BY id LIMIT ?3")       \
+    XX(AUDIT_SINCE, "SELECT id, job_id, correlation_id, step, connector, method, url, status,"     \
+                    " detail, duration_ms, at, request, response FROM audit"                       \
+                    " WHERE at >= ?1 ORDER BY at, id LIMIT ?2")                                    \
+    XX(PRUNE_AUDIT, "DELETE FROM audit WHERE id IN"                                                \
+                    " (SELECT id FROM audit WHERE at < ?1 ORDER BY at LIMIT ?2)")                  \
+    /* What a replay needs (source, object, id, event) stays; the record and                       \
+     * event data, which hold the personal data, go. */                                            \
+    XX(PRUNE_JOBS, "UPDATE jobs SET pruned = 1, payload = CASE WHEN json_valid(payload) THEN"      \
+                   " json_object('source', json_extract(payload, '$.source'),"                     \
+                   " 'object', json_extract(payload, '$.object'),"                                 \
+                   " 'id', json_extract(payload, '$.id'),"                                         \
+                   " 'event', json_extract(payload, '$.event'), 'pruned', json('true'))"           \
+                   " ELSE '{\"pruned\":true}' END WHERE id IN (SELECT id FROM jobs"                \
+                   " WHERE state = 2 AND pruned = 0 AND updated_at < ?1"                           \
+                   " ORDER BY updated_at LIMIT ?2)")
 
 #endif

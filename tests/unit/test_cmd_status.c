@@ -26,6 +26,7 @@
 
 #include "cli.h"
 #include "store.h"
+#include "util.h"
 
 struct fixture {
     char dir[64];
@@ -201,11 +202,20 @@ static void test_cmd_status_table(void **state)
     struct fixture *f = *state;
     fill_db(f);
     assert_int_equal(run_status(f, "-c", f->config, NULL), FERRY_EXIT_OK);
-    assert_string_equal(f->out, "jobs\n"
-                                "  pending   3\n"
-                                "  running   0\n"
-                                "  done     10\n"
-                                "  dead      1\n");
+    static const char head[] = "jobs\n"
+                               "  pending   3\n"
+                               "  running   0\n"
+                               "  done     10\n"
+                               "  dead      1\n"
+                               "queue (pending by lane)\n"
+                               "  realtime   3\n"
+                               "  retry      0\n"
+                               "  backfill   0\n"
+                               "  oldest pending job: ";
+    assert_memory_equal(f->out, head, sizeof(head) - 1);
+    /* The jobs were created at 1 ms after the epoch: days old. */
+    assert_non_null(strstr(f->out, "d"));
+    assert_non_null(strstr(f->out, " old\ndead letters (open): 1\n"));
 }
 
 static void test_cmd_status_json(void **state)
@@ -215,8 +225,57 @@ static void test_cmd_status_json(void **state)
     char opt[160];
     snprintf(opt, sizeof(opt), "--config=%s", f->config);
     assert_int_equal(run_status(f, opt, "--json", NULL), FERRY_EXIT_OK);
-    assert_string_equal(f->out,
-                        "{\"jobs\":{\"pending\":3,\"running\":0,\"done\":10,\"dead\":1}}\n");
+    /* The long-standing key comes first and keeps its shape. */
+    static const char head[] = "{\"jobs\":{\"pending\":3,\"running\":0,\"done\":10,\"dead\":1},";
+    assert_memory_equal(f->out, head, sizeof(head) - 1);
+    json_t *doc = json_loads(f->out, 0, NULL);
+    assert_non_null(doc);
+    json_t *lanes = json_object_get(doc, "lanes");
+    assert_int_equal(json_integer_value(json_object_get(lanes, "realtime")), 3);
+    assert_int_equal(json_integer_value(json_object_get(lanes, "retry")), 0);
+    assert_int_equal(json_integer_value(json_object_get(lanes, "backfill")), 0);
+    assert_int_equal(json_integer_value(json_object_get(doc, "dead_letters_open")), 1);
+    assert_true(json_integer_value(json_object_get(doc, "oldest_pending_age_s")) > 86400);
+    assert_int_equal(json_array_size(json_object_get(doc, "cursors")), 0);
+    assert_null(json_object_get(doc, "counters"));
+    assert_null(json_object_get(doc, "webhooks"));
+    json_decref(doc);
+}
+
+/* Cursors appear with their lag behind now, in the table and in JSON. */
+static void test_cmd_status_cursors_and_lanes(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_store *st = NULL;
+    struct ferry_err err = {0};
+    char when[21];
+    fill_db(f);
+    assert_int_equal(ferry_store_open(&st, f->db, &err), 0);
+    ferry_iso8601_format(ferry_now_ms() - 90 * 1000, when);
+    assert_int_equal(ferry_store_cursor_put(st, "shop", "customer", when, 1, &err), 0);
+    struct ferry_job_new j = {.job_key = "shop:customer:9",
+                              .kind = "sync",
+                              .payload = "{}",
+                              .correlation_id = "c9",
+                              .now_ms = ferry_now_ms(),
+                              .lane = FERRY_LANE_BACKFILL};
+    assert_int_equal(ferry_store_job_enqueue(st, &j, NULL, NULL, &err), 0);
+    ferry_store_close(st);
+    assert_int_equal(run_status(f, "-c", f->config, "--json", NULL), FERRY_EXIT_OK);
+    json_t *doc = json_loads(f->out, 0, NULL);
+    assert_non_null(doc);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "lanes"), "backfill")),
+                     1);
+    json_t *c = json_array_get(json_object_get(doc, "cursors"), 0);
+    assert_string_equal(json_string_value(json_object_get(c, "system")), "shop");
+    assert_string_equal(json_string_value(json_object_get(c, "value")), when);
+    json_int_t lag = json_integer_value(json_object_get(c, "lag_s"));
+    assert_true(lag >= 89 && lag <= 120);
+    json_decref(doc);
+    assert_int_equal(run_status(f, "-c", f->config, NULL), FERRY_EXIT_OK);
+    assert_non_null(strstr(f->out, "  backfill   1\n"));
+    assert_non_null(strstr(f->out, "cursors (newest change seen, lag behind now)\n"));
+    assert_non_null(strstr(f->out, "lag 1m3"));
 }
 
 static void test_cmd_status_counters_and_webhooks(void **state)
@@ -255,6 +314,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cmd_status_missing_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cmd_status_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cmd_status_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cmd_status_cursors_and_lanes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

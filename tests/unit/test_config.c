@@ -428,6 +428,74 @@ static void test_config_missing_file(void **state)
     assert_non_null(strstr(f->err.msg, "absent.lua"));
 }
 
+/* Issue 8: admin listener, webhook TLS and limits, privacy, retention. */
+static void test_config_operations_sections(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load(f, "return { " MIN_CONNECTORS " }"), 0);
+    assert_int_equal(f->cfg->admin_port, -1); /* no admin section: no admin listener */
+    assert_null(f->cfg->tls_cert);
+    assert_int_equal(f->cfg->max_headers, 64);
+    assert_int_equal(f->cfg->max_header_bytes, 16 * 1024);
+    assert_int_equal(f->cfg->idle_timeout_ms, 10000);
+    assert_int_equal(f->cfg->nprivacy_mask, 0);
+    assert_int_equal(f->cfg->privacy_emails, 0);
+    assert_int_equal(f->cfg->retention_audit_ms, 0);
+    assert_int_equal(f->cfg->retention_batch, 500);
+    assert_int_equal(f->cfg->retention_interval_ms, 60000);
+
+    assert_int_equal(load(f, "return { " MIN_CONNECTORS ", admin = {} }"), 0);
+    assert_int_equal(f->cfg->admin_port, 9464);
+    assert_string_equal(f->cfg->admin_address, "127.0.0.1");
+
+    setenv("FERRY_TEST_TOKEN", "salty", 1);
+    assert_int_equal(load(f,
+                          "return { " MIN_CONNECTORS ",\n"
+                          "  admin = { address = \"::1\", port = 0, port_file = \"admin.port\" },\n"
+                          "  webhooks = { tls = { cert = \"c.pem\", key = \"/etc/k.pem\" },"
+                          " max_headers = 20, max_header_bytes = 4096, idle_timeout = 2.5 },\n"
+                          "  privacy = { mask = { \"email\", \"street\" }, hash = { \"phone\" },"
+                          " emails = \"hash\", salt = env(\"FERRY_TEST_TOKEN\") },\n"
+                          "  retention = { audit_days = 30, jobs_days = 0.5, batch = 100,"
+                          " interval = 5 } }"),
+                     0);
+    struct ferry_config *c = f->cfg;
+    assert_string_equal(c->admin_address, "::1");
+    assert_int_equal(c->admin_port, 0);
+    assert_string_equal(c->admin_port_file, in_dir(f, "admin.port"));
+    assert_string_equal(c->tls_cert, in_dir(f, "c.pem"));
+    assert_string_equal(c->tls_key, "/etc/k.pem");
+    assert_int_equal(c->max_headers, 20);
+    assert_int_equal(c->max_header_bytes, 4096);
+    assert_int_equal(c->idle_timeout_ms, 2500);
+    assert_int_equal(c->nprivacy_mask, 2);
+    assert_string_equal(c->privacy_mask[1], "street");
+    assert_int_equal(c->nprivacy_hash, 1);
+    assert_int_equal(c->privacy_emails, 2);
+    assert_string_equal(c->privacy_salt, "salty");
+    /* A salt from env() is a secret like any other: it is redacted too. */
+    assert_int_equal(c->nsecrets, 1);
+    assert_int_equal(c->retention_audit_ms, 30LL * 86400000);
+    assert_int_equal(c->retention_jobs_ms, 43200000);
+    assert_int_equal(c->retention_batch, 100);
+    assert_int_equal(c->retention_interval_ms, 5000);
+
+    expect_error(f, "return { " MIN_CONNECTORS ", webhooks = { tls = { cert = \"c\" } } }",
+                 ": webhooks.tls.key: required (a PEM private key file)");
+    expect_error(f, "return { " MIN_CONNECTORS ", webhooks = { tls = { crt = \"c\" } } }",
+                 ": webhooks.tls.crt: unknown key");
+    expect_error(f, "return { " MIN_CONNECTORS ", webhooks = { max_headers = 101 } }",
+                 ": webhooks.max_headers: out of range (1..100)");
+    expect_error(f, "return { " MIN_CONNECTORS ", privacy = { emails = \"drop\" } }",
+                 ": privacy.emails: expected \"mask\" or \"hash\"");
+    expect_error(f, "return { " MIN_CONNECTORS ", privacy = { salt = 3 } }",
+                 ": privacy.salt: expected string or secret, got number");
+    expect_error(f, "return { " MIN_CONNECTORS ", retention = { audit_days = -1 } }",
+                 ": retention.audit_days: out of range (0..36500 days)");
+    expect_error(f, "return { " MIN_CONNECTORS ", admin = { port = 70000 } }",
+                 ": admin.port: out of range (0..65535)");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -448,6 +516,7 @@ int main(void)
         T(test_config_connector_settings_json),
         T(test_config_plugin_dir_env_override),
         T(test_config_missing_file),
+        T(test_config_operations_sections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

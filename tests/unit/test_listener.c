@@ -841,6 +841,141 @@ static void test_listener_stop_closes_idle_keepalive(void **state)
     free(c.resp);
 }
 
+/* ---- issue 8: header limits, GET routes, TLS set-up ---- */
+
+static void start_with(struct fixture *fx, struct ferry_listener_options *opt, bool webhooks)
+{
+    struct ferry_err err = {0};
+    opt->port = 0;
+    int rc = ferry_listener_start(&fx->l, &fx->loop, opt, webhooks ? on_webhook : NULL, fx, &err);
+    if (rc != 0) {
+        fail_msg("ferry_listener_start: %d %s", rc, err.msg);
+    }
+    fx->port = ferry_listener_port(fx->l);
+}
+
+static void test_listener_header_limits_431(void **state)
+{
+    struct fixture *fx = *state;
+    struct ferry_listener_options opt = {.max_headers = 3, .max_header_bytes = 64};
+    start_with(fx, &opt, true);
+    struct client c;
+    struct response r;
+    size_t len;
+    /* h2o consumes Host and Content-Length; these four and Connection count. */
+    char *req = make_post("/webhooks/shop", "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n", "{}", 2, &len);
+    roundtrip(fx, req, len, &c, &r);
+    expect_json_error(&r, 431, "headers_too_large", "request has 5 header fields (limit 3)");
+    free(c.resp);
+    free(req);
+    char big[200];
+    snprintf(big, sizeof(big), "X-Big: %0100d\r\n", 7);
+    req = make_post("/webhooks/shop", big, "{}", 2, &len);
+    roundtrip(fx, req, len, &c, &r);
+    expect_json_error(&r, 431, "headers_too_large", NULL);
+    assert_non_null(strstr(r.body, "bytes of headers (limit 64)"));
+    free(c.resp);
+    free(req);
+    assert_int_equal(fx->cap.calls, 0);
+    expect_post_status(fx, "/webhooks/shop", "{}", 2, 202);
+    assert_int_equal(fx->cap.calls, 1);
+}
+
+static struct ferry_deferred *g_get_pending;
+
+static void on_get_later(uv_timer_t *t)
+{
+    (void)t;
+    char *body = strdup("late text\n");
+    assert_non_null(body);
+    ferry_listener_complete_text(g_get_pending, 200, "text/plain; charset=utf-8", body,
+                                 strlen(body));
+    g_get_pending = NULL;
+}
+
+static void on_get(void *ud, const char *path, struct ferry_get_reply *reply)
+{
+    struct fixture *fx = ud;
+    if (strcmp(path, "/now") == 0) {
+        reply->content_type = "text/plain; version=0.0.4";
+        reply->body = strdup("now 1\n");
+        reply->len = reply->body ? strlen(reply->body) : 0;
+    } else if (strcmp(path, "/later") == 0) {
+        g_get_pending = ferry_listener_defer_get(reply);
+        assert_non_null(g_get_pending);
+        uv_timer_start(&fx->later, on_get_later, 0, 0);
+    } else {
+        reply->status = 404;
+    }
+}
+
+static void get_roundtrip(struct fixture *fx, const char *path, struct client *c,
+                          struct response *r)
+{
+    char req[256];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    roundtrip(fx, req, strlen(req), c, r);
+}
+
+/* A listener without webhooks (the admin one): GET routes, deferred text, 404s. */
+static void test_listener_get_routes_without_webhooks(void **state)
+{
+    struct fixture *fx = *state;
+    struct ferry_listener_options opt = {.get = on_get, .get_ud = fx, .name = "admin listener"};
+    start_with(fx, &opt, false);
+    struct client c;
+    struct response r;
+    get_roundtrip(fx, "/now?x=1", &c, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, "text/plain; version=0.0.4");
+    assert_int_equal(r.body_len, 6);
+    assert_memory_equal(r.body, "now 1\n", 6);
+    free(c.resp);
+    get_roundtrip(fx, "/later", &c, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, "text/plain; charset=utf-8");
+    assert_memory_equal(r.body, "late text\n", 10);
+    free(c.resp);
+    get_roundtrip(fx, "/healthz", &c, &r);
+    assert_int_equal(r.status, 200);
+    free(c.resp);
+    get_roundtrip(fx, "/nowhere", &c, &r);
+    expect_json_error(&r, 404, "not_found", "no route for /nowhere");
+    free(c.resp);
+    /* No webhook callback: a POST to a webhook path is not a route here. */
+    expect_post_status(fx, "/webhooks/shop", "{}", 2, 404);
+    assert_int_equal(fx->cap.calls, 0);
+}
+
+/* TLS set-up errors fail the start with the file named, and leave nothing on the loop. */
+static void test_listener_tls_setup_errors(void **state)
+{
+    struct fixture *fx = *state;
+    struct ferry_err err = {0};
+    struct ferry_listener_options opt = {.tls_cert = "/nonexistent/cert.pem",
+                                         .tls_key = "/nonexistent/key.pem"};
+    assert_int_equal(ferry_listener_start(&fx->l, &fx->loop, &opt, on_webhook, fx, &err),
+                     FERRY_ECONFIG);
+    assert_null(fx->l);
+    assert_non_null(strstr(err.msg, "/nonexistent/cert.pem"));
+    opt.tls_key = NULL;
+    assert_int_equal(ferry_listener_start(&fx->l, &fx->loop, &opt, on_webhook, fx, &err),
+                     FERRY_ECONFIG);
+    assert_non_null(strstr(err.msg, "both a certificate and a key"));
+    /* A certificate file that holds no certificate. */
+    char path[] = "/tmp/ferry-test-tls-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "not pem\n", 8), 8);
+    close(fd);
+    opt.tls_cert = path;
+    opt.tls_key = path;
+    assert_int_equal(ferry_listener_start(&fx->l, &fx->loop, &opt, on_webhook, fx, &err),
+                     FERRY_ECONFIG);
+    assert_non_null(strstr(err.msg, "certificate chain"));
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -864,6 +999,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_listener_bad_address_and_port_in_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_stop_closes_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_stop_closes_idle_keepalive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_header_limits_431, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_get_routes_without_webhooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_tls_setup_errors, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

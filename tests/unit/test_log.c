@@ -82,11 +82,31 @@ static void test_log_level_parse(void **state)
     assert_string_equal(ferry_log_level_name(FERRY_LOG_WARN), "warn");
 }
 
+/* For a person at a terminal: what the line is about first, the job's ids last. */
+static void test_log_text_format(void **state)
+{
+    ferry_log_set_format(FERRY_LOG_TEXT);
+    uint64_t before = ferry_log_lines_written();
+    char *out = capture(write_two);
+    ferry_log_set_format(FERRY_LOG_JSON);
+    assert_true(ferry_log_lines_written() == before + 2);
+    char *nl = strchr(out, '\n');
+    assert_non_null(nl);
+    *nl = '\0';
+    /* "2024-05-01T10:00:00.123Z info  shop customer 42: hello 1 [job 7, correlation abc]" */
+    assert_int_equal(out[4], '-');
+    assert_int_equal(out[23], 'Z');
+    assert_string_equal(out + 24, " info  shop customer 42: hello 1 [job 7, correlation abc]");
+    assert_string_equal(nl + 25, " warn  second \"quoted\"\n");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_json_lines_with_context),
         cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_log_text_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
