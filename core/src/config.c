@@ -790,6 +790,24 @@ static int load_mappings(struct load_ctx *ctx, lua_State *L, int sec)
         rc = opt_int(ctx, L, sec, "mappings", "instruction_limit", 1000, INT64_MAX,
                      &cfg->lua_instr_budget);
     }
+    /* mappings.settings.<mapping> = { ... }: thresholds and tables a mapping
+     * reads as ctx.settings (map.setting), kept as JSON. */
+    if (rc == 0 && lua_getfield(L, sec, "settings") == LUA_TNIL) {
+        lua_pop(L, 1);
+    } else if (rc == 0) {
+        if (!lua_istable(L, -1)) {
+            rc = ferry_err_set(ctx->err, FERRY_ECONFIG,
+                               "%s: mappings.settings: expected a table of tables", ctx->file);
+        } else {
+            rc = to_json(ctx, L, lua_gettop(L), "mappings.settings", 1, &cfg->mapping_settings);
+            if (rc == 0 && !json_is_object(cfg->mapping_settings)) {
+                rc = ferry_err_set(ctx->err, FERRY_ECONFIG,
+                                   "%s: mappings.settings: expected { <mapping> = { ... } }",
+                                   ctx->file);
+            }
+        }
+        lua_pop(L, 1);
+    }
     return rc;
 }
 
@@ -1047,7 +1065,7 @@ static const struct section_def {
     {"log", {"level", "format", NULL}, load_log},
     {"plugins", {"dir", NULL}, load_plugins},
     {"mappings",
-     {"dir", "lua_path", "enabled", "memory_limit", "instruction_limit", NULL},
+     {"dir", "lua_path", "enabled", "memory_limit", "instruction_limit", "settings", NULL},
      load_mappings},
     {"webhooks",
      {"address", "port", "port_file", "max_body", "dedupe_window", "public_url", "silence_alert",
@@ -1322,6 +1340,7 @@ void ferry_config_free(struct ferry_config *cfg)
     free(cfg->plugin_dir);
     free(cfg->mapping_dir);
     free(cfg->lua_dir);
+    json_decref(cfg->mapping_settings);
     free_strv(cfg->mappings, cfg->nmappings);
     free(cfg->listen_address);
     free(cfg->port_file);

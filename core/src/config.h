@@ -39,6 +39,7 @@ struct ferry_config {
     char *mapping_dir; /* mappings.dir, default "mappings" */
     char *lua_dir;     /* mappings.lua_path, default "lua" */
     char **mappings;   /* mappings.enabled: names of directories under mapping_dir */
+    json_t *mapping_settings; /* mappings.settings: {<mapping>: {...}} as ctx.settings; may be NULL */
     size_t nmappings;
     char *listen_address;     /* webhooks.address, default "127.0.0.1" */
     int listen_port;          /* webhooks.port, default 8080; 0 = any free port */

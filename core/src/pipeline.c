@@ -481,16 +481,139 @@ static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *j
 }
 
 /*
- * Field values of the form {"$ref": {"system", "object", "id", "target",
- * "target_object", "field"}} name another source record's counterpart in the
- * target (e.g. the CRM id of the customer's company, for a contact's account
- * field). They are resolved here from the link table, and from the target
- * record itself when a field other than its id is wanted. A reference to a
- * record not synced yet is a transient failure: the job waits for it.
+ * Field values of the form {"$ref": {...}} name another record's counterpart
+ * in the target (e.g. the CRM id of the customer's company, for a contact's
+ * account field). Two forms:
+ *   {"object", "id", ["system"], ["target_object" | "target"], ["target_system"],
+ *    ["field" | "property"], ["default"]}: through the link table (the source
+ *    system defaults to the job's, the target to the intent's);
+ *   {"lookup": {"target", "field", "value"}, ["property"], ["default"]}: a
+ *    lookup in the intent's target system.
+ * The id is returned unless a property other than the target's key is asked
+ * for; then the target record is read. Unresolved: the default when one is
+ * given (null leaves the field out), else a transient failure (the job waits
+ * for the other record to be synced).
  */
-static int resolve_refs(struct job_ctx *jc, json_t *intent, struct ferry_err *err)
+static int resolve_one(struct job_ctx *jc, const json_t *intent, const char *k, const json_t *ref,
+                       json_t **value, struct ferry_err *err)
 {
     struct ferry_runtime *rt = jc->w->rt;
+    const json_t *target = json_object_get(intent, "target");
+    const json_t *lookup = json_object_get(ref, "lookup");
+    const char *tsys = json_string_value(json_object_get(ref, "target_system"));
+    const char *tobj = json_string_value(json_object_get(ref, "target_object"));
+    const char *want = json_string_value(json_object_get(ref, "property"));
+    char *dst = NULL;
+    int rc = 0;
+    *value = NULL;
+    if (!want) {
+        want = json_string_value(json_object_get(ref, "field"));
+    }
+    if (!tobj) {
+        /* Short form: "target" is the target object, the system the intent's. */
+        tobj = json_string_value(json_object_get(lookup ? lookup : ref, "target"));
+    } else if (!tsys) {
+        tsys = json_string_value(json_object_get(ref, "target"));
+    }
+    if (!tsys) {
+        tsys = json_string_value(json_object_get(target, "system"));
+    }
+    int idx = tsys ? ferry_runtime_instance(rt, tsys) : -1;
+    if (!tobj || idx < 0) {
+        return ferry_err_set(err, FERRY_EMAPPING, "field %s: a $ref without a usable target", k);
+    }
+    struct ferry_instance *inst = &rt->instances[idx];
+    struct ferry_call call;
+    ferry_call_init(&call, rt, jc->w, (size_t)idx, jc->job->correlation_id, jc->job->id);
+    call.quiet = jc->dry;
+    json_t *found_rec = NULL;
+    if (lookup) {
+        const char *field = json_string_value(json_object_get(lookup, "field"));
+        char *v = ferry_json_scalar_text(json_object_get(lookup, "value"));
+        json_t *found = NULL;
+        if (!field || !v || !inst->conn->lookup) {
+            free(v);
+            return ferry_err_set(err, FERRY_EMAPPING,
+                                 "field %s: a $ref lookup needs field and value", k);
+        }
+        rc = inst->conn->lookup(inst->state, &call, tobj, field, v, &found, err);
+        free(v);
+        if (rc == 0 && found) {
+            dst = ferry_strdup(json_string_value(json_object_get(found, "id")));
+            found_rec = json_incref(json_object_get(found, "record"));
+        }
+        json_decref(found);
+    } else {
+        const char *sys = json_string_value(json_object_get(ref, "system"));
+        const char *obj = json_string_value(json_object_get(ref, "object"));
+        char *id = ferry_json_scalar_text(json_object_get(ref, "id"));
+        if (!obj || !id) {
+            free(id);
+            return ferry_err_set(err, FERRY_EMAPPING, "field %s: a $ref needs object and id", k);
+        }
+        struct ferry_link_key key = {.src_system = sys ? sys : jc->src_system,
+                                     .src_object = obj,
+                                     .src_id = id,
+                                     .dst_system = tsys,
+                                     .dst_object = tobj};
+        struct ferry_link link = {0};
+        rc = ferry_store_link_get(jc->w->store, &key, &link, err);
+        if (rc == 0 && link.dst_id && link.dst_id[0]) {
+            dst = ferry_strdup(link.dst_id);
+        } else if (rc == FERRY_ENOTFOUND) {
+            rc = 0;
+        }
+        ferry_link_clear(&link);
+        free(id);
+    }
+    if (rc < 0) {
+        json_decref(found_rec);
+        return rc;
+    }
+    if (!dst) {
+        json_decref(found_rec);
+        if (json_object_get(ref, "default")) {
+            json_t *d = json_object_get(ref, "default");
+            *value = json_is_null(d) ? NULL : json_incref(d);
+            return 0;
+        }
+        return ferry_err_set(err, FERRY_EUNAVAILABLE,
+                             "field %s refers to a %s record that is not in %s yet; waiting for it "
+                             "to sync",
+                             k, tobj, tsys);
+    }
+    const char *key_name =
+        inst->schema
+            ? json_string_value(json_object_get(json_object_get(inst->schema, tobj), "key"))
+            : NULL;
+    if (!want || strcmp(want, "id") == 0 || (key_name && strcmp(want, key_name) == 0)) {
+        *value = json_string(dst);
+    } else {
+        json_t *rec = found_rec ? json_incref(found_rec) : NULL;
+        if (!rec) {
+            if (!inst->conn->fetch) {
+                free(dst);
+                return ferry_err_set(err, FERRY_ECONFIG, "field %s: connector %s cannot fetch", k,
+                                     tsys);
+            }
+            rc = inst->conn->fetch(inst->state, &call, tobj, dst, &rec, err);
+        }
+        if (rc == 0) {
+            *value = json_incref(json_object_get(rec, want));
+            if (!*value) {
+                rc = ferry_err_set(err, FERRY_EMAPPING, "field %s: %s %s has no %s", k, tobj, dst,
+                                   want);
+            }
+        }
+        json_decref(rec);
+    }
+    json_decref(found_rec);
+    free(dst);
+    return rc;
+}
+
+static int resolve_refs(struct job_ctx *jc, json_t *intent, struct ferry_err *err)
+{
     json_t *fields = json_object_get(intent, "fields");
     const char *k;
     json_t *v;
@@ -498,71 +621,19 @@ static int resolve_refs(struct job_ctx *jc, json_t *intent, struct ferry_err *er
     json_object_foreach_safe(fields, tmp, k, v)
     {
         json_t *ref = json_object_get(v, "$ref");
+        json_t *value = NULL;
         if (!json_is_object(v) || !json_is_object(ref)) {
             continue;
         }
-        const char *sys = json_string_value(json_object_get(ref, "system"));
-        const char *obj = json_string_value(json_object_get(ref, "object"));
-        const char *tgt = json_string_value(json_object_get(ref, "target"));
-        const char *tobj = json_string_value(json_object_get(ref, "target_object"));
-        const char *want = json_string_value(json_object_get(ref, "field"));
-        char *id = ferry_json_scalar_text(json_object_get(ref, "id"));
-        if (!sys || !obj || !tgt || !tobj || !id) {
-            free(id);
-            return ferry_err_set(err, FERRY_EMAPPING,
-                                 "field %s: a $ref needs system, object, id, target and "
-                                 "target_object",
-                                 k);
-        }
-        struct ferry_link_key key = {.src_system = sys,
-                                     .src_object = obj,
-                                     .src_id = id,
-                                     .dst_system = tgt,
-                                     .dst_object = tobj};
-        struct ferry_link link = {0};
-        int rc = ferry_store_link_get(jc->w->store, &key, &link, err);
-        if (rc == FERRY_ENOTFOUND || (rc == 0 && (!link.dst_id || !link.dst_id[0]))) {
-            rc = ferry_err_set(err, FERRY_EUNAVAILABLE,
-                               "field %s refers to %s %s %s, which is not in %s yet; waiting for "
-                               "it to sync",
-                               k, sys, obj, id, tgt);
-        }
-        free(id);
+        int rc = resolve_one(jc, intent, k, ref, &value, err);
         if (rc < 0) {
-            ferry_link_clear(&link);
             return rc;
         }
-        json_t *value = NULL;
-        if (!want || strcmp(want, "id") == 0) {
-            value = json_string(link.dst_id);
+        if (value) {
+            json_object_set_new(fields, k, value);
         } else {
-            int idx = ferry_runtime_instance(rt, tgt);
-            json_t *rec = NULL;
-            struct ferry_call call;
-            if (idx < 0 || !rt->instances[idx].conn->fetch) {
-                ferry_link_clear(&link);
-                return ferry_err_set(err, FERRY_ECONFIG, "field %s: connector %s cannot fetch", k,
-                                     tgt);
-            }
-            ferry_call_init(&call, rt, jc->w, (size_t)idx, jc->job->correlation_id, jc->job->id);
-            call.quiet = jc->dry;
-            rc = rt->instances[idx].conn->fetch(rt->instances[idx].state, &call, tobj, link.dst_id,
-                                                &rec, err);
-            if (rc == 0) {
-                value = json_incref(json_object_get(rec, want));
-                if (!value) {
-                    rc = ferry_err_set(err, FERRY_EMAPPING, "field %s: %s %s has no %s", k, tobj,
-                                       link.dst_id, want);
-                }
-            }
-            json_decref(rec);
-            if (rc < 0) {
-                ferry_link_clear(&link);
-                return rc;
-            }
+            json_object_del(fields, k);
         }
-        ferry_link_clear(&link);
-        json_object_set_new(fields, k, value);
     }
     return 0;
 }
@@ -590,6 +661,26 @@ static bool can_write_many(struct ferry_runtime *rt, int idx)
 
 static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
                       struct ferry_outcome *out, struct batch_member *bm);
+
+static json_t *previous_versions(struct ferry_worker *w, const char *system, const char *object,
+                                 const char *id);
+
+/*
+ * What a mapping's functions see as ctx: the event and its detail, the
+ * previous versions and the settings of every mapping (the engine hands each
+ * its own as ctx.settings).
+ */
+static json_t *job_context(struct ferry_worker *w, const char *event, const char *system,
+                           const char *object, const char *id, const json_t *event_data)
+{
+    /* ctx.features.refs is not announced yet: the shipped mappings' optional
+     * references carry no defaults, and resolving them would hold jobs back
+     * until records they only mention are synced. map.ref is resolved anyway. */
+    return json_pack("{s:s, s:s, s:s, s:s, s:O?, s:o, s:O?}", "event", event, "system", system,
+                     "object", object, "id", id, "event_data", event_data, "previous",
+                     previous_versions(w, system, object, id), "mapping_settings",
+                     w->rt->cfg->mapping_settings);
+}
 
 /*
  * ctx.previous for the mappings: per main target ("system/object"), the
@@ -698,10 +789,7 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
         ferry_warn("mappings not reloaded, keeping the previous set: %s", err.msg);
         ferry_err_clear(&err);
     }
-    context =
-        json_pack("{s:s, s:s, s:s, s:s, s:O?, s:o}", "event", event, "system", source, "object",
-                  object, "id", id, "event_data", json_object_get(payload, "event_data"),
-                  "previous", previous_versions(w, source, object, id));
+    context = job_context(w, event, source, object, id, json_object_get(payload, "event_data"));
     rc = ferry_mapping_set_run(w->mappings, source, object, event, record, context, &intents, &err);
     if (rc < 0) {
         goto fail;
@@ -709,18 +797,12 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     if (json_array_size(intents) == 0) {
         audit(&jc, NULL, "map", "no mapping produced an intent for %s %s (%s)", object, id, event);
     }
-    {
-        size_t r;
-        json_t *it;
-        json_array_foreach(intents, r, it)
-        {
-            rc = resolve_refs(&jc, it, &err);
-            if (rc < 0) {
-                goto fail;
-            }
-        }
-    }
     if (bm && json_array_size(intents) == 1) {
+        /* A single intent: nothing earlier in the job can be what it refers to. */
+        rc = resolve_refs(&jc, json_array_get(intents, 0), &err);
+        if (rc < 0) {
+            goto fail;
+        }
         json_t *only = json_array_get(intents, 0);
         const char *op = json_string_value(json_object_get(only, "op"));
         if (op && strcmp(op, "upsert") == 0) {
@@ -756,6 +838,12 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     json_array_foreach(intents, i, intent)
     {
         const char *op = json_string_value(json_object_get(intent, "op"));
+        /* Resolved now, after the job's earlier intents: a contact created a
+         * moment ago is what a task's contact field refers to. */
+        rc = resolve_refs(&jc, intent, &err);
+        if (rc < 0) {
+            goto fail;
+        }
         if (op && strcmp(op, "upsert") == 0) {
             rc = apply_upsert(&jc, intent, &out->writes, &err);
         } else if (op && strcmp(op, "update") == 0) {
@@ -1321,8 +1409,7 @@ int ferry_pipeline_plan_record(struct ferry_worker *w, const char *system, const
         }
         record = fetched;
     }
-    context = json_pack("{s:s, s:s, s:s, s:s}", "event", event, "system", system, "object", object,
-                        "id", id);
+    context = job_context(w, event, system, object, id, NULL);
     rc = ferry_mapping_set_run(w->mappings, system, object, event, record, context, &intents, err);
     size_t i;
     json_t *intent;

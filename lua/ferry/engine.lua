@@ -240,6 +240,11 @@ function engine.run(m, record, ctx, event)
   if ctx.mapping == nil then
     ctx.mapping = m.name
   end
+  -- Each mapping sees its own settings (mappings.settings.<name> in the config).
+  if ctx.settings == nil and type(ctx.mapping_settings) == "table" then
+    ctx.settings = ctx.mapping_settings[m.name]
+  end
+  ctx.mapping_settings = nil
   if m.filter and not m.filter(record, ctx) then
     return array {}
   end

@@ -101,6 +101,25 @@ static char *in_dir(const struct fixture *f, const char *name)
     return buf;
 }
 
+static void test_config_mapping_settings(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(
+        load(f, "return { mappings = { settings = {\n"
+                "  order_to_activities = { call_above = 500, statuses = { [\"11\"] = \"x\" } },\n"
+                "} }, " MIN_CONNECTORS " }"),
+        0);
+    json_t *s = f->cfg->mapping_settings;
+    assert_true(json_is_object(s));
+    json_t *o = json_object_get(s, "order_to_activities");
+    assert_int_equal(json_integer_value(json_object_get(o, "call_above")), 500);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "statuses"), "11")),
+                        "x");
+    assert_int_equal(load(f, "return { mappings = { settings = 3 }, " MIN_CONNECTORS " }"),
+                     FERRY_ECONFIG);
+    assert_non_null(strstr(f->err.msg, "mappings.settings"));
+}
+
 static void test_config_defaults(void **state)
 {
     struct fixture *f = *state;
@@ -501,6 +520,7 @@ static void test_config_operations_sections(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_config_mapping_settings, setup, teardown),
         T(test_config_defaults),
         T(test_config_every_section),
         T(test_config_env_secret),
