@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "config.h"
 #include "pipeline.h"
+#include "redact.h"
 #include "store.h"
 #include "util.h"
 
@@ -80,16 +81,16 @@ static json_t *job_json(const struct ferry_job *j)
                      j->correlation_id, "payload", payload);
 }
 
-static void print_json(json_t *doc)
+static void print_json(FILE *out, json_t *doc)
 {
     char *text = json_dumps(doc, JSON_COMPACT);
     if (text) {
-        printf("%s\n", text);
+        fprintf(out, "%s\n", text);
     }
     free(text);
 }
 
-static int dlq_list(struct ferry_store *st, bool json)
+static int dlq_list(FILE *out, struct ferry_store *st, bool json)
 {
     struct ferry_err err = {0};
     struct ferry_job **jobs = NULL;
@@ -100,29 +101,29 @@ static int dlq_list(struct ferry_store *st, bool json)
     }
     json_t *arr = json ? json_array() : NULL;
     if (!json) {
-        printf("%-8s %-36s %-8s %s\n", "job", "record", "attempts", "reason");
+        fprintf(out, "%-8s %-36s %-8s %s\n", "job", "record", "attempts", "reason");
     }
     for (size_t i = 0; i < n; i++) {
         if (json) {
             json_array_append_new(arr, job_json(jobs[i]));
         } else {
-            printf("%-8lld %-36s %-8d %s\n", (long long)jobs[i]->id, jobs[i]->job_key,
-                   jobs[i]->attempts, jobs[i]->last_error ? jobs[i]->last_error : "");
+            fprintf(out, "%-8lld %-36s %-8d %s\n", (long long)jobs[i]->id, jobs[i]->job_key,
+                    jobs[i]->attempts, jobs[i]->last_error ? jobs[i]->last_error : "");
         }
         ferry_job_free(jobs[i]);
     }
     free(jobs);
     if (json) {
         json_t *doc = json_pack("{s:o}", "dead_letters", arr);
-        print_json(doc);
+        print_json(out, doc);
         json_decref(doc);
     } else if (n == 0) {
-        printf("(no open dead letters)\n");
+        fprintf(out, "(no open dead letters)\n");
     }
     return FERRY_EXIT_OK;
 }
 
-static int dlq_show(struct ferry_store *st, int64_t id, bool json)
+static int dlq_show(FILE *out, struct ferry_store *st, int64_t id, bool json)
 {
     struct ferry_err err = {0};
     struct ferry_job *job = NULL;
@@ -136,32 +137,32 @@ static int dlq_show(struct ferry_store *st, int64_t id, bool json)
     json_t *doc = job_json(job);
     json_object_set_new(doc, "audit", audit);
     if (json) {
-        print_json(doc);
+        print_json(out, doc);
     } else {
-        printf("job %lld  %s  %s  attempts %d\n", (long long)job->id, job->job_key,
-               ferry_job_state_name(job->state), job->attempts);
-        printf("correlation %s\n", job->correlation_id);
-        printf("reason      %s\n", job->last_error ? job->last_error : "-");
-        printf("payload     %.400s\n", job->payload);
+        fprintf(out, "job %lld  %s  %s  attempts %d\n", (long long)job->id, job->job_key,
+                ferry_job_state_name(job->state), job->attempts);
+        fprintf(out, "correlation %s\n", job->correlation_id);
+        fprintf(out, "reason      %s\n", job->last_error ? job->last_error : "-");
+        fprintf(out, "payload     %.400s\n", job->payload);
         size_t i;
         json_t *row;
         json_array_foreach(audit, i, row)
         {
-            printf("  %-6s %-10s %-6s %3lld %s %s\n",
-                   json_string_value(json_object_get(row, "step")),
-                   json_string_value(json_object_get(row, "connector"))
-                       ? json_string_value(json_object_get(row, "connector"))
-                       : "",
-                   json_string_value(json_object_get(row, "method"))
-                       ? json_string_value(json_object_get(row, "method"))
-                       : "",
-                   (long long)json_integer_value(json_object_get(row, "status")),
-                   json_string_value(json_object_get(row, "url"))
-                       ? json_string_value(json_object_get(row, "url"))
-                       : "",
-                   json_string_value(json_object_get(row, "detail"))
-                       ? json_string_value(json_object_get(row, "detail"))
-                       : "");
+            fprintf(out, "  %-6s %-10s %-6s %3lld %s %s\n",
+                    json_string_value(json_object_get(row, "step")),
+                    json_string_value(json_object_get(row, "connector"))
+                        ? json_string_value(json_object_get(row, "connector"))
+                        : "",
+                    json_string_value(json_object_get(row, "method"))
+                        ? json_string_value(json_object_get(row, "method"))
+                        : "",
+                    (long long)json_integer_value(json_object_get(row, "status")),
+                    json_string_value(json_object_get(row, "url"))
+                        ? json_string_value(json_object_get(row, "url"))
+                        : "",
+                    json_string_value(json_object_get(row, "detail"))
+                        ? json_string_value(json_object_get(row, "detail"))
+                        : "");
         }
     }
     json_decref(doc);
@@ -211,10 +212,28 @@ int ferry_cmd_dlq(int argc, char **argv)
     if (status != FERRY_EXIT_OK) {
         goto out;
     }
-    if (strcmp(verb, "list") == 0) {
-        status = dlq_list(st, json);
-    } else if (strcmp(verb, "show") == 0) {
-        status = dlq_show(st, ids[0], json);
+    if (strcmp(verb, "list") == 0 || strcmp(verb, "show") == 0) {
+        /* Written to memory first, so that one redaction pass covers it all. */
+        char *text = NULL, *safe = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&text, &len);
+        if (!out || ferry_redact_configure_from(cfg) < 0) {
+            fprintf(stderr, "ferry: out of memory\n");
+            if (out) {
+                fclose(out);
+            }
+            free(text);
+            status = FERRY_EXIT_FAILURE;
+            goto out;
+        }
+        status =
+            strcmp(verb, "list") == 0 ? dlq_list(out, st, json) : dlq_show(out, st, ids[0], json);
+        fclose(out);
+        safe = ferry_redact_text(text ? text : "");
+        fputs(safe ? safe : "", stdout);
+        free(safe);
+        free(text);
+        (void)!ferry_redact_configure(NULL);
     } else {
         bool retry = strcmp(verb, "retry") == 0;
         struct ferry_err err = {0};
