@@ -159,10 +159,10 @@ static void print_json(FILE *out, const int64_t counts[FERRY_JOB_NSTATES], json_
         json_object_set_new(c, "lag_s", ms >= 0 ? json_integer(ms / 1000) : json_null());
     }
     json_t *extra =
-        json_pack("{s:O, s:O, s:o, s:O}", "lanes", json_object_get(snap, "lanes"),
+        json_pack("{s:O, s:O, s:o, s:O, s:O*}", "lanes", json_object_get(snap, "lanes"),
                   "dead_letters_open", json_object_get(snap, "dead_open"), "oldest_pending_age_s",
                   oldest ? json_integer((now - json_integer_value(oldest)) / 1000) : json_null(),
-                  "cursors", cursors);
+                  "cursors", cursors, "quota", json_object_get(snap, "quota"));
     char *t = extra ? json_dumps(extra, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     /* Splice the object's members after the ones above: drop its braces. */
     if (t && strlen(t) > 2) {
@@ -172,6 +172,33 @@ static void print_json(FILE *out, const int64_t counts[FERRY_JOB_NSTATES], json_
     free(t);
     json_decref(extra);
     fprintf(out, "}\n");
+}
+
+/* The remote quotas connectors reported last (host->quota). */
+static void print_quota(FILE *out, const json_t *quota, int64_t now)
+{
+    size_t i;
+    const json_t *q;
+    if (json_array_size(quota) == 0) {
+        return;
+    }
+    fprintf(out, "quota (as last reported)\n");
+    json_array_foreach(quota, i, q)
+    {
+        const json_t *v = json_object_get(q, "value");
+        int64_t reset = json_integer_value(json_object_get(v, "reset_at")) - now;
+        int64_t limit = json_integer_value(json_object_get(v, "limit"));
+        char of[32] = "?";
+        if (limit > 0) {
+            snprintf(of, sizeof(of), "%lld", (long long)limit);
+        }
+        fprintf(out, "  %-12s %-8s %6lld left of %-6s resets in %llds, seen %llds ago\n",
+                json_string_value(json_object_get(q, "instance")),
+                json_string_value(json_object_get(q, "key")) + 6,
+                (long long)json_integer_value(json_object_get(v, "remaining")), of,
+                (long long)(reset > 0 ? reset / 1000 : 0),
+                (long long)((now - json_integer_value(json_object_get(q, "updated_at"))) / 1000));
+    }
 }
 
 static void print_extras(FILE *out, json_t *counters, json_t *seen, int64_t now)
@@ -209,7 +236,7 @@ int ferry_cmd_status(int argc, char **argv)
     struct ferry_err err = {0};
     int64_t counts[FERRY_JOB_NSTATES];
     struct stat sb;
-    json_t *counters = NULL, *seen = NULL, *snap = NULL;
+    json_t *counters = NULL, *seen = NULL, *snap = NULL, *quota = NULL;
     char *text = NULL, *safe = NULL;
     size_t text_len = 0;
     FILE *out = NULL;
@@ -254,10 +281,13 @@ int ferry_cmd_status(int argc, char **argv)
         ferry_store_job_counts(store, counts, &err) < 0 ||
         ferry_store_ops_snapshot(store, &snap, &err) < 0 ||
         ferry_store_counters(store, &counters, &err) < 0 ||
-        ferry_store_webhooks_seen(store, &seen, &err) < 0) {
+        ferry_store_webhooks_seen(store, &seen, &err) < 0 ||
+        ferry_store_kv_list(store, "quota:", &quota, &err) < 0) {
         fprintf(stderr, "ferry status: %s\n", err.msg);
         goto cleanup;
     }
+    json_object_set_new(snap, "quota", quota);
+    quota = NULL;
     /* Everything is written to memory first, so that one redaction pass covers it. */
     out = open_memstream(&text, &text_len);
     if (!out) {
@@ -270,6 +300,7 @@ int ferry_cmd_status(int argc, char **argv)
     } else {
         print_table(out, counts, snap, now);
         print_extras(out, counters, seen, now);
+        print_quota(out, json_object_get(snap, "quota"), now);
     }
     if (fclose(out) != 0) {
         out = NULL;
@@ -291,6 +322,7 @@ cleanup:
     free(safe);
     json_decref(counters);
     json_decref(seen);
+    json_decref(quota);
     json_decref(snap);
     ferry_store_close(store);
     ferry_config_free(cfg);

@@ -149,6 +149,27 @@ static void host_kv_free(char *value)
     free(value);
 }
 
+static void host_quota(struct ferry_call *call, const char *name, int64_t remaining, int64_t limit,
+                       int64_t reset_ms)
+{
+    struct ferry_store *store = call_store(call);
+    const char *inst = call->rt->instances[call->instance].name;
+    char label[256], key[160], value[160];
+    snprintf(label, sizeof(label), "%s:%s", inst, name ? name : "default");
+    ferry_metrics_quota(label, remaining, limit, reset_ms);
+    if (!store) {
+        return;
+    }
+    /* Kept where `ferry status` (another process) can read it. */
+    snprintf(key, sizeof(key), "quota:%s", name ? name : "default");
+    snprintf(value, sizeof(value), "{\"remaining\":%lld,\"limit\":%lld,\"reset_at\":%lld}",
+             (long long)remaining, (long long)limit, (long long)(call->rt->clock() + reset_ms));
+    struct ferry_err err = {0};
+    if (ferry_store_kv_put(store, inst, key, value, call->rt->clock(), &err) < 0) {
+        ferry_debug("quota not recorded: %s", err.msg);
+    }
+}
+
 void ferry_call_init(struct ferry_call *call, struct ferry_runtime *rt, struct ferry_worker *w,
                      size_t instance, const char *correlation_id, int64_t job_id)
 {
@@ -195,6 +216,7 @@ int ferry_runtime_new_empty(struct ferry_runtime **out, const struct ferry_confi
         .kv_get = host_kv_get,
         .kv_put = host_kv_put,
         .kv_free = host_kv_free,
+        .quota = host_quota,
     };
     rt->http_opts = (struct ferry_http_options){
         .timeout_ms = cfg->http_timeout_ms,

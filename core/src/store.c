@@ -1846,3 +1846,45 @@ int ferry_store_prune_job_payloads(struct ferry_store *s, int64_t before_ms, siz
 {
     return prune_step(s, STMT_PRUNE_JOBS, "prune job payloads", before_ms, limit, n, err);
 }
+
+int ferry_store_kv_list(struct ferry_store *s, const char *prefix, json_t **out,
+                        struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    char like[256];
+    json_t *arr = json_array();
+    *out = NULL;
+    if (!arr) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    snprintf(like, sizeof(like), "%s%%", prefix);
+    int rc = stmt_get(s, STMT_KV_PREFIX, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, like, err);
+    }
+    while (rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = db_error(s, src, "list key/values", err);
+            break;
+        }
+        const char *text = (const char *)sqlite3_column_text(st, 2);
+        json_t *value = text ? json_loads(text, 0, NULL) : NULL;
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:o, s:I}", "instance",
+                                        (const char *)sqlite3_column_text(st, 0), "key",
+                                        (const char *)sqlite3_column_text(st, 1), "value",
+                                        value ? value : json_string(text ? text : ""), "updated_at",
+                                        (json_int_t)sqlite3_column_int64(st, 3)));
+    }
+    stmt_done(st);
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return 0;
+}

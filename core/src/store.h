@@ -228,6 +228,10 @@ FERRY_NODISCARD int ferry_store_audit_count(struct ferry_store *s, const char *s
 /* *value malloc'd; FERRY_ENOTFOUND when absent. updated_at_ms may be NULL. */
 FERRY_NODISCARD int ferry_store_kv_get(struct ferry_store *s, const char *instance, const char *key,
                                        char **value, int64_t *updated_at_ms, struct ferry_err *err);
+/* Every connector key/value whose key starts with `prefix`: a new array of
+ * {"instance", "key", "value" (parsed JSON when it is JSON), "updated_at"}. */
+FERRY_NODISCARD int ferry_store_kv_list(struct ferry_store *s, const char *prefix, json_t **out,
+                                        struct ferry_err *err);
 FERRY_NODISCARD int ferry_store_kv_put(struct ferry_store *s, const char *instance, const char *key,
                                        const char *value, int64_t now_ms, struct ferry_err *err);
 

@@ -223,6 +223,8 @@
     XX(AUDIT_COUNT, "SELECT COUNT(*) FROM audit WHERE step = ?1"                                   \
                     " AND (?2 IS NULL OR method = ?2)")                                            \
     XX(KV_GET, "SELECT value, updated_at FROM plugin_kv WHERE instance = ?1 AND key = ?2")         \
+    XX(KV_PREFIX, "SELECT instance, key, value, updated_at FROM plugin_kv WHERE key LIKE ?1"       \
+                  " ORDER BY instance, key")                                                       \
     XX(KV_PUT, "INSERT INTO plugin_kv (instance, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)"  \
                " ON CONFLICT (instance, key) DO UPDATE SET value = excluded.value,"                \
                " updated_at = excluded.updated_at")                                                \

@@ -356,6 +356,12 @@ static int send_once(const struct ferry_bc_state *st, struct ferry_call *call, i
     }
     int have = read_limits(st->host, api, resp, &left, &reset_ms);
     ferry__bc_quota_release(q, st->host, call, have, left, reset_ms);
+    if (have && FERRY_HOST_HAS(st->host, quota) && st->host->quota) {
+        const char *limit = st->host->http_header(
+            resp, api == FERRY_BC_API_B2B ? "X-Requests-Allocated" : "X-Rate-Limit-Requests-Quota");
+        st->host->quota(call, api == FERRY_BC_API_B2B ? "b2b" : "store", left,
+                        limit ? (int64_t)strtoll(limit, NULL, 10) : -1, reset_ms);
+    }
     return 0;
 }
 

@@ -824,6 +824,45 @@ static void test_store_kv_counters_and_webhook_scopes(void **state)
     json_decref(j);
 }
 
+/* ferry status lists the "quota:" values connectors stored; a prefix must not
+ * match other keys, and a value that is not JSON is still shown as text. */
+static void test_store_kv_list_by_prefix(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    json_t *j = NULL;
+    assert_int_equal(ferry_store_kv_put(f->s, "shop", "quota:store", "{\"remaining\":7}", 30, &err),
+                     0);
+    assert_int_equal(ferry_store_kv_put(f->s, "crm", "quota:api", "not json", 31, &err), 0);
+    assert_int_equal(ferry_store_kv_put(f->s, "crm", "metadata", "<edmx/>", 32, &err), 0);
+    assert_int_equal(ferry_store_kv_list(f->s, "quota:", &j, &err), 0);
+    assert_int_equal(json_array_size(j), 2);
+    size_t i;
+    json_t *row;
+    int seen = 0;
+    json_array_foreach(j, i, row)
+    {
+        const char *key = json_string_value(json_object_get(row, "key"));
+        assert_non_null(key);
+        if (strcmp(key, "quota:store") == 0) {
+            assert_string_equal(json_string_value(json_object_get(row, "instance")), "shop");
+            assert_int_equal(
+                json_integer_value(json_object_get(json_object_get(row, "value"), "remaining")), 7);
+            assert_int_equal(json_integer_value(json_object_get(row, "updated_at")), 30);
+            seen |= 1;
+        } else {
+            assert_string_equal(key, "quota:api");
+            assert_string_equal(json_string_value(json_object_get(row, "value")), "not json");
+            seen |= 2;
+        }
+    }
+    assert_int_equal(seen, 3);
+    json_decref(j);
+    assert_int_equal(ferry_store_kv_list(f->s, "nothing:", &j, &err), 0);
+    assert_int_equal(json_array_size(j), 0);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -845,6 +884,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_open_fails_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_runnable_lanes_and_key_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_kv_counters_and_webhook_scopes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_kv_list_by_prefix, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

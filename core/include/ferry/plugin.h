@@ -139,6 +139,15 @@ struct ferry_host_api {
     int (*kv_put)(struct ferry_call *call, const char *key, const char *value,
                   struct ferry_err *err);
     void (*kv_free)(char *value);
+
+    /*
+     * Report a remote quota as last seen: `name` tells several apart (e.g.
+     * "store", "b2b"), remaining requests, the window's limit (-1: unknown),
+     * ms until it refills. Shown by /metrics and `ferry status`. Cheap; call
+     * it after every response that carries quota headers.
+     */
+    void (*quota)(struct ferry_call *call, const char *name, int64_t remaining, int64_t limit,
+                  int64_t reset_ms);
 };
 
 #define FERRY_HOST_HAS(host, member)                                                               \
