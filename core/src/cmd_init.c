@@ -440,7 +440,8 @@ static int build_config(const char *share, const char *plugin_dir, const char *s
     put_lua_string(cfg, FERRY_DEFAULT_PLUGIN_DIR);
     fprintf(cfg, " },\n\n"
                  "  mappings = {\n"
-                 "    dir = \"mappings\",        -- copied by ferry init; edit, then SIGHUP\n"
+                 "    dir = \"mappings\",        -- copied by ferry init; saved edits reload\n"
+                 "    -- watch = false,          -- reload on SIGHUP only\n"
                  "    lua_path = \"lua\",        -- the helpers mappings require\n"
                  "    enabled = {");
     n = scandir(mappings_dir, &names, not_hidden, alphasort);

@@ -100,6 +100,12 @@ struct daemon {
     struct ferry_admin *admin;
     struct retention ret;
     struct progress prog;
+    /* mappings.watch: one inotify watch per directory (they are not
+     * recursive), and a timer that turns a burst of events into one reload. */
+    uv_fs_event_t *watches;
+    size_t nwatches;
+    uv_timer_t reload_timer;
+    bool reload_timer_open;
 };
 
 /* ---- intake ---- */
@@ -255,6 +261,7 @@ static void close_if_open(uv_handle_t *h)
 }
 
 static void progress_finish(struct daemon *d);
+static void watch_close(struct daemon *d);
 
 static void on_admin_stopped(void *ud)
 {
@@ -276,6 +283,7 @@ static void on_drained(void *ud)
     close_if_open((uv_handle_t *)&d->sig_term);
     close_if_open((uv_handle_t *)&d->sig_int);
     close_if_open((uv_handle_t *)&d->sig_hup);
+    watch_close(d);
     if (d->poll_timer_open) {
         close_if_open((uv_handle_t *)&d->poll_timer);
     }
@@ -313,6 +321,9 @@ static void begin_shutdown(struct daemon *d, const char *why)
     if (d->silence_timer_open) {
         uv_timer_stop(&d->silence_timer);
     }
+    if (d->reload_timer_open) {
+        uv_timer_stop(&d->reload_timer);
+    }
     if (d->ret.timer_open) {
         uv_timer_stop(&d->ret.timer);
     }
@@ -320,19 +331,104 @@ static void begin_shutdown(struct daemon *d, const char *why)
     ferry_scheduler_stop(d->sched, on_drained, d);
 }
 
+static void reload_mappings(struct daemon *d, const char *why)
+{
+    struct ferry_err err = {0};
+    if (ferry_runtime_reload_mappings(d->rt, &err) == 0) {
+        ferry_info("mappings reloaded (%s)", why);
+    } else {
+        ferry_error("mappings not reloaded (%s), keeping the previous set: %s", why, err.msg);
+    }
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct daemon *d = h->data;
     if (signum == SIGHUP) {
-        struct ferry_err err = {0};
-        if (ferry_runtime_reload_mappings(d->rt, &err) == 0) {
-            ferry_info("mappings reloaded (SIGHUP)");
-        } else {
-            ferry_error("mappings not reloaded, keeping the previous set: %s", err.msg);
-        }
+        reload_mappings(d, "SIGHUP");
         return;
     }
     begin_shutdown(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* ---- mapping file watch ---- */
+
+/* Editors save in several steps (write a temporary, rename, chmod); waiting
+ * this long after the last event reloads once, after the file is complete. */
+#define RELOAD_SETTLE_MS 300
+
+static void on_reload_timer(uv_timer_t *t)
+{
+    reload_mappings(t->data, "file change");
+}
+
+static void on_mapping_file(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    struct daemon *d = h->data;
+    (void)events;
+    if (status < 0) {
+        ferry_warn("watching mappings: %s", uv_strerror(status));
+        return;
+    }
+    /* Only scripts change what runs; swap files and fixtures do not. */
+    size_t n = filename ? strlen(filename) : 0;
+    if (filename && (n < 4 || strcmp(filename + n - 4, ".lua") != 0)) {
+        return;
+    }
+    if (!d->stopping) {
+        uv_timer_start(&d->reload_timer, on_reload_timer, RELOAD_SETTLE_MS, 0);
+    }
+}
+
+static int watch_add(struct daemon *d, const char *dir)
+{
+    uv_fs_event_t *h = &d->watches[d->nwatches];
+    int rc = uv_fs_event_init(&d->loop, h);
+    if (rc == 0) {
+        h->data = d;
+        rc = uv_fs_event_start(h, on_mapping_file, dir, 0);
+        if (rc < 0) {
+            uv_close((uv_handle_t *)h, NULL);
+        }
+    }
+    if (rc < 0) {
+        /* SIGHUP still works; a missing watch is not worth refusing to start. */
+        ferry_warn("not watching %s for changes: %s", dir, uv_strerror(rc));
+        return 0;
+    }
+    d->nwatches++;
+    return 0;
+}
+
+static int watch_mappings(struct daemon *d, struct ferry_err *err)
+{
+    const struct ferry_config *cfg = d->cfg;
+    char dir[4096];
+    d->watches = calloc(cfg->nmappings + 2, sizeof(*d->watches));
+    if (!d->watches) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    uv_timer_init(&d->loop, &d->reload_timer);
+    d->reload_timer.data = d;
+    d->reload_timer_open = true;
+    watch_add(d, cfg->lua_dir);
+    for (size_t i = 0; i < cfg->nmappings; i++) {
+        snprintf(dir, sizeof(dir), "%s/%s", cfg->mapping_dir, cfg->mappings[i]);
+        watch_add(d, dir);
+    }
+    ferry_info("watching %zu mapping director%s for changes (mappings.watch)", d->nwatches,
+               d->nwatches == 1 ? "y" : "ies");
+    return 0;
+}
+
+static void watch_close(struct daemon *d)
+{
+    for (size_t i = 0; i < d->nwatches; i++) {
+        close_if_open((uv_handle_t *)&d->watches[i]);
+    }
+    if (d->reload_timer_open) {
+        close_if_open((uv_handle_t *)&d->reload_timer);
+    }
 }
 
 static void on_idle(void *ud)
@@ -1023,6 +1119,9 @@ static int run_main(int argc, char **argv, bool sync_mode)
             d.silence_timer_open = true;
             uv_timer_start(&d.silence_timer, on_silence_timer, (uint64_t)every, (uint64_t)every);
         }
+        if (!d.stopping && d.cfg->mapping_watch && watch_mappings(&d, &err) < 0) {
+            ferry_error("mappings not watched: %s", err.msg);
+        }
     } else {
         rc = queue_polls(&d, since[0] ? since : NULL);
         if (rc < 0) {
@@ -1074,6 +1173,7 @@ loop_out:
         uv_loop_close(&d.loop);
     }
 out:
+    free(d.watches);
     json_decref(d.silent);
     progress_free(&d.prog);
     ferry_store_close(d.ret.store);

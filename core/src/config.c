@@ -372,6 +372,20 @@ static int opt_int(struct load_ctx *ctx, lua_State *L, int idx, const char *pref
     return rc;
 }
 
+static int opt_bool(struct load_ctx *ctx, lua_State *L, int idx, const char *prefix,
+                    const char *key, bool *dst)
+{
+    char path[256];
+    int rc = get_field(ctx, L, idx, prefix, key, LUA_TBOOLEAN, path, sizeof(path));
+    if (rc == 0) {
+        *dst = lua_toboolean(L, -1);
+    } else if (rc == 1) {
+        rc = 0;
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
 /* A duration given in (possibly fractional) seconds, stored in ms. */
 static int opt_seconds(struct load_ctx *ctx, lua_State *L, int idx, const char *prefix,
                        const char *key, bool positive, int64_t *dst_ms)
@@ -790,6 +804,9 @@ static int load_mappings(struct load_ctx *ctx, lua_State *L, int sec)
         rc = opt_int(ctx, L, sec, "mappings", "instruction_limit", 1000, INT64_MAX,
                      &cfg->lua_instr_budget);
     }
+    if (rc == 0) {
+        rc = opt_bool(ctx, L, sec, "mappings", "watch", &cfg->mapping_watch);
+    }
     /* mappings.settings.<mapping> = { ... }: thresholds and tables a mapping
      * reads as ctx.settings (map.setting), kept as JSON. */
     if (rc == 0 && lua_getfield(L, sec, "settings") == LUA_TNIL) {
@@ -1065,7 +1082,7 @@ static const struct section_def {
     {"log", {"level", "format", NULL}, load_log},
     {"plugins", {"dir", NULL}, load_plugins},
     {"mappings",
-     {"dir", "lua_path", "enabled", "memory_limit", "instruction_limit", "settings", NULL},
+     {"dir", "lua_path", "enabled", "memory_limit", "instruction_limit", "settings", "watch", NULL},
      load_mappings},
     {"webhooks",
      {"address", "port", "port_file", "max_body", "dedupe_window", "public_url", "silence_alert",
@@ -1147,6 +1164,7 @@ static int set_defaults(struct ferry_config *cfg, const char *path, const char *
     cfg->http_timeout_ms = 30 * 1000;
     cfg->lua_mem_max = 64 * 1024 * 1024;
     cfg->lua_instr_budget = 10000000;
+    cfg->mapping_watch = true;
     cfg->admin_address = strdup("127.0.0.1");
     cfg->admin_port = -1;
     cfg->max_headers = 64;

@@ -15,6 +15,7 @@
 #ifndef FERRY_CONFIG_H
 #define FERRY_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,8 +40,10 @@ struct ferry_config {
     char *mapping_dir; /* mappings.dir, default "mappings" */
     char *lua_dir;     /* mappings.lua_path, default "lua" */
     char **mappings;   /* mappings.enabled: names of directories under mapping_dir */
-    json_t *mapping_settings; /* mappings.settings: {<mapping>: {...}} as ctx.settings; may be NULL */
+    json_t
+        *mapping_settings; /* mappings.settings: {<mapping>: {...}} as ctx.settings; may be NULL */
     size_t nmappings;
+    bool mapping_watch;       /* mappings.watch: reload when a file under dir/lua_path changes */
     char *listen_address;     /* webhooks.address, default "127.0.0.1" */
     int listen_port;          /* webhooks.port, default 8080; 0 = any free port */
     char *port_file;          /* webhooks.port_file: where to write the bound port; may be NULL */

@@ -117,7 +117,7 @@ class Stack:
 
     def __init__(self, name="e2e", workdir=None, ferry=None, plugin_dir=None, workers=2,
                  sap_latency_ms=0, log_level="info", keep_workdir=False, poll_interval=0,
-                 mapping_dir=None, webhooks_extra=""):
+                 mapping_dir=None, webhooks_extra="", mappings_extra=""):
         self.bin = ferry_bin(ferry)
         self.plugin_dir = plugin_dir or os.environ.get("FERRY_PLUGIN_DIR")
         if workdir:
@@ -130,6 +130,7 @@ class Stack:
         self.log_level = log_level
         self.poll_interval = poll_interval
         self.webhooks_extra = webhooks_extra
+        self.mappings_extra = mappings_extra
         self.mapping_dir = mapping_dir or os.path.join(REPO, "mappings")
         self.config_path = os.path.join(self.workdir, "ferry.lua")
         self.db_path = os.path.join(self.workdir, "ferry.db")
@@ -163,8 +164,9 @@ class Stack:
         if self.plugin_dir:
             lines.append("  plugins = { dir = %s }," % lua_str(self.plugin_dir))
         lines += [
-            "  mappings = { dir = %s, lua_path = %s, enabled = { \"customer_to_contact\" } },"
-            % (lua_str(self.mapping_dir), lua_str(os.path.join(REPO, "lua"))),
+            "  mappings = { dir = %s, lua_path = %s, enabled = { \"customer_to_contact\" }%s },"
+            % (lua_str(self.mapping_dir), lua_str(os.path.join(REPO, "lua")),
+               ", " + self.mappings_extra if self.mappings_extra else ""),
             "  webhooks = { address = \"127.0.0.1\", port = 0, port_file = %s,"
             " max_body = 1048576%s }," % (lua_str(self.port_file),
                                           ", " + self.webhooks_extra if self.webhooks_extra

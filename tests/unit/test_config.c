@@ -161,6 +161,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(c->ninsecure_hosts, 0);
     assert_int_equal(c->lua_mem_max, 64 * 1024 * 1024);
     assert_int_equal(c->lua_instr_budget, 10000000);
+    assert_true(c->mapping_watch);
     assert_int_equal(c->nsecrets, 0);
     assert_int_equal(c->nconnectors, 1);
     assert_string_equal(c->connectors[0].name, "shop");
@@ -180,7 +181,8 @@ static void test_config_every_section(void **state)
         "  plugins = { dir = \"/opt/ferry/plugins\" },\n"
         "  mappings = { dir = \"maps\", lua_path = \"/usr/share/ferry/lua\",\n"
         "               enabled = { \"a_to_b\", \"c_to_d\" },\n"
-        "               memory_limit = 8 * 1024 * 1024, instruction_limit = 5000 },\n"
+        "               memory_limit = 8 * 1024 * 1024, instruction_limit = 5000,\n"
+        "               watch = false },\n"
         "  webhooks = { address = \"0.0.0.0\", port = 0, port_file = \"run/port\",\n"
         "               max_body = 4096, dedupe_window = 30 },\n"
         "  poll = { interval = 0 },\n"
@@ -202,6 +204,7 @@ static void test_config_every_section(void **state)
     assert_string_equal(c->mappings[1], "c_to_d");
     assert_int_equal(c->lua_mem_max, 8 * 1024 * 1024);
     assert_int_equal(c->lua_instr_budget, 5000);
+    assert_false(c->mapping_watch);
     assert_string_equal(c->listen_address, "0.0.0.0");
     assert_int_equal(c->listen_port, 0);
     assert_string_equal(c->port_file, in_dir(f, "run/port"));
@@ -281,6 +284,8 @@ static void test_config_wrong_types(void **state)
                  ": log: expected table, got string");
     expect_error(f, "return { workers = \"4\", " MIN_CONNECTORS " }",
                  ": workers: expected number, got string");
+    expect_error(f, "return { mappings = { watch = \"yes\" }, " MIN_CONNECTORS " }",
+                 ": mappings.watch: expected boolean, got string");
     expect_error(f, "return { workers = 2.5, " MIN_CONNECTORS " }",
                  ": workers: expected integer, got number");
     expect_error(f, "return { webhooks = { address = 1 }, " MIN_CONNECTORS " }",
