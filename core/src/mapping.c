@@ -1040,6 +1040,22 @@ static bool mapping_reacts(const struct ferry_mapping *m, const char *event)
     return false;
 }
 
+bool ferry_mapping_set_reacts(const struct ferry_mapping_set *set, const char *system,
+                              const char *object, const char *event)
+{
+    if (!set || !system || !object) {
+        return false;
+    }
+    for (size_t i = 0; i < set->nmaps; i++) {
+        const struct ferry_mapping *m = &set->maps[i];
+        if (strcmp(m->system, system) == 0 && strcmp(m->object, object) == 0 &&
+            mapping_reacts(m, event)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Besides "system" and "object", each element carries "events": the union of
  * the `on` lists of the mappings for that pair, in load order (which events

@@ -21,6 +21,7 @@
 #ifndef FERRY_MAPPING_H
 #define FERRY_MAPPING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,11 @@ json_t *ferry_mapping_set_targets(const struct ferry_mapping_set *set);
 /* The main targets ({"system", "object"}) of the mappings whose source is (system, object). */
 json_t *ferry_mapping_set_targets_of(const struct ferry_mapping_set *set, const char *system,
                                      const char *object);
+
+/* Whether ferry_mapping_set_run would run any mapping for this event: when
+ * none would, the pipeline skips fetching the record. */
+bool ferry_mapping_set_reacts(const struct ferry_mapping_set *set, const char *system,
+                              const char *object, const char *event);
 
 /*
  * Run every mapping whose source is (system, object) and whose `on` list

@@ -756,6 +756,19 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
         rc = ferry_err_set(&err, FERRY_ECONFIG, "connector '%s' is not configured", source);
         goto fail;
     }
+    rc = ferry_worker_refresh_mappings(w, &err);
+    if (rc < 0) {
+        ferry_warn("mappings not reloaded, keeping the previous set: %s", err.msg);
+        ferry_err_clear(&err);
+    }
+    /* Webhooks arrive for every event of a scope; a fetch for one that no
+     * mapping reads would only spend the source's request quota. */
+    if (!ferry_mapping_set_reacts(w->mappings, source, object, event)) {
+        audit(&jc, NULL, "map", "no mapping reacts to %s %s (%s); not fetched", object, id, event);
+        out->kind = FERRY_OUTCOME_DONE;
+        rc = 0;
+        goto done;
+    }
     if (!record) {
         struct ferry_instance *inst = &rt->instances[idx];
         struct ferry_call call;
@@ -784,11 +797,6 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
         record = fetched;
     }
 
-    rc = ferry_worker_refresh_mappings(w, &err);
-    if (rc < 0) {
-        ferry_warn("mappings not reloaded, keeping the previous set: %s", err.msg);
-        ferry_err_clear(&err);
-    }
     context = job_context(w, event, source, object, id, json_object_get(payload, "event_data"));
     rc = ferry_mapping_set_run(w->mappings, source, object, event, record, context, &intents, &err);
     if (rc < 0) {

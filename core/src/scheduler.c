@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
@@ -64,6 +65,8 @@ struct task {
     struct ferry_outcome *outs;
     char *system, *object; /* TASK_POLL */
     char *since;           /* TASK_POLL: backfill start, or NULL */
+    int attempts;          /* TASK_POLL: earlier runs that failed transiently */
+    char errmsg[256];      /* TASK_POLL: why it failed */
     struct ferry_outcome outcome;
     int rc;
 };
@@ -72,7 +75,13 @@ struct poll_req {
     char *system;
     char *object;
     char *since;
+    int attempts;
 };
+
+/* A poll that fails transiently (a 429 outlasting the connector's own
+ * retry, a timeout) runs again from its cursor this many times in all
+ * before it counts as failed: a one-off sync should not fail on one page. */
+#define POLL_ATTEMPTS 3
 
 struct ferry_scheduler {
     uv_loop_t *loop;
@@ -158,8 +167,8 @@ void ferry_scheduler_set_idle_cb(struct ferry_scheduler *s, ferry_sched_idle_cb 
     s->idle_ud = ud;
 }
 
-int ferry_scheduler_add_poll(struct ferry_scheduler *s, const char *system, const char *object,
-                             const char *since)
+static int add_poll(struct ferry_scheduler *s, const char *system, const char *object,
+                    const char *since, int attempts)
 {
     for (size_t i = 0; i < s->npolls; i++) {
         if (!since && !s->polls[i].since && strcmp(s->polls[i].system, system) == 0 &&
@@ -175,6 +184,7 @@ int ferry_scheduler_add_poll(struct ferry_scheduler *s, const char *system, cons
     s->polls[s->npolls].system = ferry_strdup(system);
     s->polls[s->npolls].object = ferry_strdup(object);
     s->polls[s->npolls].since = ferry_strdup(since);
+    s->polls[s->npolls].attempts = attempts;
     if (!s->polls[s->npolls].system || !s->polls[s->npolls].object ||
         (since && !s->polls[s->npolls].since)) {
         free(s->polls[s->npolls].system);
@@ -184,6 +194,12 @@ int ferry_scheduler_add_poll(struct ferry_scheduler *s, const char *system, cons
     }
     s->npolls++;
     return 0;
+}
+
+int ferry_scheduler_add_poll(struct ferry_scheduler *s, const char *system, const char *object,
+                             const char *since)
+{
+    return add_poll(s, system, object, since, 0);
 }
 
 size_t ferry_scheduler_inflight(const struct ferry_scheduler *s)
@@ -208,8 +224,8 @@ static void on_work(uv_work_t *req)
         struct ferry_err err = {0};
         t->rc = ferry_pipeline_poll(t->worker, t->system, t->object, t->since, &res, &err);
         if (t->rc < 0) {
-            ferry_error("poll of %s %s failed: %s", t->system, t->object,
-                        err.msg[0] ? err.msg : ferry_strerror(t->rc));
+            snprintf(t->errmsg, sizeof(t->errmsg), "%s",
+                     err.msg[0] ? err.msg : ferry_strerror(t->rc));
         }
     }
 }
@@ -293,7 +309,12 @@ static void on_after_work(uv_work_t *req, int status)
         ferry_metrics_poll_done(t->system, t->object, t->rc);
         if (t->rc == 0) {
             s->stats.polls_done++;
+        } else if (ferry_err_transient(t->rc) && t->attempts + 1 < POLL_ATTEMPTS && !s->stopping &&
+                   add_poll(s, t->system, t->object, t->since, t->attempts + 1) == 0) {
+            ferry_warn("poll of %s %s failed (attempt %d of %d), running it again: %s", t->system,
+                       t->object, t->attempts + 1, POLL_ATTEMPTS, t->errmsg);
         } else {
+            ferry_error("poll of %s %s failed: %s", t->system, t->object, t->errmsg);
             s->stats.polls_failed++;
         }
         free(t->system);
@@ -348,6 +369,7 @@ void ferry_scheduler_kick(struct ferry_scheduler *s)
         t->system = s->polls[0].system;
         t->object = s->polls[0].object;
         t->since = s->polls[0].since;
+        t->attempts = s->polls[0].attempts;
         memmove(&s->polls[0], &s->polls[1], (s->npolls - 1) * sizeof(*s->polls));
         s->npolls--;
         if (dispatch(s, t) < 0) {

@@ -508,6 +508,13 @@ static void test_mapping_run_selects_by_source_and_event(void **state)
     assert_int_equal(json_array_size(intents), 0);
     json_decref(intents);
 
+    /* reacts() agrees with run(): the pipeline fetches only when it is true. */
+    assert_true(ferry_mapping_set_reacts(set, "shop", "customer", "deleted")); /* d: no `on` */
+    assert_true(ferry_mapping_set_reacts(set, "shop", "order", "placed"));
+    assert_false(ferry_mapping_set_reacts(set, "shop", "order", "created"));
+    assert_false(ferry_mapping_set_reacts(set, "other", "customer", "created"));
+    assert_false(ferry_mapping_set_reacts(NULL, "shop", "order", "placed"));
+
     sources = ferry_mapping_set_sources(set);
     want_sources = json_pack("[{s:s, s:s}, {s:s, s:s, s:[s]}]", "system", "shop", "object",
                              "customer", "system", "shop", "object", "order", "events", "placed");

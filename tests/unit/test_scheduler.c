@@ -231,6 +231,129 @@ static void test_scheduler_runs_all_jobs_then_idles(void **state)
     assert_int_equal(system(path), 0);
 }
 
+/* ---- polls that fail ---- */
+
+static int list_calls;
+static int list_fail_first; /* fail this many calls, then succeed */
+static int list_fail_code;
+
+static int c_list(void *state, struct ferry_call *call, const char *object, const char *since,
+                  const char *page_token, json_t **page, struct ferry_err *err)
+{
+    if (list_calls++ < list_fail_first) {
+        return ferry_err_set(err, list_fail_code, "simulated failure %d", list_calls);
+    }
+    *page = json_pack("{s:[{s:s, s:s, s:{s:s}}], s:n}", "items", "id", "p1", "modified",
+                      "2026-01-01T00:00:00Z", "record", "id", "p1", "next");
+    return 0;
+}
+
+static const struct ferry_connector poll_conn = {
+    .abi = FERRY_PLUGIN_ABI,
+    .size = sizeof(struct ferry_connector),
+    .name = "c",
+    .version = "1",
+    .open = c_open,
+    .close = c_close,
+    .fetch = c_fetch,
+    .list_changes = c_list,
+    .lookup = c_lookup,
+    .write = c_write,
+};
+
+/* Runs one poll to the end; returns the scheduler's stats through *st. */
+static void run_one_poll(struct ferry_sched_stats *st)
+{
+    char dir[] = "/tmp/ferry-sched-poll-XXXXXX";
+    char path[256], db[256];
+    struct ferry_err err = {0};
+    struct ferry_runtime *rt = NULL;
+    struct ferry_scheduler *s = NULL;
+    struct ferry_store *store = NULL;
+    uv_loop_t loop;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/m", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/m/mapping.lua", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("return { source = { \"c\", \"thing\" }, target = { \"c\", \"T\" },\n"
+          "  fields = { Name = \"id\" } }\n",
+          f);
+    fclose(f);
+    snprintf(db, sizeof(db), "%s/state.db", dir);
+    char *names[] = {"m"};
+    struct ferry_config cfg = {
+        .state_path = db,
+        .workers = 1,
+        .mapping_dir = dir,
+        .lua_dir = FERRY_SOURCE_DIR "/lua",
+        .mappings = names,
+        .nmappings = 1,
+        .retry_max_attempts = 3,
+        .retry_base_ms = 10,
+        .retry_max_ms = 100,
+        .http_timeout_ms = 1000,
+    };
+    uv_mutex_init(&order_lock);
+    writes = norder = idle_calls = list_calls = 0;
+    assert_int_equal(ferry_runtime_new_empty(&rt, &cfg, &err), 0);
+    assert_int_equal(ferry_runtime_add_connector(rt, "c", &poll_conn, NULL, &err), 0);
+    if (ferry_runtime_start_workers(rt, &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    assert_int_equal(ferry_store_open(&store, db, &err), 0);
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(ferry_scheduler_new(&s, &loop, rt, store, &err), 0);
+    ferry_scheduler_set_idle_cb(s, on_idle, s);
+    assert_int_equal(ferry_scheduler_add_poll(s, "c", "thing", NULL), 0);
+    ferry_scheduler_kick(s);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    *st = *ferry_scheduler_stats(s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    ferry_scheduler_free(s);
+    ferry_store_close(store);
+    ferry_runtime_free(rt);
+    uv_mutex_destroy(&order_lock);
+    snprintf(path, sizeof(path), "rm -rf %s", dir);
+    assert_int_equal(system(path), 0);
+}
+
+static void test_scheduler_poll_retries_transient_failures(void **state)
+{
+    struct ferry_sched_stats st;
+    list_fail_first = 2;
+    list_fail_code = FERRY_ERATELIMIT;
+    run_one_poll(&st);
+    assert_int_equal(list_calls, 3);
+    assert_int_equal(st.polls_done, 1);
+    assert_int_equal(st.polls_failed, 0);
+    assert_int_equal(writes, 1); /* the record the third run listed was synced */
+}
+
+static void test_scheduler_poll_gives_up_after_three_runs(void **state)
+{
+    struct ferry_sched_stats st;
+    list_fail_first = 100;
+    list_fail_code = FERRY_ETIMEDOUT;
+    run_one_poll(&st);
+    assert_int_equal(list_calls, 3);
+    assert_int_equal(st.polls_done, 0);
+    assert_int_equal(st.polls_failed, 1);
+}
+
+static void test_scheduler_poll_permanent_failure_not_repeated(void **state)
+{
+    struct ferry_sched_stats st;
+    list_fail_first = 100;
+    list_fail_code = FERRY_EAUTH;
+    run_one_poll(&st);
+    assert_int_equal(list_calls, 1);
+    assert_int_equal(st.polls_failed, 1);
+    assert_int_equal(writes, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +362,9 @@ int main(void)
         cmocka_unit_test(test_scheduler_select_waiting_retry_holds_its_key_only),
         cmocka_unit_test(test_scheduler_select_respects_free_workers),
         cmocka_unit_test(test_scheduler_runs_all_jobs_then_idles),
+        cmocka_unit_test(test_scheduler_poll_retries_transient_failures),
+        cmocka_unit_test(test_scheduler_poll_gives_up_after_three_runs),
+        cmocka_unit_test(test_scheduler_poll_permanent_failure_not_repeated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
