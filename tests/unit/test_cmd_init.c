@@ -301,6 +301,10 @@ static void test_cmd_init_writes_a_deployment_that_loads(void **state)
     assert_string_equal(cfg->mapping_dir, in_dir(f, "mappings"));
     assert_string_equal(cfg->lua_dir, in_dir(f, "lua"));
     assert_string_equal(cfg->state_path, "/var/lib/ferry/ferry.db");
+    /* The health and metrics endpoints are on for a deployment, on loopback. */
+    assert_int_equal(cfg->admin_port, 9464);
+    assert_string_equal(cfg->admin_address, "127.0.0.1");
+    assert_true(cfg->mapping_watch);
     assert_true(cfg->nmappings >= 1);
     for (size_t i = 0; i < cfg->nmappings; i++) {
         snprintf(src, sizeof(src), "mappings/%s/mapping.lua", cfg->mappings[i]);
