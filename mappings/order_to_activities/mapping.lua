@@ -18,11 +18,11 @@
 -- or backfill reads orders as `updated`, and years of old orders must not
 -- become calls.
 --
--- First or repeat order: the order record does not say how many orders the
--- buyer placed before, and a mapping cannot ask. The rule reads
--- ctx.buyer_orders_before, a count the core (or the connector) would have
--- to supply; until then every buyer counts as `unknown_history` ("repeat" by
--- default, so nobody gets a welcome call by mistake).
+-- First or repeat order: BigCommerce's order record does not say how many
+-- orders the buyer placed before; the connector adds `buyer_orders_before`
+-- when it reads an order (one orders/count request). Guests, and orders read
+-- from a poll page, have no count: such a buyer counts as `unknown_history`
+-- ("repeat" by default, so nobody gets a welcome call by mistake).
 --
 -- The contact on the activities and the owner inherited from the buyer are
 -- references the core cannot resolve yet (commerce.ref), left out until then.
@@ -88,8 +88,14 @@ local function live(ctx, ...)
   return false
 end
 
-local function first_order(ctx)
-  local n = ctx.buyer_orders_before
+local function first_order(order, ctx)
+  -- The connector counts the buyer's earlier orders when it reads an order
+  -- (bigcommerce buyer_history); a fixture or another source may put the
+  -- count in ctx instead.
+  local n = map.get(order, "buyer_orders_before")
+  if type(n) ~= "number" then
+    n = ctx.buyer_orders_before
+  end
   if type(n) == "number" then
     return n == 0
   end
@@ -108,7 +114,7 @@ return commerce.rules_only {
       local id = commerce.id(map.get(order, "id"))
       local value = commerce.number(map.get(order, "total_inc_tax")) or 0
       local created = map.get(order, "date_created")
-      if first_order(ctx) then
+      if first_order(order, ctx) then
         if value < commerce.number_setting(ctx, "first_order_call_above", 0) then
           return nil
         end

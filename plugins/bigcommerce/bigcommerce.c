@@ -68,6 +68,9 @@ static const struct ferry_config_field bc_config[] = {
      "B2B Edition API base URL, without /api/v3/io"},
     {"include_incomplete_orders", FERRY_CFG_BOOL, "false", 0,
      "Sync Incomplete (status 0) orders; otherwise polls skip them and fetch filters them"},
+    {"buyer_history", FERRY_CFG_BOOL, "true", 0,
+     "A fetched order carries buyer_orders_before, the buyer's earlier orders "
+     "(1 request per order read)"},
     {"order_details_in_poll", FERRY_CFG_BOOL, "true", 0,
      "Read each polled order's products and shipping addresses (2 requests per order)"},
     {"ratelimit_fallback_ms", FERRY_CFG_INT, "3000", 0,
@@ -210,7 +213,7 @@ static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, c
     const char *secret_hdr = NULL, *sig = NULL, *client_secret = NULL;
     const char *b2b_base = NULL, *currency = NULL;
     long page_limit = 0, timeout_s = 0, fallback_ms = 0;
-    int incomplete = 0, details = 1;
+    int incomplete = 0, details = 1, history = 1;
     unsigned int md_len = 0;
     size_t base_len;
     int rc;
@@ -232,6 +235,7 @@ static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, c
         (rc = cfg_string(config, "api_b2b_base", BC_DEFAULT_B2B_BASE, 0, &b2b_base, err)) < 0 ||
         (rc = cfg_bool(config, "include_incomplete_orders", 0, &incomplete, err)) < 0 ||
         (rc = cfg_bool(config, "order_details_in_poll", 1, &details, err)) < 0 ||
+        (rc = cfg_bool(config, "buyer_history", 1, &history, err)) < 0 ||
         (rc = cfg_int(config, "ratelimit_fallback_ms", 3000, 1, 600000, &fallback_ms, err)) < 0 ||
         (rc = cfg_string(config, "store_currency", "USD", 0, &currency, err)) < 0) {
         return rc;
@@ -287,6 +291,7 @@ static int bc_open(const struct ferry_host_api *host, struct ferry_call *call, c
     st->timeout_ms = timeout_s * 1000;
     st->include_incomplete_orders = incomplete;
     st->order_details_in_poll = details;
+    st->buyer_history = history;
     st->ratelimit_fallback_ms = fallback_ms;
     snprintf(st->user_agent, sizeof(st->user_agent), "ferry/" FERRY_BC_VERSION);
     if (strcmp(sig, "off") == 0) {

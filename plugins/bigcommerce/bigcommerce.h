@@ -65,6 +65,7 @@ struct ferry_bc_state {
     long timeout_ms;                 /* per request, > 0 */
     int include_incomplete_orders;   /* status 0 orders reach the host */
     int order_details_in_poll;       /* list_changes reads products + shipping addresses */
+    int buyer_history;               /* fetch adds buyer_orders_before to an order */
     int64_t ratelimit_fallback_ms;   /* wait after a 429 without usable headers */
     char *store_currency;            /* ISO 4217 code of catalog prices */
     struct ferry_bc_quota *quota[2]; /* by enum ferry_bc_api; the only mutable part */

@@ -511,6 +511,50 @@ static int order_is_incomplete(json_t *order)
     return json_is_integer(s) && json_integer_value(s) == 0;
 }
 
+/*
+ * How many orders the buyer placed before this one, for first-order versus
+ * repeat-order rules: the order record does not say. Order ids grow, so the
+ * count of the customer's orders with a smaller id is it (v2 orders/count,
+ * customer_id + max_id). Guests (customer_id 0) have no history to count:
+ * the field is left out and mappings treat the buyer as unknown.
+ */
+static int order_history(const struct ferry_bc_state *st, struct ferry_call *call, json_t *order,
+                         struct ferry_err *err)
+{
+    struct ferry_bc_buf url = {0};
+    json_t *root = NULL;
+    json_int_t customer = json_integer_value(json_object_get(order, "customer_id"));
+    json_int_t id = json_integer_value(json_object_get(order, "id"));
+    int rc = 0;
+    if (customer <= 0 || id <= 1) {
+        if (customer > 0) {
+            json_object_set_new(order, "buyer_orders_before", json_integer(0));
+        }
+        return 0;
+    }
+    ferry__bc_url(st, FERRY_BC_API_STORE, "v2", &url);
+    ferry__bc_buf_printf(&url, "/orders/count?customer_id=%lld&max_id=%lld", (long long)customer,
+                         (long long)id - 1);
+    if ((rc = url_oom(&url, err)) < 0 ||
+        (rc = ferry__bc_request(st, call, FERRY_BC_API_STORE, "GET", url.p, NULL,
+                                FERRY_BC_OBJECT_ORDER, NULL, &root, err)) < 0) {
+        goto cleanup;
+    }
+    json_t *count = json_object_get(root, "count");
+    if (!json_is_number(count)) {
+        rc = ferry__bc_err(err, FERRY_EPROTO,
+                           "BigCommerce answered orders/count for customer %lld without a count",
+                           (long long)customer);
+        goto cleanup;
+    }
+    json_object_set_new(order, "buyer_orders_before",
+                        json_integer((json_int_t)json_number_value(count)));
+cleanup:
+    json_decref(root);
+    ferry__bc_buf_free(&url);
+    return rc;
+}
+
 static int order_fetch(const struct ferry_bc_state *st, struct ferry_call *call, const char *id,
                        json_t **record, struct ferry_err *err)
 {
@@ -541,7 +585,8 @@ static int order_fetch(const struct ferry_bc_state *st, struct ferry_call *call,
                            id);
         goto cleanup;
     }
-    if ((rc = order_details(st, call, root, err)) < 0) {
+    if ((rc = order_details(st, call, root, err)) < 0 ||
+        (st->buyer_history && (rc = order_history(st, call, root, err)) < 0)) {
         goto cleanup;
     }
     *record = root;

@@ -15,6 +15,8 @@ their default settings, in the real daemon against both simulators.
   no second task (status 14 is not in the default status table).
 - An order placed by a buyer whose history is unknown makes no call and,
   below the repeat-order threshold, no task; shipping it makes a task.
+- A customer's first order (the connector counts the earlier ones) makes a
+  welcome call; the same customer's second, small order makes nothing.
 
 Needs C4C.edmx (the simulator then serves the real TasksCollection);
 skipped (77) without it.
@@ -153,6 +155,30 @@ class FlowEventsTest(FerryTestCase):
                       subjects)
         self.assertEqual(len(self.posts("TasksCollection")), 2)
         self.assertEqual(s.sap.entities("PhoneCallCollection"), [])
+
+    def test_first_order_call_then_no_call_for_the_repeat(self):
+        s = self.stack
+        s.start()
+        s.register_hook("store/order/*")
+        # The connector counts the buyer's earlier orders (orders/count) when
+        # it reads the order: 0 -> a welcome call; 1 -> a repeat order, and
+        # 98.00 is below the repeat-order threshold, so nothing.
+        first = s.bc.add_order(customer_id=7, email_addr="marta.keller@example.org")
+        s.wait_deliveries(1)
+        s.wait_drained(total=1)
+        self.assert_all_done()
+        (call,) = s.sap.entities("PhoneCallCollection")
+        self.assertIn("Welcome call: first order %d" % first, call["Subject"])
+        with s.bc.lock:
+            counts = sum(n for k, n in s.bc.stats.items() if k.endswith("/v2/orders/count"))
+        self.assertEqual(counts, 1)
+
+        s.bc.add_order(customer_id=7, email_addr="marta.keller@example.org")
+        s.wait_deliveries(2)
+        s.wait_drained(total=2)
+        self.assert_all_done()
+        self.assertEqual(len(s.sap.entities("PhoneCallCollection")), 1)
+        self.assertEqual(self.tasks(), [])
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ static void test_config_table_declares_keys(void **ts)
             assert_string_equal(f->def, "if-present");
         }
     }
-    assert_int_equal(n, 14);
+    assert_int_equal(n, 15);
 }
 
 static void test_open_good_config(void **ts)
@@ -1214,6 +1214,7 @@ static void test_order_incomplete_filtered_by_config(void **ts)
     fake_host_push(200, NULL, order);
     fake_host_push(200, NULL, ORDER_PRODUCTS);
     fake_host_push(200, NULL, ORDER_SHIPPING);
+    fake_host_push(200, NULL, "{\"statuses\": [{\"id\": 11, \"count\": 3}], \"count\": 3}");
     assert_int_equal(conn->fetch(incl, fake_host_call(), "order", "251", &rec, &err), 0);
     assert_int_equal(json_integer_value(json_object_get(rec, "status_id")), 0);
     assert_int_equal(json_array_size(json_object_get(rec, "shipping_addresses")), 1);
@@ -1225,6 +1226,49 @@ static void test_order_incomplete_filtered_by_config(void **ts)
     assert_int_equal(conn->fetch(f->state, fake_host_call(), "order", "9", &rec, &err),
                      FERRY_ENOTFOUND);
     assert_contains(err.msg, "not found");
+}
+
+/* A customer's order carries how many orders the buyer placed before it;
+ * a guest's has no count; buyer_history = false spends no request. */
+static void test_order_fetch_counts_buyer_history(void **ts)
+{
+    struct fixture *f = *ts;
+    struct ferry_err err = {0};
+    json_t *rec = NULL;
+    char order[1024];
+    order_json(order, sizeof(order), 252, 11, 32, "Wed, 15 May 2024 10:00:00 +0000");
+    fake_host_push(200, NULL, order);
+    fake_host_push(200, NULL, ORDER_PRODUCTS);
+    fake_host_push(204, NULL, NULL);
+    fake_host_push(200, NULL, "{\"statuses\": [{\"id\": 11, \"count\": 2}], \"count\": 2}");
+    assert_int_equal(conn->fetch(f->state, fake_host_call(), "order", "252", &rec, &err), 0);
+    assert_int_equal(fake_host_nrequests(), 4);
+    assert_string_equal(fake_host_request(3)->url,
+                        "https://api.bigcommerce.com/stores/abc123/v2/orders/count"
+                        "?customer_id=32&max_id=251");
+    assert_int_equal(json_integer_value(json_object_get(rec, "buyer_orders_before")), 2);
+    json_decref(rec);
+    rec = NULL;
+
+    /* An answer without a count is a protocol error, not "first order". */
+    fake_host_push(200, NULL, order);
+    fake_host_push(200, NULL, ORDER_PRODUCTS);
+    fake_host_push(204, NULL, NULL);
+    fake_host_push(200, NULL, "{\"statuses\": []}");
+    assert_int_equal(conn->fetch(f->state, fake_host_call(), "order", "252", &rec, &err),
+                     FERRY_EPROTO);
+    assert_null(rec);
+
+    void *off = open_text(BASE_CONFIG ", \"buyer_history\": false}");
+    fake_host_reset();
+    fake_host_push(200, NULL, order);
+    fake_host_push(200, NULL, ORDER_PRODUCTS);
+    fake_host_push(204, NULL, NULL);
+    assert_int_equal(conn->fetch(off, fake_host_call(), "order", "252", &rec, &err), 0);
+    assert_int_equal(fake_host_nrequests(), 3);
+    assert_null(json_object_get(rec, "buyer_orders_before"));
+    json_decref(rec);
+    conn->close(off);
 }
 
 static void test_order_list_since_rfc2822_and_204(void **ts)
@@ -1778,6 +1822,7 @@ int main(void)
         T(test_time_formats_round_trip),
         T(test_order_fetch_with_details_and_guest),
         T(test_order_incomplete_filtered_by_config),
+        T(test_order_fetch_counts_buyer_history),
         T(test_order_list_since_rfc2822_and_204),
         T(test_order_list_reads_details),
         T(test_refund_fetch_and_list),

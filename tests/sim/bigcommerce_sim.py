@@ -849,6 +849,26 @@ class BigCommerceSim(SimBase):
             return self._v2_error(h, 400, "Invalid paging parameter", rl)
         if limit > MAX_LIMIT or page < 1 or limit < 1:
             return self._v2_error(h, 400, "Invalid paging parameter", rl)
+        if sub == "/orders/count":
+            # Only the filters ferry sends; the answer has the spec's shape
+            # (ordersCount_Full: statuses per status id, and count).
+            with self.lock:
+                rows = list(self.orders.values())
+            try:
+                for name, keep in (("customer_id", lambda o, v: o["customer_id"] == v),
+                                   ("min_id", lambda o, v: o["id"] >= v),
+                                   ("max_id", lambda o, v: o["id"] <= v)):
+                    if name in q:
+                        v = int(q[name])
+                        rows = [o for o in rows if keep(o, v)]
+            except ValueError:
+                return self._v2_error(h, 400, "The filter is invalid.", rl)
+            statuses = {}
+            for o in rows:
+                statuses[o["status_id"]] = statuses.get(o["status_id"], 0) + 1
+            return h.send_json(200, {
+                "statuses": [{"id": k, "count": n} for k, n in sorted(statuses.items())],
+                "count": len(rows)}, rl)
         if sub == "/orders":
             with self.lock:
                 rows = list(self.orders.values())
