@@ -323,6 +323,17 @@ class BigCommerceSimTest(unittest.TestCase):
         self.assertEqual(r.status, 404)
         self.assertEqual(r.json()[0]["status"], 404)
 
+    def test_v2_orders_count_by_customer_and_id(self):
+        (c,) = self.create({"email": "n@example.com", "first_name": "N", "last_name": "Q"})
+        ids = self.sim.seed_orders(3, [c["id"]])
+        self.sim.add_order(customer_id=0, fire=False)
+        r = self.v2("/orders/count?customer_id=%d&max_id=%d" % (c["id"], ids[2] - 1))
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json()["count"], 2)
+        self.assertIsInstance(r.json()["statuses"], list)
+        self.assertEqual(self.v2("/orders/count").json()["count"], 4)
+        self.assertEqual(self.v2("/orders/count?max_id=x").status, 400)
+
     def test_refunds_carts_addresses_and_events(self):
         rcv = Receiver()
         self.addCleanup(rcv.close)
