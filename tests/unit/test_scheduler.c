@@ -145,34 +145,43 @@ static void on_idle(void *ud)
     ferry_scheduler_stop(ud, NULL, NULL);
 }
 
-static void test_scheduler_runs_all_jobs_then_idles(void **state)
-{
-    char dir[] = "/tmp/ferry-sched-XXXXXX";
-    char path[256], db[256];
-    struct ferry_err err = {0};
-    struct ferry_runtime *rt = NULL;
-    struct ferry_scheduler *s = NULL;
-    struct ferry_store *store = NULL;
+/* A runtime with one connector "c" and one mapping (c thing -> c T), a
+ * store and a scheduler on a private loop, in a temporary directory. */
+struct env {
+    char dir[64];
+    char db[256];
+    char *names[1];
+    struct ferry_config cfg;
+    struct ferry_runtime *rt;
+    struct ferry_store *store;
+    struct ferry_scheduler *s;
     uv_loop_t loop;
+};
 
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/m", dir);
+static void env_open(struct env *e, const struct ferry_connector *c, int workers)
+{
+    char path[256];
+    struct ferry_err err = {0};
+    memset(e, 0, sizeof(*e));
+    snprintf(e->dir, sizeof(e->dir), "/tmp/ferry-sched-XXXXXX");
+    assert_non_null(mkdtemp(e->dir));
+    snprintf(path, sizeof(path), "%s/m", e->dir);
     mkdir(path, 0700);
-    snprintf(path, sizeof(path), "%s/m/mapping.lua", dir);
+    snprintf(path, sizeof(path), "%s/m/mapping.lua", e->dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs("return { source = { \"c\", \"thing\" }, target = { \"c\", \"T\" },\n"
           "  fields = { Name = \"id\" } }\n",
           f);
     fclose(f);
-    snprintf(db, sizeof(db), "%s/state.db", dir);
-    char *names[] = {"m"};
-    struct ferry_config cfg = {
-        .state_path = db,
-        .workers = 2,
-        .mapping_dir = dir,
+    snprintf(e->db, sizeof(e->db), "%s/state.db", e->dir);
+    e->names[0] = "m";
+    e->cfg = (struct ferry_config){
+        .state_path = e->db,
+        .workers = workers,
+        .mapping_dir = e->dir,
         .lua_dir = FERRY_SOURCE_DIR "/lua",
-        .mappings = names,
+        .mappings = e->names,
         .nmappings = 1,
         .retry_max_attempts = 3,
         .retry_base_ms = 10,
@@ -181,12 +190,34 @@ static void test_scheduler_runs_all_jobs_then_idles(void **state)
     };
     uv_mutex_init(&order_lock);
     writes = norder = idle_calls = 0;
-    assert_int_equal(ferry_runtime_new_empty(&rt, &cfg, &err), 0);
-    assert_int_equal(ferry_runtime_add_connector(rt, "c", &conn, NULL, &err), 0);
-    if (ferry_runtime_start_workers(rt, &err) != 0) {
+    assert_int_equal(ferry_runtime_new_empty(&e->rt, &e->cfg, &err), 0);
+    assert_int_equal(ferry_runtime_add_connector(e->rt, "c", c, NULL, &err), 0);
+    if (ferry_runtime_start_workers(e->rt, &err) != 0) {
         fail_msg("%s", err.msg);
     }
-    assert_int_equal(ferry_store_open(&store, db, &err), 0);
+    assert_int_equal(ferry_store_open(&e->store, e->db, &err), 0);
+    assert_int_equal(uv_loop_init(&e->loop), 0);
+    assert_int_equal(ferry_scheduler_new(&e->s, &e->loop, e->rt, e->store, &err), 0);
+    ferry_scheduler_set_idle_cb(e->s, on_idle, e->s);
+}
+
+static void env_close(struct env *e)
+{
+    char cmd[128];
+    assert_int_equal(uv_loop_close(&e->loop), 0);
+    ferry_scheduler_free(e->s);
+    ferry_store_close(e->store);
+    ferry_runtime_free(e->rt);
+    uv_mutex_destroy(&order_lock);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_scheduler_runs_all_jobs_then_idles(void **state)
+{
+    struct ferry_err err = {0};
+    struct env e;
+    env_open(&e, &conn, 2);
     /* 20 jobs over 4 keys: every job runs, and within a key in arrival order.
      * Each carries event detail, so none is coalesced into another. */
     for (int i = 0; i < 20; i++) {
@@ -201,16 +232,13 @@ static void test_scheduler_runs_all_jobs_then_idles(void **state)
                                    .payload = payload,
                                    .correlation_id = "c",
                                    .now_ms = ferry_now_ms()};
-        assert_int_equal(ferry_store_job_enqueue(store, &jn, NULL, NULL, &err), 0);
+        assert_int_equal(ferry_store_job_enqueue(e.store, &jn, NULL, NULL, &err), 0);
     }
-    assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(ferry_scheduler_new(&s, &loop, rt, store, &err), 0);
-    ferry_scheduler_set_idle_cb(s, on_idle, s);
-    ferry_scheduler_kick(s);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    ferry_scheduler_kick(e.s);
+    assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(idle_calls, 1);
     assert_int_equal(writes, 20);
-    assert_int_equal(ferry_scheduler_stats(s)->jobs_done, 20);
+    assert_int_equal(ferry_scheduler_stats(e.s)->jobs_done, 20);
     for (int k = 0; k < 4; k++) {
         int last = -1;
         for (int i = 0; i < norder; i++) {
@@ -222,13 +250,7 @@ static void test_scheduler_runs_all_jobs_then_idles(void **state)
             }
         }
     }
-    assert_int_equal(uv_loop_close(&loop), 0);
-    ferry_scheduler_free(s);
-    ferry_store_close(store);
-    ferry_runtime_free(rt);
-    uv_mutex_destroy(&order_lock);
-    snprintf(path, sizeof(path), "rm -rf %s", dir);
-    assert_int_equal(system(path), 0);
+    env_close(&e);
 }
 
 /* ---- polls that fail ---- */
@@ -264,60 +286,14 @@ static const struct ferry_connector poll_conn = {
 /* Runs one poll to the end; returns the scheduler's stats through *st. */
 static void run_one_poll(struct ferry_sched_stats *st)
 {
-    char dir[] = "/tmp/ferry-sched-poll-XXXXXX";
-    char path[256], db[256];
-    struct ferry_err err = {0};
-    struct ferry_runtime *rt = NULL;
-    struct ferry_scheduler *s = NULL;
-    struct ferry_store *store = NULL;
-    uv_loop_t loop;
-
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/m", dir);
-    mkdir(path, 0700);
-    snprintf(path, sizeof(path), "%s/m/mapping.lua", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("return { source = { \"c\", \"thing\" }, target = { \"c\", \"T\" },\n"
-          "  fields = { Name = \"id\" } }\n",
-          f);
-    fclose(f);
-    snprintf(db, sizeof(db), "%s/state.db", dir);
-    char *names[] = {"m"};
-    struct ferry_config cfg = {
-        .state_path = db,
-        .workers = 1,
-        .mapping_dir = dir,
-        .lua_dir = FERRY_SOURCE_DIR "/lua",
-        .mappings = names,
-        .nmappings = 1,
-        .retry_max_attempts = 3,
-        .retry_base_ms = 10,
-        .retry_max_ms = 100,
-        .http_timeout_ms = 1000,
-    };
-    uv_mutex_init(&order_lock);
-    writes = norder = idle_calls = list_calls = 0;
-    assert_int_equal(ferry_runtime_new_empty(&rt, &cfg, &err), 0);
-    assert_int_equal(ferry_runtime_add_connector(rt, "c", &poll_conn, NULL, &err), 0);
-    if (ferry_runtime_start_workers(rt, &err) != 0) {
-        fail_msg("%s", err.msg);
-    }
-    assert_int_equal(ferry_store_open(&store, db, &err), 0);
-    assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(ferry_scheduler_new(&s, &loop, rt, store, &err), 0);
-    ferry_scheduler_set_idle_cb(s, on_idle, s);
-    assert_int_equal(ferry_scheduler_add_poll(s, "c", "thing", NULL), 0);
-    ferry_scheduler_kick(s);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    *st = *ferry_scheduler_stats(s);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    ferry_scheduler_free(s);
-    ferry_store_close(store);
-    ferry_runtime_free(rt);
-    uv_mutex_destroy(&order_lock);
-    snprintf(path, sizeof(path), "rm -rf %s", dir);
-    assert_int_equal(system(path), 0);
+    struct env e;
+    env_open(&e, &poll_conn, 1);
+    list_calls = 0;
+    assert_int_equal(ferry_scheduler_add_poll(e.s, "c", "thing", NULL), 0);
+    ferry_scheduler_kick(e.s);
+    assert_int_equal(uv_run(&e.loop, UV_RUN_DEFAULT), 0);
+    *st = *ferry_scheduler_stats(e.s);
+    env_close(&e);
 }
 
 static void test_scheduler_poll_retries_transient_failures(void **state)
