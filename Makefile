@@ -6,7 +6,7 @@ FERRY_WERROR ?= OFF
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test-deps configure build test test-sanitize demo bench clean format
+.PHONY: all deps test-deps configure build test test-sanitize demo bench fuzz clean format
 
 all: build
 
@@ -39,6 +39,14 @@ test-sanitize: deps
 # Every benchmark at full size (about 15 minutes); CTest runs them small (label bench).
 bench: build
 	python3 bench/run_all.py --build-dir $(BUILD_DIR)
+
+# libFuzzer targets (clang, ASan + UBSan), FUZZ_TIME seconds each; CTest
+# replays their corpora on every build (label fuzz) without clang.
+FUZZ_BUILD_DIR ?= build-fuzz
+FUZZ_TIME ?= 20
+fuzz:
+	@.ci/install-deps.sh clang-14 libclang-rt-14-dev
+	tests/fuzz/run_fuzz.sh $(FUZZ_BUILD_DIR) $(FUZZ_TIME)
 
 demo: build
 	python3 tests/sim/demo.py --build-dir $(BUILD_DIR)

@@ -10,6 +10,8 @@ packages=(
     libsqlite3-dev libxml2-dev libcmocka-dev libssl-dev
     python3 curl sqlite3 groff-base wrk valgrind strace openssl
 )
+# Extra packages for one target (make fuzz passes clang's), given as arguments.
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do

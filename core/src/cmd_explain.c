@@ -5,11 +5,11 @@
  * daemon runs and print through the redaction layer, so that an operator
  * can paste their output into a ticket.
  *
- * explain answers "what happened to bigcommerce:customer:42?": the links
+ * explain answers "what happened to shop:customer:42?": the links
  * the record has, then every job of it in order with how it arrived, which
  * mapping set ran (jobs.mapping_hash), each audit step (requests with their
  * status, match rules, system-of-record skips, writes) and the outcome.
- * Given a target record instead (sap_sales:ContactCollection:<id>), it
+ * Given a target record instead (crm:Contact:<id>), it
  * explains the source records linked to it.
  */
 #include <getopt.h>
@@ -31,11 +31,11 @@
 static const char explain_usage[] =
     "usage: ferry explain -c CONFIG CONNECTOR:OBJECT:ID [--json] [--bodies] [--limit N]\n\n"
     "The story of one record across jobs, e.g. 'ferry explain -c ferry.lua\n"
-    "bigcommerce:customer:42': its links to target records, then every job of\n"
+    "shop:customer:42': its links to target records, then every job of\n"
     "it, oldest first, with how it arrived (webhook scope or poll), the mapping\n"
     "set that ran (hash), every audit step (requests with status and duration,\n"
     "match rules, system-of-record decisions, writes) and the outcome. A target\n"
-    "record (e.g. sap_sales:ContactCollection:ID) explains the sources linked to it.\n"
+    "record (e.g. crm:Contact:ID) explains the sources linked to it.\n"
     "Output is redacted (secrets, and personal data as configured under privacy).\n"
     "Exit status 0, 1 when nothing is known about the record, 2 usage.\n\n"
     "  -c, --config FILE   configuration file (Lua)\n"
@@ -442,7 +442,7 @@ int ferry_cmd_explain(int argc, char **argv)
     if (!split_key(a.key, sys, sizeof(sys), obj, sizeof(obj), &id)) {
         fprintf(stderr,
                 "ferry explain: '%s' is not CONNECTOR:OBJECT:ID (e.g. "
-                "bigcommerce:customer:42)\n",
+                "shop:customer:42)\n",
                 a.key);
         return FERRY_EXIT_USAGE;
     }

@@ -767,6 +767,13 @@ static int set_method(CURL *h, const struct ferry_http_req *req, struct ferry_er
     bool has_body = req->body && req->body_len > 0;
     const char *body = req->body ? req->body : "";
 
+    /* libcurl silently re-sends a request whose reused connection died before
+     * any answer arrived. For a write that already took effect that is a
+     * second create, or a PATCH whose If-Match the first one made stale (a
+     * 412 that looks like someone else's edit). Writes never reuse a
+     * connection, so a lost answer is an error the caller sees (an unknown
+     * outcome), not a retry it does not. */
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, strcmp(m, "GET") != 0 ? 1L : 0L);
     if (strcmp(m, "GET") == 0 || (strcmp(m, "DELETE") == 0 && !has_body)) {
         if (has_body) {
             return ferry_err_set(err, FERRY_EINVAL, "http: a GET request cannot carry a body");

@@ -1072,6 +1072,18 @@ static void flush_batch(struct ferry_worker *w, struct batch_member *ms, size_t 
             snprintf(m->out->error, sizeof(m->out->error), "ENOTFOUND: %s", merr.msg);
             continue;
         }
+        if (mrc == FERRY_ECONFLICT && m->p.op == FERRY_WRITE_UPDATE) {
+            /* A batch part cannot re-read the record (e.g. its stored version
+             * is stale because an earlier attempt's write took effect before
+             * a crash): the job runs again on its own, where the connector
+             * re-reads and applies the change once more. */
+            audit(&m->jc, inst->name, "write", "%s %s: version conflict in a batch; retrying alone",
+                  m->p.tobj, m->p.dst_id);
+            m->out->kind = FERRY_OUTCOME_RETRY;
+            m->out->retry_at_ms = rt->clock();
+            snprintf(m->out->error, sizeof(m->out->error), "ECONFLICT: %s", merr.msg);
+            continue;
+        }
         mrc = finish_plan(&m->jc, &m->p, mrc, res, &merr);
         if (mrc < 0) {
             outcome_from_error(w, m->job, mrc, &merr, m->out);

@@ -46,10 +46,20 @@ static int check_secret_header(const struct ferry_bc_state *st, const struct fer
     unsigned char got[EVP_MAX_MD_SIZE];
     unsigned int got_len = 0;
     const char *value = webhook_header(wh, st->webhook_secret_header);
+    size_t copies = 0;
 
     if (!value) {
         return ferry__bc_err(err, FERRY_ESIGNATURE, "webhook lacks the %s header",
                              st->webhook_secret_header);
+    }
+    /* Twice is ambiguous (RFC 9110 5.3): a proxy and we might read different copies. */
+    for (size_t i = 0; i < wh->nheaders; i++) {
+        copies += wh->headers[i].name &&
+                  strcasecmp(wh->headers[i].name, st->webhook_secret_header) == 0;
+    }
+    if (copies > 1) {
+        return ferry__bc_err(err, FERRY_ESIGNATURE, "webhook carries the %s header %zu times",
+                             st->webhook_secret_header, copies);
     }
     /*
      * Comparing fixed-size digests keeps the time independent of where the

@@ -1263,6 +1263,14 @@ int ferry__sap_write_batch(struct ferry_sap_instance *inst, struct ferry_call *c
     if (rc == 0) {
         rc = ferry__sap_batch_match(ops, n, parts, results, err);
     }
+    /* A PATCH is answered 204 without a body: its id is the one it was sent to. */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_t *res = json_array_get(*results, i);
+        if (writes[i].op == FERRY_WRITE_UPDATE && json_is_true(json_object_get(res, "ok")) &&
+            !json_is_string(json_object_get(res, "id"))) {
+            json_object_set_new(res, "id", json_string(writes[i].id));
+        }
+    }
 cleanup:
     for (size_t i = 0; bodies && paths && i < n; i++) {
         free(bodies[i]);

@@ -199,7 +199,7 @@ static int send_csrf(struct ferry_sap_instance *inst, struct ferry_call *call,
     /* Keeping a token the tenant refuses would only fail the next job the same way. */
     free(s->csrf_token);
     s->csrf_token = NULL;
-    return ferry__sap_err_set(err, FERRY_EFORBIDDEN,
+    return ferry__sap_err_set(err, FERRY_EUNAVAILABLE,
                               "%s %s: CSRF token rejected again after a fresh fetch", r->method,
                               what);
 }

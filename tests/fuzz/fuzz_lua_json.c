@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fuzz target: the JSON <-> Lua bridge (core/src/lua_json.c) and, behind
+ * it, a shipped mapping run on an arbitrary record.
+ *
+ * 1. Round trip: any JSON value the bridge accepts into Lua must come back
+ *    out as an equal value (json_equal), so that a mapping that passes a
+ *    field through never changes it. A value the bridge refuses (too deep)
+ *    must be refused with a Lua error, never a crash.
+ * 2. The same document, when it is an object, as a BigCommerce customer
+ *    through customer_to_contact in the sandboxed mapping host: intents or
+ *    a clean FERRY_EMAPPING, whatever shape the record has.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <jansson.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lua_json.h"
+#include "mapping.h"
+
+#ifndef FERRY_SOURCE_DIR
+#error "FERRY_SOURCE_DIR must name the source tree (lua/, mappings/)"
+#endif
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static lua_State *L;
+static struct ferry_lua *host;
+static struct ferry_mapping_set *set;
+static unsigned runs;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    struct ferry_err err = {0};
+    const char *paths[] = {FERRY_SOURCE_DIR "/mappings/customer_to_contact"};
+    (void)argc;
+    (void)argv;
+    L = luaL_newstate();
+    if (!L) {
+        abort();
+    }
+    ferry__lua_json_open(L);
+    if (ferry_lua_new(&host, FERRY_SOURCE_DIR "/lua", NULL, &err) < 0 ||
+        ferry_mapping_set_load(host, paths, 1, &set, &err) < 0) {
+        fprintf(stderr, "fuzz_lua_json: %s\n", err.msg);
+        abort();
+    }
+    return 0;
+}
+
+static int push(lua_State *l)
+{
+    ferry__lua_push_json(l, lua_touserdata(l, 1));
+    return 1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    json_error_t jerr;
+    json_t *in = json_loadb((const char *)data, size, JSON_DECODE_ANY, &jerr);
+    if (!in) {
+        return 0;
+    }
+    lua_settop(L, 0);
+    lua_pushcfunction(L, push);
+    lua_pushlightuserdata(L, in);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+        struct ferry_err err = {0};
+        json_t *out = NULL;
+        if (ferry__lua_to_json(L, -1, "fuzz", &out, &err) < 0) {
+            fprintf(stderr, "pushed into Lua but not back out: %s\n", err.msg);
+            abort();
+        }
+        if (!json_equal(in, out)) {
+            char *a = json_dumps(in, JSON_ENCODE_ANY | JSON_COMPACT);
+            char *b = json_dumps(out, JSON_ENCODE_ANY | JSON_COMPACT);
+            fprintf(stderr, "round trip changed the value:\n  in:  %.300s\n  out: %.300s\n",
+                    a ? a : "?", b ? b : "?");
+            abort();
+        }
+        json_decref(out);
+    } else if (!lua_isstring(L, -1)) {
+        abort(); /* a refusal is an error message */
+    }
+    lua_settop(L, 0);
+    if (++runs % 256 == 0) {
+        lua_gc(L, LUA_GCCOLLECT);
+    }
+
+    if (json_is_object(in)) {
+        struct ferry_err err = {0};
+        json_t *intents = NULL;
+        int rc = ferry_mapping_set_run(set, "bigcommerce", "customer", "created", in, NULL,
+                                       &intents, &err);
+        if (rc == 0 ? !json_is_array(intents) : rc != FERRY_EMAPPING) {
+            fprintf(stderr, "mapping run returned %d: %s\n", rc, err.msg);
+            abort();
+        }
+        json_decref(intents);
+    }
+    json_decref(in);
+    return 0;
+}
