@@ -1278,6 +1278,43 @@ int ferry_store_counter_add(struct ferry_store *s, const char *name, int64_t del
     return rc;
 }
 
+/*
+ * Runs a prepared statement (already bound) to the end, adding each row to
+ * `acc` with `add`; *out gets `acc` on success, which is freed otherwise.
+ * The listings ferry status shows are all this shape.
+ */
+static int collect_rows(struct ferry_store *s, sqlite3_stmt *st, const char *what,
+                        void (*add)(sqlite3_stmt *st, json_t *acc), json_t *acc, json_t **out,
+                        struct ferry_err *err)
+{
+    int rc = 0;
+    *out = NULL;
+    for (;;) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = db_error(s, src, what, err);
+            break;
+        }
+        add(st, acc);
+    }
+    stmt_done(st);
+    if (rc < 0) {
+        json_decref(acc);
+        return rc;
+    }
+    *out = acc;
+    return 0;
+}
+
+static void add_counter(sqlite3_stmt *st, json_t *acc)
+{
+    json_object_set_new(acc, (const char *)sqlite3_column_text(st, 0),
+                        json_integer(sqlite3_column_int64(st, 1)));
+}
+
 int ferry_store_counters(struct ferry_store *s, json_t **out, struct ferry_err *err)
 {
     sqlite3_stmt *st = NULL;
@@ -1287,25 +1324,11 @@ int ferry_store_counters(struct ferry_store *s, json_t **out, struct ferry_err *
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
     int rc = stmt_get(s, STMT_COUNTERS_ALL, &st, err);
-    while (rc == 0) {
-        int src = sqlite3_step(st);
-        if (src == SQLITE_DONE) {
-            break;
-        }
-        if (src != SQLITE_ROW) {
-            rc = db_error(s, src, "read counters", err);
-            break;
-        }
-        json_object_set_new(o, (const char *)sqlite3_column_text(st, 0),
-                            json_integer(sqlite3_column_int64(st, 1)));
-    }
-    stmt_done(st);
     if (rc < 0) {
         json_decref(o);
         return rc;
     }
-    *out = o;
-    return 0;
+    return collect_rows(s, st, "read counters", add_counter, o, out, err);
 }
 
 /* ---- webhook deliveries seen ---- */
@@ -1328,6 +1351,15 @@ int ferry_store_webhook_seen(struct ferry_store *s, const char *instance, const 
     return rc;
 }
 
+static void add_webhook_seen(sqlite3_stmt *st, json_t *acc)
+{
+    json_array_append_new(acc, json_pack("{s:s, s:s, s:I, s:I}", "instance",
+                                         (const char *)sqlite3_column_text(st, 0), "scope",
+                                         (const char *)sqlite3_column_text(st, 1), "last_at",
+                                         (json_int_t)sqlite3_column_int64(st, 2), "count",
+                                         (json_int_t)sqlite3_column_int64(st, 3)));
+}
+
 int ferry_store_webhooks_seen(struct ferry_store *s, json_t **out, struct ferry_err *err)
 {
     sqlite3_stmt *st = NULL;
@@ -1337,28 +1369,11 @@ int ferry_store_webhooks_seen(struct ferry_store *s, json_t **out, struct ferry_
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
     int rc = stmt_get(s, STMT_WEBHOOKS_SEEN_ALL, &st, err);
-    while (rc == 0) {
-        int src = sqlite3_step(st);
-        if (src == SQLITE_DONE) {
-            break;
-        }
-        if (src != SQLITE_ROW) {
-            rc = db_error(s, src, "read webhook scopes", err);
-            break;
-        }
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I}", "instance",
-                                             (const char *)sqlite3_column_text(st, 0), "scope",
-                                             (const char *)sqlite3_column_text(st, 1), "last_at",
-                                             (json_int_t)sqlite3_column_int64(st, 2), "count",
-                                             (json_int_t)sqlite3_column_int64(st, 3)));
-    }
-    stmt_done(st);
     if (rc < 0) {
         json_decref(arr);
         return rc;
     }
-    *out = arr;
-    return 0;
+    return collect_rows(s, st, "read webhook scopes", add_webhook_seen, arr, out, err);
 }
 
 /* ---- dead letters ---- */
@@ -1847,6 +1862,17 @@ int ferry_store_prune_job_payloads(struct ferry_store *s, int64_t before_ms, siz
     return prune_step(s, STMT_PRUNE_JOBS, "prune job payloads", before_ms, limit, n, err);
 }
 
+static void add_kv(sqlite3_stmt *st, json_t *acc)
+{
+    const char *text = (const char *)sqlite3_column_text(st, 2);
+    json_t *value = text ? json_loads(text, 0, NULL) : NULL;
+    json_array_append_new(acc, json_pack("{s:s, s:s, s:o, s:I}", "instance",
+                                         (const char *)sqlite3_column_text(st, 0), "key",
+                                         (const char *)sqlite3_column_text(st, 1), "value",
+                                         value ? value : json_string(text ? text : ""),
+                                         "updated_at", (json_int_t)sqlite3_column_int64(st, 3)));
+}
+
 int ferry_store_kv_list(struct ferry_store *s, const char *prefix, json_t **out,
                         struct ferry_err *err)
 {
@@ -1862,29 +1888,10 @@ int ferry_store_kv_list(struct ferry_store *s, const char *prefix, json_t **out,
     if (rc == 0) {
         rc = bind_text(s, st, 1, like, err);
     }
-    while (rc == 0) {
-        int src = sqlite3_step(st);
-        if (src == SQLITE_DONE) {
-            break;
-        }
-        if (src != SQLITE_ROW) {
-            rc = db_error(s, src, "list key/values", err);
-            break;
-        }
-        const char *text = (const char *)sqlite3_column_text(st, 2);
-        json_t *value = text ? json_loads(text, 0, NULL) : NULL;
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:o, s:I}", "instance",
-                                        (const char *)sqlite3_column_text(st, 0), "key",
-                                        (const char *)sqlite3_column_text(st, 1), "value",
-                                        value ? value : json_string(text ? text : ""), "updated_at",
-                                        (json_int_t)sqlite3_column_int64(st, 3)));
-    }
-    stmt_done(st);
     if (rc < 0) {
+        stmt_done(st);
         json_decref(arr);
         return rc;
     }
-    *out = arr;
-    return 0;
+    return collect_rows(s, st, "list key/values", add_kv, arr, out, err);
 }
