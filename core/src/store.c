@@ -1108,25 +1108,34 @@ cleanup:
     return rc;
 }
 
-int ferry_store_cursor_put(struct ferry_store *s, const char *system, const char *object,
-                           const char *value, int64_t now_ms, struct ferry_err *err)
+/* Runs a statement whose parameters are n texts and then a time in ms (the
+ * upserts of cursors, key/values and webhook scopes). */
+static int exec_texts_at(struct ferry_store *s, enum store_stmt stmt, const char *const *texts,
+                         int n, int64_t at_ms, const char *what, struct ferry_err *err)
 {
     sqlite3_stmt *st = NULL;
-    if (!system || !object || !value) {
-        return ferry_err_set(err, FERRY_EINVAL, "cursor needs system, object and value");
-    }
-    int rc = stmt_get(s, STMT_CURSOR_PUT, &st, err);
+    int rc = stmt_get(s, stmt, &st, err);
     if (rc == 0) {
-        rc = bind_texts(s, st, 1, (const char *const[]){system, object, value}, 3, err);
+        rc = bind_texts(s, st, 1, texts, n, err);
     }
     if (rc == 0) {
-        rc = bind_int64(s, st, 4, now_ms, err);
+        rc = bind_int64(s, st, n + 1, at_ms, err);
     }
     if (rc == 0) {
-        rc = step_done(s, st, "put cursor", err);
+        rc = step_done(s, st, what, err);
     }
     stmt_done(st);
     return rc;
+}
+
+int ferry_store_cursor_put(struct ferry_store *s, const char *system, const char *object,
+                           const char *value, int64_t now_ms, struct ferry_err *err)
+{
+    if (!system || !object || !value) {
+        return ferry_err_set(err, FERRY_EINVAL, "cursor needs system, object and value");
+    }
+    return exec_texts_at(s, STMT_CURSOR_PUT, (const char *const[]){system, object, value}, 3,
+                         now_ms, "put cursor", err);
 }
 
 /* ---- audit ---- */
@@ -1237,22 +1246,11 @@ int ferry_store_kv_get(struct ferry_store *s, const char *instance, const char *
 int ferry_store_kv_put(struct ferry_store *s, const char *instance, const char *key,
                        const char *value, int64_t now_ms, struct ferry_err *err)
 {
-    sqlite3_stmt *st = NULL;
     if (!instance || !key || !value) {
         return ferry_err_set(err, FERRY_EINVAL, "key/value needs instance, key and value");
     }
-    int rc = stmt_get(s, STMT_KV_PUT, &st, err);
-    if (rc == 0) {
-        rc = bind_texts(s, st, 1, (const char *const[]){instance, key, value}, 3, err);
-    }
-    if (rc == 0) {
-        rc = bind_int64(s, st, 4, now_ms, err);
-    }
-    if (rc == 0) {
-        rc = step_done(s, st, "write key/value", err);
-    }
-    stmt_done(st);
-    return rc;
+    return exec_texts_at(s, STMT_KV_PUT, (const char *const[]){instance, key, value}, 3, now_ms,
+                         "write key/value", err);
 }
 
 /* ---- counters ---- */
@@ -1336,19 +1334,8 @@ int ferry_store_counters(struct ferry_store *s, json_t **out, struct ferry_err *
 int ferry_store_webhook_seen(struct ferry_store *s, const char *instance, const char *scope,
                              int64_t at_ms, struct ferry_err *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = stmt_get(s, STMT_WEBHOOK_SEEN, &st, err);
-    if (rc == 0) {
-        rc = bind_texts(s, st, 1, (const char *const[]){instance, scope}, 2, err);
-    }
-    if (rc == 0) {
-        rc = bind_int64(s, st, 3, at_ms, err);
-    }
-    if (rc == 0) {
-        rc = step_done(s, st, "record webhook scope", err);
-    }
-    stmt_done(st);
-    return rc;
+    return exec_texts_at(s, STMT_WEBHOOK_SEEN, (const char *const[]){instance, scope}, 2, at_ms,
+                         "record webhook scope", err);
 }
 
 static void add_webhook_seen(sqlite3_stmt *st, json_t *acc)
