@@ -807,6 +807,9 @@ static int load_mappings(struct load_ctx *ctx, lua_State *L, int sec)
     if (rc == 0) {
         rc = opt_bool(ctx, L, sec, "mappings", "watch", &cfg->mapping_watch);
     }
+    if (rc == 0) {
+        rc = opt_seconds(ctx, L, sec, "mappings", "echo_ttl", true, &cfg->echo_ttl_ms);
+    }
     /* mappings.settings.<mapping> = { ... }: thresholds and tables a mapping
      * reads as ctx.settings (map.setting), kept as JSON. */
     if (rc == 0 && lua_getfield(L, sec, "settings") == LUA_TNIL) {
@@ -1082,7 +1085,8 @@ static const struct section_def {
     {"log", {"level", "format", NULL}, load_log},
     {"plugins", {"dir", NULL}, load_plugins},
     {"mappings",
-     {"dir", "lua_path", "enabled", "memory_limit", "instruction_limit", "settings", "watch", NULL},
+     {"dir", "lua_path", "enabled", "memory_limit", "instruction_limit", "settings", "watch",
+      "echo_ttl", NULL},
      load_mappings},
     {"webhooks",
      {"address", "port", "port_file", "max_body", "dedupe_window", "public_url", "silence_alert",
@@ -1165,6 +1169,7 @@ static int set_defaults(struct ferry_config *cfg, const char *path, const char *
     cfg->lua_mem_max = 64 * 1024 * 1024;
     cfg->lua_instr_budget = 10000000;
     cfg->mapping_watch = true;
+    cfg->echo_ttl_ms = 24 * 3600 * 1000;
     cfg->admin_address = strdup("127.0.0.1");
     cfg->admin_port = -1;
     cfg->max_headers = 64;

@@ -84,6 +84,9 @@ struct ferry_config {
     int64_t retention_jobs_ms;  /* retention.jobs_days; 0 (default): keep done jobs' payloads */
     int retention_batch;        /* retention.batch: rows per pruning step, default 500 */
     int64_t retention_interval_ms; /* retention.interval seconds between steps, default 60 */
+    /* Appended for issue 5 (two-way sync). */
+    int64_t echo_ttl_ms; /* mappings.echo_ttl seconds: how long a write of ferry's is
+                            recognised when it comes back, default 86400 */
 };
 
 /* Caller frees with ferry_config_free(). FERRY_ECONFIG with file and key in err. */

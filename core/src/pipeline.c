@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "redact.h"
 #include "util.h"
 
 #define LEASE_MS (10 * 60 * 1000)
@@ -47,6 +48,19 @@ int64_t ferry_pipeline_backoff_ms(const struct ferry_config *cfg, int attempts, 
     return delay;
 }
 
+/*
+ * Whether `system` is the system of record of field k: the mapping's owner
+ * table names it for the field, or for the whole object ("*").
+ */
+static bool field_owned_by(const json_t *owner, const char *k, const char *system)
+{
+    const char *who = json_string_value(json_object_get(owner, k));
+    if (!who) {
+        who = json_string_value(json_object_get(owner, "*"));
+    }
+    return who && strcmp(who, system) == 0;
+}
+
 /* Fields of `fields` whose value differs from `base` (absent counts as different). */
 static json_t *changed_fields(const json_t *fields, const json_t *base, const json_t *owner,
                               const char *target)
@@ -61,8 +75,7 @@ static json_t *changed_fields(const json_t *fields, const json_t *base, const js
     {
         /* A field the target system owns is set on create only; afterwards
          * the CRM's users maintain it and the source never overwrites it. */
-        const char *who = json_string_value(json_object_get(owner, k));
-        if (who && strcmp(who, target) == 0) {
+        if (field_owned_by(owner, k, target)) {
             continue;
         }
         json_t *old = base ? json_object_get(base, k) : NULL;
@@ -80,6 +93,9 @@ struct job_ctx {
     const char *src_object;
     const char *src_id;
     bool dry; /* `ferry plan`: decide and read, write nothing (no links, no audit) */
+    /* The source record's echo ledger rows that it still matches: fields
+     * whose current value is what ferry itself wrote there. Owned; NULL: none. */
+    json_t *echo;
 };
 
 static void audit(struct job_ctx *jc, const char *connector, const char *step, const char *fmt, ...)
@@ -175,6 +191,282 @@ static void plan_clear(struct plan *p)
 }
 
 /*
+ * The echo ledger rows of a job's source record that the record matches:
+ * fields whose value (as the record shows it) is one that ferry itself
+ * wrote there recently. A row the record does not match is left out: someone
+ * changed the field after ferry's write, and that change is real. NULL when
+ * none.
+ */
+static json_t *echo_rows(struct ferry_worker *w, const char *system, const char *object,
+                         const char *id, const json_t *record)
+{
+    json_t *rows = NULL, *out = NULL;
+    struct ferry_err err = {0};
+    size_t i;
+    json_t *row;
+    if (ferry_store_echo_get(w->store, system, object, id, w->rt->clock(), &rows, &err) < 0) {
+        ferry_warn("echo ledger not read, so this change is treated as new: %s", err.msg);
+        return NULL;
+    }
+    json_array_foreach(rows, i, row)
+    {
+        char h[FERRY_SHA256_HEX_LEN + 1];
+        const json_t *v = json_object_get(record, json_string_value(json_object_get(row, "field")));
+        const char *want = json_string_value(json_object_get(row, "hash"));
+        if (v && want && ferry_json_hash(v, h) == 0 && strcmp(h, want) == 0) {
+            if (!out) {
+                out = json_array();
+            }
+            json_array_append(out, row);
+        }
+    }
+    json_decref(rows);
+    return out;
+}
+
+/*
+ * Takes out of a planned write every value that ferry itself wrote into the
+ * job's source record on behalf of the system this write goes to: sending
+ * it would only return a value to where it came from, and, if that system
+ * has changed it since, overwrite the newer value with the older one (the
+ * ping-pong of two-way sync). Values are compared, not field names, because
+ * the two systems name the field differently. Returns how many were taken.
+ */
+static size_t drop_echoes(struct job_ctx *jc, struct plan *p)
+{
+    char names[200] = "";
+    size_t n = 0, len = 0;
+    const char *k;
+    json_t *v;
+    void *tmp;
+    if (!jc->echo || !p->write) {
+        return 0;
+    }
+    json_object_foreach_safe(p->write, tmp, k, v)
+    {
+        char h[FERRY_SHA256_HEX_LEN + 1];
+        size_t i;
+        json_t *row;
+        bool echo = false;
+        if (ferry_json_hash(v, h) < 0) {
+            continue;
+        }
+        json_array_foreach(jc->echo, i, row)
+        {
+            const char *origin = json_string_value(json_object_get(row, "origin"));
+            const char *hash = json_string_value(json_object_get(row, "hash"));
+            if (origin && hash && strcmp(origin, p->tsys) == 0 && strcmp(hash, h) == 0) {
+                echo = true;
+                break;
+            }
+        }
+        if (!echo) {
+            continue;
+        }
+        if (len < sizeof(names)) {
+            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", n ? ", " : "", k);
+        }
+        json_object_del(p->write, k);
+        n++;
+    }
+    if (n > 0) {
+        audit(jc, p->tsys, "echo",
+              "%s %s: %.200s came from ferry's own write to %s %s; not sent back", p->tobj,
+              p->dst_id ? p->dst_id : "(new)", names, jc->src_object, jc->src_id);
+        ferry_metrics_echo_suppressed(p->tsys);
+    }
+    return n;
+}
+
+/* After ferry wrote a record, remember each value, if a mapping reads that
+ * record back (two-way sync): its change event is then recognised. */
+static void record_echoes(struct job_ctx *jc, const struct plan *p, const char *id)
+{
+    struct ferry_worker *w = jc->w;
+    if (jc->dry || !p->write || json_object_size(p->write) == 0 || !w->mappings) {
+        return;
+    }
+    json_t *readers = ferry_mapping_set_targets_of(w->mappings, p->tsys, p->tobj);
+    bool read_back = json_array_size(readers) > 0;
+    json_decref(readers);
+    if (!read_back) {
+        return;
+    }
+    int64_t now = w->rt->clock();
+    const char *k;
+    json_t *v;
+    json_object_foreach(p->write, k, v)
+    {
+        char h[FERRY_SHA256_HEX_LEN + 1];
+        struct ferry_err err = {0};
+        if (ferry_json_hash(v, h) < 0 ||
+            ferry_store_echo_put(w->store, p->tsys, p->tobj, id, k, h, jc->src_system, now,
+                                 now + w->rt->cfg->echo_ttl_ms, &err) < 0) {
+            ferry_warn("echo ledger row for %s %s %s not stored: %s", p->tobj, id, k,
+                       err.msg[0] ? err.msg : "out of memory");
+        }
+    }
+}
+
+/* A time as mappings and targets give it: ms or s since the epoch, ISO 8601,
+ * or the OData JSON form "/Date(<ms>)/". */
+static bool parse_time(const json_t *v, int64_t *ms)
+{
+    if (json_is_integer(v)) {
+        int64_t x = json_integer_value(v);
+        *ms = x < 100000000000LL ? x * 1000 : x;
+        return true;
+    }
+    const char *t = json_string_value(v);
+    if (!t) {
+        return false;
+    }
+    if (strncmp(t, "/Date(", 6) == 0) {
+        char *end = NULL;
+        long long x = strtoll(t + 6, &end, 10);
+        if (end == t + 6) {
+            return false;
+        }
+        *ms = (int64_t)x;
+        return true;
+    }
+    return ferry_iso8601_parse(t, ms) == 0;
+}
+
+/* `{"<field>": value}` as redacted text, so that privacy rules by field name apply. */
+static char *conflict_value(const char *field, const json_t *v)
+{
+    json_t *o = json_object();
+    json_object_set(o, field, (json_t *)v);
+    char *text = json_dumps(o, JSON_COMPACT);
+    char *out = text ? ferry_redact_text(text) : NULL;
+    free(text);
+    json_decref(o);
+    return out;
+}
+
+static void log_conflict(struct job_ctx *jc, const json_t *intent, const struct plan *p,
+                         const char *k, const json_t *synced, const json_t *source,
+                         const json_t *target, const char *policy, const char *resolution)
+{
+    char skey[512];
+    struct ferry_err err = {0};
+    snprintf(skey, sizeof(skey), "%s:%s:%s", jc->src_system, jc->src_object, jc->src_id);
+    char *sv = conflict_value(k, synced), *nv = conflict_value(k, source),
+         *tv = conflict_value(k, target);
+    struct ferry_conflict c = {
+        .job_id = jc->job->id,
+        .correlation_id = jc->job->correlation_id,
+        .mapping = json_string_value(json_object_get(intent, "mapping")),
+        .source_key = skey,
+        .target_system = p->tsys,
+        .target_object = p->tobj,
+        .target_id = p->dst_id,
+        .field = k,
+        .synced_value = sv,
+        .source_value = nv,
+        .target_value = tv,
+        .policy = policy,
+        .resolution = resolution,
+    };
+    if (ferry_store_conflict_add(jc->w->store, &c, jc->w->rt->clock(), &err) < 0) {
+        ferry_warn("conflict row not stored: %s", err.msg);
+    }
+    free(sv);
+    free(nv);
+    free(tv);
+    audit(jc, p->tsys, "conflict", "%s %s: %s changed in both systems since the last sync; %s: %s",
+          p->tobj, p->dst_id, k, policy, resolution);
+    ferry_metrics_conflict(p->tsys);
+}
+
+/*
+ * A linked record's fields that both systems changed since the last sync
+ * (the target's value is neither what ferry last wrote nor the new one),
+ * decided by the intent's conflict policy: "source" writes, "target" keeps
+ * the target's value, "newer" compares the source record's change time with
+ * the target's, "park" stops the job for a person. Each one gets a conflict
+ * row. Costs one read of the target, so it runs only for mappings that name
+ * a policy; without one the source wins unread, as before.
+ */
+static int resolve_conflicts(struct job_ctx *jc, const json_t *intent, struct plan *p,
+                             struct ferry_instance *inst, struct ferry_call *call,
+                             struct ferry_err *err)
+{
+    const json_t *conflict = json_object_get(intent, "conflict");
+    json_t *cur = NULL;
+    char parked[200] = "";
+    size_t plen = 0;
+    const char *k;
+    json_t *v;
+    void *tmp;
+    if (!json_is_object(conflict) || jc->dry || !p->base || !inst->conn->fetch) {
+        return 0;
+    }
+    ferry_err_clear(err);
+    int rc = inst->conn->fetch(inst->state, call, p->tobj, p->dst_id, &cur, err);
+    if (rc == FERRY_ENOTFOUND) {
+        ferry_err_clear(err);
+        return 0; /* the write finds out and matches again */
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    const char *policy_all = json_string_value(json_object_get(conflict, "policy"));
+    const json_t *per_field = json_object_get(conflict, "fields");
+    json_object_foreach_safe(p->write, tmp, k, v)
+    {
+        const json_t *old = json_object_get(p->base, k);
+        const json_t *now = json_object_get(cur, k);
+        if (!old || !now || json_equal(now, old) || json_equal(now, v)) {
+            continue;
+        }
+        const char *policy = json_string_value(json_object_get(per_field, k));
+        if (!policy) {
+            policy = policy_all ? policy_all : "source";
+        }
+        const char *resolution = "source written";
+        bool park = false, keep_target = false;
+        if (strcmp(policy, "newer") == 0) {
+            int64_t st = 0, tt = 0;
+            const char *tfield = json_string_value(json_object_get(conflict, "target_time"));
+            if (!parse_time(json_object_get(conflict, "source_time"), &st) || !tfield ||
+                !parse_time(json_object_get(cur, tfield), &tt)) {
+                park = true;
+                resolution = "parked (a change time is missing)";
+            } else if (st > tt) {
+                resolution = "source written (newer)";
+            } else {
+                keep_target = true;
+                resolution = "target kept (newer)";
+            }
+        } else if (strcmp(policy, "park") == 0) {
+            park = true;
+            resolution = "parked";
+        } else if (strcmp(policy, "target") == 0) {
+            keep_target = true;
+            resolution = "target kept";
+        }
+        log_conflict(jc, intent, p, k, old, v, now, policy, resolution);
+        if (park && plen < sizeof(parked)) {
+            plen +=
+                (size_t)snprintf(parked + plen, sizeof(parked) - plen, "%s%s", plen ? ", " : "", k);
+        }
+        if (keep_target) {
+            json_object_del(p->write, k);
+        }
+    }
+    json_decref(cur);
+    if (parked[0]) {
+        return ferry_err_set(err, FERRY_ECONFLICT,
+                             "%s %s: %.200s changed in both systems since the last sync and the "
+                             "policy is to park; see `ferry conflicts`, then retry or drop",
+                             p->tobj, p->dst_id, parked);
+    }
+    return 0;
+}
+
+/*
  * Decide what an upsert intent needs: nothing (unchanged, or no field the
  * source owns changed), an update of the linked or matched record, or a
  * create. Lookups run here; nothing is written. `ignore_link`: the linked
@@ -255,9 +547,18 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
             rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
             goto cleanup;
         }
+        size_t echoes = drop_echoes(jc, p);
+        if (json_object_size(p->write) > 0) {
+            rc = resolve_conflicts(jc, intent, p, inst, &call, err);
+            if (rc < 0) {
+                goto cleanup;
+            }
+        }
         if (json_object_size(p->write) == 0) {
-            audit(jc, tsys, "skip", "%s %s: no change in fields the source owns", tobj,
-                  link.dst_id);
+            if (!echoes) {
+                audit(jc, tsys, "skip", "%s %s: no change in fields the source owns", tobj,
+                      link.dst_id);
+            }
             rc = save_link(jc, &p->key, link.dst_id, link.etag, p->hash, p->fields, err);
             json_decref(p->write);
             p->write = NULL;
@@ -270,16 +571,49 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
         goto cleanup;
     }
 
-    /* No usable link: the mapping's match rules, in order. */
+    /* No link of its own: the record may be the far end of a link made the
+     * other way (read back, a contact ferry created from a customer leads to
+     * that customer). Only the intent for the record itself: a rule's
+     * intents have source ids of their own. */
+    const char *how = NULL;
+    if (!unknown_create && !ignore_link && strcmp(p->key.src_id, jc->src_id) == 0 &&
+        inst->conn->fetch) {
+        char *other = NULL;
+        rc = ferry_store_link_find_by_dst(jc->w->store, jc->src_system, jc->src_object, jc->src_id,
+                                          tsys, tobj, &other, err);
+        if (rc < 0 && rc != FERRY_ENOTFOUND) {
+            goto cleanup;
+        }
+        if (rc == 0 && other && other[0]) {
+            json_t *rec = NULL;
+            ferry_err_clear(err);
+            rc = inst->conn->fetch(inst->state, &call, tobj, other, &rec, err);
+            if (rc == 0) {
+                found = json_pack("{s:s, s:n, s:o}", "id", other, "etag", "record", rec);
+                how = "reverse link";
+            } else if (rc != FERRY_ENOTFOUND) {
+                free(other);
+                goto cleanup;
+            }
+        }
+        free(other);
+        ferry_err_clear(err);
+    }
+
+    /* Then the mapping's match rules, in order. */
     size_t i;
     const json_t *rule;
     int lookups = 0;
+    char how_buf[80];
     rc = 0;
     json_array_foreach(json_object_get(intent, "match"), i, rule)
     {
         const char *kind = json_string_value(json_object_get(rule, "rule"));
         const char *field = json_string_value(json_object_get(rule, "field"));
         const char *value = json_string_value(json_object_get(rule, "value"));
+        if (found) {
+            break;
+        }
         if (!kind || strcmp(kind, "lookup") != 0 || !field || !value || !*value) {
             continue;
         }
@@ -294,9 +628,10 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
             goto cleanup;
         }
         lookups++;
-        if (!found) {
-            continue;
-        }
+        snprintf(how_buf, sizeof(how_buf), "lookup %s", field);
+        how = how_buf;
+    }
+    if (found) {
         const char *id = json_string_value(json_object_get(found, "id"));
         const char *etag = json_string_value(json_object_get(found, "etag"));
         if (!id) {
@@ -308,10 +643,12 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
             rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
             goto cleanup;
         }
-        audit(jc, tsys, "match", "%s %s: matched by %s", tobj, id, field);
-        snprintf(p->how, sizeof(p->how), "lookup %s", field);
+        audit(jc, tsys, "match", "%s %s: matched by %s", tobj, id,
+              strncmp(how, "lookup ", 7) == 0 ? how + 7 : how);
+        snprintf(p->how, sizeof(p->how), "%s", how);
         p->dst_id = ferry_strdup(id);
         p->base = json_incref(json_object_get(found, "record"));
+        drop_echoes(jc, p);
         if (json_object_size(p->write) == 0) {
             rc = save_link(jc, &p->key, id, etag, p->hash, p->fields, err);
             json_decref(p->write);
@@ -378,6 +715,7 @@ static int finish_plan(struct job_ctx *jc, struct plan *p, int rc, const json_t 
     } else {
         audit(jc, p->tsys, "write", "%s %s: created", p->tobj, id);
     }
+    record_echoes(jc, p, id);
     return save_link(jc, &p->key, id, etag, p->hash, p->fields, err);
 }
 
@@ -727,7 +1065,7 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
 {
     struct ferry_runtime *rt = w->rt;
     struct ferry_err err = {0};
-    json_t *payload = NULL, *fetched = NULL, *intents = NULL, *context = NULL;
+    json_t *payload = NULL, *fetched = NULL, *intents = NULL, *context = NULL, *echo = NULL;
     int rc = 0;
 
     payload = json_loads(job->payload, 0, NULL);
@@ -797,6 +1135,8 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
         record = fetched;
     }
 
+    echo = echo_rows(w, source, object, id, record);
+    jc.echo = echo;
     context = job_context(w, event, source, object, id, json_object_get(payload, "event_data"));
     rc = ferry_mapping_set_run(w->mappings, source, object, event, record, context, &intents, &err);
     if (rc < 0) {
@@ -816,6 +1156,7 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
         if (op && strcmp(op, "upsert") == 0) {
             bm->jc = jc;
             rc = plan_upsert(&bm->jc, only, false, &bm->p, &err);
+            bm->jc.echo = NULL; /* only planning reads it; jc keeps it */
             if (rc < 0) {
                 goto fail;
             }
@@ -831,6 +1172,7 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
                 bm->intents = intents;
                 bm->context = context;
                 payload = fetched = intents = context = NULL;
+                json_decref(echo);
                 return 0;
             }
             rc = write_plan(&bm->jc, only, &bm->p, &out->writes, &err);
@@ -875,6 +1217,7 @@ done : {
     struct ferry_log_ctx keep = {.correlation_id = job->correlation_id, .job_id = job->id};
     ferry_log_ctx_set(&keep);
 }
+    json_decref(echo);
     json_decref(context);
     json_decref(intents);
     json_decref(fetched);

@@ -40,10 +40,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
  * append here and never edit a released step.
  */
 static const char *const migrations[] = {
-    FERRY_SQL_MIGRATION_1,
-    FERRY_SQL_MIGRATION_2,
-    FERRY_SQL_MIGRATION_3,
-    FERRY_SQL_MIGRATION_4,
+    FERRY_SQL_MIGRATION_1, FERRY_SQL_MIGRATION_2, FERRY_SQL_MIGRATION_3,
+    FERRY_SQL_MIGRATION_4, FERRY_SQL_MIGRATION_5,
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1881,4 +1879,133 @@ int ferry_store_kv_list(struct ferry_store *s, const char *prefix, json_t **out,
         return rc;
     }
     return collect_rows(s, st, "list key/values", add_kv, arr, out, err);
+}
+
+/* ---- two-way sync: echo ledger and conflict log ---- */
+
+int ferry_store_echo_put(struct ferry_store *s, const char *system, const char *object,
+                         const char *id, const char *field, const char *value_hash,
+                         const char *origin, int64_t now_ms, int64_t expires_ms,
+                         struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (!system || !object || !id || !field || !value_hash || !origin) {
+        return ferry_err_set(err, FERRY_EINVAL, "echo ledger row needs every key");
+    }
+    int rc = stmt_get(s, STMT_ECHO_PUT, &st, err);
+    if (rc == 0) {
+        rc = bind_texts(
+            s, st, 1, (const char *const[]){system, object, id, field, value_hash, origin}, 6, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 7, now_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 8, expires_ms, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "put echo ledger row", err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+static void add_echo(sqlite3_stmt *st, json_t *acc)
+{
+    json_array_append_new(acc, json_pack("{s:s, s:s, s:s, s:I}", "field",
+                                         (const char *)sqlite3_column_text(st, 0), "hash",
+                                         (const char *)sqlite3_column_text(st, 1), "origin",
+                                         (const char *)sqlite3_column_text(st, 2), "at",
+                                         (json_int_t)sqlite3_column_int64(st, 3)));
+}
+
+int ferry_store_echo_get(struct ferry_store *s, const char *system, const char *object,
+                         const char *id, int64_t now_ms, json_t **out, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *acc = json_array();
+    *out = NULL;
+    if (!acc) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    int rc = stmt_get(s, STMT_ECHO_GET, &st, err);
+    if (rc == 0) {
+        rc = bind_texts(s, st, 1, (const char *const[]){system, object, id}, 3, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 4, now_ms, err);
+    }
+    if (rc < 0) {
+        stmt_done(st);
+        json_decref(acc);
+        return rc;
+    }
+    return collect_rows(s, st, "read echo ledger", add_echo, acc, out, err);
+}
+
+int ferry_store_prune_echoes(struct ferry_store *s, int64_t before_ms, size_t limit, int64_t *n,
+                             struct ferry_err *err)
+{
+    return prune_step(s, STMT_PRUNE_ECHOES, "prune echo ledger", before_ms, limit, n, err);
+}
+
+int ferry_store_conflict_add(struct ferry_store *s, const struct ferry_conflict *c, int64_t now_ms,
+                             struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (!c->source_key || !c->target_system || !c->target_object || !c->field || !c->policy ||
+        !c->resolution) {
+        return ferry_err_set(err, FERRY_EINVAL, "conflict row lacks a key, field or policy");
+    }
+    int rc = stmt_get(s, STMT_CONFLICT_ADD, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, now_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, c->job_id, err);
+    }
+    if (rc == 0) {
+        rc = bind_texts(s, st, 3,
+                        (const char *const[]){c->correlation_id, c->mapping, c->source_key,
+                                              c->target_system, c->target_object, c->target_id,
+                                              c->field, c->synced_value, c->source_value,
+                                              c->target_value, c->policy, c->resolution},
+                        12, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "add conflict row", err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_conflicts_list(struct ferry_store *s, const char *source_key, int64_t since_ms,
+                               size_t limit, json_t **out, struct ferry_err *err)
+{
+    static const char *const cols[] = {
+        "id",           "at",         "job_id",        "correlation_id",
+        "mapping",      "source_key", "target_system", "target_object",
+        "target_id",    "field",      "synced_value",  "source_value",
+        "target_value", "policy",     "resolution"};
+    sqlite3_stmt *st = NULL;
+    *out = NULL;
+    int rc = stmt_get(s, source_key ? STMT_CONFLICTS_OF : STMT_CONFLICTS_SINCE, &st, err);
+    if (rc == 0) {
+        rc =
+            source_key ? bind_text(s, st, 1, source_key, err) : bind_int64(s, st, 1, since_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, limit_arg(limit), err);
+    }
+    if (rc == 0) {
+        rc = rows_json(s, st, cols, 15, "read conflict rows", out, err);
+    }
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_prune_conflicts(struct ferry_store *s, int64_t before_ms, size_t limit, int64_t *n,
+                                struct ferry_err *err)
+{
+    return prune_step(s, STMT_PRUNE_CONFLICTS, "prune conflict rows", before_ms, limit, n, err);
 }

@@ -293,6 +293,58 @@ FERRY_NODISCARD int ferry_store_jobs_coalesce(struct ferry_store *s, const char 
 FERRY_NODISCARD int ferry_store_audit_for_job(struct ferry_store *s, int64_t job_id, json_t **rows,
                                               struct ferry_err *err);
 
+/* ---- two-way sync: echo ledger and conflict log (issue 5) ---- */
+
+/*
+ * Remember that ferry wrote `field` of (system, object, id) with a value
+ * whose hash is value_hash, on behalf of a job from `origin` (a connector
+ * instance), until expires_ms. One row per field and value: writing the
+ * same value again renews it; other values of the field stay until they
+ * expire.
+ */
+FERRY_NODISCARD int ferry_store_echo_put(struct ferry_store *s, const char *system,
+                                         const char *object, const char *id, const char *field,
+                                         const char *value_hash, const char *origin, int64_t now_ms,
+                                         int64_t expires_ms, struct ferry_err *err);
+/*
+ * The unexpired ledger rows of one record as a new array
+ * [{"field": "...", "hash": "...", "origin": "...", "at": <ms>}] (empty when none).
+ */
+FERRY_NODISCARD int ferry_store_echo_get(struct ferry_store *s, const char *system,
+                                         const char *object, const char *id, int64_t now_ms,
+                                         json_t **out, struct ferry_err *err);
+FERRY_NODISCARD int ferry_store_prune_echoes(struct ferry_store *s, int64_t before_ms, size_t limit,
+                                             int64_t *n, struct ferry_err *err);
+
+/* One field both systems changed since the last sync, and what was decided. */
+struct ferry_conflict {
+    int64_t job_id;
+    const char *correlation_id;
+    const char *mapping;
+    const char *source_key; /* "system:object:id" of the job's record */
+    const char *target_system;
+    const char *target_object;
+    const char *target_id;
+    const char *field;
+    const char *synced_value; /* JSON text, redacted by the caller; may be NULL */
+    const char *source_value;
+    const char *target_value;
+    const char *policy;     /* "source", "target", "newer", "park" */
+    const char *resolution; /* "source written", "target kept", "parked", ... */
+};
+FERRY_NODISCARD int ferry_store_conflict_add(struct ferry_store *s, const struct ferry_conflict *c,
+                                             int64_t now_ms, struct ferry_err *err);
+/*
+ * Conflict rows as a new array of objects (keys as in struct ferry_conflict
+ * plus id and at): of one source record (source_key, oldest first), or all
+ * since since_ms (newest first) when source_key is NULL.
+ */
+FERRY_NODISCARD int ferry_store_conflicts_list(struct ferry_store *s, const char *source_key,
+                                               int64_t since_ms, size_t limit, json_t **out,
+                                               struct ferry_err *err);
+FERRY_NODISCARD int ferry_store_prune_conflicts(struct ferry_store *s, int64_t before_ms,
+                                                size_t limit, int64_t *n, struct ferry_err *err);
+
 /* ---- operations: status, metrics, explain, log, retention (issue 8) ---- */
 
 /*

@@ -124,6 +124,46 @@
     "ALTER TABLE jobs ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0;"                               \
     "CREATE INDEX jobs_prunable ON jobs (updated_at) WHERE state = 2 AND pruned = 0;"
 
+/*
+ * Migration 5: two-way sync. The echo ledger remembers what ferry itself
+ * wrote to a record (per field, a hash of each value) until it expires, so
+ * that the change event the write causes in that system is recognised as
+ * ferry's own and not sent back. Every recent value of a field is kept, not
+ * only the last: a polled snapshot can show an older write of ferry's. Conflicts keep one row per field where
+ * both systems changed a value since the last sync, with the policy that
+ * decided it.
+ */
+#define FERRY_SQL_MIGRATION_5                                                                      \
+    "CREATE TABLE echo_ledger ("                                                                   \
+    " system TEXT NOT NULL,"                                                                       \
+    " object TEXT NOT NULL,"                                                                       \
+    " id TEXT NOT NULL,"                                                                           \
+    " field TEXT NOT NULL,"                                                                        \
+    " value_hash TEXT NOT NULL,"                                                                   \
+    " origin TEXT NOT NULL,"                                                                       \
+    " written_at INTEGER NOT NULL,"                                                                \
+    " expires_at INTEGER NOT NULL,"                                                                \
+    " UNIQUE (system, object, id, field, value_hash));"                                                        \
+    "CREATE INDEX echo_expiry ON echo_ledger (expires_at);"                                        \
+    "CREATE TABLE conflicts ("                                                                     \
+    " id INTEGER PRIMARY KEY,"                                                                     \
+    " at INTEGER NOT NULL,"                                                                        \
+    " job_id INTEGER,"                                                                             \
+    " correlation_id TEXT,"                                                                        \
+    " mapping TEXT,"                                                                               \
+    " source_key TEXT NOT NULL,"                                                                   \
+    " target_system TEXT NOT NULL,"                                                                \
+    " target_object TEXT NOT NULL,"                                                                \
+    " target_id TEXT,"                                                                             \
+    " field TEXT NOT NULL,"                                                                        \
+    " synced_value TEXT,"                                                                          \
+    " source_value TEXT,"                                                                          \
+    " target_value TEXT,"                                                                          \
+    " policy TEXT NOT NULL,"                                                                       \
+    " resolution TEXT NOT NULL);"                                                                  \
+    "CREATE INDEX conflicts_at ON conflicts (at);"                                                 \
+    "CREATE INDEX conflicts_source ON conflicts (source_key, id);"
+
 /* Column list shared by every query that fills a struct ferry_job. */
 #define FERRY_SQL_JOB_COLUMNS                                                                      \
     "id, dedupe_key, job_key, kind, payload, correlation_id, state, attempts,"                     \
@@ -259,6 +299,29 @@
     XX(AUDIT_SINCE, "SELECT id, job_id, correlation_id, step, connector, method, url, status,"     \
                     " detail, duration_ms, at, request, response FROM audit"                       \
                     " WHERE at >= ?1 ORDER BY at, id LIMIT ?2")                                    \
+    XX(ECHO_PUT, "INSERT INTO echo_ledger (system, object, id, field, value_hash, origin,"        \
+                 " written_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"             \
+                 " ON CONFLICT (system, object, id, field, value_hash) DO UPDATE SET"           \
+                 " origin = excluded.origin, written_at = excluded.written_at,"                 \
+                 " expires_at = excluded.expires_at")                                           \
+    XX(ECHO_GET, "SELECT field, value_hash, origin, written_at FROM echo_ledger"                   \
+                 " WHERE system = ?1 AND object = ?2 AND id = ?3 AND expires_at > ?4")          \
+    XX(PRUNE_ECHOES, "DELETE FROM echo_ledger WHERE rowid IN (SELECT rowid FROM echo_ledger"        \
+                     " WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)")                    \
+    XX(CONFLICT_ADD, "INSERT INTO conflicts (at, job_id, correlation_id, mapping, source_key,"    \
+                     " target_system, target_object, target_id, field, synced_value,"          \
+                     " source_value, target_value, policy, resolution)"                         \
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")   \
+    XX(CONFLICTS_SINCE, "SELECT id, at, job_id, correlation_id, mapping, source_key,"             \
+                        " target_system, target_object, target_id, field, synced_value,"        \
+                        " source_value, target_value, policy, resolution FROM conflicts"        \
+                        " WHERE at >= ?1 ORDER BY id DESC LIMIT ?2")                            \
+    XX(CONFLICTS_OF, "SELECT id, at, job_id, correlation_id, mapping, source_key,"                \
+                     " target_system, target_object, target_id, field, synced_value,"           \
+                     " source_value, target_value, policy, resolution FROM conflicts"           \
+                     " WHERE source_key = ?1 ORDER BY id LIMIT ?2")                             \
+    XX(PRUNE_CONFLICTS, "DELETE FROM conflicts WHERE id IN"                                       \
+                        " (SELECT id FROM conflicts WHERE at < ?1 ORDER BY at LIMIT ?2)")       \
     XX(PRUNE_AUDIT, "DELETE FROM audit WHERE id IN"                                                \
                     " (SELECT id FROM audit WHERE at < ?1 ORDER BY at LIMIT ?2)")                  \
     /* What a replay needs (source, object, id, event) stays; the record and                       \

@@ -17,8 +17,12 @@ local engine = {}
 local TOP_KEYS = {
   source = true, target = true, key = true, match = true,
   fields = true, owner = true, filter = true, description = true,
-  op = true, validate = true, rules = true,
+  op = true, validate = true, rules = true, conflict = true,
 }
+
+-- What happens to a field both systems changed since the last sync.
+local POLICIES = { source = true, target = true, newer = true, park = true }
+local CONFLICT_KEYS = { policy = true, fields = true, source_time = true, target_time = true }
 
 local VALIDATE_KEYS = { required = true, max_length = true, format = true, pattern = true }
 
@@ -150,7 +154,10 @@ function engine.compile(spec, name, path)
       fail(path, "'owner' must be a table { TargetField = system }")
     end
     for _, k in ipairs(sorted_keys(spec.owner)) do
-      if type(k) ~= "string" or m.fields[k] == nil then
+      -- "*" names the system of record of the whole object: every field
+      -- without an entry of its own is set on create only when it is the
+      -- target, and flows freely when it is the source.
+      if type(k) ~= "string" or (m.fields[k] == nil and k ~= "*") then
         fail(path, "owner: %s is not one of the mapped fields", tostring(k))
       end
       if type(spec.owner[k]) ~= "string" or spec.owner[k] == "" then
@@ -158,6 +165,40 @@ function engine.compile(spec, name, path)
       end
       m.owner[k] = spec.owner[k]
     end
+  end
+
+  m.conflict = nil
+  if spec.conflict ~= nil then
+    local c = spec.conflict
+    if type(c) == "string" then
+      c = { policy = c }
+    end
+    if type(c) ~= "table" then
+      fail(path, "'conflict' must be a policy name or a table { policy = ..., fields = {...} }")
+    end
+    check_only(c, CONFLICT_KEYS, path, "'conflict'")
+    local policy = c.policy == nil and "source" or c.policy
+    if not POLICIES[policy] then
+      fail(path, "conflict.policy must be one of source, target, newer, park")
+    end
+    local fields = {}
+    for _, k in ipairs(sorted_keys(c.fields or {})) do
+      if type(k) ~= "string" or m.fields[k] == nil then
+        fail(path, "conflict.fields: %s is not one of the mapped fields", tostring(k))
+      end
+      if not POLICIES[c.fields[k]] then
+        fail(path, "conflict.fields.%s must be one of source, target, newer, park", k)
+      end
+      fields[k] = c.fields[k]
+    end
+    if c.source_time ~= nil then
+      check_source(c.source_time, path, "conflict.source_time")
+    end
+    if c.target_time ~= nil and type(c.target_time) ~= "string" then
+      fail(path, "conflict.target_time must be the name of the target's change-time field")
+    end
+    m.conflict = { policy = policy, fields = fields, source_time = c.source_time,
+                   target_time = c.target_time }
   end
 
   m.op = spec.op == nil and "upsert" or spec.op
@@ -299,6 +340,34 @@ function engine.run(m, record, ctx, event)
     end
   end
 
+  -- The policy can be chosen per deployment (mappings.settings.<name>.conflict)
+  -- without editing the mapping; the mapping's table stays the default.
+  local conflict
+  local c = m.conflict
+  local override = type(ctx.settings) == "table" and ctx.settings.conflict or nil
+  if c or override then
+    c = c or { fields = {} }
+    local policy = c.policy or "source"
+    if override ~= nil then
+      if not POLICIES[override] then
+        fail(m.path, "setting conflict must be one of source, target, newer, park, got %s",
+             tostring(override))
+      end
+      policy = override
+    end
+    local fields = {}
+    for k, v in pairs(c.fields) do
+      fields[k] = v
+    end
+    conflict = { policy = policy, fields = fields, target_time = c.target_time }
+    if c.source_time ~= nil then
+      local t = resolve(c.source_time, record, ctx)
+      if t ~= nil and t ~= null then
+        conflict.source_time = t
+      end
+    end
+  end
+
   local sid = id_string(id, m)
   local out = array {
     {
@@ -309,6 +378,7 @@ function engine.run(m, record, ctx, event)
       match = match,
       fields = fields,
       owner = owner,
+      conflict = conflict,
     },
   }
 

@@ -85,6 +85,24 @@ static int src_list(void *state, struct ferry_call *call, const char *object, co
     return 0;
 }
 
+static json_t *src_last_write;
+
+/* Writes back into the source (two-way sync): fields merged into the record. */
+static int src_write(void *state, struct ferry_call *call, const struct ferry_write *w,
+                     json_t **result, struct ferry_err *err)
+{
+    json_t *rec = w->id ? json_object_get(src_records, w->id) : NULL;
+    if (w->op != FERRY_WRITE_UPDATE || !rec) {
+        err->code = FERRY_ENOTFOUND;
+        return FERRY_ENOTFOUND;
+    }
+    json_object_update(rec, (json_t *)w->fields);
+    json_decref(src_last_write);
+    src_last_write = json_deep_copy(w->fields);
+    *result = json_pack("{s:s, s:n}", "id", w->id, "etag");
+    return 0;
+}
+
 static const struct ferry_connector src_conn = {
     .abi = FERRY_PLUGIN_ABI,
     .size = sizeof(struct ferry_connector),
@@ -94,6 +112,7 @@ static const struct ferry_connector src_conn = {
     .close = src_close,
     .fetch = src_fetch,
     .list_changes = src_list,
+    .write = src_write,
 };
 
 /* ---- fake target: an in-memory CRM ---- */
@@ -171,6 +190,21 @@ static int dst_write(void *state, struct ferry_call *call, const struct ferry_wr
     return 0;
 }
 
+static int dst_fetches;
+
+static int dst_fetch(void *state, struct ferry_call *call, const char *object, const char *id,
+                     json_t **record, struct ferry_err *err)
+{
+    dst_fetches++;
+    json_t *entry = json_object_get(dst_records, id);
+    if (!entry) {
+        err->code = FERRY_ENOTFOUND;
+        return FERRY_ENOTFOUND;
+    }
+    *record = json_deep_copy(json_object_get(entry, "record"));
+    return 0;
+}
+
 static const struct ferry_connector dst_conn = {
     .abi = FERRY_PLUGIN_ABI,
     .size = sizeof(struct ferry_connector),
@@ -178,6 +212,7 @@ static const struct ferry_connector dst_conn = {
     .version = "1",
     .open = src_open,
     .close = src_close,
+    .fetch = dst_fetch,
     .lookup = dst_lookup,
     .write = dst_write,
 };
@@ -189,7 +224,7 @@ struct fx {
     char db[128];
     char mapdir[128];
     struct ferry_config cfg;
-    char *mappings[1];
+    char *mappings[2];
     struct ferry_runtime *rt;
 };
 
@@ -211,7 +246,9 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
-static int setup(void **state)
+static const char *reverse_mapping;
+
+static int setup_with(void **state, const char *second)
 {
     struct fx *fx = calloc(1, sizeof(*fx));
     struct ferry_err err = {0};
@@ -233,15 +270,24 @@ static int setup(void **state)
     fx->cfg.lua_dir = FERRY_SOURCE_DIR "/lua";
     fx->cfg.mappings = fx->mappings;
     fx->cfg.nmappings = 1;
+    if (second) {
+        snprintf(path, sizeof(path), "%s/r", fx->dir);
+        mkdir(path, 0700);
+        snprintf(path, sizeof(path), "%s/r/mapping.lua", fx->dir);
+        write_file(path, second);
+        fx->mappings[1] = "r";
+        fx->cfg.nmappings = 2;
+    }
     fx->cfg.dedupe_window_ms = 600000;
     fx->cfg.retry_max_attempts = 3;
     fx->cfg.retry_base_ms = 1000;
     fx->cfg.retry_max_ms = 60000;
     fx->cfg.http_timeout_ms = 1000;
+    fx->cfg.echo_ttl_ms = 60000;
 
     src_records = json_object();
     dst_records = json_object();
-    src_fetches = dst_creates = dst_updates = dst_lookups = dst_next_id = 0;
+    src_fetches = dst_creates = dst_updates = dst_lookups = dst_next_id = dst_fetches = 0;
     dst_fail_code = 0;
     dst_fail_retry_after = 0;
     dst_create_unknown = 0;
@@ -260,6 +306,17 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup(void **state)
+{
+    return setup_with(state, NULL);
+}
+
+/* Both ways: the mapping, and one that reads dst Things back into src. */
+static int setup_two_way(void **state)
+{
+    return setup_with(state, reverse_mapping);
+}
+
 static int teardown(void **state)
 {
     struct fx *fx = *state;
@@ -268,6 +325,8 @@ static int teardown(void **state)
     json_decref(src_records);
     json_decref(dst_records);
     json_decref(dst_last_update);
+    json_decref(src_last_write);
+    src_last_write = NULL;
     snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
     assert_int_equal(system(cmd), 0);
     free(fx);
@@ -292,6 +351,18 @@ static int64_t enqueue(struct fx *fx, const char *id, const char *event)
     assert_int_equal(ferry_store_job_enqueue(fx->rt->workers[0].store, &jn, &job_id, NULL, &err),
                      0);
     return job_id;
+}
+
+/* Replace the main mapping and reload. */
+static void use_mapping(struct fx *fx, const char *text)
+{
+    struct ferry_err err = {0};
+    char path[256];
+    snprintf(path, sizeof(path), "%s/mapping.lua", fx->mapdir);
+    write_file(path, text);
+    if (ferry_runtime_reload_mappings(fx->rt, &err) != 0) {
+        fail_msg("reload: %s", err.msg);
+    }
 }
 
 /* Run the oldest pending job; returns its outcome kind. */
@@ -712,6 +783,274 @@ static void test_pipeline_burst_of_updates_is_coalesced(void **state)
     json_decref(c);
 }
 
+/* The main mapping with a conflict policy (the file's, or a setting's). */
+static const char *conflict_mapping_head =
+    "local map = require \"ferry.map\"\n"
+    "return {\n"
+    "  source = { \"src\", \"thing\", on = { \"created\", \"updated\" } },\n"
+    "  target = { \"dst\", \"Things\" },\n"
+    "  match  = { \"link\", map.lookup(\"Email\", map.lower \"email\") },\n"
+    "  fields = { Name = \"name\", Email = map.lower \"email\", Phone = \"phone\" },\n"
+    "  owner  = { Phone = \"dst\" },\n";
+
+/* Sync record 1, then change Name on both sides: in the CRM to "CrmName"
+ * (with a change time), at the source to "Janet". */
+static void both_sides_change_name(struct fx *fx, const char *policy, const char *src_time,
+                                   const char *dst_time)
+{
+    char text[1024];
+    struct ferry_outcome out;
+    snprintf(text, sizeof(text),
+             "%s  conflict = { policy = \"%s\", source_time = \"changed\","
+             " target_time = \"Changed\" },\n}\n",
+             conflict_mapping_head, policy);
+    use_mapping(fx, text);
+    enqueue(fx, "1", "created");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    json_t *crm = json_object_get(json_object_get(dst_records, "T1"), "record");
+    json_object_set_new(crm, "Name", json_string("CrmName"));
+    json_object_set_new(crm, "Changed", json_string(dst_time));
+    json_t *rec = json_object_get(src_records, "1");
+    json_object_set_new(rec, "name", json_string("Janet"));
+    json_object_set_new(rec, "email", json_string("janet@example.com"));
+    json_object_set_new(rec, "changed", json_string(src_time));
+    enqueue(fx, "1", "updated");
+}
+
+static json_t *conflict_rows(struct fx *fx)
+{
+    json_t *rows = NULL;
+    struct ferry_err err = {0};
+    assert_int_equal(
+        ferry_store_conflicts_list(fx->rt->workers[0].store, "src:thing:1", 0, 100, &rows, &err),
+        0);
+    return rows;
+}
+
+static void test_pipeline_conflict_policy_park_stops_the_job(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    both_sides_change_name(fx, "park", "2024-05-01T10:00:00Z", "2024-05-01T09:00:00Z");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DEAD);
+    assert_non_null(strstr(out.error, "parked"));
+    assert_non_null(strstr(out.error, "Name"));
+    assert_int_equal(dst_updates, 0); /* nothing written, not even the e-mail */
+    json_t *rows = conflict_rows(fx);
+    assert_int_equal(json_array_size(rows), 1);
+    json_t *row = json_array_get(rows, 0);
+    assert_string_equal(json_string_value(json_object_get(row, "field")), "Name");
+    assert_string_equal(json_string_value(json_object_get(row, "policy")), "park");
+    assert_string_equal(json_string_value(json_object_get(row, "resolution")), "parked");
+    assert_string_equal(json_string_value(json_object_get(row, "target_value")),
+                        "{\"Name\":\"CrmName\"}");
+    assert_string_equal(json_string_value(json_object_get(row, "source_value")),
+                        "{\"Name\":\"Janet\"}");
+    assert_string_equal(json_string_value(json_object_get(row, "synced_value")),
+                        "{\"Name\":\"Jane\"}");
+    json_decref(rows);
+}
+
+static void test_pipeline_conflict_policy_target_keeps_the_crm_value(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    both_sides_change_name(fx, "target", "2024-05-01T10:00:00Z", "2024-05-01T09:00:00Z");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    /* The e-mail, changed at the source only, is written; the name is not. */
+    assert_int_equal(dst_updates, 1);
+    assert_null(json_object_get(dst_last_update, "Name"));
+    assert_string_equal(json_string_value(json_object_get(dst_last_update, "Email")),
+                        "janet@example.com");
+    json_t *crm = json_object_get(json_object_get(dst_records, "T1"), "record");
+    assert_string_equal(json_string_value(json_object_get(crm, "Name")), "CrmName");
+    json_t *rows = conflict_rows(fx);
+    assert_int_equal(json_array_size(rows), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "resolution")),
+                        "target kept");
+    json_decref(rows);
+}
+
+static void test_pipeline_conflict_policy_newer_compares_change_times(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    /* The source changed later: its value wins. */
+    both_sides_change_name(fx, "newer", "2024-05-01T10:00:00Z", "/Date(1714550400000)/");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_string_equal(json_string_value(json_object_get(dst_last_update, "Name")), "Janet");
+    json_t *rows = conflict_rows(fx);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "resolution")),
+                        "source written (newer)");
+    json_decref(rows);
+
+    /* Now the CRM changes later than the source: the CRM's value stays. */
+    json_t *crm = json_object_get(json_object_get(dst_records, "T1"), "record");
+    json_object_set_new(crm, "Name", json_string("CrmAgain"));
+    json_object_set_new(crm, "Changed", json_string("2024-05-02T12:00:00Z"));
+    json_t *rec = json_object_get(src_records, "1");
+    json_object_set_new(rec, "name", json_string("SourceAgain"));
+    json_object_set_new(rec, "changed", json_string("2024-05-02T11:00:00Z"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_string_equal(json_string_value(json_object_get(crm, "Name")), "CrmAgain");
+    rows = conflict_rows(fx);
+    assert_int_equal(json_array_size(rows), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 1), "resolution")),
+                        "target kept (newer)");
+    json_decref(rows);
+}
+
+static void test_pipeline_conflict_setting_overrides_the_policy(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    fx->cfg.mapping_settings = json_pack("{s:{s:s}}", "m", "conflict", "park");
+    both_sides_change_name(fx, "source", "2024-05-01T10:00:00Z", "2024-05-01T09:00:00Z");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DEAD);
+    assert_non_null(strstr(out.error, "parked"));
+    json_decref(fx->cfg.mapping_settings);
+    fx->cfg.mapping_settings = NULL;
+}
+
+static void test_pipeline_no_policy_means_no_extra_read(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    enqueue(fx, "1", "created");
+    run_next(fx, &out);
+    json_object_set_new(json_object_get(src_records, "1"), "name", json_string("Janet"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_fetches, 0);
+    json_t *rows = conflict_rows(fx);
+    assert_int_equal(json_array_size(rows), 0);
+    json_decref(rows);
+    /* One way only: no mapping reads Things back, so no write is remembered. */
+    struct ferry_err err = {0};
+    assert_int_equal(ferry_store_echo_get(fx->rt->workers[0].store, "dst", "Things", "T1",
+                                          ferry_now_ms(), &rows, &err),
+                     0);
+    assert_int_equal(json_array_size(rows), 0);
+    json_decref(rows);
+}
+
+/* The way back: the CRM record (dst Things) to the source's thing. */
+static const char *reverse_mapping = "return {\n"
+                                     "  source = { \"dst\", \"Things\" },\n"
+                                     "  target = { \"src\", \"thing\" },\n"
+                                     "  op = \"update\",\n"
+                                     "  key = \"Key\",\n"
+                                     "  fields = { name = \"Name\", phone = \"Phone\" },\n"
+                                     "}\n";
+
+static void test_pipeline_write_is_remembered_when_read_back(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    json_t *rows = NULL;
+    struct ferry_err err = {0};
+    struct ferry_store *st = fx->rt->workers[0].store;
+    enqueue(fx, "1", "created");
+    run_next(fx, &out);
+    json_object_set_new(json_object_get(src_records, "1"), "name", json_string("Janet"));
+    enqueue(fx, "1", "updated");
+    run_next(fx, &out);
+    assert_int_equal(ferry_store_echo_get(st, "dst", "Things", "T1", ferry_now_ms(), &rows, &err),
+                     0);
+    /* Created with Name, Email and Phone, then Name updated: every value
+     * written is known, the name's old value too. */
+    assert_int_equal(json_array_size(rows), 4);
+    size_t i;
+    json_t *row;
+    int names = 0;
+    json_array_foreach(rows, i, row)
+    {
+        assert_string_equal(json_string_value(json_object_get(row, "origin")), "src");
+        names += strcmp(json_string_value(json_object_get(row, "field")), "Name") == 0;
+    }
+    assert_int_equal(names, 2);
+    json_decref(rows);
+}
+
+static void test_pipeline_echo_of_own_write_is_not_sent_back(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    struct ferry_err err = {0};
+    struct ferry_store *st = fx->rt->workers[0].store;
+    char h[FERRY_SHA256_HEX_LEN + 1];
+    enqueue(fx, "1", "created");
+    run_next(fx, &out);
+    /* Ferry wrote name "Jane-from-crm" into src thing 1 for the dst system;
+     * since then someone at the source also changed the e-mail. */
+    json_t *v = json_string("Jane-from-crm");
+    assert_int_equal(ferry_json_hash(v, h), 0);
+    json_decref(v);
+    int64_t now = ferry_now_ms();
+    assert_int_equal(
+        ferry_store_echo_put(st, "src", "thing", "1", "name", h, "dst", now, now + 60000, &err), 0);
+    json_t *rec = json_object_get(src_records, "1");
+    json_object_set_new(rec, "name", json_string("Jane-from-crm"));
+    json_object_set_new(rec, "email", json_string("new@example.com"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_updates, 1);
+    assert_null(json_object_get(dst_last_update, "Name")); /* the echo stays home */
+    assert_string_equal(json_string_value(json_object_get(dst_last_update, "Email")),
+                        "new@example.com");
+
+    /* A later real change of the same field (no longer the ledger's value) is sent. */
+    json_object_set_new(rec, "name", json_string("Jane Doe"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_string_equal(json_string_value(json_object_get(dst_last_update, "Name")), "Jane Doe");
+
+    /* Only an echo: the job ends without a write, audited as an echo. */
+    json_object_set_new(rec, "name", json_string("Jane-from-crm"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(out.writes, 0);
+    int64_t n = 0;
+    assert_int_equal(ferry_store_audit_count(st, "echo", NULL, &n, &err), 0);
+    assert_int_equal(n, 2);
+}
+
+static void test_pipeline_reverse_link_finds_the_counterpart(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    struct ferry_err err = {0};
+    /* src thing 1 -> dst T1 exists; now a change of T1 comes from the CRM. */
+    enqueue(fx, "1", "created");
+    run_next(fx, &out);
+    json_t *crm = json_object_get(json_object_get(dst_records, "T1"), "record");
+    json_object_set_new(crm, "Key", json_string("T1"));
+    json_object_set_new(crm, "Phone", json_string("777"));
+    char payload[512];
+    char *rec = json_dumps(crm, JSON_COMPACT);
+    snprintf(payload, sizeof(payload),
+             "{\"source\":\"dst\",\"object\":\"Things\",\"id\":\"T1\",\"event\":\"updated\","
+             "\"record\":%s}",
+             rec);
+    free(rec);
+    struct ferry_job_new jn = {.job_key = "dst:Things:T1",
+                               .kind = "sync",
+                               .payload = payload,
+                               .correlation_id = "corr2",
+                               .now_ms = ferry_now_ms()};
+    assert_int_equal(ferry_store_job_enqueue(fx->rt->workers[0].store, &jn, NULL, NULL, &err), 0);
+    int before = src_fetches;
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    /* The source record was read (to compare), not looked up or created. */
+    assert_int_equal(src_fetches, before + 1);
+    assert_int_equal(out.writes, 1);
+    assert_int_equal(dst_lookups, 1); /* only the first sync's, before the create */
+    /* Only what differs is written back: the name is the same on both sides. */
+    assert_int_equal(json_object_size(src_last_write), 1);
+    assert_string_equal(json_string_value(json_object_get(src_last_write, "phone")), "777");
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -760,6 +1099,22 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_burst_of_updates_is_coalesced, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_conflict_policy_park_stops_the_job, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_conflict_policy_target_keeps_the_crm_value,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_conflict_policy_newer_compares_change_times,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_conflict_setting_overrides_the_policy, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_no_policy_means_no_extra_read, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_write_is_remembered_when_read_back,
+                                        setup_two_way, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_echo_of_own_write_is_not_sent_back, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_reverse_link_finds_the_counterpart,
+                                        setup_two_way, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -863,6 +863,89 @@ static void test_store_kv_list_by_prefix(void **state)
     json_decref(j);
 }
 
+static void test_store_echo_ledger_renews_expires_and_prunes(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    json_t *j = NULL;
+    int64_t n = 0;
+    assert_int_equal(
+        ferry_store_echo_put(f->s, "crm", "Contacts", "C1", "Phone", "h1", "shop", 100, 200, &err),
+        0);
+    assert_int_equal(
+        ferry_store_echo_put(f->s, "crm", "Contacts", "C1", "Email", "h2", "shop", 100, 500, &err),
+        0);
+    /* The same value again renews its row; another value of the field is a row of its own. */
+    assert_int_equal(
+        ferry_store_echo_put(f->s, "crm", "Contacts", "C1", "Phone", "h1", "shop", 150, 300, &err),
+        0);
+    assert_int_equal(
+        ferry_store_echo_put(f->s, "crm", "Contacts", "C1", "Phone", "h3", "shop", 160, 220, &err),
+        0);
+    assert_int_equal(ferry_store_echo_get(f->s, "crm", "Contacts", "C1", 210, &j, &err), 0);
+    assert_int_equal(json_array_size(j), 3);
+    json_decref(j);
+    /* Expired rows are not read, and pruning removes them. */
+    assert_int_equal(ferry_store_echo_get(f->s, "crm", "Contacts", "C1", 250, &j, &err), 0);
+    assert_int_equal(json_array_size(j), 2);
+    json_decref(j);
+    assert_int_equal(ferry_store_echo_get(f->s, "crm", "Contacts", "C1", 400, &j, &err), 0);
+    assert_int_equal(json_array_size(j), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "field")), "Email");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "origin")), "shop");
+    json_decref(j);
+    assert_int_equal(ferry_store_prune_echoes(f->s, 400, 100, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ferry_store_echo_get(f->s, "crm", "Contacts", "C2", 0, &j, &err), 0);
+    assert_int_equal(json_array_size(j), 0);
+    json_decref(j);
+}
+
+static void test_store_conflict_rows_listed_and_pruned(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    json_t *j = NULL;
+    int64_t n = 0;
+    struct ferry_conflict c = {.job_id = 7,
+                               .correlation_id = "c0ffee",
+                               .mapping = "customer_to_contact",
+                               .source_key = "shop:customer:42",
+                               .target_system = "crm",
+                               .target_object = "Contacts",
+                               .target_id = "C1",
+                               .field = "LastName",
+                               .synced_value = "{\"LastName\":\"A\"}",
+                               .source_value = "{\"LastName\":\"B\"}",
+                               .target_value = "{\"LastName\":\"C\"}",
+                               .policy = "park",
+                               .resolution = "parked"};
+    assert_int_equal(ferry_store_conflict_add(f->s, &c, 1000, &err), 0);
+    c.source_key = "shop:customer:43";
+    c.field = "Phone";
+    assert_int_equal(ferry_store_conflict_add(f->s, &c, 2000, &err), 0);
+    c.policy = NULL;
+    assert_int_equal(ferry_store_conflict_add(f->s, &c, 2000, &err), FERRY_EINVAL);
+    assert_int_equal(ferry_store_conflicts_list(f->s, "shop:customer:42", 0, 10, &j, &err), 0);
+    assert_int_equal(json_array_size(j), 1);
+    json_t *row = json_array_get(j, 0);
+    assert_string_equal(json_string_value(json_object_get(row, "field")), "LastName");
+    assert_int_equal(json_integer_value(json_object_get(row, "job_id")), 7);
+    assert_string_equal(json_string_value(json_object_get(row, "target_value")),
+                        "{\"LastName\":\"C\"}");
+    json_decref(j);
+    /* All since a time, newest first. */
+    assert_int_equal(ferry_store_conflicts_list(f->s, NULL, 0, 10, &j, &err), 0);
+    assert_int_equal(json_array_size(j), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "field")), "Phone");
+    json_decref(j);
+    assert_int_equal(ferry_store_prune_conflicts(f->s, 1500, 10, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ferry_store_conflicts_list(f->s, NULL, 0, 10, &j, &err), 0);
+    assert_int_equal(json_array_size(j), 1);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -885,6 +968,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_runnable_lanes_and_key_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_kv_counters_and_webhook_scopes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_kv_list_by_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_echo_ledger_renews_expires_and_prunes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_conflict_rows_listed_and_pruned, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
