@@ -8,9 +8,13 @@
  * explain answers "what happened to shop:customer:42?": the links
  * the record has, then every job of it in order with how it arrived, which
  * mapping set ran (jobs.mapping_hash), each audit step (requests with their
- * status, match rules, system-of-record skips, writes) and the outcome.
- * Given a target record instead (crm:Contact:<id>), it
+ * status, match rules, system-of-record skips, echoes not sent back,
+ * conflicts and their policy, writes) and the outcome, then the record's
+ * conflict rows. Given a target record instead (crm:Contact:<id>), it
  * explains the source records linked to it.
+ *
+ * `ferry conflicts` lists the conflict log: fields both systems changed
+ * since the last sync, and what the mapping's policy decided.
  */
 #include <getopt.h>
 #include <stdbool.h>
@@ -60,6 +64,21 @@ static const char log_usage[] =
     "      --limit N         at most N rows (default 1000)\n"
     "  -h, --help            this text\n";
 
+static const char conflicts_usage[] =
+    "usage: ferry conflicts -c CONFIG [--since DATE] [--json] [--limit N]\n\n"
+    "The conflict log, newest first: each field that both systems changed since\n"
+    "the last sync, with the value last synced, the source's and the target's,\n"
+    "the policy of the mapping (source, target, newer, park) and what it\n"
+    "decided. A parked job is in `ferry dlq list`; fix the record, then retry\n"
+    "or drop it. Output is redacted like the audit.\n\n"
+    "  -c, --config FILE   configuration file (Lua)\n"
+    "      --since DATE    rows at or after DATE (2024-05-01 or 2024-05-01T10:00:00Z)\n"
+    "      --json          one JSON object {\"conflicts\": [...]} instead of text\n"
+    "      --limit N       at most N rows (default 1000)\n"
+    "  -h, --help          this text\n";
+
+enum cmd_kind { CMD_EXPLAIN, CMD_LOG, CMD_CONFLICTS };
+
 struct args {
     const char *config;
     const char *correlation;
@@ -70,8 +89,9 @@ struct args {
     const char *key;
 };
 
-static int parse(int argc, char **argv, const char *usage, bool is_log, struct args *a)
+static int parse(int argc, char **argv, const char *usage, enum cmd_kind kind, struct args *a)
 {
+    bool is_log = kind == CMD_LOG;
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"correlation", required_argument, NULL, 'r'},
         {"since", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
@@ -95,7 +115,7 @@ static int parse(int argc, char **argv, const char *usage, bool is_log, struct a
             a->correlation = optarg;
             break;
         case 's':
-            if (!is_log || ferry_iso8601_parse(optarg, &a->since_ms) < 0) {
+            if (kind == CMD_EXPLAIN || ferry_iso8601_parse(optarg, &a->since_ms) < 0) {
                 fprintf(stderr, "ferry: --since takes a date such as 2024-05-01 or "
                                 "2024-05-01T10:00:00Z\n");
                 goto usage;
@@ -128,6 +148,10 @@ static int parse(int argc, char **argv, const char *usage, bool is_log, struct a
     }
     if (is_log) {
         if (optind != argc || (!a->correlation && a->since_ms < 0)) {
+            goto usage;
+        }
+    } else if (kind == CMD_CONFLICTS) {
+        if (optind != argc) {
             goto usage;
         }
     } else {
@@ -203,6 +227,15 @@ static const char *step_role(const json_t *row)
     }
     if (strcmp(step, "http") == 0) {
         return "request";
+    }
+    if (strcmp(step, "owner") == 0) {
+        return "system of record";
+    }
+    if (strcmp(step, "echo") == 0) {
+        return "echo not sent back";
+    }
+    if (strcmp(step, "conflict") == 0) {
+        return "conflict";
     }
     return NULL;
 }
@@ -319,6 +352,21 @@ static void print_links(FILE *out, const json_t *links)
     }
 }
 
+static void print_conflict(FILE *out, const json_t *c, bool with_record)
+{
+    char ts[40];
+    format_ts(num(c, "at"), ts, sizeof(ts));
+    fprintf(out, "%s  ", ts);
+    if (with_record) {
+        fprintf(out, "%s  ", str(c, "source_key"));
+    }
+    fprintf(out, "%s:%s:%s %s  policy %s: %s  (job %lld, mapping %s)\n", str(c, "target_system"),
+            str(c, "target_object"), str(c, "target_id"), str(c, "field"), str(c, "policy"),
+            str(c, "resolution"), (long long)num(c, "job_id"), str(c, "mapping"));
+    fprintf(out, "    last synced %s  source %s  target %s\n", str(c, "synced_value"),
+            str(c, "source_value"), str(c, "target_value"));
+}
+
 /* Every job of `key`, oldest first, each with its audit rows and its payload parsed. */
 static int load_story(struct ferry_store *st, const char *key, size_t limit, json_t **jobs,
                       struct ferry_err *err)
@@ -346,7 +394,7 @@ static int load_story(struct ferry_store *st, const char *key, size_t limit, jso
 }
 
 static void print_story(FILE *out, const char *key, const json_t *links, const json_t *jobs,
-                        bool bodies)
+                        const json_t *conflicts, bool bodies)
 {
     size_t i;
     json_t *job;
@@ -386,6 +434,14 @@ static void print_story(FILE *out, const char *key, const json_t *links, const j
             print_audit_row(out, row, false, bodies, "    ");
         }
         print_outcome(out, job);
+    }
+    if (json_array_size(conflicts) > 0) {
+        fprintf(out, "conflicts\n");
+        json_array_foreach(conflicts, i, job)
+        {
+            fprintf(out, "  ");
+            print_conflict(out, job, false);
+        }
     }
 }
 
@@ -435,7 +491,7 @@ int ferry_cmd_explain(int argc, char **argv)
     FILE *mem = NULL;
     char sys[128], obj[128];
     const char *id = NULL;
-    int status = parse(argc, argv, explain_usage, false, &a);
+    int status = parse(argc, argv, explain_usage, CMD_EXPLAIN, &a);
     if (status >= 0) {
         return status;
     }
@@ -452,18 +508,21 @@ int ferry_cmd_explain(int argc, char **argv)
     }
     status = FERRY_EXIT_FAILURE;
     stories = json_array();
-    json_t *links = NULL, *jobs = NULL;
+    json_t *links = NULL, *jobs = NULL, *conflicts = NULL;
     if (!stories || ferry_store_links_for_record(st, sys, obj, id, &links, &err) < 0 ||
-        load_story(st, a.key, a.limit, &jobs, &err) < 0) {
+        load_story(st, a.key, a.limit, &jobs, &err) < 0 ||
+        ferry_store_conflicts_list(st, a.key, 0, a.limit, &conflicts, &err) < 0) {
         fprintf(stderr, "ferry explain: %s\n", err.msg[0] ? err.msg : "out of memory");
         json_decref(links);
         json_decref(jobs);
+        json_decref(conflicts);
         goto cleanup;
     }
     if (json_array_size(jobs) > 0 || json_array_size(links) == 0) {
-        json_array_append_new(
-            stories, json_pack("{s:s, s:o, s:o}", "record", a.key, "links", links, "jobs", jobs));
+        json_array_append_new(stories, json_pack("{s:s, s:o, s:o, s:o}", "record", a.key, "links",
+                                                 links, "jobs", jobs, "conflicts", conflicts));
     } else {
+        json_decref(conflicts);
         /* A target record: its story is that of each source linked to it. */
         size_t i;
         json_t *l;
@@ -471,21 +530,23 @@ int ferry_cmd_explain(int argc, char **argv)
         json_array_foreach(links, i, l)
         {
             char src[512];
-            json_t *sl = NULL, *sj = NULL;
+            json_t *sl = NULL, *sj = NULL, *sc = NULL;
             snprintf(src, sizeof(src), "%s:%s:%s", str(l, "src_system"), str(l, "src_object"),
                      str(l, "src_id"));
             if (ferry_store_links_for_record(st, str(l, "src_system"), str(l, "src_object"),
                                              str(l, "src_id"), &sl, &err) < 0 ||
-                load_story(st, src, a.limit, &sj, &err) < 0) {
+                load_story(st, src, a.limit, &sj, &err) < 0 ||
+                ferry_store_conflicts_list(st, src, 0, a.limit, &sc, &err) < 0) {
                 fprintf(stderr, "ferry explain: %s\n", err.msg);
                 json_decref(sl);
                 json_decref(sj);
+                json_decref(sc);
                 json_decref(links);
                 goto cleanup;
             }
-            json_array_append_new(stories,
-                                  json_pack("{s:s, s:s, s:o, s:o}", "record", src, "linked_from",
-                                            a.key, "links", sl, "jobs", sj));
+            json_array_append_new(stories, json_pack("{s:s, s:s, s:o, s:o, s:o}", "record", src,
+                                                     "linked_from", a.key, "links", sl, "jobs", sj,
+                                                     "conflicts", sc));
         }
         json_decref(links);
     }
@@ -536,7 +597,7 @@ int ferry_cmd_explain(int argc, char **argv)
                 fprintf(mem, "%s%s is linked from:\n", i ? "\n" : "", a.key);
             }
             print_story(mem, str(s, "record"), json_object_get(s, "links"),
-                        json_object_get(s, "jobs"), a.bodies);
+                        json_object_get(s, "jobs"), json_object_get(s, "conflicts"), a.bodies);
         }
     }
     status = emit(mem, &text);
@@ -563,7 +624,7 @@ int ferry_cmd_log(int argc, char **argv)
     char *text = NULL;
     size_t text_len = 0;
     FILE *mem = NULL;
-    int status = parse(argc, argv, log_usage, true, &a);
+    int status = parse(argc, argv, log_usage, CMD_LOG, &a);
     if (status >= 0) {
         return status;
     }
@@ -604,6 +665,68 @@ int ferry_cmd_log(int argc, char **argv)
         }
         if (json_array_size(rows) == 0) {
             fprintf(mem, "(no audit rows)\n");
+        } else if (json_array_size(rows) == a.limit) {
+            fprintf(mem, "(stopped at --limit %zu)\n", a.limit);
+        }
+    }
+    status = emit(mem, &text);
+    mem = NULL;
+cleanup:
+    if (mem) {
+        fclose(mem);
+    }
+    free(text);
+    json_decref(rows);
+    ferry_store_close(st);
+    ferry_config_free(cfg);
+    (void)!ferry_redact_configure(NULL);
+    return status;
+}
+
+int ferry_cmd_conflicts(int argc, char **argv)
+{
+    struct args a;
+    struct ferry_config *cfg = NULL;
+    struct ferry_store *st = NULL;
+    struct ferry_err err = {0};
+    json_t *rows = NULL;
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *mem = NULL;
+    int status = parse(argc, argv, conflicts_usage, CMD_CONFLICTS, &a);
+    if (status >= 0) {
+        return status;
+    }
+    status = open_db(a.config, &cfg, &st);
+    if (status != FERRY_EXIT_OK) {
+        goto cleanup;
+    }
+    status = FERRY_EXIT_FAILURE;
+    if (ferry_store_conflicts_list(st, NULL, a.since_ms < 0 ? 0 : a.since_ms, a.limit, &rows,
+                                   &err) < 0) {
+        fprintf(stderr, "ferry conflicts: %s\n", err.msg);
+        goto cleanup;
+    }
+    mem = open_memstream(&text, &text_len);
+    if (!mem) {
+        fprintf(stderr, "ferry conflicts: out of memory\n");
+        goto cleanup;
+    }
+    if (a.json) {
+        json_t *doc = json_pack("{s:O}", "conflicts", rows);
+        char *t = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        fprintf(mem, "%s\n", t ? t : "{}");
+        free(t);
+        json_decref(doc);
+    } else {
+        size_t i;
+        json_t *row;
+        json_array_foreach(rows, i, row)
+        {
+            print_conflict(mem, row, true);
+        }
+        if (json_array_size(rows) == 0) {
+            fprintf(mem, "(no conflicts)\n");
         } else if (json_array_size(rows) == a.limit) {
             fprintf(mem, "(stopped at --limit %zu)\n", a.limit);
         }

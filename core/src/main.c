@@ -28,6 +28,7 @@ static const struct command commands[] = {
     {"init", ferry_cmd_init, "write a starter config, the shipped mappings and a systemd unit"},
     {"explain", ferry_cmd_explain, "one record's story across jobs: links, requests, outcomes"},
     {"log", ferry_cmd_log, "audit rows by correlation ID or since a date, redacted"},
+    {"conflicts", ferry_cmd_conflicts, "fields both systems changed, and what the policy decided"},
 };
 
 static void usage(FILE *f)

@@ -278,6 +278,36 @@ static size_t drop_echoes(struct job_ctx *jc, struct plan *p)
     return n;
 }
 
+/*
+ * Fields left as the target has them because it is their system of record,
+ * where the source's value differs: the decision `ferry explain` shows.
+ */
+static void audit_owned(struct job_ctx *jc, const struct plan *p, const json_t *owner)
+{
+    char names[200] = "";
+    size_t n = 0, len = 0;
+    const char *k;
+    json_t *v;
+    if (!owner || json_object_size(owner) == 0) {
+        return;
+    }
+    json_object_foreach((json_t *)p->fields, k, v)
+    {
+        const json_t *old = p->base ? json_object_get(p->base, k) : NULL;
+        if (!field_owned_by(owner, k, p->tsys) || (old && json_equal(old, v))) {
+            continue;
+        }
+        if (len < sizeof(names)) {
+            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", n ? ", " : "", k);
+        }
+        n++;
+    }
+    if (n > 0) {
+        audit(jc, p->tsys, "owner", "%s %s: %.200s kept as %s has it (its system of record)",
+              p->tobj, p->dst_id ? p->dst_id : "", names, p->tsys);
+    }
+}
+
 /* After ferry wrote a record, remember each value, if a mapping reads that
  * record back (two-way sync): its change event is then recognised. */
 static void record_echoes(struct job_ctx *jc, const struct plan *p, const char *id)
@@ -547,6 +577,7 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
             rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
             goto cleanup;
         }
+        audit_owned(jc, p, owner);
         size_t echoes = drop_echoes(jc, p);
         if (json_object_size(p->write) > 0) {
             rc = resolve_conflicts(jc, intent, p, inst, &call, err);
@@ -648,6 +679,7 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
         snprintf(p->how, sizeof(p->how), "%s", how);
         p->dst_id = ferry_strdup(id);
         p->base = json_incref(json_object_get(found, "record"));
+        audit_owned(jc, p, owner);
         drop_echoes(jc, p);
         if (json_object_size(p->write) == 0) {
             rc = save_link(jc, &p->key, id, etag, p->hash, p->fields, err);
