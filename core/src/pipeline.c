@@ -497,6 +497,54 @@ static int resolve_conflicts(struct job_ctx *jc, const json_t *intent, struct pl
 }
 
 /*
+ * Match rule "linked": the target record another source record was synced
+ * to, through the link table ({"rule": "linked", "object", "id", ["system"],
+ * ["max_age_ms"]}); e.g. the task an abandoned cart made, found from the
+ * order that followed it. A link older than max_age_ms (by its last write)
+ * does not match: "closed if the buyer orders within N hours".
+ */
+static int match_linked(struct job_ctx *jc, const json_t *rule, const char *tsys, const char *tobj,
+                        json_t **found, char *how, size_t hown, struct ferry_err *err)
+{
+    const char *sys = json_string_value(json_object_get(rule, "system"));
+    const char *obj = json_string_value(json_object_get(rule, "object"));
+    char *id = ferry_json_scalar_text(json_object_get(rule, "id"));
+    json_int_t max_age = json_integer_value(json_object_get(rule, "max_age_ms"));
+    struct ferry_link link = {0};
+    int rc = 0;
+    *found = NULL;
+    if (!obj || !id || !*id) {
+        free(id);
+        return 0; /* nothing to look for: no match */
+    }
+    struct ferry_link_key key = {.src_system = sys ? sys : jc->src_system,
+                                 .src_object = obj,
+                                 .src_id = id,
+                                 .dst_system = tsys,
+                                 .dst_object = tobj};
+    rc = ferry_store_link_get(jc->w->store, &key, &link, err);
+    if (rc == FERRY_ENOTFOUND) {
+        rc = 0;
+    } else if (rc == 0 && link.dst_id && link.dst_id[0]) {
+        int64_t age = jc->w->rt->clock() - link.updated_at_ms;
+        if (max_age > 0 && age > max_age) {
+            audit(jc, tsys, "match",
+                  "%s %s (of %s %s) was written %lld s ago, more than %lld s: "
+                  "not matched",
+                  tobj, link.dst_id, obj, id, (long long)(age / 1000), (long long)(max_age / 1000));
+        } else {
+            json_t *fields = link.fields ? json_loads(link.fields, 0, NULL) : NULL;
+            *found = json_pack("{s:s, s:s?, s:o}", "id", link.dst_id, "etag", link.etag, "record",
+                               fields ? fields : json_object());
+            snprintf(how, hown, "link of %s %s", obj, id);
+        }
+    }
+    ferry_link_clear(&link);
+    free(id);
+    return rc;
+}
+
+/*
  * Decide what an upsert intent needs: nothing (unchanged, or no field the
  * source owns changed), an update of the linked or matched record, or a
  * create. Lookups run here; nothing is written. `ignore_link`: the linked
@@ -645,6 +693,14 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
         if (found) {
             break;
         }
+        if (kind && strcmp(kind, "linked") == 0) {
+            rc = match_linked(jc, rule, tsys, tobj, &found, how_buf, sizeof(how_buf), err);
+            if (rc < 0) {
+                goto cleanup;
+            }
+            how = how_buf;
+            continue;
+        }
         if (!kind || strcmp(kind, "lookup") != 0 || !field || !value || !*value) {
             continue;
         }
@@ -665,6 +721,9 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
     if (found) {
         const char *id = json_string_value(json_object_get(found, "id"));
         const char *etag = json_string_value(json_object_get(found, "etag"));
+        if (!json_is_object(json_object_get(found, "record"))) {
+            json_object_set_new(found, "record", json_object());
+        }
         if (!id) {
             rc = ferry_err_set(err, FERRY_EPLUGIN, "connector %s: lookup returned no id", tsys);
             goto cleanup;
@@ -783,6 +842,35 @@ static int write_plan(struct job_ctx *jc, const json_t *intent, struct plan *pp,
     return rc;
 }
 
+static int resolve_refs(struct job_ctx *jc, json_t *intent, struct ferry_err *err);
+static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
+                        struct ferry_err *err);
+
+/*
+ * A write the target refused as not allowed (e.g. an opportunity in
+ * approval, or a record of a role the technical user may not change) runs
+ * the intent's "instead" (a task for a person) when the rule gave one; the
+ * job then succeeds, and the refusal is in the audit. Other failures stand.
+ */
+static int apply_instead(struct job_ctx *jc, const json_t *intent, int rc, int *writes,
+                         struct ferry_err *err)
+{
+    json_t *instead = json_object_get(intent, "instead");
+    if (rc != FERRY_EFORBIDDEN || !json_is_object(instead)) {
+        return rc;
+    }
+    const json_t *target = json_object_get(instead, "target");
+    audit(jc, json_string_value(json_object_get(json_object_get(intent, "target"), "system")),
+          "instead", "refused (%s); writing the rule's alternative to %s instead", err->msg,
+          json_string_value(json_object_get(target, "object")));
+    ferry_err_clear(err);
+    rc = resolve_refs(jc, instead, err);
+    if (rc == 0) {
+        rc = apply_upsert(jc, instead, writes, err);
+    }
+    return rc;
+}
+
 static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
                         struct ferry_err *err)
 {
@@ -792,7 +880,7 @@ static int apply_upsert(struct job_ctx *jc, const json_t *intent, int *writes,
         plan_clear(&p);
         return rc;
     }
-    return write_plan(jc, intent, &p, writes, err);
+    return apply_instead(jc, intent, write_plan(jc, intent, &p, writes, err), writes, err);
 }
 
 /*
@@ -810,12 +898,12 @@ static int apply_update(struct job_ctx *jc, const json_t *intent, int *writes,
     }
     if (p.op == FERRY_WRITE_CREATE) {
         const char *rule = json_string_value(json_object_get(intent, "rule"));
-        audit(jc, p.tsys, "skip", "%s: no record to update%s%s", p.tobj, rule ? " (rule " : "",
-              rule ? rule : "");
+        audit(jc, p.tsys, "skip", "%s: no record to update%s%s%s", p.tobj, rule ? " (rule " : "",
+              rule ? rule : "", rule ? ")" : "");
         plan_clear(&p);
         return 0;
     }
-    return write_plan(jc, intent, &p, writes, err);
+    return apply_instead(jc, intent, write_plan(jc, intent, &p, writes, err), writes, err);
 }
 
 static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *job, int rc,
@@ -988,6 +1076,38 @@ static int resolve_refs(struct job_ctx *jc, json_t *intent, struct ferry_err *er
     const char *k;
     json_t *v;
     void *tmp;
+    /* A lookup's value may be a reference too (the opportunity of the
+     * account of the buyer's contact). One that does not resolve matches
+     * nothing, rather than holding the job: an update then finds no record. */
+    size_t i;
+    json_t *rule;
+    json_array_foreach(json_object_get(intent, "match"), i, rule)
+    {
+        json_t *ref = json_object_get(json_object_get(rule, "value"), "$ref");
+        json_t *value = NULL;
+        if (!json_is_object(ref)) {
+            continue;
+        }
+        json_t *lenient = json_deep_copy(ref);
+        if (!json_object_get(lenient, "default")) {
+            json_object_set_new(lenient, "default", json_null());
+        }
+        const char *field = json_string_value(json_object_get(rule, "field"));
+        int rc = resolve_one(jc, intent, field ? field : "match", lenient, &value, err);
+        json_decref(lenient);
+        if (rc == FERRY_EMAPPING) {
+            /* The related record lacks the property: nothing to match by. */
+            ferry_err_clear(err);
+            rc = 0;
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        char *text = value && !json_is_null(value) ? ferry_json_scalar_text(value) : NULL;
+        json_object_set_new(rule, "value", text ? json_string(text) : json_null());
+        free(text);
+        json_decref(value);
+    }
     json_object_foreach_safe(fields, tmp, k, v)
     {
         json_t *ref = json_object_get(v, "$ref");

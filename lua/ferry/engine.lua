@@ -17,7 +17,7 @@ local engine = {}
 local TOP_KEYS = {
   source = true, target = true, key = true, match = true,
   fields = true, owner = true, filter = true, description = true,
-  op = true, validate = true, rules = true, conflict = true,
+  op = true, validate = true, rules = true, conflict = true, instead = true,
 }
 
 -- What happens to a field both systems changed since the last sync.
@@ -246,6 +246,11 @@ function engine.compile(spec, name, path)
     end
   end
 
+  if spec.instead ~= nil and type(spec.instead) ~= "function" then
+    fail(path, "'instead' must be a function(record, ctx) returning map.activity{...} or nil")
+  end
+  m.instead = spec.instead
+
   if spec.filter ~= nil and type(spec.filter) ~= "function" then
     fail(path, "'filter' must be a function(record, ctx)")
   end
@@ -381,6 +386,15 @@ function engine.run(m, record, ctx, event)
       conflict = conflict,
     },
   }
+
+  -- What to create when the target refuses the write as not allowed (e.g.
+  -- an opportunity in approval): a task for a person instead of a retry.
+  if m.instead then
+    local alt = m.instead(record, ctx)
+    if alt ~= nil then
+      out[1].instead = map.finish_intent(alt, m, sid, event, "instead", 1, record, ctx)
+    end
+  end
 
   -- Rules add intents of their own (activities, updates of other records).
   -- Each one's source id is the record's id plus the rule's key, so that a

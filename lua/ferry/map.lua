@@ -16,18 +16,50 @@ local is_array = ferry.is_array
 
 local map = {}
 
+-- Paths are a mapping's constants, read once per record and field: split
+-- each one once. steps[2i-1] is the i-th step as a key, steps[2i] its array
+-- index when the step is all digits (else false). A mapping that builds
+-- paths at run time could grow the cache without end, so it starts over
+-- past SPLIT_MAX entries.
+local SPLIT_MAX = 4096
+local split_cache = {}
+local split_count = 0
+
+local function split(path)
+  local steps = split_cache[path]
+  if steps then
+    return steps
+  end
+  steps = {}
+  local n = 0
+  for step in string.gmatch(path, "[^.]+") do
+    steps[n + 1] = step
+    steps[n + 2] = step:match("^%d+$") and tonumber(step) or false
+    n = n + 2
+  end
+  if split_count >= SPLIT_MAX then
+    split_cache = {}
+    split_count = 0
+  end
+  split_cache[path] = steps
+  split_count = split_count + 1
+  return steps
+end
+
 -- The value at `path` in `record`, or nil when any step is missing or empty.
 -- A numeric step indexes an array (1-based, as Lua); otherwise it is a key.
 function map.get(record, path)
   local v = record
-  for step in string.gmatch(path, "[^.]+") do
+  local steps = split(path)
+  for i = 1, #steps, 2 do
     if type(v) ~= "table" then
       return nil
     end
-    if is_array(v) and step:match("^%d+$") then
-      v = v[tonumber(step)]
+    local index = steps[i + 1]
+    if index and is_array(v) then
+      v = v[index]
     else
-      v = v[step]
+      v = v[steps[i]]
     end
   end
   if v == null or v == "" then
@@ -158,15 +190,33 @@ function map.setting(name, default)
   end
 end
 
+-- map.linked(object, id, { system = ..., within_hours = N }): in a rule's
+-- match list, the target record that another source record (object, id) of
+-- the same system was synced to, e.g. the task an abandoned cart made,
+-- found from the order that followed. within_hours: only if ferry wrote
+-- that record less than N hours ago.
+function map.linked(object, id, opts)
+  if type(object) ~= "string" or object == "" then
+    error("map.linked: the first argument is the source object name", 2)
+  end
+  opts = opts or {}
+  local hours = opts.within_hours
+  if hours ~= nil and (type(hours) ~= "number" or hours <= 0) then
+    error("map.linked: within_hours must be a positive number", 2)
+  end
+  return { rule = "linked", object = object, id = id, system = opts.system,
+           max_age_ms = hours and math.floor(hours * 3600000) or nil }
+end
+
 local function copy_match(rules, who)
   local out = {}
   for i, r in ipairs(rules or { "link" }) do
     if r == "link" then
       out[i] = { rule = "link" }
-    elseif type(r) == "table" and r.rule == "lookup" then
+    elseif type(r) == "table" and (r.rule == "lookup" or r.rule == "linked") then
       out[i] = r
     else
-      error(who .. ": match[" .. i .. "] must be \"link\" or map.lookup(...)", 3)
+      error(who .. ": match[" .. i .. "] must be \"link\", map.lookup(...) or map.linked(...)", 3)
     end
   end
   return out
@@ -187,8 +237,12 @@ local function intent(op, spec, who)
   if type(spec.fields) ~= "table" then
     error(who .. ": fields must be a table of values", 3)
   end
+  if spec.instead ~= nil and (type(spec.instead) ~= "table" or spec.instead.op ~= "upsert") then
+    error(who .. ": instead must be a map.activity{...} (what to create when the write is refused)", 3)
+  end
   return { op = op, key = spec.key, target = { system = t[1], object = t[2] },
-           match = copy_match(spec.match, who), fields = spec.fields, owner = spec.owner }
+           match = copy_match(spec.match, who), fields = spec.fields, owner = spec.owner,
+           instead = spec.instead }
 end
 
 -- map.activity{ target = { "crm", "TasksCollection" }, key = "follow-up",
@@ -226,6 +280,11 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx)
   for _, r in ipairs(it.match) do
     if r.rule == "link" then
       match[#match + 1] = { rule = "link" }
+    elseif r.rule == "linked" then
+      if r.id ~= nil and r.id ~= null and r.id ~= "" then
+        match[#match + 1] = { rule = "linked", object = r.object, id = tostring(r.id),
+                              system = r.system, max_age_ms = r.max_age_ms }
+      end
     else
       local v = r.value
       if type(v) == "function" then
@@ -240,6 +299,12 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx)
   for k, v in pairs(it.owner or {}) do
     owner[k] = v
   end
+  local instead
+  if it.instead ~= nil then
+    -- The alternative gets a link of its own (rule key + "-instead"), so a
+    -- retried job finds the task it already made.
+    instead = map.finish_intent(it.instead, m, source_id, event, rule .. "-instead", n, record, ctx)
+  end
   return {
     op = it.op,
     mapping = m.name,
@@ -250,6 +315,7 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx)
     match = match,
     fields = fields,
     owner = owner,
+    instead = instead,
   }
 end
 

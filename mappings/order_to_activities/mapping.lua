@@ -13,6 +13,11 @@
 --   qualify_lead  with `lead_status_on_order` set, the buyer's lead from
 --             registration_to_lead (found by e-mail) gets that UserStatusCode:
 --             the registration is no longer one "without an order".
+--   close_cart_task  the task abandoned_cart_to_task made for the cart this
+--             order was placed from (the order's cart_id) is set to
+--             `cart_task_done_status` ("3", completed) when ferry made it
+--             less than `close_cart_task_within_hours` (24) ago: the buyer
+--             came back, nobody needs to call. 0 turns it off.
 --
 -- Only live events count (`created`, `converted`, `status_changed`): a poll
 -- or backfill reads orders as `updated`, and years of old orders must not
@@ -176,6 +181,20 @@ return commerce.rules_only {
           PriorityCode = spec.priority_code,
         },
         owner = { MainEmployeeResponsiblePartyID = "sap_sales" },
+      }
+    end,
+
+    close_cart_task = function(order, ctx)
+      local hours = commerce.number_setting(ctx, "close_cart_task_within_hours", 24)
+      local cart = map.get(order, "cart_id")
+      if hours <= 0 or not commerce.present(cart) or not live(ctx, "created", "converted") then
+        return nil
+      end
+      return map.update {
+        target = { "sap_sales", "TasksCollection" },
+        key = "close-cart-task",
+        match = { map.linked("cart", cart, { within_hours = hours }) },
+        fields = { Status = commerce.setting(ctx, "cart_task_done_status", "3") },
       }
     end,
 

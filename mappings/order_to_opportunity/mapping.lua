@@ -18,18 +18,20 @@
 -- connector also refuses to PATCH an opportunity that is in approval
 -- (FERRY_EFORBIDDEN "in approval: ...").
 --
+-- The account is the AccountID of the contact customer_to_contact made for
+-- the buyer (a reference in the lookup's value, resolved when the job runs;
+-- a buyer without a synced contact, or a contact without an account, matches
+-- nothing and nothing happens).
+--
+-- An opportunity in approval, or one the technical user may not change, is
+-- refused by SAP (the connector answers "in approval: ..." or 403): the
+-- owner then gets a task instead (`instead` below; subject from the setting
+-- `blocked_subject`), and the job succeeds.
+--
 -- Not done, because the core cannot yet:
--- - knowing the account: ProspectPartyID is the account of the buyer's
---   contact, a reference (commerce.ref). Until the core resolves it, no
---   order is matched and nothing happens.
 -- - "open" opportunities only: a lookup compares one field, so it cannot say
 --   ProspectPartyID eq X and LifeCycleStatusCode eq open, nor choose among
 --   several (two matches fail the job as a duplicate).
--- - a task instead of an update when the opportunity is in approval or the
---   technical user may not change it: the write fails (the job is parked,
---   with the reason) and rules never see that failure. Enable this mapping
---   after the other order mappings: a parked update then does not hold
---   back their writes of the same job.
 -- - adding to the expected value (current + order) needs the current value.
 
 local map = require "ferry.map"
@@ -51,12 +53,15 @@ local function band(order, ctx)
   return best
 end
 
-local function account(order, ctx)
-  if commerce.id(map.get(order, "customer_id") or 0) == "0" then
+-- The account of the buyer's contact: a reference the core resolves when
+-- the job runs (in a match rule, an unresolved one matches nothing).
+local function account(order)
+  local customer = commerce.id(map.get(order, "customer_id") or 0)
+  if customer == nil or customer == "0" then
     return nil -- a guest has no account
   end
-  return commerce.ref(ctx, { object = "customer", id = map.get(order, "customer_id"),
-                             target = "ContactCollection", property = "AccountID" })
+  return { ["$ref"] = { object = "customer", id = customer, target = "ContactCollection",
+                        property = "AccountID" } }
 end
 
 local function from_band(name, convert)
@@ -88,6 +93,28 @@ return {
     end),                                                                -- String(3)
   },
   filter = function(order, ctx)
-    return band(order, ctx) ~= nil and account(order, ctx) ~= nil
+    return band(order, ctx) ~= nil and account(order) ~= nil
+  end,
+  instead = function(order, ctx)
+    local id = commerce.id(map.get(order, "id")) or "?"
+    local b = band(order, ctx) or {}
+    local subject = commerce.setting(ctx, "blocked_subject",
+      "Order {id} ({total}) placed: move the account's opportunity to phase {phase} by hand "
+      .. "(ferry may not change it: in approval or not changeable)")
+    local values = { id = id, phase = commerce.text(b.phase) or "?",
+                     total = commerce.money(map.get(order, "total_inc_tax"),
+                                            map.first("default_currency_code", "currency_code")(order))
+                             or "?" }
+    return map.activity {
+      target = { "sap_sales", "TasksCollection" },
+      key = "opportunity-blocked",
+      fields = {
+        Subject = commerce.cut((subject:gsub("{(%a+)}", function(k)
+          return values[k] or ("{" .. k .. "}")
+        end)), 765),
+        DueDateTime = commerce.after(map.get(order, "date_created"),
+                                     commerce.number_setting(ctx, "blocked_due_hours", 24)),
+      },
+    }
   end,
 }

@@ -122,6 +122,7 @@ static int dst_creates, dst_updates, dst_lookups, dst_next_id;
 static json_t *dst_last_update; /* fields of the last update */
 static char dst_last_if_match[64];
 static int dst_fail_code;      /* injected failure for writes */
+static int dst_refuse_updates; /* updates answer FERRY_EFORBIDDEN (e.g. in approval) */
 static int dst_create_unknown; /* creates take effect but report an unknown outcome */
 static int64_t dst_fail_retry_after;
 
@@ -175,6 +176,11 @@ static int dst_write(void *state, struct ferry_call *call, const struct ferry_wr
     if (!entry) {
         err->code = FERRY_ENOTFOUND;
         return FERRY_ENOTFOUND;
+    }
+    if (dst_refuse_updates) {
+        err->code = FERRY_EFORBIDDEN;
+        snprintf(err->msg, sizeof(err->msg), "in approval: Things('%s') is not modified", w->id);
+        return FERRY_EFORBIDDEN;
     }
     snprintf(dst_last_if_match, sizeof(dst_last_if_match), "%s", w->etag ? w->etag : "");
     if (w->etag && strcmp(w->etag, json_string_value(json_object_get(entry, "etag"))) != 0) {
@@ -247,6 +253,12 @@ static void write_file(const char *path, const char *text)
 }
 
 static const char *reverse_mapping;
+static int64_t fake_now; /* 0: the real clock */
+
+static int64_t test_clock(void)
+{
+    return fake_now ? fake_now : ferry_now_ms();
+}
 
 static int setup_with(void **state, const char *second)
 {
@@ -289,6 +301,8 @@ static int setup_with(void **state, const char *second)
     dst_records = json_object();
     src_fetches = dst_creates = dst_updates = dst_lookups = dst_next_id = dst_fetches = 0;
     dst_fail_code = 0;
+    dst_refuse_updates = 0;
+    fake_now = 0;
     dst_fail_retry_after = 0;
     dst_create_unknown = 0;
     dst_last_update = NULL;
@@ -299,6 +313,7 @@ static int setup_with(void **state, const char *second)
     assert_int_equal(ferry_runtime_new_empty(&fx->rt, &fx->cfg, &err), 0);
     assert_int_equal(ferry_runtime_add_connector(fx->rt, "src", &src_conn, NULL, &err), 0);
     assert_int_equal(ferry_runtime_add_connector(fx->rt, "dst", &dst_conn, NULL, &err), 0);
+    fx->rt->clock = test_clock;
     if (ferry_runtime_start_workers(fx->rt, &err) != 0) {
         fail_msg("workers: %s", err.msg);
     }
@@ -1051,6 +1066,107 @@ static void test_pipeline_reverse_link_finds_the_counterpart(void **state)
     assert_string_equal(json_string_value(json_object_get(src_last_write, "phone")), "777");
 }
 
+/* An update the target refuses as not allowed becomes the rule's task. */
+static const char *instead_mapping =
+    "local map = require \"ferry.map\"\n"
+    "return {\n"
+    "  source = { \"src\", \"thing\", on = { \"created\", \"updated\" } },\n"
+    "  target = { \"dst\", \"Things\" },\n"
+    "  op     = \"update\",\n"
+    "  match  = { map.lookup(\"Email\", map.lower \"email\") },\n"
+    "  fields = { Name = \"name\" },\n"
+    "  instead = function(r, ctx)\n"
+    "    return map.activity { target = { \"dst\", \"Tasks\" }, key = \"blocked\",\n"
+    "                          fields = { Subject = \"move \" .. r.name .. \" by hand\" } }\n"
+    "  end,\n"
+    "}\n";
+
+static void test_pipeline_refused_update_makes_the_task_instead(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    use_mapping(fx, instead_mapping);
+    json_object_set_new(dst_records, "X1",
+                        json_pack("{s:s, s:{s:s, s:s}}", "etag", "e1", "record", "Email",
+                                  "jane@example.com", "Name", "Old"));
+    dst_refuse_updates = 1;
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 1);
+    json_t *task = json_object_get(json_object_get(dst_records, "T1"), "record");
+    assert_string_equal(json_string_value(json_object_get(task, "Subject")), "move Jane by hand");
+    /* Again: the task is found by its link and not made twice. */
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 1);
+    /* Other failures are not turned into tasks. */
+    dst_refuse_updates = 0;
+    dst_fail_code = FERRY_EVALIDATION;
+    json_object_set_new(json_object_get(src_records, "1"), "name", json_string("Janet"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DEAD);
+}
+
+/* A rule that closes the task another record (a cart) made, if it is recent. */
+static const char *linked_mapping =
+    "local map = require \"ferry.map\"\n"
+    "return {\n"
+    "  source = { \"src\", \"thing\", on = { \"created\", \"updated\" } },\n"
+    "  target = { \"dst\", \"Things\" },\n"
+    "  fields = { Name = \"name\" },\n"
+    "  rules = { close = function(r, ctx)\n"
+    "    return map.update { target = { \"dst\", \"Tasks\" }, key = \"close\",\n"
+    "      match = { map.linked(\"cart\", r.cart, { within_hours = 2 }) },\n"
+    "      fields = { Status = \"done\" } }\n"
+    "  end },\n"
+    "}\n";
+
+static void test_pipeline_linked_match_finds_another_records_target(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    struct ferry_err err = {0};
+    use_mapping(fx, linked_mapping);
+    json_object_set_new(dst_records, "K7",
+                        json_pack("{s:s, s:{s:s}}", "etag", "e1", "record", "Status", "open"));
+    json_object_set_new(dst_records, "K8",
+                        json_pack("{s:s, s:{s:s}}", "etag", "e1", "record", "Status", "open"));
+    int64_t t0 = ferry_now_ms();
+    struct ferry_link_key k7 = {.src_system = "src",
+                                .src_object = "cart",
+                                .src_id = "c-7",
+                                .dst_system = "dst",
+                                .dst_object = "Tasks"};
+    struct ferry_link link = {.dst_id = "K7", .etag = "e1", .fields = "{\"Status\":\"open\"}"};
+    assert_int_equal(ferry_store_link_put(fx->rt->workers[0].store, &k7, &link, t0, &err), 0);
+    struct ferry_link_key k8 = k7;
+    k8.src_id = "c-8";
+    link.dst_id = "K8";
+    /* Written three hours ago: too old for "within 2 hours". */
+    assert_int_equal(
+        ferry_store_link_put(fx->rt->workers[0].store, &k8, &link, t0 - 3 * 3600 * 1000, &err), 0);
+
+    json_object_set_new(json_object_get(src_records, "1"), "cart", json_string("c-7"));
+    enqueue(fx, "1", "created");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    json_t *k7rec = json_object_get(json_object_get(dst_records, "K7"), "record");
+    assert_string_equal(json_string_value(json_object_get(k7rec, "Status")), "done");
+
+    json_object_set_new(src_records, "2",
+                        json_pack("{s:i, s:s, s:s, s:s}", "id", 2, "name", "Joe", "email",
+                                  "joe@example.com", "cart", "c-8"));
+    enqueue(fx, "2", "created");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    json_t *k8rec = json_object_get(json_object_get(dst_records, "K8"), "record");
+    assert_string_equal(json_string_value(json_object_get(k8rec, "Status")), "open");
+    /* Unless the clock says the order came soon after. */
+    fake_now = t0 - 3 * 3600 * 1000 + 60 * 1000;
+    json_object_set_new(json_object_get(src_records, "2"), "name", json_string("Joseph"));
+    enqueue(fx, "2", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_string_equal(json_string_value(json_object_get(k8rec, "Status")), "done");
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -1099,6 +1215,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_burst_of_updates_is_coalesced, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_refused_update_makes_the_task_instead, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_linked_match_finds_another_records_target,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_conflict_policy_park_stops_the_job, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_conflict_policy_target_keeps_the_crm_value,
