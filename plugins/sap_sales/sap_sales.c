@@ -973,10 +973,16 @@ static int write_create(struct ferry_sap_instance *inst, struct ferry_call *call
                         const char *ext, json_t **result, struct ferry_err *err)
 {
     struct ferry_http_resp resp = {0};
-    struct ferry_sap_req r = {.method = "POST", .body = body, .object = w->object};
+    /*
+     * The created entity is the largest part of a create's cost (SAP renders
+     * it, ferry parses it) and only its key and version are kept, which the
+     * location and etag headers carry (facts section 3).
+     */
+    struct ferry_sap_req r = {
+        .method = "POST", .body = body, .object = w->object, .no_response_payload = true};
     json_t *entity = NULL;
-    char *url = concat(inst->root, w->object, ""), *etag = NULL;
-    const char *id, *tag;
+    char *url = concat(inst->root, w->object, ""), *etag = NULL, *id = NULL;
+    const char *tag;
     bool sent = false;
     int rc;
 
@@ -1001,20 +1007,31 @@ static int write_create(struct ferry_sap_instance *inst, struct ferry_call *call
         rc = status_error(inst, &resp, "POST", w->object, err);
         goto cleanup;
     }
-    rc = ferry__sap_parse_entity(resp.body, resp.body_len, &entity, err);
-    if (rc < 0) {
-        goto cleanup;
-    }
-    id = json_string_value(json_object_get(entity, key));
-    if (!id || !*id) {
-        rc = ferry__sap_err_set(err, FERRY_EPROTO, "POST %s: created entity has no %s", w->object,
-                                key);
-        goto cleanup;
-    }
+    id = ferry__sap_location_key(inst->host->http_header(&resp, "location"));
     /* The header is the precise, current version; the body's copy is the fallback. */
     tag = inst->host->http_header(&resp, "etag");
-    if (!tag || !*tag) {
-        tag = ferry__sap_entity_etag(entity);
+    if (tag && !*tag) {
+        tag = NULL;
+    }
+    /* A tenant that ignores the header, or a header missing: the body says what they do not. */
+    if (resp.body_len > 0 && (!id || !tag)) {
+        rc = ferry__sap_parse_entity(resp.body, resp.body_len, &entity, id ? NULL : err);
+        if (rc < 0 && !id) {
+            goto cleanup;
+        }
+        if (!id && json_string_value(json_object_get(entity, key))) {
+            id = dup_str(json_string_value(json_object_get(entity, key)));
+        }
+        if (!tag) {
+            tag = ferry__sap_entity_etag(entity);
+        }
+        rc = 0;
+    }
+    if (!id || !*id) {
+        rc = ferry__sap_err_set(err, FERRY_EPROTO,
+                                "POST %s: created entity has no %s and no usable location header",
+                                w->object, key);
+        goto cleanup;
     }
     etag = dup_str(tag);
     apply_external_id(inst, call, w->object, id, ext, &etag);
@@ -1027,6 +1044,7 @@ cleanup:
     json_decref(entity);
     free(url);
     free(etag);
+    free(id);
     return rc;
 }
 
@@ -1236,6 +1254,8 @@ int ferry__sap_write_batch(struct ferry_sap_instance *inst, struct ferry_call *c
             .if_match = writes[i].op == FERRY_WRITE_UPDATE ? writes[i].etag : NULL,
             .body = bodies[i],
             .group = i,
+            /* As for a single create: the part's location and etag are all that is kept. */
+            .no_response_payload = writes[i].op == FERRY_WRITE_CREATE,
         };
     }
     snprintf(boundary, sizeof(boundary), "batch_ferry_%lld", (long long)inst->host->now_ms(call));

@@ -80,6 +80,9 @@ static void add_request(struct buf *b, const struct ferry_sap_batch_op *op, size
                index + 1);
     buf_printf(b, "%s %s HTTP/1.1\r\n", op->method, op->path);
     buf_printf(b, "Accept: application/json\r\n");
+    if (op->no_response_payload) {
+        buf_printf(b, "odata-no-response-payload: true\r\n");
+    }
     if (op->if_match) {
         buf_printf(b, "If-Match: %s\r\n", op->if_match);
     }
@@ -353,9 +356,17 @@ static json_t *op_result(const json_t *part)
     json_t *entity = NULL, *out;
 
     if (status >= 200 && status <= 299) {
-        const char *id = NULL;
-        if (blen && ferry__sap_parse_entity(body, blen, &entity, NULL) == 0) {
-            id = json_string_value(json_object_get(entity, "ObjectID"));
+        char *key = ferry__sap_location_key(json_string_value(json_object_get(hdrs, "location")));
+        const char *id = key;
+        if (etag && !*etag) {
+            etag = NULL;
+        }
+        /* Parsing the entity costs more than the rest of the part: only when a header is missing.
+         */
+        if ((!id || !etag) && blen && ferry__sap_parse_entity(body, blen, &entity, NULL) == 0) {
+            if (!id) {
+                id = json_string_value(json_object_get(entity, "ObjectID"));
+            }
             if (!etag) {
                 etag = ferry__sap_entity_etag(entity);
             }
@@ -363,6 +374,7 @@ static json_t *op_result(const json_t *part)
         out = json_pack("{s:b, s:i, s:s?, s:s?, s:O?}", "ok", 1, "status", (int)status, "id", id,
                         "etag", etag, "body", entity);
         json_decref(entity);
+        free(key);
         return out;
     }
     {

@@ -10,6 +10,7 @@
 #ifndef FERRY_SAP_SALES_BATCH_H
 #define FERRY_SAP_SALES_BATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -21,11 +22,12 @@
 struct ferry_sap_instance;
 
 struct ferry_sap_batch_op {
-    const char *method;   /* "POST", "PATCH" (in a changeset) or "GET" (outside) */
-    const char *path;     /* relative to the service root, e.g. "ContactCollection('…')" */
-    const char *if_match; /* may be NULL */
-    const char *body;     /* JSON text; NULL for GET */
-    size_t group;         /* ops with the same group share a changeset (one business object) */
+    const char *method;       /* "POST", "PATCH" (in a changeset) or "GET" (outside) */
+    const char *path;         /* relative to the service root, e.g. "ContactCollection('…')" */
+    const char *if_match;     /* may be NULL */
+    const char *body;         /* JSON text; NULL for GET */
+    size_t group;             /* ops with the same group share a changeset (one business object) */
+    bool no_response_payload; /* POST: odata-no-response-payload, answered by headers alone */
 };
 
 /*
@@ -55,6 +57,9 @@ FERRY_SAP_NODISCARD int ferry__sap_batch_parse(const char *content_type, const c
  * Matches parsed parts to the ops that produced them. *results is a new
  * array, one element per op:
  *   {"ok": true, "status": 201, "id": "..." | null, "etag": "..." | null, "body": {...} | null}
+ * id comes from the part's location header and etag from its etag header;
+ * the part's body is parsed (and returned as "body") only when one of them
+ * is missing.
  *   {"ok": false, "status": 400, "code": FERRY_E..., "error": "<SAP's message>"}
  * A changeset answered by a single error response fails every op of its
  * group with that error. Ops without any answer fail with FERRY_EPROTO.

@@ -398,6 +398,74 @@ cleanup:
     return rc;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+char *ferry__sap_location_key(const char *location)
+{
+    const char *open = NULL, *end, *p;
+    char *out, *o;
+
+    if (!location) {
+        return NULL;
+    }
+    end = location + strcspn(location, "?#");
+    /* The entity segment is the last one; a quote inside the key is doubled, so "')" ends it. */
+    if (end - location < 4 || end[-1] != ')' || end[-2] != '\'') {
+        return NULL;
+    }
+    for (p = end - 2; p > location; p--) {
+        if (p[-1] == '(' && p[0] == '\'') {
+            open = p + 1;
+            break;
+        }
+    }
+    if (!open || open >= end - 2) {
+        return NULL;
+    }
+    out = malloc((size_t)(end - 2 - open) + 1);
+    if (!out) {
+        return NULL;
+    }
+    o = out;
+    for (p = open; p < end - 2; p++) {
+        char c = *p;
+        if (c == '%' && end - 2 - p > 2 && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0) {
+            c = (char)(hex_digit(p[1]) * 16 + hex_digit(p[2]));
+            p += 2;
+        }
+        if (c == '\'') {
+            /* Only the doubled quote of the OData literal may appear inside it. */
+            if (p + 1 < end - 2 && p[1] == '\'') {
+                p++;
+            } else if (p + 3 < end - 2 && p[1] == '%' && p[2] == '2' && p[3] == '7') {
+                p += 3;
+            } else {
+                free(out);
+                return NULL;
+            }
+        }
+        *o++ = c;
+    }
+    *o = '\0';
+    if (o == out || strlen(out) != (size_t)(o - out)) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 const char *ferry__sap_entity_etag(const json_t *entity)
 {
     json_t *meta = json_object_get(entity, "__metadata");

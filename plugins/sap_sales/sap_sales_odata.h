@@ -116,6 +116,16 @@ FERRY_SAP_NODISCARD int ferry__sap_odata_date_ms(const char *s, int64_t *ms);
 /* Whether s is a plausible ISO 8601 timestamp (safe to put inside datetimeoffset'...'). */
 bool ferry__sap_is_iso(const char *s);
 
+/*
+ * The key of the entity a `location` header names, as in
+ * ".../ContactCollection('00163E...')" (facts section 3: a 201 carries it):
+ * the last quoted literal in parentheses, percent-decoded, with doubled
+ * quotes undone. New string, caller frees; NULL when the header has no such
+ * key (composite keys, unquoted keys) or on ENOMEM: the caller then falls
+ * back to the response body.
+ */
+FERRY_SAP_NODISCARD char *ferry__sap_location_key(const char *location);
+
 /* __metadata.etag of an entity, borrowed, or NULL. */
 const char *ferry__sap_entity_etag(const json_t *entity);
 

@@ -136,6 +136,9 @@ static int send_once(const struct ferry_sap_instance *inst, struct ferry_call *c
     if (r->if_match) {
         h[n++] = (struct ferry_http_header){"If-Match", r->if_match};
     }
+    if (r->no_response_payload) {
+        h[n++] = (struct ferry_http_header){"odata-no-response-payload", "true"};
+    }
     req.method = r->method;
     req.url = r->url;
     req.headers = h;

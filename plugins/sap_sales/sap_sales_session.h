@@ -75,6 +75,12 @@ struct ferry_sap_req {
     const char *object;       /* audit tag; may be NULL */
     uint32_t flags;           /* enum ferry_http_flags */
     /*
+     * POST: send `odata-no-response-payload: true` (facts section 3), so a
+     * create is answered by its location and etag headers without the
+     * entity; whoever sets it must cope with an empty 201.
+     */
+    bool no_response_payload;
+    /*
      * Set to true once the request itself (not a token fetch before it) was
      * handed to host->http: a transport failure after that point leaves the
      * outcome of a POST unknown. May be NULL.

@@ -453,6 +453,75 @@ static void test_sap_create_fetches_token_once(void **ts)
     assert_int_equal(fake_host_pending(), 0);
 }
 
+/* With odata-no-response-payload SAP answers a create with headers alone (facts section 3). */
+static void test_sap_create_reads_location_and_etag_headers(void **ts)
+{
+    struct fixture *f = *ts;
+    json_t *result = NULL;
+    struct ferry_err err = {0};
+    const struct fake_request *r;
+
+    push_token("tok-1");
+    fake_host_push(201, "location: " ROOT "ContactCollection('" OID "')\netag: " ETAG1 "\n", NULL);
+    assert_int_equal(do_write(f, FERRY_WRITE_CREATE, NULL, NULL, &result, &err), 0);
+    r = fake_host_request(1);
+    assert_string_equal(r->method, "POST");
+    assert_string_equal(fake_request_header(r, "odata-no-response-payload"), "true");
+    assert_string_equal(json_string_value(json_object_get(result, "id")), OID);
+    assert_string_equal(json_string_value(json_object_get(result, "etag")), ETAG1);
+    json_decref(result);
+
+    /* No etag header and no body: the version is unknown (null), the id is not. */
+    result = NULL;
+    fake_host_push(201, "location: " ROOT "ContactCollection('B2')\n", NULL);
+    assert_int_equal(do_write(f, FERRY_WRITE_CREATE, NULL, NULL, &result, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(result, "id")), "B2");
+    assert_true(json_is_null(json_object_get(result, "etag")));
+    json_decref(result);
+
+    /* A tenant that ignores the request header: a missing etag header comes from the body. */
+    result = NULL;
+    fake_host_push(201, "location: " ROOT "ContactCollection('C3')\n",
+                   "{\"d\":{\"results\":{\"__metadata\":{\"etag\":\"W/\\\"datetimeoffset'2024-05-"
+                   "02T11%3A30%3A00.7654320Z'\\\"\"},\"ObjectID\":\"C3\"}}}");
+    assert_int_equal(do_write(f, FERRY_WRITE_CREATE, NULL, NULL, &result, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(result, "id")), "C3");
+    assert_string_equal(json_string_value(json_object_get(result, "etag")), ETAG2);
+    json_decref(result);
+
+    /* Neither a usable location nor a body: the key is unknown, which is a protocol error. */
+    result = NULL;
+    fake_host_push(201, "location: " ROOT "ContactCollection\netag: " ETAG1 "\n", NULL);
+    assert_int_equal(do_write(f, FERRY_WRITE_CREATE, NULL, NULL, &result, &err), FERRY_EPROTO);
+    assert_null(result);
+    assert_non_null(strstr(err.msg, "ObjectID"));
+    assert_int_equal(fake_host_pending(), 0);
+}
+
+static void test_sap_location_key(void **ts)
+{
+    char *k;
+    (void)ts;
+    k = ferry__sap_location_key(ROOT "ContactCollection('" OID "')");
+    assert_string_equal(k, OID);
+    free(k);
+    /* Doubled quotes and percent-encoding of the OData literal are undone. */
+    k = ferry__sap_location_key("http://h/s/X('O''Brien%20%26%20Co')");
+    assert_string_equal(k, "O'Brien & Co");
+    free(k);
+    k = ferry__sap_location_key("/s/X('a%27%27b')?$format=json");
+    assert_string_equal(k, "a'b");
+    free(k);
+    assert_null(ferry__sap_location_key(NULL));
+    assert_null(ferry__sap_location_key(""));
+    assert_null(ferry__sap_location_key(ROOT "ContactCollection"));
+    assert_null(ferry__sap_location_key(ROOT "ContactCollection('')"));
+    assert_null(ferry__sap_location_key(ROOT "ContactCollection(42)"));
+    assert_null(ferry__sap_location_key(ROOT "X(A='1',B='2')"));
+    assert_null(ferry__sap_location_key(ROOT "X('a'b')"));
+    assert_null(ferry__sap_location_key(ROOT "X('a%00b')"));
+}
+
 static void test_sap_create_unparseable_body_is_eproto(void **ts)
 {
     struct fixture *f = *ts;
@@ -1349,6 +1418,53 @@ static void test_sap_batch_builds_one_changeset_per_object(void **ts)
     free(body);
 }
 
+static void test_sap_batch_creates_answered_by_headers(void **ts)
+{
+    const struct ferry_sap_batch_op ops[] = {
+        {.method = "POST",
+         .path = "ContactCollection",
+         .body = "{}",
+         .group = 0,
+         .no_response_payload = true},
+        {.method = "POST", .path = "ContactCollection", .body = "{}", .group = 1},
+    };
+    struct ferry_err err = {0};
+    size_t len = 0;
+    char *body = ferry__sap_batch_build("b", ops, 2, &len);
+    json_t *parts, *res = NULL, *r;
+    const char *second;
+
+    assert_non_null(body);
+    second = strstr(body, "Content-ID: 2");
+    assert_non_null(second);
+    /* Asked for in the first create only, and among that request's own headers. */
+    assert_non_null(
+        strstr(body, "Accept: application/json\r\nodata-no-response-payload: true\r\n"));
+    assert_true(strstr(body, "odata-no-response-payload") < second);
+    assert_null(strstr(second, "odata-no-response-payload"));
+    free(body);
+
+    parts = json_pack("[{s:[{s:i, s:{s:s, s:s}, s:s}]}, {s:[{s:i, s:{s:s}, s:s}]}]", "changeset",
+                      "status", 201, "headers", "location", ROOT "ContactCollection('K1')", "etag",
+                      ETAG1, "body", "", "changeset", "status", 201, "headers", "location",
+                      ROOT "ContactCollection('K2')", "body",
+                      "{\"d\":{\"results\":{\"ObjectID\":\"ignored\",\"__metadata\":{\"etag\":"
+                      "\"W/\\\"b\\\"\"}}}}");
+    assert_non_null(parts);
+    assert_int_equal(ferry__sap_batch_match(ops, 2, parts, &res, &err), 0);
+    r = json_array_get(res, 0);
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    assert_string_equal(json_string_value(json_object_get(r, "id")), "K1");
+    assert_string_equal(json_string_value(json_object_get(r, "etag")), ETAG1);
+    assert_true(json_is_null(json_object_get(r, "body")));
+    /* The location names the key even when a body came too; the body fills in the etag. */
+    r = json_array_get(res, 1);
+    assert_string_equal(json_string_value(json_object_get(r, "id")), "K2");
+    assert_string_equal(json_string_value(json_object_get(r, "etag")), "W/\"b\"");
+    json_decref(res);
+    json_decref(parts);
+}
+
 static void test_sap_batch_reports_failed_changeset_per_object(void **ts)
 {
     char *body = fake_host_read_file(FIXTURES "batch-changeset-failure.response");
@@ -1421,6 +1537,17 @@ static void test_sap_write_batch_through_the_host(void **ts)
     /* The read-only ExternalID never reaches SAP, in a batch either. */
     assert_null(strstr(r->body, "ExternalID"));
     assert_non_null(strstr(r->body, "PATCH ContactCollection('X') HTTP/1.1"));
+    /* Both creates ask for no entity in their answer; the PATCH is answered 204 anyway. */
+    {
+        const char *p = r->body;
+        int asked = 0;
+        while ((p = strstr(p, "odata-no-response-payload: true")) != NULL) {
+            asked++;
+            p++;
+        }
+        assert_int_equal(asked, 2);
+        assert_null(strstr(strstr(r->body, "PATCH ContactCollection"), "odata-no-response"));
+    }
     assert_int_equal(json_array_size(res), 3);
     assert_false(json_is_true(json_object_get(json_array_get(res, 1), "ok")));
     json_decref(res);
@@ -1700,6 +1827,8 @@ int main(void)
         T(test_sap_lookup_parses_next_and_count),
         T(test_sap_fetch_keeps_metadata),
         T(test_sap_create_fetches_token_once),
+        T(test_sap_create_reads_location_and_etag_headers),
+        cmocka_unit_test(test_sap_location_key),
         T(test_sap_create_unparseable_body_is_eproto),
         T(test_sap_update_sends_if_match_verbatim),
         T(test_sap_csrf_required_refetches_once),
@@ -1727,6 +1856,7 @@ int main(void)
         T(test_sap_list_changes_pages_with_fixed_upper_bound),
         cmocka_unit_test(test_sap_batch_parses_real_sample),
         cmocka_unit_test(test_sap_batch_builds_one_changeset_per_object),
+        cmocka_unit_test(test_sap_batch_creates_answered_by_headers),
         cmocka_unit_test(test_sap_batch_reports_failed_changeset_per_object),
         T(test_sap_write_batch_through_the_host),
         cmocka_unit_test(test_sap_oauth_token_cached_renewed_and_retried),

@@ -417,6 +417,33 @@ class GenericSetsTest(unittest.TestCase):
         self.assertIn("HTTP/1.1 400 Bad Request", text)
         self.assertEqual([c["LastName"] for c in self.sim.all_contacts()], ["Ok"])
 
+    def test_no_response_payload_answers_by_headers(self):
+        """odata-no-response-payload: true (facts section 3): 201 with location and etag only."""
+        self.c.fetch_token()
+        st, hdrs, body = self.c.call("POST", "ContactCollection", {"LastName": "Quiet"},
+                                     headers={"odata-no-response-payload": "true"})
+        self.assertEqual(st, 201)
+        self.assertEqual(body, b"")
+        ent = self.sim.all_contacts()[0]
+        self.assertEqual(hdrs["location"], ent["__metadata"]["uri"])
+        self.assertEqual(hdrs["etag"], ent["__metadata"]["etag"])
+        b = "batch_q"
+        data = json.dumps({"LastName": "Quiet too"})
+        payload = ("--%s\r\nContent-Type: multipart/mixed; boundary=cs0\r\n\r\n--cs0\r\n"
+                   "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+                   "POST ContactCollection HTTP/1.1\r\nodata-no-response-payload: true\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                   "--cs0--\r\n--%s--\r\n" % (b, len(data), data, b))
+        st, _, body = self.c.call("POST", "$batch", payload.encode(), headers={
+            "Content-Type": "multipart/mixed; boundary=%s" % b})
+        text = body.decode()
+        self.assertEqual(st, 202, text)
+        second = self.sim.all_contacts()[1]
+        self.assertIn("HTTP/1.1 201 Created", text)
+        self.assertIn("location: %s" % second["__metadata"]["uri"], text)
+        self.assertIn("etag: %s" % second["__metadata"]["etag"], text)
+        self.assertNotIn('"ObjectID"', text)
+
     def test_oauth_token_and_bearer(self):
         cred = base64.b64encode(b"ferry-client:client-secret").decode()
         r = http_request(self.sim.base_url + "/sap/bc/sec/oauth2/token", "POST",
