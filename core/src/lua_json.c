@@ -127,23 +127,46 @@ struct json_path {
     size_t len;
 };
 
+/*
+ * The path is read only when a conversion fails, yet it is extended for
+ * every key and element converted: plain copies, not snprintf, keep that
+ * bookkeeping a small share of the conversion. Both truncate silently.
+ */
+static void path_append(struct json_path *p, const char *s, size_t n)
+{
+    size_t room = sizeof(p->buf) - 1 - p->len;
+    if (n > room) {
+        n = room;
+    }
+    memcpy(p->buf + p->len, s, n);
+    p->len += n;
+    p->buf[p->len] = '\0';
+}
+
 static size_t path_push_index(struct json_path *p, lua_Integer i)
 {
+    char digits[24];
+    char *d = digits + sizeof(digits);
+    unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
     size_t mark = p->len;
-    int n = snprintf(p->buf + p->len, sizeof(p->buf) - p->len, "[%lld]", (long long)i);
-    if (n > 0) {
-        p->len += (size_t)n < sizeof(p->buf) - p->len ? (size_t)n : sizeof(p->buf) - p->len - 1;
+    *--d = ']';
+    do {
+        *--d = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (i < 0) {
+        *--d = '-';
     }
+    *--d = '[';
+    path_append(p, d, (size_t)(digits + sizeof(digits) - d));
     return mark;
 }
 
-static size_t path_push_key(struct json_path *p, const char *key)
+static size_t path_push_key(struct json_path *p, const char *key, size_t klen)
 {
     size_t mark = p->len;
-    int n = snprintf(p->buf + p->len, sizeof(p->buf) - p->len, ".%s", key);
-    if (n > 0) {
-        p->len += (size_t)n < sizeof(p->buf) - p->len ? (size_t)n : sizeof(p->buf) - p->len - 1;
-    }
+    path_append(p, ".", 1);
+    path_append(p, key, klen);
     return mark;
 }
 
@@ -263,7 +286,7 @@ static int object_to_json(lua_State *L, int idx, int depth, struct json_path *p,
             rc = ferry_err_set(err, FERRY_EMAPPING, "%s: object key with a NUL byte", p->buf);
             goto cleanup;
         }
-        mark = path_push_key(p, key);
+        mark = path_push_key(p, key, klen);
         rc = to_json(L, lua_gettop(L), depth + 1, p, &item, err);
         path_pop(p, mark);
         if (rc < 0) {
@@ -332,8 +355,25 @@ static int to_json(lua_State *L, int idx, int depth, struct json_path *p, json_t
     case LUA_TTABLE: {
         lua_Integer n = 0;
         bool seq = false;
+        bool is_array = ferry__lua_is_array(L, idx);
+        if (!is_array) {
+            /*
+             * A table with a string key cannot be a sequence: convert it as an
+             * object at once instead of scanning every key first. Intents are
+             * mostly such tables, so this halves the walks over them.
+             */
+            lua_pushnil(L);
+            if (lua_next(L, idx) == 0) {
+                return object_to_json(L, idx, depth, p, out, err);
+            }
+            bool string_key = lua_type(L, -2) == LUA_TSTRING;
+            lua_pop(L, 2);
+            if (string_key) {
+                return object_to_json(L, idx, depth, p, out, err);
+            }
+        }
         scan_keys(L, idx, &n, &seq);
-        if (ferry__lua_is_array(L, idx)) {
+        if (is_array) {
             if (!seq) {
                 return ferry_err_set(err, FERRY_EMAPPING, "%s: array has keys other than 1..n",
                                      p->buf);
