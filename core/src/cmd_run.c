@@ -115,9 +115,26 @@ static json_t *error_body(const char *code, const char *message)
     return json_pack("{s:s, s:s}", "error", code, "message", message);
 }
 
-static void on_intake_reply(void *ctx, int status, json_t *body)
+/*
+ * Every acknowledged webhook is answered here, so the body is formatted
+ * directly: the error texts are intake's constants and need no escaping.
+ */
+static void on_intake_reply(void *ctx, const struct ferry_intake_reply *r)
 {
-    ferry_listener_complete(ctx, status, body);
+    char body[256];
+    int n;
+    if (r->status == 200) {
+        n = snprintf(body, sizeof(body),
+                     "{\"status\":\"accepted\",\"queued\":%d,\"duplicates\":%d}", r->queued,
+                     r->duplicates);
+    } else {
+        n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%s\"}",
+                     r->error ? r->error : "unavailable", r->message ? r->message : "");
+    }
+    if (n < 0 || (size_t)n >= sizeof(body)) {
+        n = 0;
+    }
+    ferry_listener_complete_json_text(ctx, r->status, n > 0 ? body : NULL, (size_t)n);
 }
 
 static void on_intake_committed(void *ud, int64_t queued)
@@ -125,6 +142,154 @@ static void on_intake_committed(void *ud, int64_t queued)
     struct daemon *d = ud;
     (void)queued;
     ferry_scheduler_kick(d->sched);
+}
+
+/* The keys and payload of one decoded event, until intake has copied them. */
+struct webhook_job {
+    char dkey[512];
+    char jkey[512];
+    char corr[33];
+    char *payload;
+};
+
+/* A webhook usually carries one event: up to this many need no allocation. */
+#define WEBHOOK_JOBS_LOCAL 4
+
+/* Bytes s takes as the body of a JSON string; SIZE_MAX when not plain ASCII. */
+static size_t json_ascii_len(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x80) {
+            return SIZE_MAX;
+        }
+        if (*p == '"' || *p == '\\' || *p == '\b' || *p == '\f' || *p == '\n' || *p == '\r' ||
+            *p == '\t') {
+            n += 2;
+        } else if (*p < 0x20) {
+            n += 6;
+        } else {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Appends ,"key":"s" (no comma when first) as json_dumps escapes it; s is ASCII. */
+static char *put_member(char *o, bool first, const char *key, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (!first) {
+        *o++ = ',';
+    }
+    *o++ = '"';
+    for (; *key; key++) {
+        *o++ = *key;
+    }
+    *o++ = '"';
+    *o++ = ':';
+    *o++ = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        const char *esc = NULL;
+        switch (*p) {
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        default:
+            break;
+        }
+        if (esc) {
+            *o++ = esc[0];
+            *o++ = esc[1];
+        } else if (*p < 0x20) {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[*p >> 4];
+            o[5] = hex[*p & 0xf];
+            o += 6;
+        } else {
+            *o++ = (char)*p;
+        }
+    }
+    *o++ = '"';
+    return o;
+}
+
+/*
+ * The job's payload text, {"source", "object", "id", "event", "scope",
+ * "event_data"} with null for an absent scope or data, byte for byte what
+ * json_dumps(JSON_COMPACT) makes of that object. Building the object only
+ * to serialise it was a fifth of the loop thread's work per webhook, so
+ * ASCII strings (ids, scopes, instance names) are written directly; anything
+ * else goes through jansson, which also checks UTF-8. New string or NULL
+ * (out of memory, invalid UTF-8).
+ */
+static char *job_payload_text(const char *instance, const char *object, const char *id,
+                              const char *event, const char *scope, json_t *data)
+{
+    static const char null_scope[] = ",\"scope\":null";
+    static const char data_key[] = ",\"event_data\":";
+    const char *names[] = {"source", "object", "id", "event", "scope"};
+    const char *vals[] = {instance, object, id, event, scope};
+    size_t nvals = scope ? 5 : 4;
+    size_t bytes = sizeof(null_scope) + sizeof(data_key) + 2; /* braces, NUL */
+    char *data_text = NULL, *out = NULL, *o;
+
+    for (size_t i = 0; i < nvals; i++) {
+        size_t n = json_ascii_len(vals[i]);
+        if (n == SIZE_MAX) {
+            json_t *payload = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:O?}", "source", instance,
+                                        "object", object, "id", id, "event", event, "scope", scope,
+                                        "event_data", json_is_object(data) ? data : NULL);
+            out = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+            json_decref(payload);
+            return out;
+        }
+        bytes += strlen(names[i]) + n + 6; /* ,"name":"value" */
+    }
+    data_text = json_is_object(data) ? json_dumps(data, JSON_COMPACT) : NULL;
+    if (json_is_object(data) && !data_text) {
+        return NULL;
+    }
+    bytes += data_text ? strlen(data_text) : 4;
+    out = malloc(bytes);
+    if (out) {
+        o = out;
+        *o++ = '{';
+        for (size_t i = 0; i < nvals; i++) {
+            o = put_member(o, i == 0, names[i], vals[i]);
+        }
+        if (!scope) {
+            memcpy(o, null_scope, sizeof(null_scope) - 1);
+            o += sizeof(null_scope) - 1;
+        }
+        memcpy(o, data_key, sizeof(data_key) - 1);
+        o += sizeof(data_key) - 1;
+        size_t n = data_text ? strlen(data_text) : 4;
+        memcpy(o, data_text ? data_text : "null", n);
+        o += n;
+        *o++ = '}';
+        *o = '\0';
+    }
+    free(data_text);
+    return out;
 }
 
 /*
@@ -137,7 +302,11 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
 {
     struct daemon *d = ud;
     struct ferry_err err = {0};
-    json_t *events = NULL, *jobs = NULL;
+    json_t *events = NULL;
+    struct webhook_job *jobs = NULL;
+    struct ferry_intake_job local_specs[WEBHOOK_JOBS_LOCAL];
+    struct ferry_intake_job *specs = NULL;
+    size_t njobs = 0; /* entries of jobs whose payload cleanup frees */
     const char *scope = NULL;
     int rc;
 
@@ -186,60 +355,73 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
         return;
     }
 
-    jobs = json_array();
+    size_t nev = json_array_size(events);
+    struct webhook_job local[WEBHOOK_JOBS_LOCAL];
+    jobs = nev <= WEBHOOK_JOBS_LOCAL ? local : calloc(nev, sizeof(*jobs));
+    specs = nev <= WEBHOOK_JOBS_LOCAL ? local_specs : calloc(nev, sizeof(*specs));
+    if (!jobs || !specs) {
+        reply->status = 503;
+        reply->body = error_body("unavailable", "out of memory");
+        goto cleanup;
+    }
     size_t i;
     json_t *ev;
     json_array_foreach(events, i, ev)
     {
+        struct webhook_job *wj = &jobs[i];
         const char *object = json_string_value(json_object_get(ev, "object"));
         const char *id = json_string_value(json_object_get(ev, "id"));
         const char *event = json_string_value(json_object_get(ev, "event"));
         const char *dedupe = json_string_value(json_object_get(ev, "dedupe"));
         const char *sc = json_string_value(json_object_get(ev, "scope"));
         json_t *data = json_object_get(ev, "data");
+        wj->payload = NULL;
+        njobs = i + 1;
         if (!object || !id || !event) {
-            json_decref(jobs);
-            json_decref(events);
             reply->status = 400;
             reply->body = error_body("bad_request", "connector decoded an incomplete event");
-            return;
+            goto cleanup;
         }
         scope = sc ? sc : scope;
-        char dkey[512], jkey[512], corr[33];
-        snprintf(dkey, sizeof(dkey), "%s:%s", instance, dedupe ? dedupe : "");
-        snprintf(jkey, sizeof(jkey), "%s:%s:%s", instance, object, id);
-        ferry_correlation_from(dedupe ? dkey : jkey, corr);
-        json_t *payload = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:O?}", "source", instance,
-                                    "object", object, "id", id, "event", event, "scope", sc,
-                                    "event_data", json_is_object(data) ? data : NULL);
-        char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
-        json_decref(payload);
-        json_t *job =
-            text ? json_pack("{s:s?, s:s, s:s, s:s, s:s, s:s}", "dedupe_key", dedupe ? dkey : NULL,
-                             "job_key", jkey, "kind", "sync", "payload", text, "correlation_id",
-                             corr, "detail", sc ? sc : event)
-                 : NULL;
-        free(text);
-        if (!job || json_array_append_new(jobs, job) < 0) {
-            json_decref(jobs);
-            json_decref(events);
+        snprintf(wj->dkey, sizeof(wj->dkey), "%s:%s", instance, dedupe ? dedupe : "");
+        snprintf(wj->jkey, sizeof(wj->jkey), "%s:%s:%s", instance, object, id);
+        ferry_correlation_from(dedupe ? wj->dkey : wj->jkey, wj->corr);
+        wj->payload = job_payload_text(instance, object, id, event, sc, data);
+        if (!wj->payload) {
             reply->status = 503;
             reply->body = error_body("unavailable", "out of memory");
-            return;
+            goto cleanup;
         }
+        specs[i] = (struct ferry_intake_job){
+            .dedupe_key = dedupe ? wj->dkey : NULL,
+            .job_key = wj->jkey,
+            .kind = "sync",
+            .payload = wj->payload,
+            .correlation_id = wj->corr,
+            .detail = sc ? sc : event,
+        };
         ferry_log_write(FERRY_LOG_DEBUG, instance, "webhook %s %s %s received", sc ? sc : event,
                         object, id);
     }
     struct ferry_deferred *later = ferry_listener_defer(reply);
     if (!later) {
-        json_decref(jobs);
-        json_decref(events);
         reply->status = 503;
         reply->body = error_body("unavailable", "out of memory");
-        return;
+        goto cleanup;
     }
-    /* scope points into `events`: submit copies it before events goes. */
-    ferry_intake_submit(d->intake, jobs, instance, scope, ferry_now_ms(), on_intake_reply, later);
+    /* Intake copies the jobs and the scope (which points into `events`) before returning. */
+    ferry_intake_submit(d->intake, specs, nev, instance, scope, ferry_now_ms(), on_intake_reply,
+                        later);
+cleanup:
+    for (size_t k = 0; jobs && k < njobs; k++) {
+        free(jobs[k].payload);
+    }
+    if (jobs != local) {
+        free(jobs);
+    }
+    if (specs != local_specs) {
+        free(specs);
+    }
     json_decref(events);
 }
 

@@ -18,14 +18,32 @@
 #include "util.h"
 
 struct item {
-    json_t *jobs;
-    char *instance;
-    char *scope;
+    struct ferry_intake_job *jobs; /* one allocation: the jobs, then every string of the item */
+    size_t njobs;
+    const char *instance; /* inside the jobs' allocation */
+    const char *scope;    /* inside it too, or NULL */
     int64_t now_ms;
     ferry_intake_reply_cb reply;
     void *reply_ctx;
     int queued;
     int duplicates;
+};
+
+/* The refusals are constant, so answering one needs no allocation even when memory is short. */
+static const struct ferry_intake_reply not_stored = {
+    .status = 503,
+    .error = "unavailable",
+    .message = "the event could not be stored; deliver again",
+};
+static const struct ferry_intake_reply shutting_down = {
+    .status = 503,
+    .error = "shutting_down",
+    .message = "ferry is stopping; deliver again later",
+};
+static const struct ferry_intake_reply out_of_memory = {
+    .status = 503,
+    .error = "unavailable",
+    .message = "out of memory",
 };
 
 struct batch {
@@ -82,10 +100,61 @@ int ferry_intake_new(struct ferry_intake **out, uv_loop_t *loop, const char *sta
 
 static void item_clear(struct item *it)
 {
-    json_decref(it->jobs);
-    free(it->instance);
-    free(it->scope);
+    free(it->jobs);
     memset(it, 0, sizeof(*it));
+}
+
+static size_t text_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+static const char *text_copy(char **cursor, const char *s)
+{
+    if (!s) {
+        return NULL;
+    }
+    size_t n = strlen(s) + 1;
+    char *d = *cursor;
+    memcpy(d, s, n);
+    *cursor += n;
+    return d;
+}
+
+/*
+ * Copies the item's jobs and strings into one allocation: a webhook is
+ * answered within a commit or two, and one malloc/free per item keeps the
+ * loop thread's share of intake small.
+ */
+static int item_fill(struct item *it, const struct ferry_intake_job *jobs, size_t njobs,
+                     const char *instance, const char *scope)
+{
+    size_t bytes = njobs * sizeof(*jobs) + text_size(instance) + text_size(scope);
+    for (size_t i = 0; i < njobs; i++) {
+        bytes += text_size(jobs[i].dedupe_key) + text_size(jobs[i].job_key) +
+                 text_size(jobs[i].kind) + text_size(jobs[i].payload) +
+                 text_size(jobs[i].correlation_id) + text_size(jobs[i].detail);
+    }
+    struct ferry_intake_job *copy = malloc(bytes ? bytes : 1);
+    if (!copy) {
+        return FERRY_ENOMEM;
+    }
+    char *cursor = (char *)(copy + njobs);
+    for (size_t i = 0; i < njobs; i++) {
+        copy[i] = (struct ferry_intake_job){
+            .dedupe_key = text_copy(&cursor, jobs[i].dedupe_key),
+            .job_key = text_copy(&cursor, jobs[i].job_key),
+            .kind = text_copy(&cursor, jobs[i].kind),
+            .payload = text_copy(&cursor, jobs[i].payload),
+            .correlation_id = text_copy(&cursor, jobs[i].correlation_id),
+            .detail = text_copy(&cursor, jobs[i].detail),
+        };
+    }
+    it->instance = text_copy(&cursor, instance);
+    it->scope = text_copy(&cursor, scope);
+    it->jobs = copy;
+    it->njobs = njobs;
+    return 0;
 }
 
 static void batch_clear(struct batch *b)
@@ -112,16 +181,14 @@ void ferry_intake_free(struct ferry_intake *in)
 /* One item's jobs and bookkeeping, inside the batch's transaction. */
 static int write_item(struct ferry_intake *in, struct item *it, struct ferry_err *err)
 {
-    size_t i;
-    json_t *j;
-    json_array_foreach(it->jobs, i, j)
-    {
+    for (size_t i = 0; i < it->njobs; i++) {
+        const struct ferry_intake_job *j = &it->jobs[i];
         struct ferry_job_new jn = {
-            .dedupe_key = json_string_value(json_object_get(j, "dedupe_key")),
-            .job_key = json_string_value(json_object_get(j, "job_key")),
-            .kind = json_string_value(json_object_get(j, "kind")),
-            .payload = json_string_value(json_object_get(j, "payload")),
-            .correlation_id = json_string_value(json_object_get(j, "correlation_id")),
+            .dedupe_key = j->dedupe_key,
+            .job_key = j->job_key,
+            .kind = j->kind,
+            .payload = j->payload,
+            .correlation_id = j->correlation_id,
             .now_ms = it->now_ms,
             .dedupe_window_ms = in->dedupe_window_ms,
             .lane = FERRY_LANE_REALTIME,
@@ -142,7 +209,7 @@ static int write_item(struct ferry_intake *in, struct item *it, struct ferry_err
             .correlation_id = jn.correlation_id,
             .connector = it->instance,
             .step = "intake",
-            .detail = json_string_value(json_object_get(j, "detail")),
+            .detail = j->detail,
             .at_ms = it->now_ms,
         };
         rc = ferry_store_audit_add(in->store, &row, err);
@@ -194,9 +261,7 @@ static void on_commit_done(uv_work_t *req, int status)
         if (in->rc < 0) {
             in->stats.failed++;
             /* Not acknowledged, so the sender delivers it again: nothing is lost. */
-            it->reply(it->reply_ctx, 503,
-                      json_pack("{s:s, s:s}", "error", "unavailable", "message",
-                                "the event could not be stored; deliver again"));
+            it->reply(it->reply_ctx, &not_stored);
             continue;
         }
         in->stats.items++;
@@ -204,9 +269,9 @@ static void on_commit_done(uv_work_t *req, int status)
         in->stats.queued += it->queued;
         in->stats.duplicates += it->duplicates;
         queued += it->queued;
-        it->reply(it->reply_ctx, 200,
-                  json_pack("{s:s, s:i, s:i}", "status", "accepted", "queued", it->queued,
-                            "duplicates", it->duplicates));
+        struct ferry_intake_reply ok = {
+            .status = 200, .queued = it->queued, .duplicates = it->duplicates};
+        it->reply(it->reply_ctx, &ok);
     }
     batch_clear(b);
     if (in->committed && queued > 0) {
@@ -236,25 +301,20 @@ static void start_commit(struct ferry_intake *in)
     }
 }
 
-void ferry_intake_submit(struct ferry_intake *in, json_t *jobs, const char *instance,
-                         const char *scope, int64_t now_ms, ferry_intake_reply_cb reply,
-                         void *reply_ctx)
+void ferry_intake_submit(struct ferry_intake *in, const struct ferry_intake_job *jobs, size_t njobs,
+                         const char *instance, const char *scope, int64_t now_ms,
+                         ferry_intake_reply_cb reply, void *reply_ctx)
 {
     struct batch *b = &in->collecting;
     if (in->stopping) {
-        json_decref(jobs);
-        reply(reply_ctx, 503,
-              json_pack("{s:s, s:s}", "error", "shutting_down", "message",
-                        "ferry is stopping; deliver again later"));
+        reply(reply_ctx, &shutting_down);
         return;
     }
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
         struct item *grown = realloc(b->items, cap * sizeof(*grown));
         if (!grown) {
-            json_decref(jobs);
-            reply(reply_ctx, 503,
-                  json_pack("{s:s, s:s}", "error", "unavailable", "message", "out of memory"));
+            reply(reply_ctx, &out_of_memory);
             return;
         }
         b->items = grown;
@@ -262,18 +322,13 @@ void ferry_intake_submit(struct ferry_intake *in, json_t *jobs, const char *inst
     }
     struct item *it = &b->items[b->n];
     memset(it, 0, sizeof(*it));
-    it->jobs = jobs;
-    it->instance = ferry_strdup(instance);
-    it->scope = ferry_strdup(scope);
+    if (!instance || item_fill(it, jobs, njobs, instance, scope) < 0) {
+        reply(reply_ctx, &out_of_memory);
+        return;
+    }
     it->now_ms = now_ms;
     it->reply = reply;
     it->reply_ctx = reply_ctx;
-    if (!it->instance || (scope && !it->scope)) {
-        item_clear(it);
-        reply(reply_ctx, 503,
-              json_pack("{s:s, s:s}", "error", "unavailable", "message", "out of memory"));
-        return;
-    }
     b->n++;
     if (!in->busy) {
         start_commit(in);

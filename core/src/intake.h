@@ -13,17 +13,43 @@
 #ifndef FERRY_INTAKE_H
 #define FERRY_INTAKE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
 #include <uv.h>
 
 #include "errors.h"
 
 struct ferry_intake;
 
-/* Answer one item: 200 with counts, or 503 when its batch failed (body owned by the callee). */
-typedef void (*ferry_intake_reply_cb)(void *ctx, int status, json_t *body);
+/*
+ * One job of a webhook. Every string is borrowed for the call to
+ * ferry_intake_submit, which copies them: the caller's buffers may be on
+ * its stack.
+ */
+struct ferry_intake_job {
+    const char *dedupe_key;     /* delivery key; NULL: never a duplicate */
+    const char *job_key;        /* the record the job is about */
+    const char *kind;           /* e.g. "sync" */
+    const char *payload;        /* JSON text */
+    const char *correlation_id; /* carried by the job and its audit rows */
+    const char *detail;         /* text of the job's intake audit row; may be NULL */
+};
+
+/*
+ * How an item was answered. The strings are static: a reply is plain data,
+ * so the answer to the sender is formatted once, without building JSON.
+ */
+struct ferry_intake_reply {
+    int status;          /* 200, or 503 when the item was not stored */
+    int queued;          /* new jobs (200) */
+    int duplicates;      /* jobs recognised as duplicate deliveries (200) */
+    const char *error;   /* 503: error code such as "unavailable"; NULL on 200 */
+    const char *message; /* 503: what the sender should do; NULL on 200 */
+};
+
+/* Answer one item; `r` is borrowed for the call. */
+typedef void (*ferry_intake_reply_cb)(void *ctx, const struct ferry_intake_reply *r);
 /* After each batch, on the loop: how many new jobs it queued. */
 typedef void (*ferry_intake_committed_cb)(void *ud, int64_t queued);
 
@@ -42,14 +68,14 @@ FERRY_NODISCARD int ferry_intake_new(struct ferry_intake **out, uv_loop_t *loop,
                                      struct ferry_err *err);
 
 /*
- * Queue one webhook for the next commit. `jobs` (ownership taken) is an array
- * of {"dedupe_key": "..." | null, "job_key", "kind", "payload" (text),
- * "correlation_id", "detail"}; `instance` and `scope` are recorded as the last
- * delivery seen (scope may be NULL). `reply` is called exactly once.
+ * Queue one webhook (`njobs` jobs, copied) for the next commit; `instance`
+ * and `scope` (may be NULL) are recorded as the last delivery seen and are
+ * copied too. `reply` is called exactly once, possibly before this returns
+ * (503 when stopping or out of memory).
  */
-void ferry_intake_submit(struct ferry_intake *in, json_t *jobs, const char *instance,
-                         const char *scope, int64_t now_ms, ferry_intake_reply_cb reply,
-                         void *reply_ctx);
+void ferry_intake_submit(struct ferry_intake *in, const struct ferry_intake_job *jobs, size_t njobs,
+                         const char *instance, const char *scope, int64_t now_ms,
+                         ferry_intake_reply_cb reply, void *reply_ctx);
 
 /* Items submitted and not answered yet. */
 size_t ferry_intake_pending(const struct ferry_intake *in);

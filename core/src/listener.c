@@ -539,6 +539,24 @@ void ferry_listener_complete(struct ferry_deferred *d, int status, json_t *body)
     free(d);
 }
 
+void ferry_listener_complete_json_text(struct ferry_deferred *d, int status, const char *body,
+                                       size_t len)
+{
+    if (!d) {
+        return;
+    }
+    if (d->req) {
+        h2o_req_t *req = d->req;
+        d->link->d = NULL; /* sending may dispose the request: forget us first */
+        if (status < 200 || status > 599) {
+            send_error(d->l, req, 500, NULL, "internal", "invalid reply from the handler", "", 0);
+        } else {
+            send_body(d->l, req, status, NULL, body ? body : "{}", body ? len : 2);
+        }
+    }
+    free(d);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct ferry_listener *l = ((struct listener_handler *)self)->l;

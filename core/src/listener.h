@@ -43,6 +43,13 @@ struct ferry_deferred *ferry_listener_defer(struct ferry_webhook_reply *reply);
  * NULL) and free the handle. When the client has gone meanwhile, only frees.
  */
 void ferry_listener_complete(struct ferry_deferred *d, int status, json_t *body);
+/*
+ * Like ferry_listener_complete with a body that is already JSON text
+ * (borrowed, copied into the request before this returns), for answers
+ * formatted without building a json_t.
+ */
+void ferry_listener_complete_json_text(struct ferry_deferred *d, int status, const char *body,
+                                       size_t len);
 
 /*
  * Called on the loop thread for each POST /webhooks/<instance>... whose body

@@ -25,15 +25,22 @@
 
 static int replies[NITEMS + 2];
 static int statuses[NITEMS + 2];
+static int queued_of[NITEMS + 2];
+static int duplicates_of[NITEMS + 2];
 static int64_t committed_jobs;
 static int stopped;
 
-static void on_reply(void *ctx, int status, json_t *body)
+static void on_reply(void *ctx, const struct ferry_intake_reply *r)
 {
     int i = (int)(intptr_t)ctx;
     replies[i]++;
-    statuses[i] = status;
-    json_decref(body);
+    statuses[i] = r->status;
+    queued_of[i] = r->queued;
+    duplicates_of[i] = r->duplicates;
+    if (r->status != 200) {
+        assert_non_null(r->error);
+        assert_non_null(r->message);
+    }
 }
 
 static void on_committed(void *ud, int64_t queued)
@@ -46,14 +53,34 @@ static void on_stopped(void *ud)
     stopped++;
 }
 
-static json_t *one_job(int i, const char *dedupe)
+/*
+ * Submits one webhook with one job from stack buffers, which are scribbled
+ * over afterwards: intake must have copied everything it keeps.
+ */
+static void submit_one(struct ferry_intake *in, int i, const char *dedupe, const char *scope,
+                       int ctx)
 {
-    char key[32], payload[64];
+    char key[32], payload[64], dkey[32], inst[16], sc[64];
     snprintf(key, sizeof(key), "shop:customer:%d", i);
     snprintf(payload, sizeof(payload), "{\"id\":\"%d\"}", i);
-    return json_pack("[{s:s?, s:s, s:s, s:s, s:s, s:s}]", "dedupe_key", dedupe, "job_key", key,
-                     "kind", "sync", "payload", payload, "correlation_id", "c", "detail",
-                     "store/customer/updated");
+    snprintf(dkey, sizeof(dkey), "%s", dedupe ? dedupe : "");
+    snprintf(inst, sizeof(inst), "shop");
+    snprintf(sc, sizeof(sc), "%s", scope ? scope : "");
+    struct ferry_intake_job job = {
+        .dedupe_key = dedupe ? dkey : NULL,
+        .job_key = key,
+        .kind = "sync",
+        .payload = payload,
+        .correlation_id = "c",
+        .detail = "store/customer/updated",
+    };
+    ferry_intake_submit(in, &job, 1, inst, scope ? sc : NULL, 1000, on_reply,
+                        (void *)(intptr_t)ctx);
+    memset(key, 'x', sizeof(key));
+    memset(payload, 'x', sizeof(payload));
+    memset(dkey, 'x', sizeof(dkey));
+    memset(inst, 'x', sizeof(inst));
+    memset(sc, 'x', sizeof(sc));
 }
 
 static void test_intake_group_commit_answers_every_item_once(void **state)
@@ -72,14 +99,11 @@ static void test_intake_group_commit_answers_every_item_once(void **state)
     assert_int_equal(ferry_intake_new(&in, &loop, db, 600000, on_committed, NULL, &err), 0);
 
     for (int i = 0; i < NITEMS; i++) {
-        ferry_intake_submit(in, one_job(i, NULL), "shop", "store/customer/updated", 1000, on_reply,
-                            (void *)(intptr_t)i);
+        submit_one(in, i, NULL, "store/customer/updated", i);
     }
     /* The same delivery twice in one batch: acknowledged both times, queued once. */
-    ferry_intake_submit(in, one_job(NITEMS, "shop:h1"), "shop", "store/customer/updated", 1000,
-                        on_reply, (void *)(intptr_t)NITEMS);
-    ferry_intake_submit(in, one_job(NITEMS, "shop:h1"), "shop", "store/customer/updated", 1000,
-                        on_reply, (void *)(intptr_t)(NITEMS + 1));
+    submit_one(in, NITEMS, "shop:h1", "store/customer/updated", NITEMS);
+    submit_one(in, NITEMS, "shop:h1", "store/customer/updated", NITEMS + 1);
     /* Nothing is answered before the loop has run the commit. */
     assert_int_equal(replies[0], 0);
     assert_int_equal(ferry_intake_pending(in), NITEMS + 2);
@@ -91,6 +115,10 @@ static void test_intake_group_commit_answers_every_item_once(void **state)
         assert_int_equal(replies[i], 1);
         assert_int_equal(statuses[i], 200);
     }
+    assert_int_equal(queued_of[0], 1);
+    assert_int_equal(duplicates_of[0], 0);
+    assert_int_equal(queued_of[NITEMS] + queued_of[NITEMS + 1], 1);
+    assert_int_equal(duplicates_of[NITEMS] + duplicates_of[NITEMS + 1], 1);
     const struct ferry_intake_stats *s = ferry_intake_stats(in);
     assert_int_equal(s->items, NITEMS + 2);
     assert_int_equal(s->queued, NITEMS + 1);
@@ -100,7 +128,7 @@ static void test_intake_group_commit_answers_every_item_once(void **state)
     assert_int_equal(s->max_batch, NITEMS + 1);
     assert_int_equal(committed_jobs, NITEMS + 1);
     /* After stop, submissions are refused with 503, not lost silently. */
-    ferry_intake_submit(in, one_job(0, NULL), "shop", NULL, 1000, on_reply, (void *)(intptr_t)0);
+    submit_one(in, 0, NULL, NULL, 0);
     assert_int_equal(statuses[0], 503);
     ferry_intake_free(in);
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -113,6 +141,19 @@ static void test_intake_group_commit_answers_every_item_once(void **state)
     assert_int_equal(ferry_store_webhooks_seen(st, &seen, &err), 0);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(seen, 0), "count")),
                      NITEMS + 2);
+    /* Ids grow with arrival: job 1 is the first webhook, copied intact. */
+    struct ferry_job *job = NULL;
+    assert_int_equal(ferry_store_job_get(st, 1, &job, &err), 0);
+    assert_string_equal(job->job_key, "shop:customer:0");
+    assert_string_equal(job->payload, "{\"id\":\"0\"}");
+    assert_string_equal(job->kind, "sync");
+    assert_null(job->dedupe_key);
+    ferry_job_free(job);
+    assert_int_equal(ferry_store_job_get(st, NITEMS + 1, &job, &err), 0);
+    assert_string_equal(job->dedupe_key, "shop:h1");
+    ferry_job_free(job);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(seen, 0), "instance")),
+                        "shop");
     json_decref(seen);
     int64_t n = 0;
     assert_int_equal(ferry_store_audit_count(st, "intake", NULL, &n, &err), 0);

@@ -64,6 +64,7 @@ struct fixture {
     int reply_status;
     bool reply_null; /* the callback leaves reply->body NULL */
     bool defer;      /* the callback defers; a 0 ms timer completes the reply */
+    bool defer_text; /* ... with ferry_listener_complete_json_text */
     uv_timer_t later;
     struct ferry_deferred *pending;
     int done_calls;
@@ -130,7 +131,14 @@ static char *dupn(const char *s, size_t n)
 static void on_later(uv_timer_t *t)
 {
     struct fixture *fx = t->data;
-    ferry_listener_complete(fx->pending, 207, json_pack("{s:b}", "later", 1));
+    if (fx->defer_text) {
+        /* The text is borrowed: it must be copied before the call returns. */
+        char text[] = "{\"status\":\"accepted\",\"queued\":1}";
+        ferry_listener_complete_json_text(fx->pending, 200, text, strlen(text));
+        memset(text, 'x', sizeof(text) - 1);
+    } else {
+        ferry_listener_complete(fx->pending, 207, json_pack("{s:b}", "later", 1));
+    }
     fx->pending = NULL;
 }
 
@@ -544,6 +552,27 @@ static void test_listener_deferred_reply_sent_later(void **state)
     assert_string_equal(r.content_type, "application/json");
     assert_int_equal(r.body_len, strlen("{\"later\":true}"));
     assert_memory_equal(r.body, "{\"later\":true}", r.body_len);
+    free(c.resp);
+    free(req);
+}
+
+static void test_listener_deferred_json_text_reply(void **state)
+{
+    struct fixture *fx = *state;
+    start_listener(fx, NULL, SMALL_MAX);
+    fx->defer = true;
+    fx->defer_text = true;
+    size_t len;
+    char *req = make_post("/webhooks/shop", NULL, "{}", 2, &len);
+    struct client c;
+    struct response r;
+    roundtrip(fx, req, len, &c, &r);
+    assert_int_equal(fx->cap.calls, 1);
+    assert_null(fx->pending);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, "application/json");
+    assert_int_equal(r.body_len, strlen("{\"status\":\"accepted\",\"queued\":1}"));
+    assert_memory_equal(r.body, "{\"status\":\"accepted\",\"queued\":1}", r.body_len);
     free(c.resp);
     free(req);
 }
@@ -980,6 +1009,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_listener_deferred_reply_sent_later, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_deferred_json_text_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_post_reaches_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_subpath_and_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_empty_body_and_null_reply, setup, teardown),
