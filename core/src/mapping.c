@@ -77,6 +77,8 @@ struct ferry_mapping_set {
 };
 
 static const char env_mt_key = 0;
+/* In a read-only proxy's metatable: the name its errors give the table. */
+static const char readonly_key = 0;
 
 /* ---- limits ---------------------------------------------------------------- */
 
@@ -151,16 +153,53 @@ static void call_end(struct ferry_lua *fl)
     fl->cur_sha = NULL;
 }
 
-/* [-0, +1, m] the message handler: the message plus a traceback. */
+/*
+ * [-0, +1, m] pushes "file:line: " of the innermost Lua function at `level`
+ * or above, "" when none runs. Errors are often raised by C functions (error,
+ * table.insert, a metamethod) whose own frame has no line; the integrator
+ * wants the script line that called them.
+ */
+static void push_lua_where(lua_State *L, int level)
+{
+    lua_Debug ar;
+    while (lua_getstack(L, level, &ar)) {
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+            lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+            return;
+        }
+        level++;
+    }
+    lua_pushliteral(L, "");
+}
+
+/*
+ * [-0, +1, m] the message handler: the message plus a traceback. Lua adds
+ * the position only to string errors, so for error({}), error(42) or error()
+ * the handler adds it: a dead letter is only useful if it says where.
+ */
 static int on_error(lua_State *L)
 {
-    const char *msg = lua_tostring(L, 1);
-    if (!msg) {
+    const char *msg;
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        msg = lua_tostring(L, 1);
+    } else {
+        push_lua_where(L, 1);
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
-            msg = lua_tostring(L, -1);
+            lua_concat(L, 2);
         } else {
-            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+            if (lua_gettop(L) > 2) {
+                lua_pop(L, 1); /* a __tostring that returned no string */
+            }
+            if (lua_type(L, 1) == LUA_TNUMBER) {
+                lua_pushvalue(L, 1);
+                lua_pushfstring(L, "error object is a number value (%s)", lua_tostring(L, -1));
+                lua_remove(L, -2);
+            } else {
+                lua_pushfstring(L, "error object is a %s value", luaL_typename(L, 1));
+            }
+            lua_concat(L, 2);
         }
+        msg = lua_tostring(L, -1);
     }
     luaL_traceback(L, L, msg, 1);
     return 1;
@@ -279,9 +318,23 @@ cleanup:
 }
 
 /*
+ * [-0, +1, m] a private environment whose misses fall back to the sandbox
+ * globals, so that a script's globals never leak into another script. _G is
+ * the environment itself: `_G.x = 1` is then what `x = 1` is, instead of a
+ * write into the globals every script falls back to.
+ */
+static void push_private_env(lua_State *L)
+{
+    lua_newtable(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+}
+
+/*
  * [-0, +1, e] loads a text chunk from `path` with chunkname "@path" and a
- * private environment whose misses fall back to the sandbox globals, so a
- * script's globals never leak into another script.
+ * private environment (push_private_env).
  */
 static void load_chunk(lua_State *L, struct ferry_lua *fl, const char *path)
 {
@@ -304,9 +357,7 @@ static void load_chunk(lua_State *L, struct ferry_lua *fl, const char *path)
         lua_error(L);
     }
     lua_remove(L, -2);
-    lua_newtable(L);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &env_mt_key);
-    lua_setmetatable(L, -2);
+    push_private_env(L);
     if (!lua_setupvalue(L, -2, 1)) {
         lua_pop(L, 1);
     }
@@ -335,6 +386,121 @@ static bool module_name_ok(const char *name)
         seg_start = false;
     }
     return !seg_start;
+}
+
+/*
+ * Read-only library tables. All mappings of a worker share one Lua state, so
+ * they share the tables behind string, table, math, utf8, ferry and every
+ * required module: one mapping (or one record that drives it) assigning
+ * string.lower would change what every later job of every mapping computes.
+ * Scripts get a proxy instead: an empty table whose metatable sends reads to
+ * the real table and refuses writes. Not a frozen copy: __newindex only
+ * fires for absent keys, so assigning an existing field of a copy would
+ * succeed. __index is the table itself, not a function, so that a library
+ * call costs the VM one more table lookup and no C call. The real tables are
+ * reachable only from C and through the string metatable, which
+ * __metatable hides. The protection is shallow: a table that a module
+ * function returns is the caller's to change.
+ */
+
+/* [-0, +0, v] raises "file:line: cannot assign to <name>.<key>: ..." for the proxy at t. */
+static int readonly_error(lua_State *L, int t, int key)
+{
+    const char *name = "a library";
+    const char *k;
+    if (lua_getmetatable(L, t) && lua_rawgetp(L, -1, &readonly_key) == LUA_TSTRING) {
+        name = lua_tostring(L, -1);
+    }
+    if (lua_type(L, key) == LUA_TSTRING) {
+        k = lua_pushfstring(L, ".%s", lua_tostring(L, key));
+    } else if (lua_type(L, key) == LUA_TNUMBER) {
+        lua_pushvalue(L, key);
+        k = lua_pushfstring(L, "[%s]", lua_tostring(L, -1));
+    } else {
+        k = lua_pushfstring(L, "[%s]", luaL_typename(L, key));
+    }
+    push_lua_where(L, 1);
+    lua_pushfstring(L,
+                    "cannot assign to %s%s: libraries are shared by all mappings and read-only "
+                    "(use a local instead)",
+                    name, k);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+static int l_readonly_newindex(lua_State *L)
+{
+    return readonly_error(L, 1, 2);
+}
+
+static int l_readonly_next(lua_State *L)
+{
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 2);
+    if (lua_next(L, -2)) {
+        return 2;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+/* The real table must not become next's state argument, which the script could write to. */
+static int l_readonly_pairs(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushcclosure(L, l_readonly_next, 1);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* A module may be a list (of country codes, say): # must see the real one. */
+static int l_readonly_len(lua_State *L)
+{
+    lua_pushinteger(L, luaL_len(L, lua_upvalueindex(1)));
+    return 1;
+}
+
+/* [-0, +1, m] pushes a read-only proxy of the table at idx; errors call it `name`. */
+static void push_readonly(lua_State *L, int idx, const char *name)
+{
+    idx = lua_absindex(L, idx);
+    lua_newtable(L);
+    lua_createtable(L, 0, 5);
+    lua_pushvalue(L, idx);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_readonly_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushvalue(L, idx);
+    lua_pushcclosure(L, l_readonly_pairs, 1);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushvalue(L, idx);
+    lua_pushcclosure(L, l_readonly_len, 1);
+    lua_setfield(L, -2, "__len");
+    /* getmetatable() would hand out __index, the real table. */
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pushstring(L, name);
+    lua_rawsetp(L, -2, &readonly_key);
+    lua_setmetatable(L, -2);
+}
+
+/* rawset(t, k, v) as in lbaselib.c, but it would write past a proxy's __newindex. */
+static int l_rawset(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    lua_settop(L, 3);
+    if (lua_getmetatable(L, 1)) {
+        if (lua_rawgetp(L, -1, &readonly_key) != LUA_TNIL) {
+            return readonly_error(L, 1, 2);
+        }
+        lua_pop(L, 2);
+    }
+    lua_rawset(L, 1);
+    return 1;
 }
 
 /*
@@ -397,6 +563,10 @@ static int l_require(lua_State *L)
         if (lua_isnil(L, -1)) {
             lua_pop(L, 1);
             lua_pushboolean(L, 1);
+        } else if (lua_istable(L, -1)) {
+            /* Every mapping of the set that requires it gets this one table. */
+            push_readonly(L, -1, name);
+            lua_remove(L, -2);
         }
         lua_pushvalue(L, -1);
         lua_setfield(L, cache, path);
@@ -406,23 +576,58 @@ static int l_require(lua_State *L)
                       ndirs > 1 ? " or " : "", ndirs > 1 ? dirs[1] : "");
 }
 
-/* load(chunk [, name [, mode [, env]]]) with the mode forced to text. */
+/*
+ * Runs the library C function a wrapper replaces (its upvalue 1) on the
+ * wrapper's own stack frame instead of through lua_call: its errors then
+ * name the script's file:line (luaL_error looks one frame up, which would be
+ * the wrapper) and its argument errors the function the script called.
+ * Only for the C functions of the standard libraries, which use no upvalues.
+ */
+static int call_wrapped(lua_State *L)
+{
+    lua_CFunction fn = lua_tocfunction(L, lua_upvalueindex(1));
+    return fn(L);
+}
+
+/* [-0, +1, m] the _ENV of the Lua function calling the running C function, or a new private one. */
+static void push_caller_env(lua_State *L)
+{
+    lua_Debug ar;
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "f", &ar)) {
+        int fn = lua_gettop(L);
+        for (int i = 1;; i++) {
+            const char *name = lua_getupvalue(L, fn, i);
+            if (!name) {
+                break;
+            }
+            if (strcmp(name, "_ENV") == 0) {
+                lua_remove(L, fn);
+                return;
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    push_private_env(L);
+}
+
+/*
+ * load(chunk [, name [, mode [, env]]]) with the mode forced to text. Without
+ * env, Lua would give the chunk the state's global table, the one every
+ * script falls back to, so that a loaded `x = 1` would reach all mappings:
+ * it gets the caller's environment instead, as if its text were inline.
+ */
 static int l_load(lua_State *L)
 {
     int n = lua_gettop(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_pushvalue(L, 1);
-    if (n >= 2) {
-        lua_pushvalue(L, 2);
-    } else {
-        lua_pushnil(L);
-    }
+    lua_settop(L, 4);
     lua_pushliteral(L, "t");
-    if (n >= 4) {
-        lua_pushvalue(L, 4);
+    lua_replace(L, 3);
+    if (n < 4) {
+        push_caller_env(L);
+        lua_replace(L, 4);
     }
-    lua_call(L, n >= 4 ? 4 : 3, 2);
-    return 2;
+    return call_wrapped(L);
 }
 
 /*
@@ -432,7 +637,6 @@ static int l_load(lua_State *L)
  */
 static int l_setmetatable(lua_State *L)
 {
-    int n = lua_gettop(L);
     if (lua_type(L, 2) == LUA_TTABLE) {
         lua_pushliteral(L, "__gc");
         if (lua_rawget(L, 2) != LUA_TNIL) {
@@ -440,10 +644,7 @@ static int l_setmetatable(lua_State *L)
         }
         lua_pop(L, 1);
     }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n, 1);
-    return 1;
+    return call_wrapped(L);
 }
 
 /* pcall must not swallow the budget error, or a loop around pcall runs forever. */
@@ -564,10 +765,7 @@ static int l_pattern_guard(lua_State *L)
                               q, (int)(n > 0x7fffffff ? 0x7fffffff : n));
         }
     }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
+    return call_wrapped(L);
 }
 
 static void guard_pattern_fn(lua_State *L, const char *name)
@@ -639,6 +837,45 @@ static void wrap_global(lua_State *L, const char *name, lua_CFunction fn)
     lua_setglobal(L, name);
 }
 
+/*
+ * Swaps the library globals for read-only proxies (see push_readonly) and
+ * hides the string metatable, whose __index is the real string table:
+ * getmetatable("") returns a read-only copy whose __index is the proxy, so
+ * code that reaches the library that way still reads it, and method calls
+ * on strings still go straight to the real table.
+ */
+static void protect_libraries(lua_State *L)
+{
+    static const char *const libs[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME,
+                                       LUA_UTF8LIBNAME, "ferry"};
+    for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
+        lua_getglobal(L, libs[i]);
+        push_readonly(L, -1, libs[i]);
+        lua_setglobal(L, libs[i]);
+        lua_pop(L, 1);
+    }
+    lua_pushliteral(L, "");
+    if (lua_getmetatable(L, -1)) {
+        int mt = lua_gettop(L);
+        lua_newtable(L);
+        lua_pushnil(L);
+        while (lua_next(L, mt) != 0) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, mt + 1);
+        }
+        lua_getglobal(L, LUA_STRLIBNAME);
+        lua_setfield(L, mt + 1, "__index");
+        push_readonly(L, mt + 1, "getmetatable(\"\")");
+        lua_setfield(L, mt, "__metatable");
+        lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+    lua_register(L, "rawset", l_rawset);
+    /* Each script's _G is its own environment (push_private_env). */
+    remove_global(L, NULL, "_G");
+}
+
 static int protected_init(lua_State *L)
 {
     struct ferry_lua *fl = lua_touserdata(L, 1);
@@ -676,10 +913,14 @@ static int protected_init(lua_State *L)
     lua_pushcfunction(L, l_ferry_is_array);
     lua_setfield(L, -2, "is_array");
     lua_setglobal(L, "ferry");
+    protect_libraries(L);
 
+    /* Shared by every script's environment, so it must not be reachable either. */
     lua_newtable(L);
     lua_pushglobaltable(L);
     lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &env_mt_key);
 
     lua_newtable(L);

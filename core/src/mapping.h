@@ -3,9 +3,12 @@
  * Lua mappings: a sandboxed Lua 5.4 state (base, string, table, math, utf8
  * only; no io/os/debug/package.loadlib, no binary chunks; `require` only from
  * the lua/ directory and the mapping's own directory), with a memory cap in
- * the allocator and an instruction budget per call. Each mapping is a file
- * that returns a declarative table (docs/mappings.md); running it turns one
- * source record into a list of intents, as JSON.
+ * the allocator and an instruction budget per call. All mappings of a state
+ * share it, so what they share is read-only: the library tables, the string
+ * metatable and the modules `require` returns refuse writes, and each script
+ * has its own globals. Each mapping is a file that returns a declarative
+ * table (docs/mappings.md); running it turns one source record into a list
+ * of intents, as JSON.
  *
  * Intent (one element of the array ferry_mapping_set_run produces):
  *   {"op": "upsert", "mapping": "customer_to_contact",

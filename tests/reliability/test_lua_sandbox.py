@@ -5,22 +5,24 @@ runs an attack chosen by the customer's first name (io, os.execute,
 package.loadlib, require of a C module, binary chunks, string.dump,
 string.rep and table-growth memory bombs, infinite loops (also inside
 pcall), unbounded recursion, a pathological pattern, __gc finalizers,
-coroutine, debug, collectgarbage, dofile). Customers with attacks and plain
-customers arrive interleaved by webhook on one worker, so every job after
-an attack runs in the Lua state the attack ran in.
+coroutine, debug, collectgarbage, dofile, an error value that is not a
+string) or, in the second test, a write into a library every mapping shares
+(string, its metatable, table, math, utf8, ferry, a required module).
+Customers with attacks and plain customers arrive interleaved by webhook on
+one worker, so every job after an attack runs in the Lua state the attack
+ran in.
 
 Asserted: each attack's job is dead-lettered with the mapping's file and the
 attack's line (file only for memory exhaustion, which has no line), no
 attack has an effect outside the state (a marker file os.execute would
 create does not exist), the daemon stays up, and every plain customer that
-came after an attack is mapped correctly.
+came after an attack is mapped correctly, with the libraries intact.
 """
 
 import os
 import shutil
 import sys
 import tempfile
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import relcommon as rc  # noqa: E402
@@ -59,10 +61,24 @@ PROBES = {
     "collect": ('collectgarbage("count")',
                 "@LINE: attempt to call a nil value (global 'collectgarbage')"),
     "dofile": ('dofile("/etc/passwd")', "@LINE: attempt to call a nil value (global 'dofile')"),
+    "error_table": ("error({})", "@LINE: error object is a table value"),
 }
-# Changes the shared string library for every later job (see test_library_poisoning).
-POISON = ('(function() string.lower = function() return "poisoned@example.com" end '
-          'getmetatable("").__index.upper = function() return "POISONED" end end)()')
+# Writes that, if they succeeded, would change every later job of every mapping on the
+# worker (see test_library_poisoning): the mapping calls string.lower and :upper() per job.
+POISONS = {
+    "poison_lower": ('(function() string.lower = function() return "poisoned@example.com" end '
+                     'end)()', "@LINE: cannot assign to string.lower"),
+    "poison_meta": ('(function() getmetatable("").__index.upper = function() return "POISONED" '
+                    'end end)()', "@LINE: cannot assign to string.upper"),
+    "poison_rawset": ('rawset(string, "lower", function() return "poisoned@example.com" end)',
+                      "@LINE: cannot assign to string.lower"),
+    "poison_table": ('table.insert(table, print)', "@LINE: cannot assign to table[1]"),
+    "poison_math": ("(function() math.floor = nil end)()", "@LINE: cannot assign to math.floor"),
+    "poison_utf8": ("(function() utf8.len = nil end)()", "@LINE: cannot assign to utf8.len"),
+    "poison_ferry": ("(function() ferry.null = 0 end)()", "@LINE: cannot assign to ferry.null"),
+    "poison_module": ("(function() map.lookup = nil end)()",
+                      "@LINE: cannot assign to ferry.map.lookup"),
+}
 
 MAPPING = """-- written by tests/reliability/test_lua_sandbox.py
 local map = require "ferry.map"
@@ -100,7 +116,9 @@ class LuaSandboxTest(FerryTestCase):
         for name, (expr, _) in sorted(PROBES.items()):
             lines.append("probes[%s] = function() return %s end -- probe:%s"
                          % (rc.lua_str(name), expr, name))
-        lines.append("probes.poison = function() return %s end -- probe:poison" % POISON)
+        for name, (expr, _) in sorted(POISONS.items()):
+            lines.append("probes[%s] = function() return %s end -- probe:%s"
+                         % (rc.lua_str(name), expr, name))
         with open(self.path, "w", encoding="utf-8") as fh:
             fh.write(MAPPING % {"marker": rc.lua_str(self.marker), "probes": "\n".join(lines)})
         # One worker: every job runs in the Lua state the attacks before it ran in.
@@ -126,10 +144,13 @@ class LuaSandboxTest(FerryTestCase):
         s.wait_drained(total=len(names), timeout=240)
         return made
 
-    def test_attacks_are_stopped_and_dead_lettered(self):
+    def run_attacks(self, probes):
+        """Runs each probe between plain customers; asserts every probe was dead-lettered
+        with its file:line and every plain customer mapped correctly. Returns
+        (dead letters, plain customers mapped)."""
         s = self.stack
         names = []
-        for name in sorted(PROBES):
+        for name in sorted(probes):
             names += ["plain", name]
         names.append("plain")
         made = self.run_customers(names)
@@ -141,44 +162,46 @@ class LuaSandboxTest(FerryTestCase):
             if name == "plain":
                 self.assertEqual(job["state"], rc.DONE, job)
                 continue
-            expect = PROBES[name][1].replace("@LINE", "%s:%d" % (rel, self.line_of(name)))
+            expect = probes[name][1].replace("@LINE", "%s:%d" % (rel, self.line_of(name)))
             expect = expect.replace("@FILE", rel)
             self.assertEqual(job["state"], rc.DEAD, "%s was not stopped: %s" % (name, job))
             self.assertIn(expect, job["last_error"] or "", "%s: dead letter without the file"
                           " and line expected" % name)
-            report.append("  %-12s %s" % (name, job["last_error"]))
+            report.append("  %-14s %s" % (name, job["last_error"]))
         print("\n" + "\n".join(report))
-        self.assertFalse(os.path.exists(self.marker), "os.execute ran")
         self.assertTrue(s.running())
         self.assertEqual(s.healthz(), 200)
-        # Every plain customer, before and after each attack, is a correct contact.
+        # Every plain customer, before and after each attack, is a correct contact:
+        # Email through string.lower, LastName through :upper().
         want = {c["email"].lower(): c for c, n in zip(made, names) if n == "plain"}
         got = {c["Email"]: c for c in s.sap_contacts()}
-        self.assertEqual(sorted(got), sorted(want))
+        self.assertEqual(sorted(got), sorted(want), "an attack changed later contacts")
         for email, c in want.items():
             self.assertEqual(got[email]["LastName"], c["last_name"].upper(), email)
+        return report, want
+
+    def test_attacks_are_stopped_and_dead_lettered(self):
+        s = self.stack
+        report, want = self.run_attacks(PROBES)
+        self.assertFalse(os.path.exists(self.marker), "os.execute ran")
         status = s.status_json()
         self.assertEqual(s.stop(), 0)
         rc.figures("lua_sandbox", {"attacks": len(PROBES), "dead_lettered": len(report),
                                    "plain_mapped": len(want),
                                    "status_jobs": status.get("jobs")})
 
-    @unittest.expectedFailure
     def test_library_poisoning_does_not_leak_into_later_jobs(self):
-        """Globals are per mapping, but the library tables behind them (string,
-        table, math, the string metatable) are shared by every mapping and every
-        job of a worker's Lua state: one mapping (or one record that drives it)
-        that assigns string.lower changes what every later job computes.
-        Expected to fail until core/src/mapping.c gives scripts read-only
-        library tables; see docs/reliability.md."""
+        """Globals are per mapping, and the library tables behind them (string,
+        table, math, utf8, ferry, the string metatable, required modules) are
+        shared by every mapping and every job of a worker's Lua state, so they
+        are read-only: a mapping (or a record that drives it) that assigns
+        string.lower is dead-lettered with its file:line, and every later job
+        computes what it would have computed anyway."""
         s = self.stack
-        made = self.run_customers(["plain", "poison", "plain", "plain"])
-        got = {c["Email"]: c for c in s.sap_contacts()}
-        want = sorted(c["email"].lower() for c in made)
-        self.assertEqual(sorted(got), want, "a poisoned string library changed later contacts")
-        for c in made:
-            self.assertEqual(got[c["email"].lower()]["LastName"], c["last_name"].upper())
+        report, want = self.run_attacks(POISONS)
         self.assertEqual(s.stop(), 0)
+        rc.figures("lua_sandbox_poisoning", {"writes": len(POISONS), "dead_lettered": len(report),
+                                             "plain_mapped": len(want)})
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Tests of the Lua mapping host (core/src/mapping.c) and its JSON bridge
- * (core/src/lua_json.c): the sandbox, the limits and that the state survives
- * them, error locations, JSON round trips, all-or-nothing loading, selection
- * by (system, object, event), the shipped customer_to_contact mapping, and
- * the set hash. Mapping files are written into a fresh mkdtemp directory.
+ * (core/src/lua_json.c): the sandbox (read-only libraries, globals per
+ * mapping), the limits and that the state survives them, error locations
+ * (also for error values that are not strings), JSON round trips,
+ * all-or-nothing loading, selection by (system, object, event), the shipped
+ * customer_to_contact mapping, and the set hash. Mapping files are written into a fresh mkdtemp
+ * directory.
  */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
@@ -329,6 +331,7 @@ static void test_mapping_error_carries_file_line(void **state)
     const char *unknown = write_file(f, "unknown.lua",
                                      "return { source = { 'a', 'b' }, target = { 'c', 'd' },\n"
                                      "  fields = {}, feilds = {} }\n");
+    const char *pattern = write_field_mapping(f, "pattern.lua", "    return string.find('x', '[')");
     char want[320];
     if (load_one(f, path, &set, &err) < 0) {
         fail_msg("load: %s", err.msg);
@@ -347,6 +350,151 @@ static void test_mapping_error_carries_file_line(void **state)
     assert_int_equal(load_one(f, unknown, &set, &err), FERRY_EMAPPING);
     assert_non_null(strstr(err.msg, unknown));
     assert_non_null(strstr(err.msg, "'feilds'"));
+
+    /* Raised inside a library function that the sandbox wraps. */
+    assert_int_equal(load_one(f, pattern, &set, &err), 0);
+    assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+    snprintf(want, sizeof(want), "%s:5: malformed pattern", pattern);
+    assert_non_null(strstr(err.msg, want));
+    ferry_mapping_set_free(set);
+}
+
+/* error() with a value that is not a string: Lua adds no position, the host must. */
+static void test_mapping_non_string_error_carries_file_line(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *name, *body, *want;
+    } cases[] = {
+        {"err_table.lua", "    error({})", "error object is a table value"},
+        {"err_nil.lua", "    error()", "error object is a nil value"},
+        {"err_number.lua", "    error(42)", "error object is a number value (42)"},
+        {"err_bool.lua", "    local function deep() error(false) end\n    return deep()",
+         "error object is a boolean value"},
+        {"err_tostring.lua",
+         "    error(setmetatable({}, { __tostring = function() return 'custom' end }))", "custom"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ferry_mapping_set *set = NULL;
+        struct ferry_err err = {0};
+        json_t *x = NULL;
+        char want[320];
+        const char *path = write_field_mapping(f, cases[i].name, cases[i].body);
+        if (load_one(f, path, &set, &err) < 0) {
+            fail_msg("load: %s", err.msg);
+        }
+        assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+        snprintf(want, sizeof(want), "%s:5: %s", path, cases[i].want);
+        assert_string_equal(err.msg, want);
+        ferry_mapping_set_free(set);
+    }
+}
+
+/*
+ * Library tables are shared by every mapping of a state: each way of writing
+ * to one must fail with file:line, and the libraries must be intact after.
+ */
+static void test_mapping_sandbox_libraries_read_only(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *body, *want;
+    } cases[] = {
+        {"    string.lower = function() return 'poisoned' end", "cannot assign to string.lower"},
+        {"    getmetatable('').__index.upper = function() return 'POISONED' end",
+         "cannot assign to string.upper"},
+        {"    getmetatable('').__index = {}", "cannot assign to getmetatable(\"\").__index"},
+        {"    rawset(string, 'lower', print)", "cannot assign to string.lower"},
+        {"    table.concat = nil", "cannot assign to table.concat"},
+        {"    table.insert(math, 1)", "cannot assign to math[1]"},
+        {"    utf8.char = nil", "cannot assign to utf8.char"},
+        {"    ferry.null = 0", "cannot assign to ferry.null"},
+        {"    require('ferry.map').get = nil", "cannot assign to ferry.map.get"},
+        {"    setmetatable(string, {})", "cannot change a protected metatable"},
+        {"    getmetatable(_ENV).__index.string = {}", "attempt to index a boolean value"},
+    };
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    const char *path;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[64];
+        char want[320];
+        snprintf(name, sizeof(name), "poison%zu.lua", i);
+        path = write_field_mapping(f, name, cases[i].body);
+        if (load_one(f, path, &set, &err) < 0) {
+            fail_msg("load: %s", err.msg);
+        }
+        assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+        snprintf(want, sizeof(want), "%s:5: %s", path, cases[i].want);
+        if (strncmp(err.msg, want, strlen(want)) != 0) {
+            fail_msg("case %zu: got \"%s\", want \"%s...\"", i, err.msg, want);
+        }
+        ferry_mapping_set_free(set);
+        set = NULL;
+    }
+    /* Reads through the proxies, in the state the attacks ran in. */
+    path = write_field_mapping(
+        f, "intact.lua",
+        "    local map = require 'ferry.map'\n"
+        "    local n, m = 0, 0\n"
+        "    for k in pairs(string) do n = n + 1 end\n"
+        "    for k in pairs(map) do m = m + 1 end\n"
+        "    local t = {}\n"
+        "    table.insert(t, 'b')\n"
+        "    return table.concat({ string.lower('AbC'), ('x'):upper(), math.floor(2.5),\n"
+        "      utf8.char(72), tostring(getmetatable('').__index == string),\n"
+        "      tostring(n > 10 and m > 5), map.get({ a = { b = 'deep' } }, 'a.b'), t[1] }, '|')");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    if (run_x(set, &x, &err) < 0) {
+        fail_msg("run: %s", err.msg);
+    }
+    assert_string_equal(json_string_value(x), "abc|X|2|H|true|true|deep|b");
+    json_decref(x);
+    ferry_mapping_set_free(set);
+}
+
+/* Two mappings of one set: what one makes global, however it does so, the other never sees. */
+static void test_mapping_globals_stay_per_mapping(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *record = json_pack("{s:i}", "id", 7);
+    json_t *intents = NULL;
+    const char *paths[2];
+    paths[0] = write_field_mapping(f, "writer.lua",
+                                   "    leak = 'a'\n"
+                                   "    _G.leak_g = 'a'\n"
+                                   "    _ENV.leak_env = 'a'\n"
+                                   "    load('leak_load = \"a\"')()\n"
+                                   "    return leak .. leak_g .. leak_env .. leak_load");
+    paths[1] = write_field_mapping(f, "reader.lua",
+                                   "    return tostring(leak) .. tostring(leak_g) ..\n"
+                                   "      tostring(leak_env) .. tostring(leak_load) ..\n"
+                                   "      tostring(_G == _ENV)");
+    if (ferry_mapping_set_load(f->fl, paths, 2, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    for (int round = 0; round < 2; round++) {
+        if (ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents,
+                                  &err) < 0) {
+            fail_msg("run: %s", err.msg);
+        }
+        assert_int_equal(json_array_size(intents), 2);
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(json_array_get(intents, 0), "fields"), "X")),
+                            "aaaa");
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(json_array_get(intents, 1), "fields"), "X")),
+                            "nilnilnilniltrue");
+        json_decref(intents);
+        intents = NULL;
+    }
+    json_decref(record);
+    ferry_mapping_set_free(set);
 }
 
 /* ---- JSON bridge ----------------------------------------------------------- */
@@ -809,6 +957,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_memory_cap_stops_doubling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_runaway_scripts_do_not_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_error_carries_file_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_non_string_error_carries_file_line, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_sandbox_libraries_read_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_globals_stay_per_mapping, setup, teardown),
         cmocka_unit_test(test_mapping_json_round_trip),
         cmocka_unit_test(test_mapping_json_lua_errors),
         cmocka_unit_test_setup_teardown(test_mapping_load_all_or_nothing, setup, teardown),
