@@ -8,7 +8,11 @@
  * and 204 at the end; refunds use RFC 3339 filters; B2B Edition pages by
  * offset with Unix seconds. This file turns them all into the one shape of
  * plugin.h with ISO 8601 UTC watermarks, so the host's cursor logic never
- * needs to know which API an object came from.
+ * needs to know which API an object came from. Lists that can be filtered
+ * and sorted by change time page by key, not by page number
+ * (bigcommerce_keyset.h), so that records changing during a poll cannot
+ * hide others; the rest say in their comment why page numbers are safe or
+ * the best there is.
  */
 #include "bigcommerce_objects.h"
 
@@ -21,6 +25,7 @@
 #include <jansson.h>
 
 #include "bigcommerce_api.h"
+#include "bigcommerce_keyset.h"
 #include "bigcommerce_time.h"
 
 /* Watermark for records that carry no date (customer addresses): sorts before any real one. */
@@ -154,6 +159,101 @@ static int member_id(json_t *obj, const char *key, char *out, size_t n)
     return -1;
 }
 
+/* A keyset page token; NULL is the first page. */
+static int parse_keyset(const char *token, struct ferry_bc_keyset *ks, struct ferry_err *err)
+{
+    if (ferry__bc_keyset_parse(token, ks) < 0) {
+        return ferry__bc_err(err, FERRY_EINVAL, "bigcommerce: invalid page token '%.32s'", token);
+    }
+    return 0;
+}
+
+/* The walk's rows are a fixed array of one page: a longer page is refused before it is read. */
+static int keyset_fits(const struct ferry_bc_state *st, size_t n, const char *what,
+                       struct ferry_err *err)
+{
+    if (n > (size_t)st->page_limit) {
+        return ferry__bc_err(err, FERRY_EPROTO, "BigCommerce sent %zu %s records for a page of %d",
+                             n, what, st->page_limit);
+    }
+    return 0;
+}
+
+/* A record's id as a number for the walk and as text for the page (positive integers only). */
+static int row_id(json_t *el, const char *key, int64_t *id, char *text, size_t n)
+{
+    char *end = NULL;
+    long long v;
+    if (member_id(el, key, text, n) < 0) {
+        return -1;
+    }
+    errno = 0;
+    v = strtoll(text, &end, 10);
+    if (errno || *end != '\0' || v <= 0) {
+        return -1;
+    }
+    *id = (int64_t)v;
+    return 0;
+}
+
+/* Sets the page's `next` from the walk after its rows, or leaves null at the end. */
+static int keyset_advance(const struct ferry_bc_state *st, struct ferry_call *call,
+                          const char *what, const struct ferry_bc_keyset *ks, int instant,
+                          const struct ferry_bc_keyset_row *rows, size_t n, int64_t total,
+                          json_t *page, struct ferry_err *err)
+{
+    struct ferry_bc_keyset next;
+    const char *why = NULL;
+    char *token = NULL;
+    int more = 0;
+    int64_t now_s = st->host->now_ms(call) / 1000;
+    int rc = ferry__bc_keyset_next(ks, instant, rows, n, st->page_limit, total, now_s, &next, &more,
+                                   &why);
+    if (rc < 0) {
+        return ferry__bc_err(err, rc, "BigCommerce %s list: %s", what, why ? why : "bad page");
+    }
+    if (next.mode == FERRY_BC_KEYSET_INSTANT && ks->mode != FERRY_BC_KEYSET_INSTANT) {
+        char iso[FERRY_BC_ISO_LEN];
+        ferry__bc_format_iso(next.at, iso);
+        st->host->log(call, FERRY_LOG_INFO,
+                      more ? "bigcommerce: a full page of %s records changed at %s; reading that "
+                             "second on its own"
+                           : "bigcommerce: a full page of %s records changed at %s, too recently "
+                             "to be complete; the next poll goes on from there",
+                      what, iso);
+    }
+    if (!more) {
+        return 0;
+    }
+    token = ferry__bc_keyset_format(&next);
+    rc = token && json_object_set_new(page, "next", json_string(token)) == 0 ? 0 : BC_NOMEM(err);
+    free(token);
+    return rc;
+}
+
+/* The page a keyset request asks for: page numbers only move inside one instant. */
+static long long keyset_page_no(const struct ferry_bc_keyset *ks)
+{
+    return ks->mode == FERRY_BC_KEYSET_INSTANT && ks->pos > 0 ? (long long)ks->pos : 1;
+}
+
+/*
+ * meta.pagination.total of a v3 collection. Every v3 list carries it
+ * (facts 4.3) and reading an instant by pages needs it, so a list without
+ * it is not the API the walk was written for.
+ */
+static int v3_total(json_t *root, const char *what, int64_t *total, struct ferry_err *err)
+{
+    json_t *v =
+        json_object_get(json_object_get(json_object_get(root, "meta"), "pagination"), "total");
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        return ferry__bc_err(err, FERRY_EPROTO, "BigCommerce %s list lacks meta.pagination.total",
+                             what);
+    }
+    *total = (int64_t)json_integer_value(v);
+    return 0;
+}
+
 /* ---- customers (v3) -------------------------------------------------------------------- */
 
 static int customer_fetch(const struct ferry_bc_state *st, struct ferry_call *call, const char *id,
@@ -232,30 +332,51 @@ static int v3_next_page(json_t *root, long page_no, const char *what, long *next
     return 0;
 }
 
+/*
+ * Keyset walk over date_modified (bigcommerce_keyset.h); an instant that
+ * fills a page is read with date_modified:max too, by page number from its
+ * last page. The spec's "modified after this date" leaves open whether the
+ * bounds are inclusive; they are taken so, as the host's `since` is
+ * [inferred: confirm on a sandbox store].
+ */
 static int customer_list(const struct ferry_bc_state *st, struct ferry_call *call,
                          const char *since, const char *token, json_t **page, struct ferry_err *err)
 {
     struct ferry_bc_buf url = {0};
+    struct ferry_bc_keyset ks;
+    struct ferry_bc_keyset_row rows[FERRY_BC_KEYSET_MAX_SEEN];
     json_t *root = NULL, *out = NULL, *data, *el;
-    long page_no, next = 0;
-    int64_t unused;
+    int64_t since_s, total = -1;
     int have;
-    size_t i;
+    size_t i, n = 0;
     int rc;
 
-    if ((rc = parse_token(token, 1, &page_no, err)) < 0 ||
-        (rc = since_seconds(since, &unused, &have, err)) < 0) {
+    if ((rc = parse_keyset(token, &ks, err)) < 0 ||
+        (rc = since_seconds(since, &since_s, &have, err)) < 0) {
         return rc;
+    }
+    if (ks.mode == FERRY_BC_KEYSET_FIRST && have) {
+        ks.at = since_s;
     }
     ferry__bc_url(st, FERRY_BC_API_STORE, "v3", &url);
     ferry__bc_buf_puts(&url, "/customers?");
-    if (since) {
-        /* Verbatim (v3 takes ISO 8601); inclusive, so the watermark record comes again. */
-        ferry__bc_buf_puts(&url, "date_modified:min=");
-        ferry__bc_buf_put_query(&url, since);
-        ferry__bc_buf_puts(&url, "&");
+    if (ks.mode == FERRY_BC_KEYSET_FIRST) {
+        if (since) {
+            /* Verbatim (v3 takes ISO 8601); inclusive, so the watermark record comes again. */
+            ferry__bc_buf_puts(&url, "date_modified:min=");
+            ferry__bc_buf_put_query(&url, since);
+            ferry__bc_buf_puts(&url, "&");
+        }
+    } else {
+        char iso[FERRY_BC_ISO_LEN];
+        ferry__bc_format_iso(ks.at, iso);
+        ferry__bc_buf_printf(&url, "date_modified:min=%s&", iso);
+        if (ks.mode == FERRY_BC_KEYSET_INSTANT) {
+            ferry__bc_buf_printf(&url, "date_modified:max=%s&", iso);
+        }
     }
-    ferry__bc_buf_printf(&url, "sort=date_modified:asc&limit=%d&page=%ld", st->page_limit, page_no);
+    ferry__bc_buf_printf(&url, "sort=date_modified:asc&limit=%d&page=%lld", st->page_limit,
+                         keyset_page_no(&ks));
     ferry__bc_buf_puts(&url, "&include=addresses,attributes,formfields");
     if ((rc = url_oom(&url, err)) < 0 ||
         (rc = ferry__bc_get_v3(st, call, url.p, FERRY_BC_OBJECT_CUSTOMER, &root, err)) < 0) {
@@ -266,7 +387,8 @@ static int customer_list(const struct ferry_bc_state *st, struct ferry_call *cal
         rc = ferry__bc_err(err, FERRY_EPROTO, "BigCommerce customer list `data` is not an array");
         goto cleanup;
     }
-    if ((rc = v3_next_page(root, page_no, "customer", &next, err)) < 0) {
+    if ((rc = keyset_fits(st, json_array_size(data), "customer", err)) < 0 ||
+        (rc = v3_total(root, "customer", &total, err)) < 0) {
         goto cleanup;
     }
     if (!(out = new_page())) {
@@ -277,20 +399,23 @@ static int customer_list(const struct ferry_bc_state *st, struct ferry_call *cal
     {
         char id[32];
         const char *modified = json_string_value(json_object_get(el, "date_modified"));
-        if (!json_is_integer(json_object_get(el, "id")) || member_id(el, "id", id, sizeof(id)) ||
-            !modified) {
+        if (!json_is_integer(json_object_get(el, "id")) ||
+            row_id(el, "id", &rows[n].id, id, sizeof(id)) < 0 || !modified ||
+            ferry__bc_parse_iso(modified, &rows[n].t) < 0) {
             rc = ferry__bc_err(err, FERRY_EPROTO,
-                               "BigCommerce customer page %ld has an element without an integer "
-                               "`id` and a string `date_modified`",
-                               page_no);
+                               "BigCommerce customer list has an element without an integer "
+                               "`id` and an ISO 8601 `date_modified`");
             goto cleanup;
         }
         /* Verbatim: ISO 8601 UTC "...Z" compares as a string in time order (facts 4.4). */
-        if ((rc = page_add(out, id, modified, el, err)) < 0) {
+        if (ferry__bc_keyset_wanted(&ks, &rows[n]) &&
+            (rc = page_add(out, id, modified, el, err)) < 0) {
             goto cleanup;
         }
+        n++;
     }
-    if (next && (rc = page_next(out, next, err)) < 0) {
+    if ((rc = keyset_advance(st, call, FERRY_BC_OBJECT_CUSTOMER, &ks, FERRY_BC_INSTANT_PAGES, rows,
+                             n, total, out, err)) < 0) {
         goto cleanup;
     }
     *page = out;
@@ -342,7 +467,9 @@ cleanup:
  * Addresses have no date and no date filter (facts 4.4), so every walk reads
  * them all; each carries the caller's `since` (or the epoch) as its
  * watermark, which leaves the cursor where it was, and the host's content
- * hash keeps unchanged addresses from causing writes.
+ * hash keeps unchanged addresses from causing writes. Page numbers stay: a
+ * deleted address can hide the next one from this walk, but the cursor
+ * does not move past it, so the next poll reads it.
  */
 static int address_list(const struct ferry_bc_state *st, struct ferry_call *call, const char *since,
                         const char *token, json_t **page, struct ferry_err *err)
@@ -490,8 +617,8 @@ static int order_details(const struct ferry_bc_state *st, struct ferry_call *cal
     return 0;
 }
 
-/* The order's date_modified (RFC 2822) as an ISO watermark. */
-static int order_modified(json_t *order, char *iso, struct ferry_err *err)
+/* The order's date_modified (RFC 2822) as Unix seconds and an ISO watermark. */
+static int order_modified(json_t *order, int64_t *t_out, char *iso, struct ferry_err *err)
 {
     int64_t t;
     const char *dm = json_string_value(json_object_get(order, "date_modified"));
@@ -502,6 +629,7 @@ static int order_modified(json_t *order, char *iso, struct ferry_err *err)
                              json_integer_value(json_object_get(order, "id")), dm ? dm : "");
     }
     ferry__bc_format_iso(t, iso);
+    *t_out = t;
     return 0;
 }
 
@@ -598,33 +726,52 @@ cleanup:
     return rc;
 }
 
+/*
+ * Keyset walk over date_modified; an instant that fills a page is read by
+ * ascending id (min_id, sort=id), which nothing can reorder. Incomplete
+ * orders the configuration leaves out still count as rows of the walk:
+ * they take their place on the page whether reported or not.
+ */
 static int order_list(const struct ferry_bc_state *st, struct ferry_call *call, const char *since,
                       const char *token, json_t **page, struct ferry_err *err)
 {
     struct ferry_bc_buf url = {0};
+    struct ferry_bc_keyset ks;
+    struct ferry_bc_keyset_row rows[FERRY_BC_KEYSET_MAX_SEEN];
     json_t *root = NULL, *out = NULL, *el;
-    long page_no;
+    char rfc[40] = "";
     int64_t since_s;
     int have;
-    size_t i;
+    size_t i, n = 0;
     int rc;
 
-    if ((rc = parse_token(token, 1, &page_no, err)) < 0 ||
+    if ((rc = parse_keyset(token, &ks, err)) < 0 ||
         (rc = since_seconds(since, &since_s, &have, err)) < 0) {
         return rc;
     }
+    if (ks.mode == FERRY_BC_KEYSET_FIRST && have) {
+        ks.at = since_s;
+    }
     ferry__bc_url(st, FERRY_BC_API_STORE, "v2", &url);
     ferry__bc_buf_puts(&url, "/orders?");
-    if (have) {
-        char rfc[40];
+    if (ks.mode != FERRY_BC_KEYSET_FIRST || have) {
         /* v2's documented date form; '+' and spaces must be encoded (facts 5.1). */
-        ferry__bc_format_rfc2822(since_s, rfc, sizeof(rfc));
+        ferry__bc_format_rfc2822(ks.at, rfc, sizeof(rfc));
         ferry__bc_buf_puts(&url, "min_date_modified=");
         ferry__bc_buf_put_query(&url, rfc);
         ferry__bc_buf_puts(&url, "&");
     }
-    /* The spec enumerates bare field names; the direction defaults to ascending. */
-    ferry__bc_buf_printf(&url, "sort=date_modified&limit=%d&page=%ld", st->page_limit, page_no);
+    if (ks.mode == FERRY_BC_KEYSET_INSTANT) {
+        ferry__bc_buf_puts(&url, "max_date_modified=");
+        ferry__bc_buf_put_query(&url, rfc);
+        ferry__bc_buf_printf(&url, "&sort=id&limit=%d&page=1", st->page_limit);
+        if (ks.pos > 0) {
+            ferry__bc_buf_printf(&url, "&min_id=%lld", (long long)ks.pos + 1);
+        }
+    } else {
+        /* The spec enumerates bare field names; the direction defaults to ascending. */
+        ferry__bc_buf_printf(&url, "sort=date_modified&limit=%d&page=1", st->page_limit);
+    }
     if ((rc = url_oom(&url, err)) < 0 ||
         (rc = ferry__bc_request(st, call, FERRY_BC_API_STORE, "GET", url.p, NULL,
                                 FERRY_BC_OBJECT_ORDER, NULL, &root, err)) < 0) {
@@ -638,20 +785,23 @@ static int order_list(const struct ferry_bc_state *st, struct ferry_call *call, 
         rc = ferry__bc_err(err, FERRY_EPROTO, "BigCommerce order list is not a JSON array");
         goto cleanup;
     }
+    if ((rc = keyset_fits(st, json_array_size(root), "order", err)) < 0) {
+        goto cleanup;
+    }
     /* root NULL: 204, past the end or nothing matched (facts 5.4). */
     json_array_foreach(root, i, el)
     {
         char id[32], iso[FERRY_BC_ISO_LEN];
-        if (!json_is_object(el) || member_id(el, "id", id, sizeof(id)) < 0) {
-            rc =
-                ferry__bc_err(err, FERRY_EPROTO,
-                              "BigCommerce order page %ld has an element without an `id`", page_no);
+        if (!json_is_object(el) || row_id(el, "id", &rows[n].id, id, sizeof(id)) < 0) {
+            rc = ferry__bc_err(err, FERRY_EPROTO,
+                               "BigCommerce order list has an element without an `id`");
             goto cleanup;
         }
-        if ((rc = order_modified(el, iso, err)) < 0) {
+        if ((rc = order_modified(el, &rows[n].t, iso, err)) < 0) {
             goto cleanup;
         }
-        if (order_is_incomplete(el) && !st->include_incomplete_orders) {
+        if (!ferry__bc_keyset_wanted(&ks, &rows[n++]) ||
+            (order_is_incomplete(el) && !st->include_incomplete_orders)) {
             continue;
         }
         if (st->order_details_in_poll && (rc = order_details(st, call, el, err)) < 0) {
@@ -662,8 +812,8 @@ static int order_list(const struct ferry_bc_state *st, struct ferry_call *call, 
         }
     }
     /* No paging metadata in v2: a full page may have a successor, a short one does not. */
-    if (json_array_size(root) >= (size_t)st->page_limit &&
-        (rc = page_next(out, page_no + 1, err)) < 0) {
+    if ((rc = keyset_advance(st, call, FERRY_BC_OBJECT_ORDER, &ks, FERRY_BC_INSTANT_IDS, rows, n,
+                             -1, out, err)) < 0) {
         goto cleanup;
     }
     *page = out;
@@ -732,6 +882,12 @@ cleanup:
     return rc;
 }
 
+/*
+ * By page number, and safely so: refunds are listed by ascending id
+ * (orders.v3.yml) and never change once created, so a new refund is
+ * appended at the end and nothing moves up under a walk. The API has no
+ * sort for a keyset walk anyway.
+ */
 static int refund_list(const struct ferry_bc_state *st, struct ferry_call *call, const char *since,
                        const char *token, json_t **page, struct ferry_err *err)
 {
@@ -946,34 +1102,40 @@ cleanup:
     return rc;
 }
 
+/* Keyset walk over date_modified, as customers (the catalog has the same filters). */
 static int product_list(const struct ferry_bc_state *st, struct ferry_call *call, const char *since,
                         const char *token, json_t **page, struct ferry_err *err)
 {
     struct ferry_bc_buf url = {0};
+    struct ferry_bc_keyset ks;
+    struct ferry_bc_keyset_row rows[FERRY_BC_KEYSET_MAX_SEEN];
     json_t *root = NULL, *out = NULL, *data, *el;
-    long page_no, next = 0;
-    int64_t since_s;
+    int64_t since_s, total = -1;
     int have;
-    size_t i;
+    size_t i, n = 0;
     int rc;
 
-    if ((rc = parse_token(token, 1, &page_no, err)) < 0 ||
+    if ((rc = parse_keyset(token, &ks, err)) < 0 ||
         (rc = since_seconds(since, &since_s, &have, err)) < 0) {
         return rc;
     }
+    if (ks.mode == FERRY_BC_KEYSET_FIRST && have) {
+        ks.at = since_s;
+    }
     ferry__bc_url(st, FERRY_BC_API_STORE, "v3", &url);
     ferry__bc_buf_puts(&url, "/catalog/products?");
-    if (have) {
+    if (ks.mode != FERRY_BC_KEYSET_FIRST || have) {
         char iso[FERRY_BC_ISO_LEN];
-        ferry__bc_format_iso(since_s, iso);
-        ferry__bc_buf_puts(&url, "date_modified:min=");
-        ferry__bc_buf_put_query(&url, iso);
-        ferry__bc_buf_puts(&url, "&");
+        ferry__bc_format_iso(ks.at, iso);
+        ferry__bc_buf_printf(&url, "date_modified:min=%s&", iso);
+        if (ks.mode == FERRY_BC_KEYSET_INSTANT) {
+            ferry__bc_buf_printf(&url, "date_modified:max=%s&", iso);
+        }
     }
     ferry__bc_buf_printf(&url,
                          "sort=date_modified&direction=asc&include_fields=sku,name,price,"
-                         "date_modified&limit=%d&page=%ld",
-                         st->page_limit, page_no);
+                         "date_modified&limit=%d&page=%lld",
+                         st->page_limit, keyset_page_no(&ks));
     if ((rc = url_oom(&url, err)) < 0 ||
         (rc = ferry__bc_get_v3(st, call, url.p, FERRY_BC_OBJECT_PRODUCT, &root, err)) < 0) {
         goto cleanup;
@@ -983,7 +1145,8 @@ static int product_list(const struct ferry_bc_state *st, struct ferry_call *call
         rc = ferry__bc_err(err, FERRY_EPROTO, "BigCommerce product list `data` is not an array");
         goto cleanup;
     }
-    if ((rc = v3_next_page(root, page_no, "product", &next, err)) < 0) {
+    if ((rc = keyset_fits(st, json_array_size(data), "product", err)) < 0 ||
+        (rc = v3_total(root, "product", &total, err)) < 0) {
         goto cleanup;
     }
     if (!(out = new_page())) {
@@ -993,17 +1156,19 @@ static int product_list(const struct ferry_bc_state *st, struct ferry_call *call
     json_array_foreach(data, i, el)
     {
         char id[32], iso[FERRY_BC_ISO_LEN];
-        int64_t t;
         json_t *ref = NULL;
-        if (member_id(el, "id", id, sizeof(id)) < 0 ||
-            ferry__bc_parse_iso(json_string_value(json_object_get(el, "date_modified")), &t) < 0) {
+        if (row_id(el, "id", &rows[n].id, id, sizeof(id)) < 0 ||
+            ferry__bc_parse_iso(json_string_value(json_object_get(el, "date_modified")),
+                                &rows[n].t) < 0) {
             rc = ferry__bc_err(err, FERRY_EPROTO,
-                               "BigCommerce product page %ld has an element without `id` and "
-                               "`date_modified`",
-                               page_no);
+                               "BigCommerce product list has an element without `id` and "
+                               "`date_modified`");
             goto cleanup;
         }
-        ferry__bc_format_iso(t, iso);
+        if (!ferry__bc_keyset_wanted(&ks, &rows[n++])) {
+            continue;
+        }
+        ferry__bc_format_iso(rows[n - 1].t, iso);
         if ((rc = product_reference(st, el, &ref, err)) < 0) {
             goto cleanup;
         }
@@ -1013,7 +1178,8 @@ static int product_list(const struct ferry_bc_state *st, struct ferry_call *call
             goto cleanup;
         }
     }
-    if (next && (rc = page_next(out, next, err)) < 0) {
+    if ((rc = keyset_advance(st, call, FERRY_BC_OBJECT_PRODUCT, &ks, FERRY_BC_INSTANT_PAGES, rows,
+                             n, total, out, err)) < 0) {
         goto cleanup;
     }
     *page = out;
@@ -1034,18 +1200,27 @@ struct b2b_kind {
     const char *id_key;  /* the record's id member */
     const char *id_key2; /* fallback id member; may be NULL */
     const char *list_qs; /* fixed query of the list request */
+    int keyset;          /* sortable by updatedAt: pages by key, else by offset */
 };
 
-static const struct b2b_kind b2b_company = {FERRY_BC_OBJECT_COMPANY, "/companies", "companyId",
+/*
+ * Only companies can be sorted by updatedAt (company.yaml sortBy); users
+ * and addresses have the date filters but no sort, so their walk stays by
+ * offset in the API's own order (README, "Paging").
+ */
+static const struct b2b_kind b2b_company = {FERRY_BC_OBJECT_COMPANY,
+                                            "/companies",
+                                            "companyId",
                                             "id",
-                                            "sortBy=updatedAt&orderBy=ASC&isIncludeExtraFields=1"};
+                                            "sortBy=updatedAt&orderBy=ASC&isIncludeExtraFields=1",
+                                            1};
 static const struct b2b_kind b2b_user = {FERRY_BC_OBJECT_COMPANY_USER, "/users", "id", NULL,
-                                         "isIncludeExtraFields=1"};
-static const struct b2b_kind b2b_address = {FERRY_BC_OBJECT_COMPANY_ADDRESS, "/addresses",
-                                            "addressId", "id", "isIncludeExtraFields=1"};
+                                         "isIncludeExtraFields=1",     0};
+static const struct b2b_kind b2b_address = {
+    FERRY_BC_OBJECT_COMPANY_ADDRESS, "/addresses", "addressId", "id", "isIncludeExtraFields=1", 0};
 
 /* updatedAt: Unix seconds as a number or a decimal string (facts 9.2). */
-static int b2b_modified(json_t *rec, char *iso)
+static int b2b_modified(json_t *rec, int64_t *t_out, char *iso)
 {
     json_t *v = json_object_get(rec, "updatedAt");
     int64_t t;
@@ -1067,6 +1242,7 @@ static int b2b_modified(json_t *rec, char *iso)
         return -1;
     }
     ferry__bc_format_iso(t, iso);
+    *t_out = t;
     return 0;
 }
 
@@ -1101,27 +1277,51 @@ cleanup:
     return rc;
 }
 
+/*
+ * Companies: keyset walk over updatedAt. minModified reads "later than" in
+ * user.yaml but "the earliest that can be returned" in company.yaml, so the
+ * bound goes out one second early until records of that second show it
+ * inclusive (the walk remembers); maxModified likewise one second late. An
+ * instant that fills a page is read by offset from its last page.
+ * Users and addresses: by offset over minModified (see b2b_kind).
+ */
 static int b2b_list(const struct ferry_bc_state *st, struct ferry_call *call,
                     const struct b2b_kind *k, const char *since, const char *token, json_t **page,
                     struct ferry_err *err)
 {
     struct ferry_bc_buf url = {0};
+    struct ferry_bc_keyset ks;
+    struct ferry_bc_keyset_row rows[FERRY_BC_KEYSET_MAX_SEEN];
     json_t *root = NULL, *out = NULL, *data, *el, *pagination;
-    long offset;
-    int64_t since_s;
+    long offset = 0;
+    int64_t since_s, slack;
     int have;
-    size_t i;
+    size_t i, n = 0;
     int rc;
 
-    if ((rc = parse_token(token, 0, &offset, err)) < 0 ||
+    if ((rc = k->keyset ? parse_keyset(token, &ks, err) : parse_token(token, 0, &offset, err)) <
+            0 ||
         (rc = since_seconds(since, &since_s, &have, err)) < 0) {
         return rc;
     }
+    if (!k->keyset) {
+        memset(&ks, 0, sizeof(ks));
+    } else if (ks.mode == FERRY_BC_KEYSET_FIRST && have) {
+        ks.at = since_s;
+    } else if (ks.mode == FERRY_BC_KEYSET_INSTANT && ks.pos > 1) {
+        offset = (long)((ks.pos - 1) * st->page_limit);
+    }
+    slack = ks.inclusive ? 0 : 1;
     ferry__bc_url(st, FERRY_BC_API_B2B, NULL, &url);
     ferry__bc_buf_printf(&url, "%s?", k->path);
-    if (have) {
-        /* "later than": one second earlier keeps the bound inclusive, like the other objects. */
+    if (ks.mode == FERRY_BC_KEYSET_FIRST && have) {
         ferry__bc_buf_printf(&url, "minModified=%lld&", (long long)(since_s > 0 ? since_s - 1 : 0));
+    } else if (ks.mode != FERRY_BC_KEYSET_FIRST) {
+        ferry__bc_buf_printf(&url, "minModified=%lld&",
+                             (long long)(ks.at >= slack ? ks.at - slack : 0));
+        if (ks.mode == FERRY_BC_KEYSET_INSTANT) {
+            ferry__bc_buf_printf(&url, "maxModified=%lld&", (long long)(ks.at + slack));
+        }
     }
     ferry__bc_buf_printf(&url, "%s&limit=%d&offset=%ld", k->list_qs, st->page_limit, offset);
     if ((rc = url_oom(&url, err)) < 0 ||
@@ -1136,6 +1336,9 @@ static int b2b_list(const struct ferry_bc_state *st, struct ferry_call *call,
                            k->object);
         goto cleanup;
     }
+    if (k->keyset && (rc = keyset_fits(st, json_array_size(data), k->object, err)) < 0) {
+        goto cleanup;
+    }
     if (!(out = new_page())) {
         rc = BC_NOMEM(err);
         goto cleanup;
@@ -1143,22 +1346,35 @@ static int b2b_list(const struct ferry_bc_state *st, struct ferry_call *call,
     json_array_foreach(data, i, el)
     {
         char id[32], iso[FERRY_BC_ISO_LEN];
-        if ((member_id(el, k->id_key, id, sizeof(id)) < 0 &&
-             (!k->id_key2 || member_id(el, k->id_key2, id, sizeof(id)) < 0)) ||
-            b2b_modified(el, iso) < 0) {
+        struct ferry_bc_keyset_row row;
+        if ((row_id(el, k->id_key, &row.id, id, sizeof(id)) < 0 &&
+             (!k->id_key2 || row_id(el, k->id_key2, &row.id, id, sizeof(id)) < 0)) ||
+            b2b_modified(el, &row.t, iso) < 0) {
             rc = ferry__bc_err(err, FERRY_EPROTO,
                                "B2B Edition %s at offset %ld has no `%s` or no Unix `updatedAt`",
                                k->object, offset + (long)i, k->id_key);
             goto cleanup;
         }
+        if (k->keyset) {
+            rows[n++] = row;
+            if (!ferry__bc_keyset_wanted(&ks, &row)) {
+                continue;
+            }
+        }
         if ((rc = page_add(out, id, iso, el, err)) < 0) {
             goto cleanup;
         }
     }
-    if (json_array_size(data) > 0 &&
-        offset + (long)json_array_size(data) <
-            json_integer_value(json_object_get(pagination, "totalCount")) &&
-        (rc = page_next(out, offset + (long)json_array_size(data), err)) < 0) {
+    if (k->keyset) {
+        rc = keyset_advance(st, call, k->object, &ks, FERRY_BC_INSTANT_PAGES, rows, n,
+                            (int64_t)json_integer_value(json_object_get(pagination, "totalCount")),
+                            out, err);
+    } else if (json_array_size(data) > 0 &&
+               offset + (long)json_array_size(data) <
+                   json_integer_value(json_object_get(pagination, "totalCount"))) {
+        rc = page_next(out, offset + (long)json_array_size(data), err);
+    }
+    if (rc < 0) {
         goto cleanup;
     }
     *page = out;

@@ -82,7 +82,10 @@ ROUTES = [
 EXPECTED = [
     ("GET", r"/v3/customers\?id:in=\d+&include=addresses,attributes,formfields$"),
     ("GET", r"/v3/customers\?date_modified:min=[^&]+&sort=date_modified:asc&limit=\d+&page=1"),
-    ("GET", r"/v3/customers\?sort=date_modified:asc&limit=\d+&page=2"),
+    ("GET", r"/v3/customers\?sort=date_modified:asc&limit=\d+&page=1"),
+    # One second shared by a full page is read on its own (bigcommerce_keyset.h).
+    ("GET", r"/v3/customers\?date_modified:min=([^&]+)&date_modified:max=\1"
+            r"&sort=date_modified:asc&limit=\d+&page=1"),
     ("GET", r"/v3/customers/addresses\?id:in=\d+&include=formfields$"),
     ("GET", r"/v3/customers/addresses\?page=\d+&limit=\d+&include=formfields$"),
     ("GET", r"/v2/orders/\d+$"),
@@ -90,12 +93,17 @@ EXPECTED = [
     ("GET", r"/v2/orders/\d+/shipping_addresses\?page=1"),
     ("GET", r"/v2/orders\?min_date_modified=[^&]+&sort=date_modified"),
     ("GET", r"/v2/orders\?sort=date_modified"),
+    ("GET", r"/v2/orders\?min_date_modified=([^&]+)&max_date_modified=\1&sort=id&limit=\d+"
+            r"&page=1$"),
+    ("GET", r"/v2/orders\?min_date_modified=([^&]+)&max_date_modified=\1&sort=id&limit=\d+"
+            r"&page=1&min_id=\d+$"),
     ("GET", r"/v3/orders/\d+/payment_actions/refunds"),
     ("GET", r"/v3/orders/payment_actions/refunds\?created:min="),
     ("GET", r"/v3/abandoned-carts/[0-9a-f]{32}$"),
     ("GET", r"/v3/carts/[0-9a-f-]{36}\?include="),
     ("GET", r"/io/companies/\d+$"),
     ("GET", r"/io/companies\?minModified=\d+"),
+    ("GET", r"/io/companies\?minModified=\d+&maxModified=\d+"),
     ("GET", r"/io/users/\d+$"),
     ("GET", r"/io/users\?minModified=\d+"),
     ("GET", r"/io/addresses/\d+$"),
@@ -314,15 +322,31 @@ class Front:
 
 
 def seed(sim):
-    """A small store holding one of everything the connector reads."""
+    """A small store holding one of everything the connector reads.
+
+    Two customers, both orders and two companies share one second, an hour
+    ago: with two records per page, that second fills a page and is read on
+    its own, so those requests are checked too (the connector waits a minute
+    before it does that to a second, hence the hour)."""
+    hour_ago = int(time.time()) - 3600
     ids = sim.seed(3)
     cust = ids[0]
+    sim.backdate(ids[:1], hour_ago - 60)
+    sim.backdate(ids[1:], hour_ago)
     addr = sim.upsert_address(cust, city="Austin")
     order = sim.add_order(customer_id=cust, fire=False)
     guest = sim.add_order(customer_id=0, email_addr="guest@example.com", fire=False)
     refund = sim.add_refund(order)
+    with sim.lock:
+        # The refund touched its order; back to the shared second.
+        for rec in sim.orders.values():
+            rec["date_modified"] = hour_ago
     cart, token = sim.abandon_cart(cust, "shopper@example.com")
     company = sim.upsert_company()
+    sim.upsert_company()
+    with sim.lock:
+        for rec in sim.companies.values():
+            rec["updatedAt"] = hour_ago
     user = sim.upsert_company_user(company, cust)
     caddr = sim.upsert_company_address(company)
     return {"customer": str(cust), "customer_address": str(addr), "order": str(order),

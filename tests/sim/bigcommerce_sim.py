@@ -882,6 +882,14 @@ class BigCommerceSim(SimBase):
                         return self._v2_error(h, 400, "The field '%s' is invalid." % name, rl)
                     rows = [o for o in rows if (o[field] >= bound if op == "ge"
                                                 else o[field] <= bound)]
+            try:
+                # "The minimum/maximum order ID" (orders.v2.oas2.yml): inclusive.
+                if "min_id" in q:
+                    rows = [o for o in rows if o["id"] >= int(q["min_id"])]
+                if "max_id" in q:
+                    rows = [o for o in rows if o["id"] <= int(q["max_id"])]
+            except ValueError:
+                return self._v2_error(h, 400, "The filter is invalid.", rl)
             if "status_id" in q:
                 rows = [o for o in rows if str(o["status_id"]) == q["status_id"]]
             if "customer_id" in q:
@@ -1118,9 +1126,13 @@ class BigCommerceSim(SimBase):
     def _list_products(self, h, q, rl):
         with self.lock:
             rows = sorted(self.products.values(), key=lambda p: (p["date_modified"], p["id"]))
-        if "date_modified:min" in q:
-            bound = parse_iso(q["date_modified:min"])
-            rows = [p for p in rows if p["date_modified"] >= bound]
+        for name, keep in (("date_modified:min", lambda p, b: p["date_modified"] >= b),
+                           ("date_modified:max", lambda p, b: p["date_modified"] <= b)):
+            if name in q:
+                bound = parse_iso(q[name])
+                if bound is None:
+                    return h.send_json(422, v3_error(422, "Invalid date for %s" % name), rl)
+                rows = [p for p in rows if keep(p, bound)]
         data, meta = self._paginate([self._render_product(p) for p in rows],
                                     int(q.get("page", "1")), int(q.get("limit", "50")))
         return h.send_json(200, {"data": data, "meta": meta}, rl)
@@ -1165,10 +1177,14 @@ class BigCommerceSim(SimBase):
             limit = int(q.get("limit", "10"))
             offset = int(q.get("offset", "0"))
             min_mod = int(q["minModified"]) if "minModified" in q else None
+            max_mod = int(q["maxModified"]) if "maxModified" in q else None
         except ValueError:
             return self._b2b_send(h, 400, {"errMsg": "bad parameter"}, rl, "Parameter Error")
+        # user.yaml's wording for both bounds: "later than" / "earlier than".
         if min_mod is not None:
-            rows = [r for r in rows if r["updatedAt"] > min_mod]   # "later than"
+            rows = [r for r in rows if r["updatedAt"] > min_mod]
+        if max_mod is not None:
+            rows = [r for r in rows if r["updatedAt"] < max_mod]
         if q.get("sortBy", "updatedAt") == "updatedAt" and m.group(1) == "/companies":
             rows.sort(key=lambda r: (r["updatedAt"], r[key]),
                       reverse=q.get("orderBy", "DESC") == "DESC")

@@ -323,6 +323,46 @@ class BigCommerceSimTest(unittest.TestCase):
         self.assertEqual(r.status, 404)
         self.assertEqual(r.json()[0]["status"], 404)
 
+    def test_bounds_a_keyset_poll_reads_one_second_with(self):
+        """The filters the connector reads one crowded second with: both date
+        bounds on customers, orders and products, min_id on orders, and
+        minModified/maxModified on B2B companies."""
+        ids = self.sim.seed(4)
+        self.sim.backdate(ids[1:3], 1715681100)
+        r = self.call("GET", "/customers?date_modified:min=2024-05-14T10:05:00Z"
+                             "&date_modified:max=2024-05-14T10:05:00Z&sort=date_modified:asc")
+        self.assertEqual([c["id"] for c in r.json()["data"]], ids[1:3])
+        self.assertEqual(r.json()["meta"]["pagination"]["total"], 2)
+        oids = self.sim.seed_orders(4)
+        with self.sim.lock:
+            for oid in oids[:3]:
+                self.sim.orders[oid]["date_modified"] = 1715681100
+        rfc = "Tue%2C%2014%20May%202024%2010:05:00%20%2B0000"
+        r = self.v2("/orders?min_date_modified=%s&max_date_modified=%s&sort=id&limit=2&page=1"
+                    "&min_id=%d" % (rfc, rfc, oids[0] + 1))
+        self.assertEqual([o["id"] for o in r.json()], oids[1:3])
+        r = self.v2("/orders?max_id=%d&sort=id" % oids[1])
+        self.assertEqual([o["id"] for o in r.json()], oids[:2])
+        self.assertEqual(self.v2("/orders?min_id=x").status, 400)
+        p1 = self.sim.add_product("A", "A-1", 10.0)
+        self.sim.add_product("B", "B-1", 11.0)
+        with self.sim.lock:
+            self.sim.products[p1]["date_modified"] = 1715681100
+        r = self.call("GET", "/catalog/products?date_modified:max=2024-05-14T10:05:00Z")
+        self.assertEqual([p["id"] for p in r.json()["data"]], [p1])
+        self.assertEqual(self.call("GET", "/catalog/products?date_modified:max=x").status, 422)
+        a = self.sim.upsert_company()
+        b = self.sim.upsert_company()
+        self.sim.upsert_company()
+        with self.sim.lock:
+            self.sim.companies[a]["updatedAt"] = 1715681099
+            self.sim.companies[b]["updatedAt"] = 1715681100
+        # user.yaml: "later than" minModified, "earlier than" maxModified.
+        r = self.b2b("/companies?minModified=1715681099&maxModified=1715681101&sortBy=updatedAt"
+                     "&orderBy=ASC").json()
+        self.assertEqual([c["companyId"] for c in r["data"]], [b])
+        self.assertEqual(r["meta"]["pagination"]["totalCount"], 1)
+
     def test_v2_orders_count_by_customer_and_id(self):
         (c,) = self.create({"email": "n@example.com", "first_name": "N", "last_name": "Q"})
         ids = self.sim.seed_orders(3, [c["id"]])
