@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The bigcommerce connector: its descriptor, configuration table and the
- * plugin.h callbacks. BigCommerce is a source: customers, addresses,
- * orders, refunds, carts, products and B2B Edition companies are read
- * (fetch, list_changes) and announced by webhooks, whose registrations
- * sync_webhooks maintains; lookup and write answer FERRY_EUNSUPPORTED.
+ * plugin.h callbacks. Customers, addresses, orders, refunds, carts,
+ * products and B2B Edition companies are read (fetch, list_changes) and
+ * announced by webhooks, whose registrations sync_webhooks maintains.
+ * Customers are also the target of two-way sync: lookup (by e-mail or id),
+ * write (create and update) and describe serve them and answer
+ * FERRY_EUNSUPPORTED for every other object, which stays read only.
  * Configuration is validated once in open() and is immutable afterwards,
  * which is what lets worker threads and the event loop share the state
  * without a lock; the quota governors are the one mutable part, and they
@@ -28,6 +30,7 @@
 #include "bigcommerce_objects.h"
 #include "bigcommerce_quota.h"
 #include "bigcommerce_webhook.h"
+#include "bigcommerce_write.h"
 
 #define BC_DEFAULT_API_BASE   "https://api.bigcommerce.com"
 #define BC_DEFAULT_B2B_BASE   "https://api-b2b.bigcommerce.com"
@@ -373,19 +376,19 @@ static int bc_list_changes(void *state, struct ferry_call *call, const char *obj
 static int bc_lookup(void *state, struct ferry_call *call, const char *object, const char *field,
                      const char *value, json_t **found, struct ferry_err *err)
 {
-    return ferry__bc_err(err, FERRY_EUNSUPPORTED,
-                         "bigcommerce: lookup of '%.64s' is not supported (BigCommerce is a source "
-                         "only so far)",
-                         object ? object : "(null)");
+    return ferry__bc_lookup(state, call, object, field, value, found, err);
 }
 
 static int bc_write(void *state, struct ferry_call *call, const struct ferry_write *w,
                     json_t **result, struct ferry_err *err)
 {
-    return ferry__bc_err(err, FERRY_EUNSUPPORTED,
-                         "bigcommerce: writing '%.64s' is not supported (BigCommerce is a source "
-                         "only so far)",
-                         (w && w->object) ? w->object : "(null)");
+    return ferry__bc_write(state, call, w, result, err);
+}
+
+static int bc_describe(void *state, struct ferry_call *call, json_t **objects,
+                       struct ferry_err *err)
+{
+    return ferry__bc_describe(objects, err);
 }
 
 static int bc_verify_webhook(void *state, struct ferry_call *call, const struct ferry_webhook *wh,
@@ -412,7 +415,7 @@ static const struct ferry_connector bc_connector = {
     .name = "bigcommerce",
     .version = FERRY_BC_VERSION,
     .description = "BigCommerce REST v2/v3 and B2B Edition: customers, orders, refunds, carts, "
-                   "products and companies by webhook and delta poll (read only)",
+                   "products and companies by webhook and delta poll; customers also written",
     .config = bc_config,
     .open = bc_open,
     .close = bc_close,
@@ -423,7 +426,7 @@ static const struct ferry_connector bc_connector = {
     .write = bc_write,
     .verify_webhook = bc_verify_webhook,
     .decode_webhook = bc_decode_webhook,
-    .describe = NULL, /* nothing is writable */
+    .describe = bc_describe,
     .sync_webhooks = bc_sync_webhooks,
 };
 

@@ -15,7 +15,11 @@
  *   {"op": "list", "object": "order", "since": "2024-01-01T00:00:00Z" | null,
  *    "max_pages": 5}
  *   {"op": "hooks", "needs": [...], "url": "https://...", "apply": 0 | 1}
- * Output per op: {"op", "object", "rc", "error", "pages", "items", "report"}.
+ *   {"op": "lookup", "object": "customer", "field": "email", "value": "..."}
+ *   {"op": "write", "object": "customer", "write": "create" | "update",
+ *    "id": "32" (update), "fields": {...}}
+ * Output per op: {"op", "object", "rc", "error", "pages", "items", "report",
+ * "found", "result"}.
  * Exit status 0 when every op ran (whatever its rc), 1 on a setup failure.
  */
 #include <dlfcn.h>
@@ -317,6 +321,31 @@ static json_t *run_op(const struct ferry_connector *conn, void *state, struct fe
         json_t *out = json_pack("{s:s, s:i, s:i, s:s, s:O?}", "op", "hooks", "apply", apply, "rc",
                                 rc, "error", rc < 0 ? err.msg : "", "report", report);
         json_decref(report);
+        return out;
+    }
+    if (kind && strcmp(kind, "lookup") == 0) {
+        const char *object = json_string_value(json_object_get(op, "object"));
+        json_t *found = NULL;
+        rc = conn->lookup(state, call, object, json_string_value(json_object_get(op, "field")),
+                          json_string_value(json_object_get(op, "value")), &found, &err);
+        json_t *out = json_pack("{s:s, s:s, s:i, s:s, s:O?}", "op", "lookup", "object", object,
+                                "rc", rc, "error", rc < 0 ? err.msg : "", "found", found);
+        json_decref(found);
+        return out;
+    }
+    if (kind && strcmp(kind, "write") == 0) {
+        const char *how = json_string_value(json_object_get(op, "write"));
+        struct ferry_write w = {
+            .op = how && strcmp(how, "create") == 0 ? FERRY_WRITE_CREATE : FERRY_WRITE_UPDATE,
+            .object = json_string_value(json_object_get(op, "object")),
+            .id = json_string_value(json_object_get(op, "id")),
+            .fields = json_object_get(op, "fields"),
+        };
+        json_t *result = NULL;
+        rc = conn->write(state, call, &w, &result, &err);
+        json_t *out = json_pack("{s:s, s:s, s:i, s:s, s:O?}", "op", "write", "object", w.object,
+                                "rc", rc, "error", rc < 0 ? err.msg : "", "result", result);
+        json_decref(result);
         return out;
     }
     return json_pack("{s:s, s:i, s:s}", "op", kind ? kind : "?", "rc", FERRY_EINVAL, "error",

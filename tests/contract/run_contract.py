@@ -108,6 +108,9 @@ EXPECTED = [
     ("GET", r"/io/users\?minModified=\d+"),
     ("GET", r"/io/addresses/\d+$"),
     ("GET", r"/io/addresses\?minModified=\d+"),
+    ("GET", r"/v3/customers\?email:in=[^&]+&include=addresses,attributes,formfields$"),
+    ("PUT", r"/v3/customers$"),
+    ("POST", r"/v3/customers$"),
     ("GET", r"/v3/hooks\?page=1"),
     ("POST", r"/v3/hooks$"),
     ("PUT", r"/v3/hooks/\d+$"),
@@ -349,7 +352,8 @@ def seed(sim):
             rec["updatedAt"] = hour_ago
     user = sim.upsert_company_user(company, cust)
     caddr = sim.upsert_company_address(company)
-    return {"customer": str(cust), "customer_address": str(addr), "order": str(order),
+    return {"customer": str(cust), "customer_email": sim.customers[cust]["email"],
+            "customer_address": str(addr), "order": str(order),
             "guest_order": str(guest), "refund": "%d:%d" % (order, refund), "cart": cart,
             "token": token, "company": str(company), "company_user": str(user),
             "company_address": str(caddr)}
@@ -371,6 +375,17 @@ def script(ids):
     ops.append({"op": "hooks", "needs": needs, "url": HOOK_URL, "apply": 0})
     ops.append({"op": "hooks", "needs": needs, "url": HOOK_URL, "apply": 1})
     ops.append({"op": "hooks", "needs": needs, "url": HOOK_URL, "apply": 0})
+    # Two-way sync's writes last, so that the lists above read the seeded store.
+    ops.append({"op": "lookup", "object": "customer", "field": "email",
+                "value": ids["customer_email"].upper()})
+    ops.append({"op": "lookup", "object": "customer", "field": "id", "value": ids["customer"]})
+    ops.append({"op": "write", "object": "customer", "write": "update", "id": ids["customer"],
+                "fields": {"phone": "555-0199", "notes": "Called back", "customer_group_id": 0,
+                           "first_name": "Jane", "last_name": "Smith", "company": "Acme",
+                           "email": ids["customer_email"]}})
+    ops.append({"op": "write", "object": "customer", "write": "create",
+                "fields": {"email": "contract.new@example.com", "first_name": "New",
+                           "last_name": "Buyer", "phone": "555-0100"}})
     return ops
 
 
@@ -451,6 +466,7 @@ def main(argv):
         for op, res in zip(ops, results):
             line = "%-6s %-16s %-40s rc=%d" % (op["op"], op.get("object", ""),
                                                op.get("id") or op.get("since") or
+                                               op.get("value") or
                                                ("apply" if op.get("apply") else ""), res["rc"])
             if res["op"] == "list":
                 line += " pages=%d items=%d" % (res["pages"], res["items"])
@@ -465,6 +481,18 @@ def main(argv):
         for op, res in zip(ops, results):
             if res["op"] == "list" and op["object"] == "customer" and res["pages"] < 2:
                 failures.append("customer list did not page (%d page)" % res["pages"])
+        lookups = [r for r in results if r["op"] == "lookup"]
+        if [(r.get("found") or {}).get("id") for r in lookups] != [ids["customer"]] * 2:
+            failures.append("lookups did not find customer %s: %s" % (ids["customer"], lookups))
+        writes = [r for r in results if r["op"] == "write"]
+        if len(writes) == 2 and all(r["rc"] == 0 for r in writes):
+            with sim.lock:
+                phone = sim.customers[int(ids["customer"])]["phone"]
+                made = sim.customers.get(int(writes[1]["result"]["id"]))
+            if phone != "555-0199":
+                failures.append("the update did not reach the store (phone %r)" % phone)
+            if not made or made["email"] != "contract.new@example.com":
+                failures.append("the create did not make customer %s" % writes[1]["result"])
         hooks = [r for r in results if r["op"] == "hooks"]
         if len(hooks) == 3:
             first = {r["scope"]: r["state"] for r in hooks[0]["report"]}

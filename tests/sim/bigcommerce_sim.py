@@ -53,16 +53,18 @@ ERROR_TYPE = "https://developer.bigcommerce.com/api-docs/getting-started/api-sta
 MAX_LIMIT = 250
 MAX_BATCH = 10
 
-# Fields a client may set on POST / change on PUT (read-only ones are refused).
+# Fields a client may set on POST / change on PUT (read-only ones are refused):
+# customer_Post and customer_Put of customers.v3.yml. Sub-resources are POST
+# only; origin_channel_id is in customer_Put but "immutable", so a PUT may
+# repeat it, not change it.
 WRITABLE = {
     "email": str, "first_name": str, "last_name": str, "company": str, "phone": str,
     "notes": str, "tax_exempt_category": str, "customer_group_id": int,
     "accepts_product_review_abandoned_cart_emails": bool, "channel_ids": (list, type(None)),
-    "authentication": dict,
+    "authentication": dict, "store_credit_amounts": list, "form_fields": list,
 }
 POST_ONLY = {"origin_channel_id": int, "addresses": list, "attributes": list,
-             "trigger_account_created_notification": bool, "store_credit_amounts": list,
-             "form_fields": list}
+             "trigger_account_created_notification": bool}
 READ_ONLY = {"date_created", "date_modified", "registration_ip_address", "address_count",
              "attribute_count"}
 STATUS_NAMES = ["Incomplete", "Pending", "Shipped", "Partially Shipped", "Refunded", "Cancelled",
@@ -367,12 +369,15 @@ class BigCommerceSim(SimBase):
         out["address_count"] = len(self.addresses.get(cust["id"], []))
         if "addresses" in includes:
             out["addresses"] = [dict(a) for a in self.addresses.get(cust["id"], [])][:10]
+        out.pop("store_credit_amounts", None)
+        out.pop("form_fields", None)
         if "storecredit" in includes:
-            out["store_credit_amounts"] = [{"amount": 0}]
+            out["store_credit_amounts"] = [dict(x) for x in
+                                           cust.get("store_credit_amounts") or [{"amount": 0}]]
         if "attributes" in includes:
             out["attributes"] = []
         if "formfields" in includes:
-            out["form_fields"] = []
+            out["form_fields"] = [dict(x) for x in cust.get("form_fields") or []]
         return out
 
     def _list_customers(self, h, query, rl):
@@ -528,6 +533,8 @@ class BigCommerceSim(SimBase):
                 item.get("accepts_product_review_abandoned_cart_emails", False),
             "origin_channel_id": item.get("origin_channel_id", 1),
             "channel_ids": item.get("channel_ids", None),
+            "store_credit_amounts": list(item.get("store_credit_amounts") or []),
+            "form_fields": list(item.get("form_fields") or []),
         }
         self.customers[cid] = cust
         addrs = []
@@ -561,6 +568,9 @@ class BigCommerceSim(SimBase):
                     errors["%d.id" % i] = "customer %s does not exist" % item["id"]
                     continue
                 for k in POST_ONLY:
+                    if k == "origin_channel_id" and item.get(k) == self.customers[
+                            item["id"]]["origin_channel_id"]:
+                        continue
                     if k in item:
                         errors["%d.%s" % (i, k)] = "%s cannot be changed here" % k
                 self._check_fields(i, item, WRITABLE, errors)
@@ -585,6 +595,8 @@ class BigCommerceSim(SimBase):
                                   cust["authentication"]["force_password_reset"]))
                     elif k in WRITABLE:
                         cust[k] = v
+                # Whether a PUT that changes nothing moves date_modified is not
+                # documented; it does here, the case a delta poll must survive.
                 cust["date_modified"] = self.tick()
                 updated.append(cust)
             data = [self._render(c, set()) for c in updated]

@@ -202,6 +202,36 @@ class BigCommerceSimTest(unittest.TestCase):
         r = self.call("PUT", "/customers", [{"last_name": "X"}])
         self.assertEqual(r.status, 422)
 
+    def test_update_takes_what_customer_put_allows(self):
+        (c,) = self.create({"email": "Mixed.Case@example.com", "first_name": "M",
+                            "last_name": "C", "origin_channel_id": 1})
+        before = dict(self.sim.stats)
+        # customer_Put's own example: form fields and the (unchanged) origin channel.
+        r = self.call("PUT", "/customers", [{"id": c["id"], "phone": "555-0101",
+                                             "customer_group_id": 2, "origin_channel_id": 1,
+                                             "form_fields": [{"name": "size", "value": "L"}]}])
+        self.assertEqual(r.status, 200, r.body)
+        d = r.json()["data"][0]
+        self.assertEqual((d["phone"], d["customer_group_id"]), ("555-0101", 2))
+        r = self.call("GET", "/customers?id:in=%d&include=formfields" % c["id"])
+        self.assertEqual(r.json()["data"][0]["form_fields"], [{"name": "size", "value": "L"}])
+        r = self.call("PUT", "/customers", [{"id": c["id"], "origin_channel_id": 2}])
+        self.assertEqual(r.status, 422)
+        self.assertIn("0.origin_channel_id", r.json()["errors"])
+        r = self.call("PUT", "/customers", [{"id": c["id"], "addresses": []}])
+        self.assertEqual(r.status, 422)
+        r = self.call("PUT", "/customers", [{"id": c["id"], "date_modified": "x"}])
+        self.assertEqual(r.status, 422)
+        # A PUT that changes nothing still moves date_modified.
+        r = self.call("PUT", "/customers", [{"id": c["id"]}])
+        self.assertGreater(r.json()["data"][0]["date_modified"], d["date_modified"])
+        # email:in matches without regard to case, as e-mail addresses do.
+        r = self.call("GET", "/customers?email:in=mixed.case%40example.com")
+        self.assertEqual([x["id"] for x in r.json()["data"]], [c["id"]])
+        self.assertEqual(self.sim.stats["PUT /stores/abc123/v3/customers"]
+                         - before.get("PUT /stores/abc123/v3/customers", 0), 5)
+        self.assertEqual(self.sim.stats["POST /stores/abc123/v3/customers"], 1)
+
     def test_hooks_and_webhook_delivery(self):
         rcv = Receiver()
         self.addCleanup(rcv.close)
