@@ -124,59 +124,6 @@ def webhook_run(args, n):
 
 # -- callgrind ---------------------------------------------------------------------
 
-def parse_callgrind(path):
-    """(total Ir, {object file: self Ir}) from a callgrind output file."""
-    names = {}
-    per_ob = {}
-    total = None
-    ob = "?"
-    skip_next = False
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if line.startswith(("summary:", "totals:")):
-                total = int(line.split()[1])
-            elif line.startswith("ob="):
-                ob = _ob_name(names, line[3:].strip())
-            elif line.startswith("cob="):
-                _ob_name(names, line[4:].strip())   # may define a name used later
-            elif line.startswith("calls="):
-                skip_next = True   # the next cost line is the callee's inclusive cost
-            elif line and (line[0].isdigit() or line[0] in "+-*"):
-                if skip_next:
-                    skip_next = False
-                    continue
-                parts = line.split()
-                if len(parts) >= 2 and parts[1].isdigit():
-                    per_ob[ob] = per_ob.get(ob, 0) + int(parts[1])
-    return total if total is not None else sum(per_ob.values()), per_ob
-
-
-def _ob_name(names, text):
-    """Callgrind name compression: "(id) name" defines an id, "(id)" refers to it."""
-    m = re.match(r"^\((\d+)\)(?:\s+(.*))?$", text)
-    if not m:
-        return text
-    if m.group(2):
-        names[m.group(1)] = m.group(2)
-    return names.get(m.group(1), text)
-
-
-def component(ob):
-    base = os.path.basename(ob)
-    for pat, label in (("libsqlite3", "SQLite"), ("libcurl", "libcurl"), ("liblua", "Lua VM"),
-                       ("libjansson", "jansson"), ("libxml2", "libxml2"),
-                       ("libcrypto", "OpenSSL crypto"), ("libssl", "OpenSSL TLS"),
-                       ("libc.so", "libc (malloc, string, stdio)"), ("ld-linux", "dynamic loader"),
-                       ("libuv", "libuv"), ("libh2o", "h2o"), ("libz", "zlib"),
-                       ("libnghttp2", "nghttp2"), ("bigcommerce.so", "bigcommerce plugin"),
-                       ("sap_sales.so", "sap_sales plugin"), ("vgpreload", "valgrind preload")):
-        if pat in base:
-            return label
-    if base == "ferry":
-        return "ferry core"
-    return base
-
-
 def callgrind_sync(args, m):
     """Runs `ferry sync --once` under callgrind over m customers; returns (total, per component)."""
     stack = bl.make_stack(name="e2e-cg", keep=args.keep, workers=2)
@@ -196,10 +143,10 @@ def callgrind_sync(args, m):
             files = [os.path.join(tmp, f) for f in os.listdir(tmp) if f.startswith("callgrind")]
             total, per = 0, {}
             for f in files:   # one file per process; threads are in the same one
-                t, p = parse_callgrind(f)
+                t, p = bl.parse_callgrind(f)
                 total += t
                 for k, v in p.items():
-                    per[component(k)] = per.get(component(k), 0) + v
+                    per[bl.component(k)] = per.get(bl.component(k), 0) + v
         created = len(stack.sap_contacts())
     finally:
         bl.close_stack(stack, args.keep)

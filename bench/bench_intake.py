@@ -23,6 +23,18 @@ counts the real syscalls, WAL checkpoints included.
 When wrk is not installed, bench/loadgen.c (built as bench_loadgen) sends the
 same requests and the table says so.
 
+Instructions per acknowledgement (repeatable on a noisy machine, where the
+acks/s above are not): with --callgrind (env FERRY_BENCH_CALLGRIND=1) one more
+daemon runs under `valgrind --tool=callgrind --instr-atstart=no
+--separate-threads=yes`; instrumentation is switched on with
+`callgrind_control` only for the load (8 connections), so start-up and
+shutdown are not counted, and the count is split between the event loop
+thread (HTTP, verify, decode, answer) and the other threads (the group
+commit), and by library. With one request in flight per connection a commit
+still holds about four webhooks under callgrind, as at 8 connections at full
+speed; the commits per ack of the pass are printed with it, because the
+commit's share per ack depends on them.
+
 Sizes: ci 1 s per level, full 10 s (env FERRY_BENCH_INTAKE_SECONDS).
 Target (issue 7): >= 20,000 acknowledged webhooks/s on 2 cores.
 """
@@ -30,9 +42,11 @@ Target (issue 7): >= 20,000 acknowledged webhooks/s on 2 cores.
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -140,6 +154,75 @@ def one_level(args, tool, conns, seconds, strace_out=None):
     return res
 
 
+CALLGRIND_CONNS = 8
+
+
+def callgrind_control(pid, *args):
+    proc = subprocess.run(["callgrind_control"] + list(args) + [str(pid)], capture_output=True,
+                          text=True, timeout=120)
+    if proc.returncode != 0:
+        raise bl.BenchError("callgrind_control %s failed: %s %s" % (
+            " ".join(args), proc.stdout[-500:], proc.stderr[-500:]))
+
+
+def callgrind_level(args, tool, seconds):
+    """Instructions per acknowledged webhook under callgrind, counted during the load only."""
+    hole = Blackhole()
+    stack = bl.make_stack(name="intake-cg", keep=args.keep, workers=2, bc_api_base=hole.url,
+                          http="timeout = 600",
+                          retry="max_attempts = 5, base_delay = 600, max_delay = 600")
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-intake-cg-") as tmp:
+        wrapper = os.path.join(tmp, "ferry-under-callgrind")
+        with open(wrapper, "w", encoding="utf-8") as fh:
+            fh.write("#!/bin/sh\nexec valgrind --tool=callgrind --instr-atstart=no "
+                     "--separate-threads=yes --callgrind-out-file=%s/cg.out '%s' \"$@\"\n"
+                     % (tmp, stack.bin))
+        os.chmod(wrapper, 0o755)
+        stack.bin = wrapper
+        try:
+            stack.start(timeout=180)
+            pid = stack.proc.pid
+            callgrind_control(pid, "--instr=on")
+            res = run_load(tool, stack.port, CALLGRIND_CONNS, seconds, 900 + CALLGRIND_CONNS)
+            callgrind_control(pid, "--instr=off")
+            jobs = stack.count("SELECT count(*) FROM jobs")
+            callgrind_control(pid, "--dump=intake")
+            stack.proc.send_signal(15)
+            hole.close()
+            rc = stack.proc.wait(timeout=300)
+            if rc != 0:
+                stack.fail("ferry run under callgrind exited %d" % rc)
+            line = stack.intake_line()
+        finally:
+            hole.close()
+            bl.close_stack(stack, args.keep)
+        ok = res["requests"] - res["status_errors"]
+        if ok <= 0 or line is None:
+            raise bl.BenchError("callgrind pass: nothing acknowledged (%s)" % res)
+        # The dump named "intake" has one file per thread; the main thread is the loop.
+        loop, other, per = 0, 0, {}
+        for f in sorted(os.listdir(tmp)):
+            if not f.startswith("cg.out") or not re.search(r"\.\d+-\d+$", f):
+                continue
+            path = os.path.join(tmp, f)
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                head = fh.read(4096)
+            if "intake" not in head:
+                continue   # the final dump at exit, taken with collection off
+            if args.keep:
+                shutil.copy(path, stack.workdir)   # for callgrind_annotate
+            total, p = bl.parse_callgrind(path)
+            if f.endswith("-01"):
+                loop += total
+            else:
+                other += total
+            for k, v in p.items():
+                per[bl.component(k)] = per.get(bl.component(k), 0) + v
+    acked, commits, largest = line
+    return {"ok": ok, "jobs": jobs, "acked": acked, "commits": commits,
+            "largest": largest, "loop": loop, "other": other, "per": per}
+
+
 def strace_fsyncs(path):
     calls = 0
     try:
@@ -156,6 +239,11 @@ def strace_fsyncs(path):
 def main():
     ap = bl.arg_parser(__doc__.split("\n")[0])
     ap.add_argument("--loadgen", action="store_true", help="use bench_loadgen even if wrk exists")
+    ap.add_argument("--levels", default=",".join(str(c) for c in LEVELS),
+                    help="connection counts to measure, comma-separated (default %(default)s; "
+                         "empty: none, e.g. with --callgrind alone)")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="one more pass under callgrind: instructions per acknowledged webhook")
     ap.add_argument("--strace", action="store_true",
                     help="one more pass at 64 connections under strace to count fsync calls")
     args = ap.parse_args()
@@ -165,7 +253,7 @@ def main():
 
     t = bl.Table("ferry benchmark 1: webhook intake (durable acknowledgements)", args)
     best = 0
-    for conns in LEVELS:
+    for conns in [int(c) for c in args.levels.split(",") if c.strip()]:
         r = one_level(args, tool, conns, seconds)
         rate = r["ok"] / (r["duration_us"] / 1e6)
         best = max(best, rate)
@@ -190,7 +278,6 @@ def main():
         t.figure("c%d_acks_per_s" % conns, round(rate))
         t.figure("c%d_commits_per_ack" % conns, round(per_commit, 4))
     if (args.strace or args.size == "full") and bl.which("strace") and not bl.sanitized():
-        import tempfile
         with tempfile.TemporaryDirectory(prefix="ferry-bench-strace-") as tmp:
             out = os.path.join(tmp, "strace.txt")
             r = one_level(args, tool, 64, min(seconds, 5), strace_out=out)
@@ -201,6 +288,30 @@ def main():
                   "%s calls for %s acks (WAL commits and checkpoints; strace slows intake)"
                   % (bl.fmt_int(calls), bl.fmt_int(r["acked"])))
             t.figure("strace_fsyncs_per_ack", round(calls / float(r["acked"]), 4))
+    if args.callgrind or os.environ.get("FERRY_BENCH_CALLGRIND") == "1":
+        if bl.sanitized() or not (bl.which("valgrind") and bl.which("callgrind_control")):
+            t.note("callgrind not run: %s" % ("sanitizer build" if bl.sanitized()
+                                              else "valgrind is not installed"))
+        else:
+            r = callgrind_level(args, tool, max(seconds, 5))
+            ir = (r["loop"] + r["other"]) / float(r["ok"])
+            t.row("instructions per ack (callgrind, %d connections)" % CALLGRIND_CONNS,
+                  bl.fmt_int(ir), "%s acks, %.3f commits per ack under callgrind"
+                  % (bl.fmt_int(r["ok"]), r["commits"] / float(r["acked"])))
+            t.row("  on the event loop thread", bl.fmt_int(r["loop"] / float(r["ok"])),
+                  "HTTP, verify, decode, job text, answer")
+            t.row("  on the other threads", bl.fmt_int(r["other"] / float(r["ok"])),
+                  "group commit: job, audit and scope rows, WAL")
+            for comp in sorted(r["per"], key=lambda k: -r["per"][k]):
+                d = r["per"][comp] / float(r["ok"])
+                if d > ir * 0.02:
+                    t.row("  in %s" % comp, bl.fmt_int(d), "%.0f %%" % (100.0 * d / ir))
+                    t.figure("cg_ir_" + re.sub(r"[^a-z0-9]+", "_", comp.lower()).strip("_"),
+                             round(d))
+            t.figure("cg_ir_per_ack", round(ir))
+            t.figure("cg_ir_loop_per_ack", round(r["loop"] / float(r["ok"])))
+            t.figure("cg_ir_other_per_ack", round(r["other"] / float(r["ok"])))
+            t.figure("cg_commits_per_ack", round(r["commits"] / float(r["acked"]), 4))
     t.figure("best_acks_per_s", round(best))
     t.note("load: %s, 1 thread, %g s per level, keep-alive, one request in flight per connection"
            % (tool[0], seconds))
