@@ -883,6 +883,7 @@ static void test_company_bound_learns_inclusive(void **state)
                     "/companies?minModified=1715681199&sortBy=updatedAt&orderBy=ASC"
                     "&isIncludeExtraFields=1&limit=2&offset=0",
                     "9", "A:1715681300:0:9");
+    free(tok);
     tok = poll_page(st, "company", NULL, strdup("I:1715681300:0:3:5:0:9"),
                     "/companies?minModified=1715681299&maxModified=1715681301&sortBy=updatedAt"
                     "&orderBy=ASC&isIncludeExtraFields=1&limit=2&offset=4",
