@@ -149,6 +149,7 @@ struct webhook_job {
     char dkey[512];
     char jkey[512];
     char corr[33];
+    char group[256];
     char *payload;
 };
 
@@ -234,7 +235,7 @@ static char *put_member(char *o, bool first, const char *key, const char *s)
 
 /*
  * The job's payload text, {"source", "object", "id", "event", "scope",
- * "event_data"} with null for an absent scope or data, byte for byte what
+ * ["group",] "event_data"} with null for an absent scope or data, what
  * json_dumps(JSON_COMPACT) makes of that object. Building the object only
  * to serialise it was a fifth of the loop thread's work per webhook, so
  * ASCII strings (ids, scopes, instance names) are written directly; anything
@@ -242,7 +243,7 @@ static char *put_member(char *o, bool first, const char *key, const char *s)
  * (out of memory, invalid UTF-8).
  */
 static char *job_payload_text(const char *instance, const char *object, const char *id,
-                              const char *event, const char *scope, json_t *data)
+                              const char *event, const char *scope, const char *group, json_t *data)
 {
     static const char null_scope[] = ",\"scope\":null";
     static const char data_key[] = ",\"event_data\":";
@@ -252,12 +253,14 @@ static char *job_payload_text(const char *instance, const char *object, const ch
     size_t bytes = sizeof(null_scope) + sizeof(data_key) + 2; /* braces, NUL */
     char *data_text = NULL, *out = NULL, *o;
 
-    for (size_t i = 0; i < nvals; i++) {
-        size_t n = json_ascii_len(vals[i]);
+    size_t group_len = group ? json_ascii_len(group) : 0;
+    for (size_t i = 0; i < nvals || group_len == SIZE_MAX; i++) {
+        size_t n = i < nvals ? json_ascii_len(vals[i]) : SIZE_MAX;
         if (n == SIZE_MAX) {
-            json_t *payload = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:O?}", "source", instance,
-                                        "object", object, "id", id, "event", event, "scope", scope,
-                                        "event_data", json_is_object(data) ? data : NULL);
+            json_t *payload =
+                json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s*, s:O?}", "source", instance, "object",
+                          object, "id", id, "event", event, "scope", scope, "group", group,
+                          "event_data", json_is_object(data) ? data : NULL);
             out = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
             json_decref(payload);
             return out;
@@ -269,6 +272,7 @@ static char *job_payload_text(const char *instance, const char *object, const ch
         return NULL;
     }
     bytes += data_text ? strlen(data_text) : 4;
+    bytes += group ? group_len + 11 : 0; /* ,"group":"value" */
     out = malloc(bytes);
     if (out) {
         o = out;
@@ -279,6 +283,9 @@ static char *job_payload_text(const char *instance, const char *object, const ch
         if (!scope) {
             memcpy(o, null_scope, sizeof(null_scope) - 1);
             o += sizeof(null_scope) - 1;
+        }
+        if (group) {
+            o = put_member(o, false, "group", group);
         }
         memcpy(o, data_key, sizeof(data_key) - 1);
         o += sizeof(data_key) - 1;
@@ -374,6 +381,7 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
         const char *event = json_string_value(json_object_get(ev, "event"));
         const char *dedupe = json_string_value(json_object_get(ev, "dedupe"));
         const char *sc = json_string_value(json_object_get(ev, "scope"));
+        const char *grp = json_string_value(json_object_get(ev, "group"));
         json_t *data = json_object_get(ev, "data");
         wj->payload = NULL;
         njobs = i + 1;
@@ -386,7 +394,12 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
         snprintf(wj->dkey, sizeof(wj->dkey), "%s:%s", instance, dedupe ? dedupe : "");
         snprintf(wj->jkey, sizeof(wj->jkey), "%s:%s:%s", instance, object, id);
         ferry_correlation_from(dedupe ? wj->dkey : wj->jkey, wj->corr);
-        wj->payload = job_payload_text(instance, object, id, event, sc, data);
+        /* A group is the connector's; prefixed, two instances never share one. */
+        if (grp) {
+            snprintf(wj->group, sizeof(wj->group), "%s:%s", instance, grp);
+        }
+        wj->payload =
+            job_payload_text(instance, object, id, event, sc, grp ? wj->group : NULL, data);
         if (!wj->payload) {
             reply->status = 503;
             reply->body = error_body("unavailable", "out of memory");
@@ -399,6 +412,8 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
             .payload = wj->payload,
             .correlation_id = wj->corr,
             .detail = sc ? sc : event,
+            .group = grp ? wj->group : NULL,
+            .hold_ms = grp ? d->cfg->coalesce_window_ms : 0,
         };
         ferry_log_write(FERRY_LOG_DEBUG, instance, "webhook %s %s %s received", sc ? sc : event,
                         object, id);
@@ -638,6 +653,17 @@ static void on_retention_work(uv_work_t *req)
     if (r->rc == 0 && r->cfg->retention_jobs_ms > 0) {
         r->rc = ferry_store_prune_job_payloads(r->store, now - r->cfg->retention_jobs_ms, batch,
                                                &r->step_jobs, &r->err);
+    }
+    /* Conflict rows hold field values, so they age out with the audit; expired
+     * echo ledger rows are never read again and go whatever the settings. */
+    int64_t n = 0;
+    if (r->rc == 0 && r->cfg->retention_audit_ms > 0) {
+        r->rc = ferry_store_prune_conflicts(r->store, now - r->cfg->retention_audit_ms, batch, &n,
+                                            &r->err);
+        r->step_audit += n;
+    }
+    if (r->rc == 0) {
+        r->rc = ferry_store_prune_echoes(r->store, now, batch, &n, &r->err);
     }
 }
 

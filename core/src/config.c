@@ -1016,6 +1016,10 @@ static int load_webhooks(struct load_ctx *ctx, lua_State *L, int sec)
         rc = opt_seconds(ctx, L, sec, "webhooks", "dedupe_window", false, &cfg->dedupe_window_ms);
     }
     if (rc == 0) {
+        rc = opt_seconds(ctx, L, sec, "webhooks", "coalesce_window", false,
+                         &cfg->coalesce_window_ms);
+    }
+    if (rc == 0) {
         rc = opt_string(ctx, L, sec, "webhooks", "public_url", &cfg->public_url, false);
     }
     if (rc == 0) {
@@ -1090,7 +1094,7 @@ static const struct section_def {
      load_mappings},
     {"webhooks",
      {"address", "port", "port_file", "max_body", "dedupe_window", "public_url", "silence_alert",
-      "tls", "max_headers", "max_header_bytes", "idle_timeout", NULL},
+      "tls", "max_headers", "max_header_bytes", "idle_timeout", "coalesce_window", NULL},
      load_webhooks},
     {"poll", {"interval", "batch_size", NULL}, load_poll},
     {"retry", {"max_attempts", "base_delay", "max_delay", NULL}, load_retry},
@@ -1170,6 +1174,7 @@ static int set_defaults(struct ferry_config *cfg, const char *path, const char *
     cfg->lua_instr_budget = 10000000;
     cfg->mapping_watch = true;
     cfg->echo_ttl_ms = 24 * 3600 * 1000;
+    cfg->coalesce_window_ms = 5000;
     cfg->admin_address = strdup("127.0.0.1");
     cfg->admin_port = -1;
     cfg->max_headers = 64;

@@ -85,8 +85,11 @@ struct ferry_config {
     int retention_batch;        /* retention.batch: rows per pruning step, default 500 */
     int64_t retention_interval_ms; /* retention.interval seconds between steps, default 60 */
     /* Appended for issue 5 (two-way sync). */
-    int64_t echo_ttl_ms; /* mappings.echo_ttl seconds: how long a write of ferry's is
-                            recognised when it comes back, default 86400 */
+    int64_t echo_ttl_ms;        /* mappings.echo_ttl seconds: how long a write of ferry's is
+                                   recognised when it comes back, default 86400 */
+    int64_t coalesce_window_ms; /* webhooks.coalesce_window seconds: events of one business
+                                   entity (a group) wait this long so that they are seen
+                                   together, default 5; 0: no waiting */
 };
 
 /* Caller frees with ferry_config_free(). FERRY_ECONFIG with file and key in err. */

@@ -133,7 +133,8 @@ static int item_fill(struct item *it, const struct ferry_intake_job *jobs, size_
     for (size_t i = 0; i < njobs; i++) {
         bytes += text_size(jobs[i].dedupe_key) + text_size(jobs[i].job_key) +
                  text_size(jobs[i].kind) + text_size(jobs[i].payload) +
-                 text_size(jobs[i].correlation_id) + text_size(jobs[i].detail);
+                 text_size(jobs[i].correlation_id) + text_size(jobs[i].detail) +
+                 text_size(jobs[i].group);
     }
     struct ferry_intake_job *copy = malloc(bytes ? bytes : 1);
     if (!copy) {
@@ -148,6 +149,8 @@ static int item_fill(struct item *it, const struct ferry_intake_job *jobs, size_
             .payload = text_copy(&cursor, jobs[i].payload),
             .correlation_id = text_copy(&cursor, jobs[i].correlation_id),
             .detail = text_copy(&cursor, jobs[i].detail),
+            .group = text_copy(&cursor, jobs[i].group),
+            .hold_ms = jobs[i].hold_ms,
         };
     }
     it->instance = text_copy(&cursor, instance);
@@ -192,6 +195,8 @@ static int write_item(struct ferry_intake *in, struct item *it, struct ferry_err
             .now_ms = it->now_ms,
             .dedupe_window_ms = in->dedupe_window_ms,
             .lane = FERRY_LANE_REALTIME,
+            .group = j->group,
+            .not_before_ms = j->group ? it->now_ms + j->hold_ms : 0,
         };
         bool inserted = false;
         int64_t id = 0;

@@ -19,6 +19,12 @@
 
 #define LEASE_MS (10 * 60 * 1000)
 
+/* Attempts a job gets when the target's version keeps moving (see outcome_from_error). */
+#define CONFLICT_ATTEMPTS 3
+
+/* In the message of a conflict that a mapping's policy parks: never retried. */
+static const char park_mark[] = "the policy is to park";
+
 void ferry_correlation_from(const char *key, char out[33])
 {
     char hex[FERRY_SHA256_HEX_LEN + 1];
@@ -489,9 +495,9 @@ static int resolve_conflicts(struct job_ctx *jc, const json_t *intent, struct pl
     json_decref(cur);
     if (parked[0]) {
         return ferry_err_set(err, FERRY_ECONFLICT,
-                             "%s %s: %.200s changed in both systems since the last sync and the "
-                             "policy is to park; see `ferry conflicts`, then retry or drop",
-                             p->tobj, p->dst_id, parked);
+                             "%s %s: %.200s changed in both systems since the last sync and %s; "
+                             "see `ferry conflicts`, then retry or drop",
+                             p->tobj, p->dst_id, parked, park_mark);
     }
     return 0;
 }
@@ -913,10 +919,21 @@ static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *j
     int attempts = job->attempts + 1;
     snprintf(out->error, sizeof(out->error), "%s: %s", ferry_err_name(rc),
              err->msg[0] ? err->msg : ferry_strerror(rc));
+    if (rc == FERRY_ECONFLICT && !strstr(err->msg, park_mark) && attempts < CONFLICT_ATTEMPTS &&
+        attempts < cfg->retry_max_attempts) {
+        /* The connector re-read and re-applied once already, and met another
+         * version again. That version may be ferry's own earlier write whose
+         * answer was lost, followed by someone's edit: a fresh attempt a
+         * moment later usually goes through. */
+        out->kind = FERRY_OUTCOME_RETRY;
+        out->retry_at_ms =
+            w->rt->clock() + ferry_pipeline_backoff_ms(cfg, attempts, 0, (uint32_t)job->id);
+        return;
+    }
     if (rc == FERRY_ECONFLICT) {
-        /* The connector already re-read and re-applied once: a record that
-         * keeps changing under us needs a person, not a retry loop. The
-         * message carries both versions. */
+        /* A record that keeps changing under us, or a conflict the mapping's
+         * policy parks, needs a person, not a retry loop. The message carries
+         * both versions. */
         out->kind = FERRY_OUTCOME_DEAD;
         char tmp[sizeof(out->error)];
         snprintf(tmp, sizeof(tmp), "parked: %.*s", (int)(sizeof(tmp) - 9), out->error);
@@ -1173,6 +1190,36 @@ static json_t *job_context(struct ferry_worker *w, const char *event, const char
 }
 
 /*
+ * ctx.group_events: the other events of the job's business entity (its
+ * group, e.g. "order:42") that arrived within the coalescing window either
+ * side of it, so that a refund's task can say what the order's status became
+ * and the status rule can leave a refund's status change to the refund.
+ * Intake holds grouped events for the window, so those that arrive together
+ * are all in the queue when the first one runs.
+ */
+static void add_group_events(struct ferry_worker *w, const struct ferry_job *job,
+                             const json_t *payload, json_t *context)
+{
+    const char *group = json_string_value(json_object_get(payload, "group"));
+    int64_t window = w->rt->cfg->coalesce_window_ms;
+    json_t *events = NULL;
+    struct ferry_err err = {0};
+    if (!group || !context) {
+        return;
+    }
+    if (window < 1000) {
+        window = 1000; /* events of one action arrive within a second even without waiting */
+    }
+    if (ferry_store_group_events(w->store, group, job->created_at_ms - window,
+                                 job->created_at_ms + window, job->id, &events, &err) < 0) {
+        ferry_warn("events of group %s not read: %s", group, err.msg);
+        return;
+    }
+    json_object_set_new(context, "group", json_string(group));
+    json_object_set_new(context, "group_events", events);
+}
+
+/*
  * ctx.previous for the mappings: per main target ("system/object"), the
  * fields ferry last wrote there for this record, so a rule can tell what
  * changed (e.g. a status) without any I/O of its own. A new object.
@@ -1290,6 +1337,7 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     echo = echo_rows(w, source, object, id, record);
     jc.echo = echo;
     context = job_context(w, event, source, object, id, json_object_get(payload, "event_data"));
+    add_group_events(w, job, payload, context);
     rc = ferry_mapping_set_run(w->mappings, source, object, event, record, context, &intents, &err);
     if (rc < 0) {
         goto fail;
@@ -1410,6 +1458,10 @@ static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
     struct ferry_err err = {0};
     int64_t now = w->rt->clock();
     int rc;
+    /* A batch records its members' outcomes one after the other: each line
+     * must carry its own job's correlation ID, not the last member's. */
+    struct ferry_log_ctx lctx = {.correlation_id = job->correlation_id, .job_id = job->id};
+    ferry_log_ctx_set(&lctx);
     if (w->mappings) {
         /* Which rules decided this outcome, for replays and audits. */
         struct ferry_err herr = {0};

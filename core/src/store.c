@@ -41,7 +41,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
  */
 static const char *const migrations[] = {
     FERRY_SQL_MIGRATION_1, FERRY_SQL_MIGRATION_2, FERRY_SQL_MIGRATION_3,
-    FERRY_SQL_MIGRATION_4, FERRY_SQL_MIGRATION_5,
+    FERRY_SQL_MIGRATION_4, FERRY_SQL_MIGRATION_5, FERRY_SQL_MIGRATION_6,
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -490,6 +490,12 @@ int ferry_store_job_enqueue(struct ferry_store *s, const struct ferry_job_new *j
     }
     if (rc == 0) {
         rc = bind_int64(s, st, 7, j->lane, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 8, j->group, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 9, j->not_before_ms, err);
     }
     if (rc == 0) {
         rc = step_done(s, st, "insert job", err);
@@ -2008,4 +2014,51 @@ int ferry_store_prune_conflicts(struct ferry_store *s, int64_t before_ms, size_t
                                 struct ferry_err *err)
 {
     return prune_step(s, STMT_PRUNE_CONFLICTS, "prune conflict rows", before_ms, limit, n, err);
+}
+
+static void add_group_event(sqlite3_stmt *st, json_t *acc)
+{
+    const char *text = (const char *)sqlite3_column_text(st, 1);
+    json_t *payload = text ? json_loads(text, 0, NULL) : NULL;
+    if (!payload) {
+        return;
+    }
+    json_array_append_new(acc, json_pack("{s:I, s:O?, s:O?, s:O?, s:O?, s:I}", "job_id",
+                                         (json_int_t)sqlite3_column_int64(st, 0), "object",
+                                         json_object_get(payload, "object"), "id",
+                                         json_object_get(payload, "id"), "event",
+                                         json_object_get(payload, "event"), "event_data",
+                                         json_object_get(payload, "event_data"), "at",
+                                         (json_int_t)sqlite3_column_int64(st, 2)));
+    json_decref(payload);
+}
+
+int ferry_store_group_events(struct ferry_store *s, const char *group, int64_t from_ms,
+                             int64_t to_ms, int64_t except_id, json_t **out, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *acc = json_array();
+    *out = NULL;
+    if (!acc) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
+    }
+    int rc = stmt_get(s, STMT_GROUP_EVENTS, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, group, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, from_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 3, to_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 4, except_id, err);
+    }
+    if (rc < 0) {
+        stmt_done(st);
+        json_decref(acc);
+        return rc;
+    }
+    return collect_rows(s, st, "read group events", add_group_event, acc, out, err);
 }

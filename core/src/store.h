@@ -80,6 +80,9 @@ struct ferry_job_new {
     int64_t dedupe_window_ms; /* a job with the same dedupe_key created within this window is a
                                  duplicate */
     int lane;                 /* enum ferry_lane; also recorded as the job's origin */
+    /* Appended for event coalescing (issue 5). */
+    const char *group;     /* the business entity's group key; NULL: none */
+    int64_t not_before_ms; /* not run before this time (the coalescing window); 0: at once */
 };
 
 /*
@@ -344,6 +347,15 @@ FERRY_NODISCARD int ferry_store_conflicts_list(struct ferry_store *s, const char
                                                struct ferry_err *err);
 FERRY_NODISCARD int ferry_store_prune_conflicts(struct ferry_store *s, int64_t before_ms,
                                                 size_t limit, int64_t *n, struct ferry_err *err);
+
+/*
+ * Other events of a group (jobs created between from_ms and to_ms, except
+ * except_id), as a new array [{"job_id", "object", "id", "event",
+ * "event_data", "at"}], oldest first, at most 50.
+ */
+FERRY_NODISCARD int ferry_store_group_events(struct ferry_store *s, const char *group,
+                                             int64_t from_ms, int64_t to_ms, int64_t except_id,
+                                             json_t **out, struct ferry_err *err);
 
 /* ---- operations: status, metrics, explain, log, retention (issue 8) ---- */
 

@@ -164,6 +164,15 @@
     "CREATE INDEX conflicts_at ON conflicts (at);"                                                 \
     "CREATE INDEX conflicts_source ON conflicts (source_key, id);"
 
+/*
+ * Migration 6: events of one business entity (e.g. an order's refund and the
+ * status change BigCommerce sends for it) carry a group key; a job sees the
+ * other events of its group within the coalescing window.
+ */
+#define FERRY_SQL_MIGRATION_6                                                                      \
+    "ALTER TABLE jobs ADD COLUMN grp TEXT;"                                                        \
+    "CREATE INDEX jobs_group ON jobs (grp, created_at) WHERE grp IS NOT NULL;"
+
 /* Column list shared by every query that fills a struct ferry_job. */
 #define FERRY_SQL_JOB_COLUMNS                                                                      \
     "id, dedupe_key, job_key, kind, payload, correlation_id, state, attempts,"                     \
@@ -184,8 +193,10 @@
     XX(JOB_FIND_DUP, "SELECT id FROM jobs WHERE dedupe_key = ?1 AND created_at >= ?2"              \
                      " ORDER BY id DESC LIMIT 1")                                                  \
     XX(JOB_INSERT, "INSERT INTO jobs (dedupe_key, job_key, kind, payload, correlation_id,"         \
-                   " state, attempts, next_attempt_at, created_at, updated_at, lane, origin)"      \
-                   " VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?6, ?6, ?7, ?7)")                       \
+                   " state, attempts, next_attempt_at, created_at, updated_at, lane, origin, grp)" \
+                   " VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, max(?6, ?9), ?6, ?6, ?7, ?7, ?8)")          \
+    XX(GROUP_EVENTS, "SELECT id, payload, created_at FROM jobs WHERE grp = ?1"                     \
+                     " AND created_at BETWEEN ?2 AND ?3 AND id != ?4 ORDER BY id LIMIT 50")        \
     XX(JOB_GET, "SELECT " FERRY_SQL_JOB_COLUMNS " FROM jobs WHERE id = ?1")                        \
     XX(JOB_STATE, "SELECT state FROM jobs WHERE id = ?1")                                          \
     XX(JOBS_PENDING, "SELECT " FERRY_SQL_JOB_COLUMNS " FROM jobs"                                  \

@@ -9,7 +9,10 @@
 --             `repeat_order_task_above`: a thank-you task. Settings
 --             first_order_call_above (0), repeat_order_task_above (1000).
 --   status    a status change listed in `status_tasks` (by status_id:
---             2 shipped, 5 cancelled, 6 declined by default) makes a task.
+--             2 shipped, 5 cancelled, 6 declined by default) makes a task,
+--             except a status in `statuses_covered_by_refund` (4, 14) that
+--             came with a refund (ctx.group_events): the refund's task
+--             (refund_to_task) covers that business event.
 --   qualify_lead  with `lead_status_on_order` set, the buyer's lead from
 --             registration_to_lead (found by e-mail) gets that UserStatusCode:
 --             the registration is no longer one "without an order".
@@ -168,6 +171,15 @@ return commerce.rules_only {
       local spec = commerce.setting(ctx, "status_tasks", DEFAULT_STATUS_TASKS)[status]
       if type(spec) ~= "table" then
         return nil
+      end
+      for _, covered in ipairs(commerce.setting(ctx, "statuses_covered_by_refund", { 4, 14 })) do
+        if commerce.id(covered) == status then
+          for _, e in ipairs(type(ctx.group_events) == "table" and ctx.group_events or {}) do
+            if e.object == "refund" and e.event == "refund_created" then
+              return nil
+            end
+          end
+        end
       end
       return map.activity {
         target = { "sap_sales", "TasksCollection" },

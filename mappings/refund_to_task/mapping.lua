@@ -8,9 +8,11 @@
 -- a backfill (years of old refunds are not news).
 --
 -- BigCommerce also sends statusUpdated (4 Refunded / 14 Partially Refunded)
--- for the same refund; order_to_activities makes no task for those statuses
--- by default, so one refund is one task. Coalescing the two events into one
--- business event is core work that does not exist yet.
+-- for the same refund. Both events belong to the order's group, so they are
+-- held for the coalescing window (webhooks.coalesce_window) and each sees
+-- the other in ctx.group_events: the refund's task says what the order's
+-- status became, and order_to_activities leaves that status change to the
+-- refund (statuses_covered_by_refund): one refund, one task.
 --
 -- The refund record has no currency: setting `currency` names the store's
 -- (else the amount stands alone). The account (MainAccountPartyID) is the
@@ -38,6 +40,22 @@ end
 
 local KINDS = { PRODUCT = "order line", SHIPPING = "shipping", HANDLING = "handling",
                 GIFT_WRAPPING = "gift wrapping", ORDER = "order amount", FEE = "fee" }
+
+local REFUND_STATUSES = { ["4"] = "Refunded", ["14"] = "Partially Refunded" }
+
+-- The status the order moved to in the same business event, if it came
+-- with the refund (BigCommerce's label for 4 and 14; else the id).
+local function new_status(ctx)
+  for _, e in ipairs(type(ctx.group_events) == "table" and ctx.group_events or {}) do
+    if e.object == "order" and e.event == "status_changed" and type(e.event_data) == "table" then
+      local id = commerce.id(e.event_data.new_status_id)
+      if id then
+        return REFUND_STATUSES[id] or ("status " .. id)
+      end
+    end
+  end
+  return nil
+end
 
 local function items_text(r)
   local parts = {}
@@ -68,8 +86,10 @@ return {
   fields = {
     Subject = function(r, ctx)                                         -- String(765)
       local amount = commerce.money(map.get(r, "total_amount"), commerce.setting(ctx, "currency", nil))
+      local status = new_status(ctx)
       local s = commerce.setting(ctx, "subject", "Refund") .. " of " .. (amount or "?")
-                .. " on order " .. (commerce.id(map.get(r, "order_id")) or "?") .. ": "
+                .. " on order " .. (commerce.id(map.get(r, "order_id")) or "?")
+                .. (status and (" (now " .. status .. ")") or "") .. ": "
                 .. (commerce.text(map.get(r, "reason")) or "no reason given")
       local items = items_text(r)
       if items ~= "" then

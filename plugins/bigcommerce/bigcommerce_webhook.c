@@ -54,8 +54,8 @@ static int check_secret_header(const struct ferry_bc_state *st, const struct fer
     }
     /* Twice is ambiguous (RFC 9110 5.3): a proxy and we might read different copies. */
     for (size_t i = 0; i < wh->nheaders; i++) {
-        copies += wh->headers[i].name &&
-                  strcasecmp(wh->headers[i].name, st->webhook_secret_header) == 0;
+        copies +=
+            wh->headers[i].name && strcasecmp(wh->headers[i].name, st->webhook_secret_header) == 0;
     }
     if (copies > 1) {
         return ferry__bc_err(err, FERRY_ESIGNATURE, "webhook carries the %s header %zu times",
@@ -411,6 +411,7 @@ int ferry__bc_webhook_decode(const struct ferry_bc_state *st, struct ferry_call 
     const char *hash;
     char idbuf[96];
     char dedupe[BC_MAX_SCOPE + 1 + BC_MAX_HASH + 1];
+    char group[96] = "";
     int rc;
 
     root = json_loadb(wh->body ? wh->body : "", wh->body_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -471,12 +472,24 @@ int ferry__bc_webhook_decode(const struct ferry_bc_state *st, struct ferry_call 
      * and an updated with equal hashes apart.
      */
     snprintf(dedupe, sizeof(dedupe), "%s:%s", scope, hash);
+    /*
+     * One refund arrives as refund/created plus a statusUpdated (4 or 14),
+     * and one edit of an order as a burst of updated and statusUpdated:
+     * every order event names the order as its group, so that the host can
+     * hold them briefly and each sees the others (facts 8.2).
+     */
+    if (strcmp(sc->object, FERRY_BC_OBJECT_ORDER) == 0 ||
+        strcmp(sc->object, FERRY_BC_OBJECT_REFUND) == 0) {
+        size_t order_len = strcspn(idbuf, ":");
+        snprintf(group, sizeof(group), "order:%.*s", (int)order_len, idbuf);
+    }
     ev = json_object();
     if (!ev || json_object_set_new(ev, "object", json_string(sc->object)) < 0 ||
         json_object_set_new(ev, "id", json_string(idbuf)) < 0 ||
         json_object_set_new(ev, "event", json_string(sc->event)) < 0 ||
         json_object_set_new(ev, "dedupe", json_string(dedupe)) < 0 ||
         json_object_set_new(ev, "scope", json_string(scope)) < 0 ||
+        (group[0] && json_object_set_new(ev, "group", json_string(group)) < 0) ||
         (extra && json_object_set(ev, "data", extra) < 0) || json_array_append(out, ev) < 0) {
         rc = ferry__bc_err(err, FERRY_ENOMEM, "out of memory decoding a webhook");
         goto cleanup;

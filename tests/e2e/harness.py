@@ -168,7 +168,7 @@ class Stack:
             % (lua_str(self.mapping_dir), lua_str(os.path.join(REPO, "lua")),
                ", " + self.mappings_extra if self.mappings_extra else ""),
             "  webhooks = { address = \"127.0.0.1\", port = 0, port_file = %s,"
-            " max_body = 1048576%s }," % (lua_str(self.port_file),
+            " max_body = 1048576, coalesce_window = 1%s }," % (lua_str(self.port_file),
                                           ", " + self.webhooks_extra if self.webhooks_extra
                                           else ""),
             "  poll = { interval = %d }," % self.poll_interval,

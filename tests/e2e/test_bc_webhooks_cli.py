@@ -16,7 +16,7 @@ from harness import WEBHOOK_SECRET, FerryTestCase, Stack, main  # noqa: E402
 
 PUBLIC_URL = "https://ferry.example.test"
 DESTINATION = PUBLIC_URL + "/webhooks/bigcommerce"
-WEBHOOKS_LINE = " max_body = 1048576 },"
+WEBHOOKS_LINE = " max_body = 1048576, coalesce_window = 1 },"
 
 
 class PublicUrlStack(Stack):
@@ -32,7 +32,7 @@ class PublicUrlStack(Stack):
             text = fh.read()
         if WEBHOOKS_LINE not in text:
             raise AssertionError("harness config changed shape; update PublicUrlStack")
-        text = text.replace(WEBHOOKS_LINE, ' max_body = 1048576, public_url = "%s" },'
+        text = text.replace(WEBHOOKS_LINE, ' max_body = 1048576, coalesce_window = 1, public_url = "%s" },'
                             % self.public_url)
         with open(self.config_path, "w", encoding="utf-8") as fh:
             fh.write(text)

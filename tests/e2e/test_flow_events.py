@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import DEAD, DONE, REPO, FerryTestCase, Stack, main  # noqa: E402
 
 SKIP = 77
-ENABLED = 'enabled = { "customer_to_contact" } },'
+ENABLED = 'enabled = { "customer_to_contact" }'
 SERVICE = "/sap/c4c/odata/v1/c4codataapi/"
 
 
@@ -48,7 +48,7 @@ class EventsStack(Stack):
             text = fh.read()
         if ENABLED not in text:
             raise AssertionError("harness config changed shape; update EventsStack")
-        text = text.replace(ENABLED, "enabled = { %s } }," % ", ".join(
+        text = text.replace(ENABLED, "enabled = { %s }" % ", ".join(
             '"%s"' % m for m in self.enabled))
         with open(self.config_path, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -138,8 +138,10 @@ class FlowEventsTest(FerryTestCase):
         s.wait_drained(total=4)
         self.assert_all_done()
         (task,) = self.tasks()
-        self.assertEqual(task["Subject"], "Refund of 49.00 on order %d: Towel arrived torn; "
-                                          "1 x order line %d (damaged)" % (oid, 1000 * oid))
+        # The status BigCommerce sent with the refund is part of the same task.
+        self.assertEqual(task["Subject"], "Refund of 49.00 on order %d (now Partially Refunded): "
+                                          "Towel arrived torn; 1 x order line %d (damaged)"
+                         % (oid, 1000 * oid))
         self.assertEqual(task["DueDateTime"], "/Date(%d)/" % ((1718556255 + 24 * 3600) * 1000))
 
         s.bc.set_order_status(oid, 2)
@@ -155,6 +157,47 @@ class FlowEventsTest(FerryTestCase):
                       subjects)
         self.assertEqual(len(self.posts("TasksCollection")), 2)
         self.assertEqual(s.sap.entities("PhoneCallCollection"), [])
+
+    def test_refund_and_its_status_change_are_one_task(self):
+        """With a task configured for status 14, a partial refund still makes
+        one task: refund/created and the statusUpdated it causes share the
+        order's group, and each sees the other (ctx.group_events)."""
+        self.stack.close()
+        self.stack = EventsStack(
+            name="refund_group",
+            mappings_extra='settings = { order_to_activities = { status_tasks = {'
+                           ' ["14"] = { subject = "Order {id} partially refunded: call {buyer}" }'
+                           ' } } }')
+        self.addCleanup(self.stack.close)
+        s = self.stack
+        s.start()
+        s.register_hook("store/order/*")
+        oid = s.bc.add_order(customer_id=0, email_addr="jonas.weber@example.org")
+        s.wait_deliveries(1)
+        s.wait_drained(total=1)
+        with s.bc.lock:
+            rid = s.bc.next_refund_id
+            s.bc.next_refund_id += 1
+            s.bc.refunds[rid] = {
+                "id": rid, "order_id": oid, "user_id": 0, "created": "2024-06-16T16:44:15+00:00",
+                "_created": 1718556255, "reason": "Towel arrived torn", "total_amount": 49.0,
+                "total_tax": 0.0, "uses_merchant_override_values": False, "items": [],
+                "payments": []}
+        s.bc.fire("store/order/refund/created", {"type": "order", "id": oid,
+                                                 "refund": {"refund_id": rid}})
+        s.bc.set_order_status(oid, 14)
+        s.wait_deliveries(4)
+        s.wait_drained(total=4)
+        self.assert_all_done()
+        (task,) = self.tasks()
+        self.assertEqual(task["Subject"], "Refund of 49.00 on order %d (now Partially Refunded): "
+                                          "Towel arrived torn" % oid)
+        # The status change alone (no refund in its group) still makes its task.
+        s.bc.set_order_status(oid, 11)
+        s.bc.set_order_status(oid, 14)
+        s.wait_for(lambda: len(self.tasks()) == 2, 30, "the status-14 task")
+        self.assertIn("Order %d partially refunded" % oid,
+                      sorted(t["Subject"] for t in self.tasks())[0])
 
     def test_first_order_call_then_no_call_for_the_repeat(self):
         s = self.stack

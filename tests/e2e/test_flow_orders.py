@@ -14,18 +14,14 @@ items, against both simulators.
 - Two guest orders with the same billing e-mail (spelled differently) make
   one contact, found by e-mail before any create, and two sales orders.
 
-Settings: the config file does not feed mappings.settings.<flow> into
-ctx.settings yet, and a sales order needs a buyer party (mandatory in SAP).
-So the test runs the shipped mapping file unchanged (a byte copy,
-shipped.lua) behind a three-line wrapper that hands it settings as ctx,
-which is what the config will do. Needs C4C.edmx (the simulator then serves
-the real CustomerOrder metadata); skipped (77) without it.
+The mapping's settings (a buyer party, which SAP requires, and the status
+table) come from the configuration's mappings.settings.order_to_sales_order.
+Needs C4C.edmx (the simulator then serves the real CustomerOrder metadata);
+skipped (77) without it.
 """
 
 import os
-import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import DEAD, DONE, REPO, FerryTestCase, Stack, main  # noqa: E402
@@ -34,18 +30,8 @@ SKIP = 77
 ENABLED = 'enabled = { "customer_to_contact" } },'
 BUYER_PARTY = "1000123"
 
-WRAPPER = """-- test only: the shipped order_to_sales_order (shipped.lua is a byte copy of
--- its mapping.lua) with settings handed in as ctx.settings, as the
--- configuration's mappings.settings.order_to_sales_order will.
-local m = require "shipped"
-local settings = { default_buyer_party_id = "%s", status_codes = { ["11"] = "1", ["2"] = "3" } }
-local inner = m.filter
-m.filter = function(record, ctx)
-  ctx.settings = ctx.settings or settings
-  return inner == nil or inner(record, ctx)
-end
-return m
-""" % BUYER_PARTY
+SETTINGS = ('settings = { order_to_sales_order = { default_buyer_party_id = "%s",'
+            ' status_codes = { ["11"] = "1", ["2"] = "3" } } }' % BUYER_PARTY)
 
 
 def edmx_present():
@@ -62,33 +48,17 @@ class OrderStack(Stack):
             text = fh.read()
         if ENABLED not in text:
             raise AssertionError("harness config changed shape; update OrderStack")
-        text = text.replace(ENABLED, "enabled = { %s } }," % ", ".join(
-            '"%s"' % m for m in self.enabled))
+        text = text.replace(ENABLED, "enabled = { %s }, %s }," % (", ".join(
+            '"%s"' % m for m in self.enabled), SETTINGS))
         with open(self.config_path, "w", encoding="utf-8") as fh:
             fh.write(text)
-
-
-def mapping_dir():
-    """customer_to_contact as shipped; order_to_sales_order behind the wrapper."""
-    root = tempfile.mkdtemp(prefix="ferry-flow-orders-maps-")
-    os.symlink(os.path.join(REPO, "mappings", "customer_to_contact"),
-               os.path.join(root, "customer_to_contact"))
-    order = os.path.join(root, "order_to_sales_order")
-    os.makedirs(order)
-    shutil.copyfile(os.path.join(REPO, "mappings", "order_to_sales_order", "mapping.lua"),
-                    os.path.join(order, "shipped.lua"))
-    with open(os.path.join(order, "mapping.lua"), "w", encoding="utf-8") as fh:
-        fh.write(WRAPPER)
-    return root
 
 
 class FlowOrdersTest(FerryTestCase):
     def setUp(self):
         if not edmx_present():
             self.skipTest("no C4C.edmx under FERRY_SPECS")
-        self.maps = mapping_dir()
-        self.addCleanup(shutil.rmtree, self.maps, True)
-        self.stack = OrderStack(name=self.id().split(".")[-1], mapping_dir=self.maps)
+        self.stack = OrderStack(name=self.id().split(".")[-1])
         self.addCleanup(self.stack.close)
 
     def orders(self):

@@ -380,14 +380,25 @@ static void test_list_changes_pages_through(void **ts)
     const char *since = "2024-05-14T09:34:00+02:00";
     char *token = NULL;
     int seen = 0;
-    static const char *const want_next[] = {"2", "3", NULL};
+    /*
+     * Keyset paging (bigcommerce_keyset.h): each page after the first starts
+     * at the last date_modified read, inclusive, so customer n comes back
+     * first on page n and is skipped, its id carried in the token.
+     */
+    static const int first_id[] = {1, 2, 3, 4, 5}, count[] = {2, 2, 2, 2, 1};
+    static const int reported[] = {2, 1, 1, 1, 0};
+    static const char *const want_min[] = {"2024-05-14T09:34:00%2B02:00", "2024-05-14T10:02:00Z",
+                                           "2024-05-14T10:03:00Z", "2024-05-14T10:04:00Z",
+                                           "2024-05-14T10:05:00Z"};
+    static const char *const want_next[] = {"A:1715680920:0:2", "A:1715680980:0:3",
+                                            "A:1715681040:0:4", "A:1715681100:0:5", NULL};
 
-    for (int p = 1; p <= 3; p++) {
-        char *body = customers_page(1 + (p - 1) * 2, p < 3 ? 2 : 1, p, 3);
+    for (int p = 0; p < 5; p++) {
+        char *body = customers_page(first_id[p], count[p], 1, 1);
         fake_host_push(200, NULL, body);
         free(body);
     }
-    for (int p = 1; p <= 3; p++) {
+    for (int p = 0; p < 5; p++) {
         struct ferry_err err = {0};
         json_t *page = NULL;
         char want_url[256];
@@ -396,16 +407,16 @@ static void test_list_changes_pages_through(void **ts)
             0);
         snprintf(want_url, sizeof(want_url),
                  "https://api.bigcommerce.com/stores/abc123/v3/customers"
-                 "?date_modified:min=2024-05-14T09:34:00%%2B02:00&sort=date_modified:asc"
-                 "&limit=2&page=%d&include=addresses,attributes,formfields",
-                 p);
-        assert_string_equal(fake_host_request((size_t)p - 1)->url, want_url);
-        assert_string_equal(fake_request_header(fake_host_request((size_t)p - 1), "X-Auth-Token"),
+                 "?date_modified:min=%s&sort=date_modified:asc"
+                 "&limit=2&page=1&include=addresses,attributes,formfields",
+                 want_min[p]);
+        assert_string_equal(fake_host_request((size_t)p)->url, want_url);
+        assert_string_equal(fake_request_header(fake_host_request((size_t)p), "X-Auth-Token"),
                             TOKEN);
 
         json_t *items = json_object_get(page, "items");
         json_t *next = json_object_get(page, "next");
-        assert_int_equal(json_array_size(items), p < 3 ? 2 : 1);
+        assert_int_equal(json_array_size(items), reported[p]);
         for (size_t i = 0; i < json_array_size(items); i++) {
             json_t *it = json_array_get(items, i);
             char want_id[16], want_mod[48];
@@ -419,9 +430,9 @@ static void test_list_changes_pages_through(void **ts)
         }
         free(token);
         token = NULL;
-        if (want_next[p - 1]) {
+        if (want_next[p]) {
             assert_true(json_is_string(next));
-            assert_string_equal(json_string_value(next), want_next[p - 1]);
+            assert_string_equal(json_string_value(next), want_next[p]);
             token = strdup(json_string_value(next));
         } else {
             assert_true(json_is_null(next));
@@ -459,8 +470,9 @@ static void test_list_changes_empty_page_ends(void **ts)
     fake_host_push(200, NULL,
                    "{\"data\": [], \"meta\": {\"pagination\": {\"total\": 0, \"count\": 0,"
                    " \"per_page\": 2, \"current_page\": 2, \"total_pages\": 3}}}");
-    assert_int_equal(
-        conn->list_changes(f->state, fake_host_call(), "customer", NULL, "2", &page, &err), 0);
+    assert_int_equal(conn->list_changes(f->state, fake_host_call(), "customer", NULL,
+                                        "A:1715680920:0:2", &page, &err),
+                     0);
     assert_int_equal(json_array_size(json_object_get(page, "items")), 0);
     assert_true(json_is_null(json_object_get(page, "next")));
     json_decref(page);
@@ -1295,13 +1307,18 @@ static void test_order_list_since_rfc2822_and_204(void **ts)
     assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "id")), "251");
     assert_string_equal(json_string_value(json_object_get(json_array_get(items, 0), "modified")),
                         "2024-05-15T10:30:05Z");
-    assert_string_equal(json_string_value(json_object_get(page, "next")), "2");
+    /* The next page starts at the last date_modified read (251's), skipping 251. */
+    assert_string_equal(json_string_value(json_object_get(page, "next")), "A:1715769005:0:251");
     json_decref(page);
 
     fake_host_push(204, NULL, NULL);
-    assert_int_equal(
-        conn->list_changes(st, fake_host_call(), "order", "2024-05-14T07:34:00Z", "2", &page, &err),
-        0);
+    assert_int_equal(conn->list_changes(st, fake_host_call(), "order", "2024-05-14T07:34:00Z",
+                                        "A:1715769005:0:251", &page, &err),
+                     0);
+    assert_string_equal(fake_host_request(1)->url,
+                        "https://api.bigcommerce.com/stores/abc123/v2/orders"
+                        "?min_date_modified=Wed%2C%2015%20May%202024%2010:30:05%20%2B0000"
+                        "&sort=date_modified&limit=2&page=1");
     assert_int_equal(json_array_size(json_object_get(page, "items")), 0);
     assert_true(json_is_null(json_object_get(page, "next")));
     json_decref(page);
@@ -1519,7 +1536,7 @@ static void test_b2b_companies_users_addresses(void **ts)
                         "2021-05-13T02:24:32Z");
     assert_string_equal(json_string_value(json_object_get(json_array_get(items, 1), "modified")),
                         "2021-05-13T02:25:00Z");
-    assert_string_equal(json_string_value(json_object_get(page, "next")), "2");
+    assert_string_equal(json_string_value(json_object_get(page, "next")), "A:1620872700:0:12");
     json_decref(page);
 
     fake_host_push(200, NULL,
@@ -1766,20 +1783,22 @@ static void test_sync_webhooks_report_and_apply(void **ts)
     json_decref(needs);
 }
 
+/* Customers are written (tests/unit/test_bigcommerce_write.c); every other object is not. */
 static void test_lookup_and_write_unsupported(void **ts)
 {
     struct fixture *f = *ts;
     struct ferry_err err = {0};
     json_t *out = NULL;
-    json_t *fields = json_pack("{s:s}", "email", "a@example.com");
-    struct ferry_write w = {.op = FERRY_WRITE_CREATE, .object = "customer", .fields = fields};
+    json_t *fields = json_pack("{s:s}", "status", "shipped");
+    struct ferry_write w = {
+        .op = FERRY_WRITE_UPDATE, .object = "order", .id = "250", .fields = fields};
 
     assert_int_equal(
-        conn->lookup(f->state, fake_host_call(), "customer", "email", "a@example.com", &out, &err),
+        conn->lookup(f->state, fake_host_call(), "order", "email", "a@example.com", &out, &err),
         FERRY_EUNSUPPORTED);
     assert_contains(err.msg, "lookup");
     assert_int_equal(conn->write(f->state, fake_host_call(), &w, &out, &err), FERRY_EUNSUPPORTED);
-    assert_contains(err.msg, "customer");
+    assert_contains(err.msg, "order");
     assert_null(out);
     assert_int_equal(fake_host_nrequests(), 0);
     json_decref(fields);

@@ -38,7 +38,6 @@ import random
 import re
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import relcommon as rc  # noqa: E402
@@ -193,16 +192,13 @@ class LostUpdateConflictTest(FerryTestCase):
                                  retry={"max_attempts": 10, "base_delay": 0.05, "max_delay": 1})
         self.addCleanup(self.stack.close)
 
-    @unittest.expectedFailure
     def test_conflict_after_a_lost_update_answer(self):
         """An update whose answer was lost leaves ferry's stored ETag stale by
         ferry's own write, so the retry's PATCH fails with 412 through no one
         else's edit and uses up the connector's one re-read; one real edit
-        after that parks the job ("412 twice") and the update is lost until
-        the record changes again. Expected to fail until the connector
-        re-reads more than once (or skips a PATCH whose fields the re-read
-        record already has), or the pipeline drops the stored ETag after an
-        update of unknown outcome; see docs/reliability.md."""
+        after that meets "412 twice". The job is not parked at once: it runs
+        again from a fresh plan (up to 3 attempts for conflicts), re-reads,
+        and the update goes through on top of the CRM user's edit."""
         s = self.stack
         s.start()
         s.register_hook("store/customer/*")
@@ -211,10 +207,11 @@ class LostUpdateConflictTest(FerryTestCase):
         s.wait_drained(timeout=30)
         s.update_customer(c["id"], last_name="Renamed")
         s.wait_drained(total=2, timeout=60)
-        self.assertEqual(s.sap.patches, 3, "the scenario did not play out: %d PATCHes"
-                         % s.sap.patches)
+        self.assertGreaterEqual(s.sap.patches, 3, "the scenario did not play out: %d PATCHes"
+                                % s.sap.patches)
         self.assertEqual(s.dead_jobs_text(), "")
         self.assertEqual(s.sap_contacts()[0]["LastName"], "Renamed")
+        self.assertEqual(s.sap_contacts()[0]["JobTitle"], "Edited in the CRM")
         self.assertEqual(s.stop(), 0)
 
 

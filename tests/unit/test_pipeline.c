@@ -514,6 +514,9 @@ static void test_pipeline_conflict_is_parked(void **state)
     struct ferry_outcome out;
     dst_fail_code = FERRY_ECONFLICT;
     enqueue(fx, "1", "created");
+    /* Two more attempts from a fresh plan, then a person decides. */
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_RETRY);
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_RETRY);
     assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DEAD);
     assert_non_null(strstr(out.error, "parked: ECONFLICT"));
 }

@@ -259,7 +259,11 @@ struct ferry_connector {
      *     "data": {...}}]
      * `data` (optional) is event detail the record itself does not carry
      * (e.g. a previous status); the host hands it to mappings as
-     * ctx.event_data.
+     * ctx.event_data. `group` (optional) names the business entity several
+     * events may describe together (e.g. "order:42" for a refund and the
+     * order's status change it causes): the host holds grouped events for
+     * its coalescing window and hands each job the others as
+     * ctx.group_events.
      * An empty array means "understood, nothing to do" (e.g. an unknown scope,
      * which the connector logs); the host still answers 2xx.
      */
