@@ -237,6 +237,9 @@ static const char *step_role(const json_t *row)
     if (strcmp(step, "conflict") == 0) {
         return "conflict";
     }
+    if (strcmp(step, "decision") == 0) {
+        return "mapping decision";
+    }
     return NULL;
 }
 

@@ -1345,6 +1345,22 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     if (json_array_size(intents) == 0) {
         audit(&jc, NULL, "map", "no mapping produced an intent for %s %s (%s)", object, id, event);
     }
+    /* Decisions the mapping's helpers recorded (e.g. which rule chose an owner). */
+    size_t ni;
+    json_t *nintent;
+    json_array_foreach(intents, ni, nintent)
+    {
+        size_t k;
+        json_t *note;
+        json_array_foreach(json_object_get(nintent, "notes"), k, note)
+        {
+            if (json_is_string(note)) {
+                audit(&jc, NULL, "decision", "%s: %.400s",
+                      json_string_value(json_object_get(nintent, "mapping")),
+                      json_string_value(note));
+            }
+        }
+    }
     if (bm && json_array_size(intents) == 1) {
         /* A single intent: nothing earlier in the job can be what it refers to. */
         rc = resolve_refs(&jc, json_array_get(intents, 0), &err);

@@ -286,6 +286,7 @@ function engine.run(m, record, ctx, event)
   if ctx.mapping == nil then
     ctx.mapping = m.name
   end
+  ctx.notes = nil
   -- Each mapping sees its own settings (mappings.settings.<name> in the config).
   if ctx.settings == nil and type(ctx.mapping_settings) == "table" then
     ctx.settings = ctx.mapping_settings[m.name]
@@ -413,6 +414,16 @@ function engine.run(m, record, ctx, event)
       end
     end
   end
+  -- Decisions helpers recorded while mapping (e.g. which rule chose an
+  -- owner), for the job's audit.
+  if type(ctx.notes) == "table" and #ctx.notes > 0 then
+    local notes = array {}
+    for i, n in ipairs(ctx.notes) do
+      notes[i] = n
+    end
+    out[1].notes = notes
+  end
+
   return out
 end
 

@@ -137,7 +137,15 @@ function owner.pick(ctx, object, where)
     end
     return nil, nil
   end
-  return from(1)
+  local v, how = from(1)
+  -- The engine hands ctx.notes to the daemon, which writes each into the
+  -- job's audit: an operator sees which rule chose the owner.
+  if v ~= nil and type(ctx) == "table" then
+    ctx.notes = type(ctx.notes) == "table" and ctx.notes or {}
+    ctx.notes[#ctx.notes + 1] = object .. " owner " .. (type(v) == "table" and "(reference)"
+      or tostring(v)) .. " chosen by rule " .. tostring(how)
+  end
+  return v, how
 end
 
 -- A value source for `fields`: owner.field("ContactCollection", function(record)

@@ -6,6 +6,8 @@ daemon against both simulators:
 - An abandoned cart makes a task; when the buyer orders from that cart
   within close_cart_task_within_hours, order_to_activities finds the task
   through the cart's link (map.linked) and sets it to completed.
+- The owner a mapping's rules chose (here the fallback) is in the record's
+  story (`ferry explain`, a "mapping decision").
 - An order from an account whose open opportunity is in approval: SAP will
   not let ferry move it (ApprovalStatusCode 3), so order_to_opportunity's
   `instead` makes a task for the owner, the opportunity is not patched,
@@ -26,6 +28,7 @@ SKIP = 77
 ENABLED = 'enabled = { "customer_to_contact" } },'
 SERVICE = "/sap/c4c/odata/v1/c4codataapi/"
 SETTINGS = ('settings = { abandoned_cart_to_task = { min_value = 50 },'
+            ' customer_to_contact = { owner = { fallback = "8000000001" } },'
             ' order_to_opportunity = { bands = { { min_total = 0, phase = "003",'
             ' probability = 60 } } } }')
 
@@ -109,6 +112,12 @@ class FlowFollowupsTest(FerryTestCase):
                                        "first_name": "Marta", "last_name": "Keller"}])
         s.wait_for(lambda: len(s.sap_contacts()) == 1, 30, "the contact")
         s.wait_drained(total=1)
+        # The owner rule that chose the contact's owner is in the record's story.
+        self.assertEqual(s.sap_contacts()[0]["ContactOwnerID"], "8000000001")
+        rc, out = s.cli("explain", "-c", s.config_path, "bigcommerce:customer:%d" % cust["id"])
+        self.assertEqual(rc, 0, out)
+        self.assertIn("customer_to_contact: ContactCollection owner 8000000001 chosen by rule "
+                      "fallback  [mapping decision]", out)
         # In the CRM the contact belongs to an account whose opportunity is in approval.
         contact = s.sap_contacts()[0]
         s.sap.modify(contact["ObjectID"], {"AccountID": "1000017"})
