@@ -1338,6 +1338,11 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     jc.echo = echo;
     context = job_context(w, event, source, object, id, json_object_get(payload, "event_data"));
     add_group_events(w, job, payload, context);
+    /* When the event reached ferry, so that a mapping can tell a record a
+     * poll finds moments after it was made from a backfill's old ones. */
+    char received[21];
+    ferry_iso8601_format(job->created_at_ms, received);
+    json_object_set_new(context, "received_at", json_string(received));
     rc = ferry_mapping_set_run(w->mappings, source, object, event, record, context, &intents, &err);
     if (rc < 0) {
         goto fail;

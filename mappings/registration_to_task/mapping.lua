@@ -6,10 +6,12 @@
 -- customer like any record ferry writes; a second delivery finds the link
 -- and writes nothing).
 --
--- Only the `created` event counts: a customer first seen by a poll (a missed
--- webhook) or a backfill is not treated as new, or `ferry sync --since`
--- would bury sales in tasks for years-old accounts. Telling "first seen and
--- recent" apart needs the job's time in ctx, which the core does not give.
+-- A registration is the `created` event, or a customer that a poll finds
+-- (its webhook was lost) whose date_created is at most `new_within_hours`
+-- (24) before the job was queued (ctx.received_at): a backfill's years-old
+-- accounts are not new, or `ferry sync --since` would bury sales in tasks.
+-- A later `updated` of a customer that already has its task finds the task
+-- by its link and writes nothing.
 --
 -- The task is about the person: MainContactPartyID (B2B) or
 -- MainAccountPartyID (B2C) and the owner inherited from the contact are
@@ -35,7 +37,7 @@ end
 
 return {
   description = "BigCommerce registration -> SAP Sales Cloud follow-up task for the owner",
-  source = { "bigcommerce", "customer", on = { "created" } },
+  source = { "bigcommerce", "customer", on = { "created", "updated" } },
   target = { "sap_sales", "TasksCollection" },
   key    = "id",
   match  = { "link" },
@@ -85,6 +87,14 @@ return {
   owner = { MainEmployeeResponsiblePartyID = "sap_sales" },
   -- Settings customer_groups: only these customer_group_id values (default: all).
   filter = function(record, ctx)
+    if ctx.event ~= "created" then
+      local created = commerce.time(map.get(record, "date_created"))
+      local seen = commerce.time(ctx.received_at)
+      local hours = commerce.number_setting(ctx, "new_within_hours", 24)
+      if created == nil or seen == nil or seen - created > hours * 3600 then
+        return false
+      end
+    end
     local groups = commerce.setting(ctx, "customer_groups", nil)
     if type(groups) ~= "table" then
       return true

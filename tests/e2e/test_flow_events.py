@@ -158,6 +158,28 @@ class FlowEventsTest(FerryTestCase):
         self.assertEqual(len(self.posts("TasksCollection")), 2)
         self.assertEqual(s.sap.entities("PhoneCallCollection"), [])
 
+    def test_registration_found_by_the_poll_still_gets_its_task(self):
+        """A customer whose created webhook never came is read by the poll as
+        `updated`; registered moments before, it is still new and gets its
+        task. A backfill's years-old customer gets none."""
+        s = self.stack
+        (new, old) = s.create_customers([
+            {"email": "lena.ott@example.com", "first_name": "Lena", "last_name": "Ott"},
+            {"email": "old.timer@example.com", "first_name": "Old", "last_name": "Timer"}])
+        with s.bc.lock:
+            s.bc.customers[old["id"]]["date_created"] -= 3 * 365 * 24 * 3600
+        rc, out = s.sync_once()
+        self.assertEqual(rc, 0, out)
+        self.assert_all_done()
+        (task,) = self.tasks()
+        self.assertIn("Lena Ott <lena.ott@example.com>", task["Subject"])
+        self.assertEqual(len(s.sap_contacts()), 2)
+        # Read again by a later poll: the task is found by its link, not made twice.
+        s.update_customer(new["id"], last_name="Ott-Berg")
+        rc, out = s.sync_once()
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(len(self.tasks()), 1)
+
     def test_refund_and_its_status_change_are_one_task(self):
         """With a task configured for status 14, a partial refund still makes
         one task: refund/created and the statusUpdated it causes share the
