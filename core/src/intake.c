@@ -222,8 +222,42 @@ static int write_item(struct ferry_intake *in, struct item *it, struct ferry_err
             return rc;
         }
     }
-    if (it->scope) {
-        return ferry_store_webhook_seen(in->store, it->instance, it->scope, it->now_ms, err);
+    return 0;
+}
+
+/*
+ * The deliveries of a batch per (instance, scope), one statement each: a
+ * batch is mostly one scope, and an upsert per webhook was a measurable
+ * share of the commit thread's work.
+ */
+static int record_scopes(struct ferry_intake *in, struct batch *b, struct ferry_err *err)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        struct item *it = &b->items[i];
+        bool seen_before = false;
+        int64_t count = 0, last = 0;
+        if (!it->scope) {
+            continue;
+        }
+        for (size_t k = 0; k < i && !seen_before; k++) {
+            seen_before = b->items[k].scope && strcmp(b->items[k].scope, it->scope) == 0 &&
+                          strcmp(b->items[k].instance, it->instance) == 0;
+        }
+        if (seen_before) {
+            continue;
+        }
+        for (size_t k = i; k < b->n; k++) {
+            struct item *o = &b->items[k];
+            if (o->scope && strcmp(o->scope, it->scope) == 0 &&
+                strcmp(o->instance, it->instance) == 0) {
+                count++;
+                last = o->now_ms > last ? o->now_ms : last;
+            }
+        }
+        int rc = ferry_store_webhook_seen(in->store, it->instance, it->scope, last, count, err);
+        if (rc < 0) {
+            return rc;
+        }
     }
     return 0;
 }
@@ -237,6 +271,9 @@ static void on_commit_work(uv_work_t *req)
     for (size_t i = 0; in->rc == 0 && i < b->n; i++) {
         b->items[i].queued = b->items[i].duplicates = 0;
         in->rc = write_item(in, &b->items[i], &in->err);
+    }
+    if (in->rc == 0) {
+        in->rc = record_scopes(in, b, &in->err);
     }
     if (in->rc == 0) {
         in->rc = ferry_store_commit(in->store, &in->err);

@@ -1273,6 +1273,10 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     const char *id = json_string_value(json_object_get(payload, "id"));
     const char *event = json_string_value(json_object_get(payload, "event"));
     const json_t *record = json_object_get(payload, "record");
+    if (event) {
+        snprintf(out->event, sizeof(out->event), "%s", event);
+    }
+    out->has_snapshot = record != NULL;
     if (!source || !object || !id || !event) {
         rc = ferry_err_set(&err, FERRY_EBADINPUT, "job payload lacks source/object/id/event");
         goto fail;
@@ -1452,11 +1456,11 @@ done : {
  * queued before this job's view of the record are covered by it. A polled
  * job's view is its snapshot (taken when it was queued); otherwise the fetch.
  */
-static void coalesce_after(struct ferry_worker *w, const struct ferry_job *job, int64_t started_ms)
+static void coalesce_after(struct ferry_worker *w, const struct ferry_job *job,
+                           const struct ferry_outcome *out, int64_t started_ms)
 {
-    json_t *payload = json_loads(job->payload, 0, NULL);
-    const char *event = json_string_value(json_object_get(payload, "event"));
-    int64_t read_at = json_object_get(payload, "record") ? job->created_at_ms : started_ms;
+    const char *event = out->event[0] ? out->event : NULL;
+    int64_t read_at = out->has_snapshot ? job->created_at_ms : started_ms;
     int64_t n = 0;
     struct ferry_err err = {0};
     if (event && ferry_store_jobs_coalesce(w->store, job->job_key, event, job->id, read_at,
@@ -1470,7 +1474,6 @@ static void coalesce_after(struct ferry_worker *w, const struct ferry_job *job, 
             ferry_warn("counter not updated: %s", err.msg);
         }
     }
-    json_decref(payload);
 }
 
 static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
@@ -1506,7 +1509,7 @@ static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
                        (long long)superseded, job->job_key);
         }
         if (rc == 0) {
-            coalesce_after(w, job, started_ms);
+            coalesce_after(w, job, out, started_ms);
         }
         ferry_debug("job done (%d write(s))", out->writes);
         break;

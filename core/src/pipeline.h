@@ -31,6 +31,10 @@ struct ferry_outcome {
     int64_t retry_at_ms; /* RETRY only */
     int writes;          /* remote create/update calls made */
     char error[512];     /* why, for RETRY and DEAD */
+    /* Read from the payload while the job ran, so that recording the
+     * outcome need not parse it again. */
+    char event[64];    /* the job's event; "" when the payload was unreadable */
+    bool has_snapshot; /* the payload carried the record (a poll's snapshot) */
 };
 
 /*

@@ -40,8 +40,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
  * append here and never edit a released step.
  */
 static const char *const migrations[] = {
-    FERRY_SQL_MIGRATION_1, FERRY_SQL_MIGRATION_2, FERRY_SQL_MIGRATION_3,
-    FERRY_SQL_MIGRATION_4, FERRY_SQL_MIGRATION_5, FERRY_SQL_MIGRATION_6,
+    FERRY_SQL_MIGRATION_1, FERRY_SQL_MIGRATION_2, FERRY_SQL_MIGRATION_3, FERRY_SQL_MIGRATION_4,
+    FERRY_SQL_MIGRATION_5, FERRY_SQL_MIGRATION_6, FERRY_SQL_MIGRATION_7,
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1336,10 +1336,24 @@ int ferry_store_counters(struct ferry_store *s, json_t **out, struct ferry_err *
 /* ---- webhook deliveries seen ---- */
 
 int ferry_store_webhook_seen(struct ferry_store *s, const char *instance, const char *scope,
-                             int64_t at_ms, struct ferry_err *err)
+                             int64_t at_ms, int64_t count, struct ferry_err *err)
 {
-    return exec_texts_at(s, STMT_WEBHOOK_SEEN, (const char *const[]){instance, scope}, 2, at_ms,
-                         "record webhook scope", err);
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, STMT_WEBHOOK_SEEN, &st, err);
+    if (rc == 0) {
+        rc = bind_texts(s, st, 1, (const char *const[]){instance, scope}, 2, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 3, at_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 4, count, err);
+    }
+    if (rc == 0) {
+        rc = step_done(s, st, "record webhook scope", err);
+    }
+    stmt_done(st);
+    return rc;
 }
 
 static void add_webhook_seen(sqlite3_stmt *st, json_t *acc)

@@ -248,8 +248,10 @@ FERRY_NODISCARD int ferry_store_counters(struct ferry_store *s, json_t **out,
 
 /* ---- webhook deliveries seen, per instance and scope ---- */
 
+/* `count` deliveries of (instance, scope), the latest at at_ms: intake records a batch's at once.
+ */
 FERRY_NODISCARD int ferry_store_webhook_seen(struct ferry_store *s, const char *instance,
-                                             const char *scope, int64_t at_ms,
+                                             const char *scope, int64_t at_ms, int64_t count,
                                              struct ferry_err *err);
 /* *out: new array of {"instance", "scope", "last_at", "count"}. */
 FERRY_NODISCARD int ferry_store_webhooks_seen(struct ferry_store *s, json_t **out,

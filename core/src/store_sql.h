@@ -173,6 +173,13 @@
     "ALTER TABLE jobs ADD COLUMN grp TEXT;"                                                        \
     "CREATE INDEX jobs_group ON jobs (grp, created_at) WHERE grp IS NOT NULL;"
 
+/*
+ * Migration 7: jobs_key_origin duplicated jobs_key_state for its two readers
+ * (which plan on job_key alone just as well) and cost every insert one more
+ * B-tree in the WAL.
+ */
+#define FERRY_SQL_MIGRATION_7 "DROP INDEX IF EXISTS jobs_key_origin;"
+
 /* Column list shared by every query that fills a struct ferry_job. */
 #define FERRY_SQL_JOB_COLUMNS                                                                      \
     "id, dedupe_key, job_key, kind, payload, correlation_id, state, attempts,"                     \
@@ -284,8 +291,9 @@
                     " updated_at = excluded.updated_at")                                           \
     XX(COUNTERS_ALL, "SELECT name, value FROM counters ORDER BY name")                             \
     XX(WEBHOOK_SEEN, "INSERT INTO webhook_seen (instance, scope, last_at, count)"                  \
-                     " VALUES (?1, ?2, ?3, 1) ON CONFLICT (instance, scope)"                       \
-                     " DO UPDATE SET last_at = MAX(last_at, excluded.last_at), count = count + 1") \
+                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (instance, scope)"                      \
+                     " DO UPDATE SET last_at = MAX(last_at, excluded.last_at),"                    \
+                     " count = count + excluded.count")                                            \
     XX(WEBHOOKS_SEEN_ALL, "SELECT instance, scope, last_at, count FROM webhook_seen"               \
                           " ORDER BY instance, scope")                                             \
     /* ---- issue 8: operations (status, metrics, explain, log, retention) ---- */                 \
@@ -343,7 +351,7 @@
                    " 'id', json_extract(payload, '$.id'),"                                         \
                    " 'event', json_extract(payload, '$.event'), 'pruned', json('true'))"           \
                    " ELSE '{\"pruned\":true}' END WHERE id IN (SELECT id FROM jobs"                \
-                   " WHERE state = 2 AND pruned = 0 AND updated_at < ?1"                           \
+                   " INDEXED BY jobs_prunable WHERE state = 2 AND pruned = 0 AND updated_at < ?1"  \
                    " ORDER BY updated_at LIMIT ?2)")
 
 #endif

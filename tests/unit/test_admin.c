@@ -111,7 +111,7 @@ static void fill(struct fixture *f)
     ferry_iso8601_format(f->now - 300000, when);
     assert_int_equal(ferry_store_cursor_put(s, "shop", "customer", when, f->now, &err), 0);
     assert_int_equal(
-        ferry_store_webhook_seen(s, "shop", "store/customer/created", f->now - 90000, &err), 0);
+        ferry_store_webhook_seen(s, "shop", "store/customer/created", f->now - 90000, 1, &err), 0);
     assert_int_equal(
         ferry_store_counter_add(s, "webhook_missed_total:shop:customer", 3, f->now, &err), 0);
     ferry_store_close(s);

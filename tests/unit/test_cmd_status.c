@@ -287,7 +287,8 @@ static void test_cmd_status_counters_and_webhooks(void **state)
     assert_int_equal(ferry_store_open(&st, f->db, &err), 0);
     assert_int_equal(ferry_store_counter_add(st, "webhook_missed_total:shop:customer", 2, 1, &err),
                      0);
-    assert_int_equal(ferry_store_webhook_seen(st, "shop", "store/customer/created", 1000, &err), 0);
+    assert_int_equal(ferry_store_webhook_seen(st, "shop", "store/customer/created", 1000, 1, &err),
+                     0);
     ferry_store_close(st);
     assert_int_equal(run_status(f, "-c", f->config, "--json", NULL), FERRY_EXIT_OK);
     json_t *doc = json_loads(f->out, 0, NULL);

@@ -815,12 +815,14 @@ static void test_store_kv_counters_and_webhook_scopes(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "missed")), 5);
     json_decref(j);
 
-    assert_int_equal(ferry_store_webhook_seen(f->s, "shop", "store/customer/created", 50, &err), 0);
-    assert_int_equal(ferry_store_webhook_seen(f->s, "shop", "store/customer/created", 40, &err), 0);
+    assert_int_equal(ferry_store_webhook_seen(f->s, "shop", "store/customer/created", 50, 1, &err),
+                     0);
+    assert_int_equal(ferry_store_webhook_seen(f->s, "shop", "store/customer/created", 40, 2, &err),
+                     0);
     assert_int_equal(ferry_store_webhooks_seen(f->s, &j, &err), 0);
     assert_int_equal(json_array_size(j), 1);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "last_at")), 50);
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "count")), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "count")), 3);
     json_decref(j);
 }
 
