@@ -617,7 +617,22 @@ cleanup:
     return status;
 }
 
-int ferry_cmd_log(int argc, char **argv)
+/* How one listing command reads and prints its rows. */
+struct listing {
+    const char *name;  /* "log", "conflicts": for messages */
+    const char *usage; /* its --help text */
+    enum cmd_kind kind;
+    const char *key;   /* the JSON document's key */
+    const char *empty; /* text when there are no rows */
+    int (*load)(struct ferry_store *st, const struct args *a, json_t **rows, struct ferry_err *err);
+    void (*print)(FILE *out, const json_t *row, bool bodies);
+};
+
+/*
+ * `ferry log` and `ferry conflicts`: parse, open the database, read the rows,
+ * print them as text or as one JSON document, through the redaction layer.
+ */
+static int run_listing(const struct listing *l, int argc, char **argv)
 {
     struct args a;
     struct ferry_config *cfg = NULL;
@@ -627,7 +642,7 @@ int ferry_cmd_log(int argc, char **argv)
     char *text = NULL;
     size_t text_len = 0;
     FILE *mem = NULL;
-    int status = parse(argc, argv, log_usage, CMD_LOG, &a);
+    int status = parse(argc, argv, l->usage, l->kind, &a);
     if (status >= 0) {
         return status;
     }
@@ -636,14 +651,13 @@ int ferry_cmd_log(int argc, char **argv)
         goto cleanup;
     }
     status = FERRY_EXIT_FAILURE;
-    if (ferry_store_audit_select(st, a.correlation, a.since_ms < 0 ? 0 : a.since_ms, a.limit, &rows,
-                                 &err) < 0) {
-        fprintf(stderr, "ferry log: %s\n", err.msg);
+    if (l->load(st, &a, &rows, &err) < 0) {
+        fprintf(stderr, "ferry %s: %s\n", l->name, err.msg);
         goto cleanup;
     }
     mem = open_memstream(&text, &text_len);
     if (!mem) {
-        fprintf(stderr, "ferry log: out of memory\n");
+        fprintf(stderr, "ferry %s: out of memory\n", l->name);
         goto cleanup;
     }
     size_t i;
@@ -656,7 +670,7 @@ int ferry_cmd_log(int argc, char **argv)
                 json_object_del(row, "response");
             }
         }
-        json_t *doc = json_pack("{s:O}", "audit", rows);
+        json_t *doc = json_pack("{s:O}", l->key, rows);
         char *t = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
         fprintf(mem, "%s\n", t ? t : "{}");
         free(t);
@@ -664,10 +678,10 @@ int ferry_cmd_log(int argc, char **argv)
     } else {
         json_array_foreach(rows, i, row)
         {
-            print_audit_row(mem, row, true, a.bodies, "");
+            l->print(mem, row, a.bodies);
         }
         if (json_array_size(rows) == 0) {
-            fprintf(mem, "(no audit rows)\n");
+            fprintf(mem, "%s\n", l->empty);
         } else if (json_array_size(rows) == a.limit) {
             fprintf(mem, "(stopped at --limit %zu)\n", a.limit);
         }
@@ -686,64 +700,42 @@ cleanup:
     return status;
 }
 
+static int load_audit(struct ferry_store *st, const struct args *a, json_t **rows,
+                      struct ferry_err *err)
+{
+    return ferry_store_audit_select(st, a->correlation, a->since_ms < 0 ? 0 : a->since_ms, a->limit,
+                                    rows, err);
+}
+
+static void print_log_row(FILE *out, const json_t *row, bool bodies)
+{
+    print_audit_row(out, row, true, bodies, "");
+}
+
+static int load_conflicts(struct ferry_store *st, const struct args *a, json_t **rows,
+                          struct ferry_err *err)
+{
+    return ferry_store_conflicts_list(st, NULL, a->since_ms < 0 ? 0 : a->since_ms, a->limit, rows,
+                                      err);
+}
+
+static void print_conflict_row(FILE *out, const json_t *row, bool bodies)
+{
+    (void)bodies;
+    print_conflict(out, row, true);
+}
+
+int ferry_cmd_log(int argc, char **argv)
+{
+    static const struct listing l = {"log",      log_usage,    CMD_LOG, "audit", "(no audit rows)",
+                                     load_audit, print_log_row};
+    return run_listing(&l, argc, argv);
+}
+
 int ferry_cmd_conflicts(int argc, char **argv)
 {
-    struct args a;
-    struct ferry_config *cfg = NULL;
-    struct ferry_store *st = NULL;
-    struct ferry_err err = {0};
-    json_t *rows = NULL;
-    char *text = NULL;
-    size_t text_len = 0;
-    FILE *mem = NULL;
-    int status = parse(argc, argv, conflicts_usage, CMD_CONFLICTS, &a);
-    if (status >= 0) {
-        return status;
-    }
-    status = open_db(a.config, &cfg, &st);
-    if (status != FERRY_EXIT_OK) {
-        goto cleanup;
-    }
-    status = FERRY_EXIT_FAILURE;
-    if (ferry_store_conflicts_list(st, NULL, a.since_ms < 0 ? 0 : a.since_ms, a.limit, &rows,
-                                   &err) < 0) {
-        fprintf(stderr, "ferry conflicts: %s\n", err.msg);
-        goto cleanup;
-    }
-    mem = open_memstream(&text, &text_len);
-    if (!mem) {
-        fprintf(stderr, "ferry conflicts: out of memory\n");
-        goto cleanup;
-    }
-    if (a.json) {
-        json_t *doc = json_pack("{s:O}", "conflicts", rows);
-        char *t = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-        fprintf(mem, "%s\n", t ? t : "{}");
-        free(t);
-        json_decref(doc);
-    } else {
-        size_t i;
-        json_t *row;
-        json_array_foreach(rows, i, row)
-        {
-            print_conflict(mem, row, true);
-        }
-        if (json_array_size(rows) == 0) {
-            fprintf(mem, "(no conflicts)\n");
-        } else if (json_array_size(rows) == a.limit) {
-            fprintf(mem, "(stopped at --limit %zu)\n", a.limit);
-        }
-    }
-    status = emit(mem, &text);
-    mem = NULL;
-cleanup:
-    if (mem) {
-        fclose(mem);
-    }
-    free(text);
-    json_decref(rows);
-    ferry_store_close(st);
-    ferry_config_free(cfg);
-    (void)!ferry_redact_configure(NULL);
-    return status;
+    static const struct listing l = {"conflicts",       conflicts_usage,  CMD_CONFLICTS,
+                                     "conflicts",       "(no conflicts)", load_conflicts,
+                                     print_conflict_row};
+    return run_listing(&l, argc, argv);
 }
