@@ -54,6 +54,21 @@ class EventsStack(Stack):
             fh.write(text)
 
 
+def refund(s, oid, items):
+    """A refund of 49.00 with a reason on order `oid`, announced by its webhook."""
+    with s.bc.lock:
+        rid = s.bc.next_refund_id
+        s.bc.next_refund_id += 1
+        s.bc.refunds[rid] = {
+            "id": rid, "order_id": oid, "user_id": 0, "created": "2024-06-16T16:44:15+00:00",
+            "_created": 1718556255, "reason": "Towel arrived torn", "total_amount": 49.0,
+            "total_tax": 0.0, "uses_merchant_override_values": False, "items": items,
+            "payments": [{"id": rid, "provider_id": "braintree", "amount": 49.0,
+                          "offline": False, "is_declined": False, "declined_message": ""}]}
+    s.bc.fire("store/order/refund/created", {"type": "order", "id": oid,
+                                             "refund": {"refund_id": rid}})
+
+
 class FlowEventsTest(FerryTestCase):
     def setUp(self):
         if not edmx_present():
@@ -118,19 +133,8 @@ class FlowEventsTest(FerryTestCase):
         self.assertEqual(s.sap.entities("PhoneCallCollection"), [])
 
         # A refund with a reason, as BigCommerce reports it (facts 6).
-        with s.bc.lock:
-            rid = s.bc.next_refund_id
-            s.bc.next_refund_id += 1
-            s.bc.refunds[rid] = {
-                "id": rid, "order_id": oid, "user_id": 0, "created": "2024-06-16T16:44:15+00:00",
-                "_created": 1718556255, "reason": "Towel arrived torn", "total_amount": 49.0,
-                "total_tax": 0.0, "uses_merchant_override_values": False,
-                "items": [{"item_type": "PRODUCT", "item_id": 1000 * oid, "reason": "damaged",
-                           "quantity": 1, "requested_amount": 49, "adjustments": []}],
-                "payments": [{"id": rid, "provider_id": "braintree", "amount": 49.0,
-                              "offline": False, "is_declined": False, "declined_message": ""}]}
-        s.bc.fire("store/order/refund/created", {"type": "order", "id": oid,
-                                                 "refund": {"refund_id": rid}})
+        refund(s, oid, items=[{"item_type": "PRODUCT", "item_id": 1000 * oid, "reason": "damaged",
+                               "quantity": 1, "requested_amount": 49, "adjustments": []}])
         # BigCommerce follows a partial refund with status 14 for the same order.
         s.bc.set_order_status(oid, 14)
         s.wait_for(lambda: len(self.tasks()) == 1, 30, "the refund task")
@@ -197,16 +201,7 @@ class FlowEventsTest(FerryTestCase):
         oid = s.bc.add_order(customer_id=0, email_addr="jonas.weber@example.org")
         s.wait_deliveries(1)
         s.wait_drained(total=1)
-        with s.bc.lock:
-            rid = s.bc.next_refund_id
-            s.bc.next_refund_id += 1
-            s.bc.refunds[rid] = {
-                "id": rid, "order_id": oid, "user_id": 0, "created": "2024-06-16T16:44:15+00:00",
-                "_created": 1718556255, "reason": "Towel arrived torn", "total_amount": 49.0,
-                "total_tax": 0.0, "uses_merchant_override_values": False, "items": [],
-                "payments": []}
-        s.bc.fire("store/order/refund/created", {"type": "order", "id": oid,
-                                                 "refund": {"refund_id": rid}})
+        refund(s, oid, items=[])
         s.bc.set_order_status(oid, 14)
         s.wait_deliveries(4)
         s.wait_drained(total=4)

@@ -42,17 +42,27 @@ static void src_close(void *state)
 {
 }
 
-static int src_fetch(void *state, struct ferry_call *call, const char *object, const char *id,
-                     json_t **record, struct ferry_err *err)
+/* A copy of the record (or of member `inner` of the entry) under id, or ENOTFOUND. */
+static int fetch_from(const json_t *records, const char *id, const char *inner, json_t **record,
+                      struct ferry_err *err)
 {
-    src_fetches++;
-    json_t *r = json_object_get(src_records, id);
+    json_t *r = json_object_get(records, id);
+    if (r && inner) {
+        r = json_object_get(r, inner);
+    }
     if (!r) {
         err->code = FERRY_ENOTFOUND;
         return FERRY_ENOTFOUND;
     }
     *record = json_deep_copy(r);
     return 0;
+}
+
+static int src_fetch(void *state, struct ferry_call *call, const char *object, const char *id,
+                     json_t **record, struct ferry_err *err)
+{
+    src_fetches++;
+    return fetch_from(src_records, id, NULL, record, err);
 }
 
 static int src_loop; /* 1: the same token again; 2: the same records under new tokens */
@@ -202,13 +212,7 @@ static int dst_fetch(void *state, struct ferry_call *call, const char *object, c
                      json_t **record, struct ferry_err *err)
 {
     dst_fetches++;
-    json_t *entry = json_object_get(dst_records, id);
-    if (!entry) {
-        err->code = FERRY_ENOTFOUND;
-        return FERRY_ENOTFOUND;
-    }
-    *record = json_deep_copy(json_object_get(entry, "record"));
-    return 0;
+    return fetch_from(dst_records, id, "record", record, err);
 }
 
 static const struct ferry_connector dst_conn = {
