@@ -956,6 +956,31 @@ static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *j
 }
 
 /*
+ * A reference that found nothing (no linked record, or the record's property
+ * is empty): its default when it has one (null leaves the field out), else a
+ * transient failure, so the job waits for the other record to be synced.
+ */
+static int ref_unresolved(const char *tsys, const char *tobj, const char *k, const json_t *ref,
+                          const char *want, json_t **value, struct ferry_err *err)
+{
+    const json_t *d = json_object_get(ref, "default");
+    if (d) {
+        *value = json_is_null(d) ? NULL : json_incref((json_t *)d);
+        return 0;
+    }
+    if (want) {
+        return ferry_err_set(err, FERRY_EUNAVAILABLE,
+                             "field %s refers to the %s of a %s record in %s that has none yet; "
+                             "waiting for it to be set",
+                             k, want, tobj, tsys);
+    }
+    return ferry_err_set(err, FERRY_EUNAVAILABLE,
+                         "field %s refers to a %s record that is not in %s yet; waiting for it "
+                         "to sync",
+                         k, tobj, tsys);
+}
+
+/*
  * Field values of the form {"$ref": {...}} name another record's counterpart
  * in the target (e.g. the CRM id of the customer's company, for a contact's
  * account field). Two forms:
@@ -980,6 +1005,7 @@ static int resolve_one(struct job_ctx *jc, const json_t *intent, const char *k, 
     const char *want = json_string_value(json_object_get(ref, "property"));
     char *dst = NULL;
     int rc = 0;
+    bool unset = false;
     *value = NULL;
     if (!want) {
         want = json_string_value(json_object_get(ref, "field"));
@@ -1047,15 +1073,7 @@ static int resolve_one(struct job_ctx *jc, const json_t *intent, const char *k, 
     }
     if (!dst) {
         json_decref(found_rec);
-        if (json_object_get(ref, "default")) {
-            json_t *d = json_object_get(ref, "default");
-            *value = json_is_null(d) ? NULL : json_incref(d);
-            return 0;
-        }
-        return ferry_err_set(err, FERRY_EUNAVAILABLE,
-                             "field %s refers to a %s record that is not in %s yet; waiting for it "
-                             "to sync",
-                             k, tobj, tsys);
+        return ref_unresolved(tsys, tobj, k, ref, NULL, value, err);
     }
     const char *key_name =
         inst->schema
@@ -1074,16 +1092,27 @@ static int resolve_one(struct job_ctx *jc, const json_t *intent, const char *k, 
             rc = inst->conn->fetch(inst->state, &call, tobj, dst, &rec, err);
         }
         if (rc == 0) {
-            *value = json_incref(json_object_get(rec, want));
-            if (!*value) {
+            const json_t *got = json_object_get(rec, want);
+            const char *text = json_string_value(got);
+            if (!got) {
                 rc = ferry_err_set(err, FERRY_EMAPPING, "field %s: %s %s has no %s", k, tobj, dst,
                                    want);
+            } else if (json_is_null(got) || (text && !text[0])) {
+                /* The record is there but the property is empty (a contact
+                 * not yet assigned to an account): sending it would clear
+                 * the field, so it counts as not resolved. */
+                unset = true;
+            } else {
+                *value = json_incref((json_t *)got);
             }
         }
         json_decref(rec);
     }
     json_decref(found_rec);
     free(dst);
+    if (rc == 0 && unset) {
+        return ref_unresolved(tsys, tobj, k, ref, want, value, err);
+    }
     return rc;
 }
 
@@ -1180,13 +1209,15 @@ static json_t *previous_versions(struct ferry_worker *w, const char *system, con
 static json_t *job_context(struct ferry_worker *w, const char *event, const char *system,
                            const char *object, const char *id, const json_t *event_data)
 {
-    /* ctx.features.refs is not announced yet: the shipped mappings' optional
-     * references carry no defaults, and resolving them would hold jobs back
-     * until records they only mention are synced. map.ref is resolved anyway. */
-    return json_pack("{s:s, s:s, s:s, s:s, s:O?, s:o, s:O?}", "event", event, "system", system,
-                     "object", object, "id", id, "event_data", event_data, "previous",
+    /* ctx.features.refs tells commerce.ref that {"$ref": ...} values are
+     * resolved here (resolve_refs). A reference with a default (null: leave
+     * the field out) never holds a job; one without waits for the record it
+     * names, so mappings give defaults to every reference the target does
+     * not require. */
+    return json_pack("{s:s, s:s, s:s, s:s, s:O?, s:o, s:O?, s:{s:b}}", "event", event, "system",
+                     system, "object", object, "id", id, "event_data", event_data, "previous",
                      previous_versions(w, system, object, id), "mapping_settings",
-                     w->rt->cfg->mapping_settings);
+                     w->rt->cfg->mapping_settings, "features", "refs", 1);
 }
 
 /*

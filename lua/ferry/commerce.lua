@@ -2,16 +2,15 @@
 --
 -- Helpers shared by the shipped commerce mappings (orders, refunds, carts,
 -- registrations, B2B companies): reading settings inside rule functions,
--- dates and money as the store sends them, the B2B/B2C decision, and two
--- stand-ins for core features that do not exist yet:
+-- dates and money as the store sends them, the B2B/B2C decision, and:
 --
 --   commerce.ref{...}        a reference to another record's target-side id
---                            (a contact's AccountID, an order's buyer party);
---   commerce.rules_only{...} a mapping whose only output is its rules.
+--                            (a contact's AccountID, an order's buyer party),
+--                            resolved by the core when it applies the intent;
+--   commerce.rules_only{...} a mapping whose only output is its rules (a
+--                            stand-in until mappings may omit their target).
 --
--- Both are written so that the mappings using them stay honest today (a
--- reference the core cannot resolve is simply left out) and need no edit
--- once the core does the work (docs/mappings.md, "Shipped flows").
+-- See docs/mappings.md, "Shipped flows: what they share".
 --
 -- Mappings are pure: nothing here reads a clock, a file or the network.
 -- Dates are computed from the record's own timestamps.
@@ -302,41 +301,58 @@ function commerce.customer_kind(customer, ctx, default_model)
 end
 
 -- ---------------------------------------------------------------------------
--- Core stand-ins
+-- References and rules-only mappings
 
 -- commerce.ref(ctx, { object = "customer", id = 4711,
 --                     target = "ContactCollection", property = "ContactID",
---                     default = <value when it cannot be resolved> })
+--                     default = ferry.null })
 -- commerce.ref(ctx, { lookup = { target = "ContactCollection", field = "Email",
 --                                value = "a@b.c" }, property = "ContactID" })
 --
 -- A field whose value is another record's id in the target system: the
 -- linked company's AccountID on a contact, the buyer's party on an order.
--- A mapping cannot read it (mappings do no I/O), and the core does not
--- resolve references yet. When it does, it announces ctx.features.refs and
--- resolves, while applying the intent (so after the job's earlier intents,
--- e.g. a contact created a moment before), a value of the form
+-- A mapping cannot read it (mappings do no I/O); the core announces
+-- ctx.features.refs and resolves, while applying the intent (so after the
+-- job's earlier intents, e.g. a contact created a moment before), a value
 --   {"$ref": {"object": ..., "id": ..., "target": ..., "property": ...,
 --             "default": ...}}
 -- through its links table (source object + id -> target record; ObjectID is
 -- the link itself, other properties are read from the target record) or
--- through a lookup in the target. Until then this returns `default`, so the
--- field is left out (nil) or falls back to a configured value.
+-- through a lookup in the target. A related record that is missing, or whose
+-- property is empty, gives `default`:
+--   default = ferry.null  the field is left out. For references the target
+--                         does not need: a task's contact, an inherited
+--                         owner. The job never waits for them.
+--   default = <value>     that value (a configured fallback account).
+--   no default            the job fails as "waiting for it to sync" and is
+--                         retried with backoff until the record is there.
+--                         Only for what the target cannot do without: an
+--                         address's account, a sales order's buyer, the
+--                         account a company user's contact belongs to.
+-- Without ctx.features.refs (a fixture without it), or when the spec has no
+-- id or lookup value to go by, this returns the default, ferry.null as nil.
+local function fallback(spec)
+  if spec.default == null then
+    return nil
+  end
+  return spec.default
+end
+
 function commerce.ref(ctx, spec)
   local features = ctx and ctx.features
   if type(features) ~= "table" or features.refs ~= true then
-    return spec.default
+    return fallback(spec)
   end
   local r = { property = spec.property, default = spec.default }
   if spec.lookup then
     if not commerce.present(spec.lookup.value) then
-      return spec.default
+      return fallback(spec)
     end
     r.lookup = { target = spec.lookup.target, field = spec.lookup.field, value = spec.lookup.value }
   else
     local id = commerce.id(spec.id)
     if id == nil or id == "0" then
-      return spec.default
+      return fallback(spec)
     end
     r.object, r.id, r.target = spec.object, id, spec.target
   end

@@ -13,9 +13,10 @@
 --     TasksCollection = { ... the same keys, for tasks only ... },
 --   }
 --
--- inherit      the owner of the account (or contact) the record belongs to;
---              a reference the core must resolve (commerce.ref), so it is
---              skipped while the core cannot.
+-- inherit      the owner of the account (or contact) the record belongs to,
+--              a reference the core resolves when it writes (commerce.ref);
+--              when that record or its owner is missing, the rules after
+--              "inherit" decide, and with none the owner is left out.
 -- territory    by the record's country, or "<country>-<region>" first (the
 --              region as the store spells it, upper-cased: "US-TEXAS");
 --              a list is a team and one member is picked as below.
@@ -98,12 +99,19 @@ local function rule(spec, name, where, ctx, rest)
       for k, v in pairs(where.inherit) do
         r[k] = v
       end
+      -- Never wait for the record to inherit from: nothing left means no owner.
+      if default == nil then
+        default = ferry.null
+      end
       r.default = default
       local ref = commerce.ref(ctx, r)
       if type(ref) == "table" then
         local from = r.target or (r.lookup and r.lookup.target) or "?"
         return ref, "inherit " .. from .. "." .. tostring(r.property)
                     .. (how and (", else " .. how) or "")
+      end
+      if default == ferry.null then
+        return nil
       end
       return default, how
     end

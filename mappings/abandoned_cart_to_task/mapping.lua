@@ -6,13 +6,12 @@
 -- worth at least `min_value` (default 100, in the cart's currency) and whose
 -- buyer is known (an e-mail or a customer account) make a task.
 --
--- Not done, because the core cannot yet:
--- - closing the task when the buyer orders within N hours: that needs a
---   rule on the order that finds this task (tasks have no external-key
---   field to look up by, and the order does not carry the abandonment time)
---   and a condition on the found record's age; or a scheduled re-check.
--- - the contact (MainContactPartyID) and the owner inherited from it are
---   references (commerce.ref), left out until the core resolves them.
+-- When the buyer orders from the cart, order_to_activities (rule
+-- close_cart_task) completes this task through its link (map.linked).
+--
+-- The contact (MainContactPartyID) and the owner inherited from it are
+-- references (commerce.ref) resolved when the task is written; a buyer
+-- without a synced contact gets a task without them.
 
 local map = require "ferry.map"
 local commerce = require "ferry.commerce"
@@ -55,7 +54,7 @@ return {
                             commerce.number_setting(ctx, "due_hours", 24))
     end,
     MainContactPartyID = function(cart, ctx)                           -- String(60)
-      return commerce.ref(ctx, contact_ref(cart, ctx, "ContactID"))
+      return commerce.ref(ctx, contact_ref(cart, ctx, "ContactID", ferry.null))
     end,
     MainEmployeeResponsiblePartyID = function(cart, ctx)               -- String(60)
       return (owner.pick(ctx, "TasksCollection", {

@@ -7,12 +7,13 @@
 -- address is created under its account and later changed in place.
 --
 -- ParentObjectID is the ObjectID of the account linked to the address's
--- company: a reference the core cannot resolve yet (commerce.ref). Until it
--- can, the field is missing and validation fails the record with "validate:
--- ParentObjectID is required": an address without its account would be an
--- orphan in the CRM, so nothing is written and the dead letter says why
--- (`ferry dlq retry` once references work). The mapping is shipped but not
--- meant to be enabled before then.
+-- company, a reference (commerce.ref) resolved when the address is written.
+-- It has no default: an address without its account would be an orphan in
+-- the CRM, so an address whose company is not synced yet waits for it
+-- ("waiting for it to sync", retried with backoff). Enable
+-- company_to_account with this mapping. Without references (a fixture
+-- without context.features.refs) the field is missing and validation says
+-- "ParentObjectID is required".
 
 local map = require "ferry.map"
 local commerce = require "ferry.commerce"

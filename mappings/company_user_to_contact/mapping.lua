@@ -13,9 +13,13 @@
 -- The cost: a user whose contact does not exist yet is skipped until its
 -- next change; a dependency between mappings would close that gap.
 --
--- AccountID is the linked company's SAP account ID, a reference the core
--- cannot resolve yet (lua/ferry/commerce.lua, commerce.ref): until it can,
--- the field is left out.
+-- AccountID is the linked company's SAP account ID, a reference
+-- (commerce.ref) resolved when the contact is written. It has no default:
+-- the account is what this mapping is for, and company and user webhooks
+-- arrive together, so a user whose company is not synced yet waits for it
+-- ("waiting for it to sync", retried with backoff) rather than being
+-- written without its account. Enable company_to_account with this
+-- mapping, or the user ends in the dead-letter queue saying so.
 
 local map = require "ferry.map"
 local commerce = require "ferry.commerce"

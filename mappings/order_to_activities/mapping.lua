@@ -33,7 +33,8 @@
 -- ("repeat" by default, so nobody gets a welcome call by mistake).
 --
 -- The contact on the activities and the owner inherited from the buyer are
--- references the core cannot resolve yet (commerce.ref), left out until then.
+-- references (commerce.ref) resolved when the activity is written; a buyer
+-- without a synced contact (a guest) gets the activity without them.
 
 local map = require "ferry.map"
 local commerce = require "ferry.commerce"
@@ -136,7 +137,7 @@ return commerce.rules_only {
               "Welcome call: first order {id} ({total}) from {buyer}"), order), 765),
             GroupwareItemID = "bigcommerce:order:" .. id .. ":welcome-call",
             StartDateTime = commerce.after(created, commerce.number_setting(ctx, "call_after_hours", 24)),
-            MainContactPartyID = commerce.ref(ctx, contact(order, "ContactID")),
+            MainContactPartyID = commerce.ref(ctx, contact(order, "ContactID", ferry.null)),
             OwnerPartyID = responsible(order, ctx, "PhoneCallCollection"),
           },
           owner = { OwnerPartyID = "sap_sales" },
@@ -152,7 +153,7 @@ return commerce.rules_only {
           Subject = commerce.cut(fill(commerce.setting(ctx, "repeat_order_subject",
             "Thank {buyer} for repeat order {id} ({total})"), order), 765),
           DueDateTime = commerce.after(created, commerce.number_setting(ctx, "task_due_hours", 48)),
-          MainContactPartyID = commerce.ref(ctx, contact(order, "ContactID")),
+          MainContactPartyID = commerce.ref(ctx, contact(order, "ContactID", ferry.null)),
           MainEmployeeResponsiblePartyID = responsible(order, ctx, "TasksCollection"),
           PriorityCode = commerce.setting(ctx, "priority_code", nil),
         },
@@ -188,7 +189,7 @@ return commerce.rules_only {
           Subject = commerce.cut(fill(spec.subject or "Order {id} changed status", order), 765),
           DueDateTime = commerce.after(map.first("date_modified", "date_created")(order),
                                        commerce.number(spec.hours) or 24),
-          MainContactPartyID = commerce.ref(ctx, contact(order, "ContactID")),
+          MainContactPartyID = commerce.ref(ctx, contact(order, "ContactID", ferry.null)),
           MainEmployeeResponsiblePartyID = responsible(order, ctx, "TasksCollection"),
           PriorityCode = spec.priority_code,
         },

@@ -16,12 +16,16 @@
 -- - Items are set on create only (owner = sap_sales): OData v2 has no deep
 --   update, so later changes of the lines are not sent. Syncing them needs
 --   the core to write items as their own records under a parent reference.
--- - BuyerPartyID is mandatory: the buyer's account (B2B: the account of the
---   customer's contact; B2C: the individual customer). That is a reference
---   to another record the core cannot resolve yet (commerce.ref); until it
---   can, every order uses the configured default_buyer_party_id (e.g. a
---   one-time-customer account), and without one the order fails with a
---   message that says so instead of guessing.
+-- - BuyerPartyID is mandatory: the buyer's account (B2B: the AccountID of
+--   the customer's contact; B2C: the individual customer), a reference
+--   (commerce.ref) resolved when the order is written. When the buyer has
+--   none (not synced yet, or a contact without an account) the configured
+--   default_buyer_party_id is used (e.g. a one-time-customer account);
+--   without one the job waits for the buyer ("waiting for it to sync", with
+--   backoff, then the dead-letter queue) instead of guessing.
+--   BuyerContactPartyID (B2B) is the contact itself and left out when there
+--   is none; EmployeeResponsiblePartyID is inherited from the buyer's owner
+--   before the other owner rules.
 -- - A guest order (customer_id 0) has its buyer in billing_address.email:
 --   the `buyer` rule finds the person by that e-mail before it ever creates
 --   one, so repeat guests do not multiply.
@@ -75,10 +79,10 @@ local function buyer_contact(order, ctx)
   end
   if is_guest(order) then
     return commerce.ref(ctx, { lookup = { target = set, field = "Email", value = buyer_email(order) },
-                               property = id_prop })
+                               property = id_prop, default = ferry.null })
   end
   return commerce.ref(ctx, { object = "customer", id = map.get(order, "customer_id"),
-                             target = set, property = id_prop })
+                             target = set, property = id_prop, default = ferry.null })
 end
 
 local function currency(order)
@@ -202,8 +206,7 @@ return commerce.rules_only {
       local party = buyer_party(order, ctx)
       if party == nil then
         error("order " .. id .. ": no buyer party for the sales order: set "
-              .. "default_buyer_party_id (the buyer's own account needs references "
-              .. "between records, which the core does not resolve yet)")
+              .. "default_buyer_party_id (the order names no buyer to refer to)")
       end
       local status = nil
       local codes = commerce.setting(ctx, "status_codes", {})

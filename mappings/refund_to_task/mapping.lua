@@ -16,7 +16,8 @@
 --
 -- The refund record has no currency: setting `currency` names the store's
 -- (else the amount stands alone). The account (MainAccountPartyID) is the
--- buyer of the order's sales order, a reference the core cannot resolve yet.
+-- buyer of the order's sales order, a reference resolved when the task is
+-- written; without a synced sales order the task is made without it.
 
 local map = require "ferry.map"
 local commerce = require "ferry.commerce"
@@ -101,7 +102,7 @@ return {
       return commerce.after(map.get(r, "created"), commerce.number_setting(ctx, "due_hours", 24))
     end,
     MainAccountPartyID = function(r, ctx)                              -- String(60)
-      return commerce.ref(ctx, sales_order(r, "BuyerPartyID"))
+      return commerce.ref(ctx, sales_order(r, "BuyerPartyID", ferry.null))
     end,
     MainEmployeeResponsiblePartyID = function(r, ctx)                  -- String(60)
       return (owner.pick(ctx, "TasksCollection", {

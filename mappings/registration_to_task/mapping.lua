@@ -15,9 +15,12 @@
 --
 -- The task is about the person: MainContactPartyID (B2B) or
 -- MainAccountPartyID (B2C) and the owner inherited from the contact are
--- references the core cannot resolve yet (commerce.ref); until then the task
--- names the person in its subject and the owner comes from the owner
--- settings (territory, team, fallback).
+-- references (commerce.ref), resolved when the task is written, after the
+-- job's earlier intents: with customer_to_contact (or
+-- customer_to_individual_customer) listed before this mapping, the person
+-- made from the same webhook is found. Neither holds the task back: without
+-- the person the field is left out (the subject names them) and the owner
+-- comes from the other owner rules (territory, team, fallback).
 
 local map = require "ferry.map"
 local commerce = require "ferry.commerce"
@@ -32,7 +35,8 @@ end
 
 local function party(record, ctx)
   local set, id_prop = person(record, ctx)
-  return commerce.ref(ctx, { object = "customer", id = record.id, target = set, property = id_prop })
+  return commerce.ref(ctx, { object = "customer", id = record.id, target = set, property = id_prop,
+                             default = ferry.null })
 end
 
 return {
