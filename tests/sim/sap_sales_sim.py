@@ -114,6 +114,8 @@ NAV_CHILD = {
     "CustomerOrderItem": "CustomerOrderItemCollection",
     "SalesQuoteItem": "SalesQuoteItemCollection",
 }
+# Entity set -> its number-range business ID when that is not "ID".
+BP_ID = {"CorporateAccountCollection": "AccountID", "IndividualCustomerCollection": "CustomerID"}
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILTIN_METADATA = os.path.join(HERE, "..", "fixtures", "sap", "c4c-small.edmx")
 _META_CACHE = {}
@@ -1103,8 +1105,12 @@ class SapSalesSim(SimBase):
             ent.update(fields)
             ent["ObjectID"] = oid
             props = self._set_props(entity_set)
-            if "ID" in props and not ent.get("ID"):
-                ent["ID"] = str(self.next_contact_id)
+            # The business ID SAP draws from its number range when the client
+            # sends none (ContactID on contacts, above): ID on documents,
+            # AccountID and CustomerID on business partners.
+            bp_id = BP_ID.get(entity_set, "ID")
+            if bp_id in props and not ent.get(bp_id):
+                ent[bp_id] = str(self.next_contact_id)
                 self.next_contact_id += 1
             self._touch_generic(ent, who)
             self.store.setdefault(entity_set, {})[oid] = ent
