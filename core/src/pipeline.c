@@ -912,6 +912,77 @@ static int apply_update(struct job_ctx *jc, const json_t *intent, int *writes,
     return apply_instead(jc, intent, write_plan(jc, intent, &p, writes, err), writes, err);
 }
 
+/*
+ * A "link" intent writes nothing: the target record its match rules find
+ * becomes the counterpart of the source record this job's record was made
+ * from (link_from, found through ferry's link to this record). E.g. a lead
+ * converted in the CRM names its contact; the shop customer the lead came
+ * from is linked to that contact, so the customer's next change updates it
+ * instead of matching or creating another. An existing link of that record
+ * is kept (and the disagreement audited): the link decides where data goes.
+ */
+static int apply_link(struct job_ctx *jc, const json_t *intent, struct ferry_err *err)
+{
+    const json_t *from = json_object_get(intent, "link_from");
+    const char *fsys = json_string_value(json_object_get(from, "system"));
+    const char *fobj = json_string_value(json_object_get(from, "object"));
+    char *origin = NULL;
+    struct ferry_link have = {0};
+    struct plan p;
+    int rc;
+    if (!fsys || !fobj) {
+        return ferry_err_set(err, FERRY_EMAPPING, "a link intent without link_from");
+    }
+    rc = ferry_store_link_find_by_dst(jc->w->store, jc->src_system, jc->src_object, jc->src_id,
+                                      fsys, fobj, &origin, err);
+    if (rc == FERRY_ENOTFOUND) {
+        ferry_err_clear(err);
+        audit(jc, NULL, "skip", "no %s %s was synced to this %s: nothing to link", fsys, fobj,
+              jc->src_object);
+        return 0;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    /* Match like an update would, without the job's own link. */
+    rc = plan_upsert(jc, intent, true, &p, err);
+    if (rc < 0 || !p.dst_id) {
+        if (rc == 0) {
+            audit(jc, p.tsys, "skip", "%s: no record to link %s %s to", p.tobj, fobj, origin);
+        }
+        plan_clear(&p);
+        free(origin);
+        return rc;
+    }
+    struct ferry_link_key key = {.src_system = fsys,
+                                 .src_object = fobj,
+                                 .src_id = origin,
+                                 .dst_system = p.tsys,
+                                 .dst_object = p.tobj};
+    rc = ferry_store_link_get(jc->w->store, &key, &have, err);
+    if (rc == 0 && have.dst_id && have.dst_id[0]) {
+        if (strcmp(have.dst_id, p.dst_id) != 0) {
+            audit(jc, p.tsys, "link", "%s %s stays linked to %s %s (this record names %s)", fobj,
+                  origin, p.tobj, have.dst_id, p.dst_id);
+        }
+        rc = 0;
+    } else if (rc == 0 || rc == FERRY_ENOTFOUND) {
+        ferry_err_clear(err);
+        /* No content hash: the source's next sync compares with nothing
+         * and sends what it owns to the record it now knows. */
+        struct ferry_link link = {.dst_id = p.dst_id, .etag = p.etag};
+        rc = jc->dry ? 0 : ferry_store_link_put(jc->w->store, &key, &link, jc->w->rt->clock(), err);
+        if (rc == 0) {
+            audit(jc, p.tsys, "link", "%s %s linked to %s %s (%s)", fobj, origin, p.tobj, p.dst_id,
+                  p.how);
+        }
+    }
+    ferry_link_clear(&have);
+    plan_clear(&p);
+    free(origin);
+    return rc;
+}
+
 static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *job, int rc,
                                const struct ferry_err *err, struct ferry_outcome *out)
 {
@@ -1454,6 +1525,8 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
             rc = apply_upsert(&jc, intent, &out->writes, &err);
         } else if (op && strcmp(op, "update") == 0) {
             rc = apply_update(&jc, intent, &out->writes, &err);
+        } else if (op && strcmp(op, "link") == 0) {
+            rc = apply_link(&jc, intent, &err);
         } else {
             rc = ferry_err_set(&err, FERRY_EMAPPING, "intent op '%s' is not supported",
                                op ? op : "(none)");

@@ -17,7 +17,7 @@ local engine = {}
 local TOP_KEYS = {
   source = true, target = true, key = true, match = true,
   fields = true, owner = true, filter = true, description = true,
-  op = true, validate = true, rules = true, conflict = true, instead = true,
+  op = true, validate = true, rules = true, conflict = true, instead = true, link_from = true,
 }
 
 -- What happens to a field both systems changed since the last sync.
@@ -202,8 +202,22 @@ function engine.compile(spec, name, path)
   end
 
   m.op = spec.op == nil and "upsert" or spec.op
-  if m.op ~= "upsert" and m.op ~= "update" then
-    fail(path, "'op' must be \"upsert\" (create or update) or \"update\" (never create)")
+  if m.op ~= "upsert" and m.op ~= "update" and m.op ~= "link" then
+    fail(path, "'op' must be \"upsert\" (create or update), \"update\" (never create) or "
+         .. "\"link\" (record a counterpart, write nothing)")
+  end
+  -- op = "link": the record the match rules find in the target becomes the
+  -- counterpart of the source record this one was made from (link_from =
+  -- { system, object }, found through ferry's link to this record), e.g. the
+  -- contact a lead was converted into, for the customer that made the lead.
+  if m.op == "link" then
+    local lf = spec.link_from
+    if type(lf) ~= "table" or type(lf[1]) ~= "string" or type(lf[2]) ~= "string" then
+      fail(path, "op = \"link\" needs link_from = { system, object }")
+    end
+    m.link_from = { system = lf[1], object = lf[2] }
+  elseif spec.link_from ~= nil then
+    fail(path, "link_from is only for op = \"link\"")
   end
 
   m.validate = {}
@@ -385,6 +399,7 @@ function engine.run(m, record, ctx, event)
       fields = fields,
       owner = owner,
       conflict = conflict,
+      link_from = m.link_from,
     },
   }
 

@@ -316,6 +316,53 @@ class FlowAccountsTest(FerryTestCase):
         (lead2,) = s.sap.entities("LeadCollection")
         self.assertEqual(json.dumps(lead2, sort_keys=True), json.dumps(lead, sort_keys=True))
 
+    def test_converted_lead_links_its_customer_to_the_contact(self):
+        """Sales convert the lead in the CRM into a contact (with an e-mail of
+        their own); lead_to_contact links the shop customer to it, and the
+        customer's next change updates that contact instead of making one."""
+        s = self.use(("customer_to_contact", "registration_to_lead", "lead_to_contact"),
+                     settings='customer_to_contact = { customer_model = "by_group",'
+                              ' b2c_customer_groups = { 2 } }')
+        sap_password = 'password = env("FERRY_TEST_SAP_PASSWORD") },'
+        with open(s.config_path, encoding="utf-8") as fh:
+            text = fh.read()
+        self.assertIn(sap_password, text)
+        with open(s.config_path, "w", encoding="utf-8") as fh:
+            # The polls below follow the CRM's edit within SAP's settle time.
+            fh.write(text.replace(sap_password, sap_password[:-3] + ", delta_lag = 0 },"))
+        s.start()
+        s.register_hook("store/customer/*")
+        (cust,) = s.create_customers([{"email": "marta.keller@example.com", "first_name": "Marta",
+                                       "last_name": "Keller", "customer_group_id": 2}])
+        self.settle(1, 1)
+        (lead,) = s.sap.entities("LeadCollection")
+        self.assertEqual(s.sap_contacts(), [])       # a consumer in group 2: a lead only
+        self.assertEqual(s.stop(), 0)
+
+        # Sales qualify the lead and convert it into a contact of their own.
+        contact = s.sap._create({"FirstName": "Marta", "LastName": "Keller",
+                                 "Email": "m.keller@keller-werkzeuge.de"}, "CRM_USER")
+        s.sap.modify_entity("LeadCollection", lead["ObjectID"],
+                            {"ContactID": contact["ContactID"], "LifeCycleStatusCode": "4"})
+        rc, out = s.sync_once()
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(s.query("SELECT dst_id FROM links WHERE src_object = 'customer'"
+                                 " AND src_id = ? AND dst_object = 'ContactCollection'",
+                                 (str(cust["id"]),)),
+                         [{"dst_id": contact["ObjectID"]}])
+        self.assertTrue(s.query("SELECT 1 FROM audit WHERE step = 'link' AND detail LIKE"
+                                " '%linked to ContactCollection%'"))
+
+        # The customer becomes a business buyer: the converted contact is updated.
+        s.update_customer(cust["id"], customer_group_id=1, last_name="Keller-Braun")
+        rc, out = s.sync_once()
+        self.assertEqual(rc, 0, out)
+        (now,) = s.sap_contacts()
+        self.assertEqual(now["ObjectID"], contact["ObjectID"])
+        self.assertEqual((now["LastName"], now["Email"]),
+                         ("Keller-Braun", "marta.keller@example.com"))
+        self.assertEqual(self.writes("ContactCollection", "POST"), [])
+
 
 if __name__ == "__main__":
     if not edmx_present():
