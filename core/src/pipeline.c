@@ -2140,6 +2140,9 @@ int ferry_pipeline_plan_record(struct ferry_worker *w, const char *system, const
         if (p.op == FERRY_WRITE_CREATE && op && strcmp(op, "update") == 0) {
             action = "skip (no record to update)";
         }
+        if (op && strcmp(op, "link") == 0) {
+            action = p.dst_id ? "link (nothing written)" : "skip (no record to link)";
+        }
         if (p.op == FERRY_WRITE_UPDATE && p.dst_id && strcmp(p.how, "link") == 0) {
             /* Read the target as it is now, to see edits made there since. */
             struct ferry_instance *ti = &rt->instances[p.idx];
