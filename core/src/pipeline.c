@@ -716,7 +716,21 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
             goto cleanup;
         }
         ferry_err_clear(err);
-        rc = inst->conn->lookup(inst->state, &call, tobj, field, value, &found, err);
+        const json_t *where = json_object_get(rule, "where");
+        if (json_is_object(where) && json_object_size(where) > 0) {
+            /* Conditions besides the field (e.g. only open opportunities). */
+            if (!FERRY_CONNECTOR_HAS(inst->conn, lookup_where) || !inst->conn->lookup_where) {
+                rc = ferry_err_set(err, FERRY_EUNSUPPORTED,
+                                   "connector %s cannot look up by several conditions", tsys);
+                goto cleanup;
+            }
+            json_t *all = json_deep_copy(where);
+            json_object_set_new(all, field, json_string(value));
+            rc = inst->conn->lookup_where(inst->state, &call, tobj, all, &found, err);
+            json_decref(all);
+        } else {
+            rc = inst->conn->lookup(inst->state, &call, tobj, field, value, &found, err);
+        }
         if (rc < 0) {
             goto cleanup;
         }

@@ -128,7 +128,10 @@ function engine.compile(spec, name, path)
       m.match[i] = { rule = "link" }
     elseif type(r) == "table" and r.rule == "lookup" and type(r.field) == "string"
         and (type(r.value) == "function" or type(r.value) == "string") then
-      m.match[i] = { rule = "lookup", field = r.field, value = r.value }
+      if r.where ~= nil and type(r.where) ~= "table" then
+        fail(path, "match[%d]: where must be a table", i)
+      end
+      m.match[i] = { rule = "lookup", field = r.field, value = r.value, where = r.where }
     else
       fail(path, "match[%d] must be \"link\" or map.lookup(field, value)", i)
     end
@@ -330,7 +333,8 @@ function engine.run(m, record, ctx, event)
     else
       local v = resolve(r.value, record, ctx)
       if v ~= nil and v ~= null and v ~= "" then
-        match[#match + 1] = { rule = "lookup", field = r.field, value = v }
+        match[#match + 1] = { rule = "lookup", field = r.field, value = v,
+                              where = map.where_values(r.where, record, ctx) }
       end
     end
   end

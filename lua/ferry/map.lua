@@ -148,11 +148,48 @@ end
 
 -- map.lookup(field, src): a match rule: find the target record whose `field`
 -- equals the value of `src`. Skipped when that value is empty.
-function map.lookup(field, src)
+-- map.lookup(field, src[, where]): `where` adds conditions the found record
+-- must also meet, { TargetField = value, list of values, or function(record,
+-- ctx) returning either }, e.g. { LifeCycleStatusCode = { "1", "2" } } for
+-- open opportunities only.
+function map.lookup(field, src, where)
   if type(field) ~= "string" or field == "" then
     error("map.lookup: expected a target field name, got " .. type(field), 2)
   end
-  return { rule = "lookup", field = field, value = source(src, "map.lookup", 2) }
+  if where ~= nil and type(where) ~= "table" then
+    error("map.lookup: where must be a table { TargetField = value or list }", 2)
+  end
+  return { rule = "lookup", field = field, value = source(src, "map.lookup", 2), where = where }
+end
+
+-- The conditions of a lookup for one record: functions called, lists kept
+-- as arrays, empty values dropped. nil when there are none.
+function map.where_values(where, record, ctx)
+  if where == nil then
+    return nil
+  end
+  local out, n = {}, 0
+  for k, v in pairs(where) do
+    if type(v) == "function" then
+      v = v(record, ctx)
+    end
+    if type(v) == "table" then
+      local list = ferry.array {}
+      for i, x in ipairs(v) do
+        list[i] = tostring(x)
+      end
+      v = #list > 0 and list or nil
+    elseif v ~= nil and v ~= null and v ~= "" then
+      v = tostring(v)
+    else
+      v = nil
+    end
+    if v ~= nil then
+      out[k] = v
+      n = n + 1
+    end
+  end
+  return n > 0 and out or nil
 end
 
 -- map.ref{ source = { "bigcommerce", "company" }, id = "company_id",
@@ -291,7 +328,8 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx)
         v = v(record, ctx) -- map.lookup(field, path-or-function), as at the top level
       end
       if v ~= nil and v ~= null and v ~= "" then
-        match[#match + 1] = { rule = "lookup", field = r.field, value = v }
+        match[#match + 1] = { rule = "lookup", field = r.field, value = v,
+                              where = map.where_values(r.where, record, ctx) }
       end
     end
   end

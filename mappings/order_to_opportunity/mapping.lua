@@ -28,10 +28,15 @@
 -- owner then gets a task instead (`instead` below; subject from the setting
 -- `blocked_subject`), and the job succeeds.
 --
+-- Only the account's *open* opportunity moves: the lookup also asks for
+-- LifeCycleStatusCode in `open_statuses` (default { "1", "2" }, open and in
+-- process; the codes are the tenant's). Won, lost or stopped ones are never
+-- touched.
+--
 -- Not done, because the core cannot yet:
--- - "open" opportunities only: a lookup compares one field, so it cannot say
---   ProspectPartyID eq X and LifeCycleStatusCode eq open, nor choose among
---   several (two matches fail the job as a duplicate).
+-- - choosing among several open opportunities of one account: two matches
+--   fail the job as a duplicate (a person decides which one the order
+--   concerns).
 -- - adding to the expected value (current + order) needs the current value.
 
 local map = require "ferry.map"
@@ -77,7 +82,11 @@ return {
   target = { "sap_sales", "OpportunityCollection" },
   op     = "update",
   key    = "id",
-  match  = { "link", map.lookup("ProspectPartyID", account) },
+  match  = { "link", map.lookup("ProspectPartyID", account, {
+    LifeCycleStatusCode = function(_, ctx)
+      return commerce.setting(ctx, "open_statuses", { "1", "2" })
+    end,
+  }) },
   fields = {
     SalesCyclePhaseCode = from_band("phase", commerce.text),             -- String(3)
     ProbabilityPercent  = from_band("probability", commerce.decimal),    -- Decimal

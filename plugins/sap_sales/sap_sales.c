@@ -825,6 +825,62 @@ static int sap_lookup(void *state, struct ferry_call *call, const char *object, 
     return rc;
 }
 
+static int sap_lookup_where(void *state, struct ferry_call *call, const char *object,
+                            const json_t *where, json_t **found, struct ferry_err *err)
+{
+    struct ferry_sap_instance *inst = state;
+    const char *field, *first = NULL;
+    json_t *v, *meta;
+    char *url;
+    int rc = 0;
+
+    *found = NULL;
+    if (check_object(object, err) < 0) {
+        return FERRY_EINVAL;
+    }
+    if (!json_is_object(where) || json_object_size(where) == 0) {
+        return ferry__sap_err_set(err, FERRY_EINVAL, "lookup %s: no conditions", object);
+    }
+    meta = meta_or_null(inst, call);
+    json_object_foreach((json_t *)where, field, v)
+    {
+        const json_t *prop = ferry__sap_meta_prop(meta, object, field);
+        size_t i;
+        json_t *x;
+        bool ok = json_is_string(v) || (json_is_array(v) && json_array_size(v) > 0);
+        json_array_foreach(json_is_array(v) ? v : NULL, i, x)
+        {
+            ok = ok && json_is_string(x);
+        }
+        first = first ? first : field;
+        if (!ferry__sap_is_name(field) || !ok) {
+            rc = ferry__sap_err_set(err, FERRY_EINVAL,
+                                    "lookup %s: condition on %.64s must name a property and give "
+                                    "a string or a list of strings",
+                                    object, field);
+        } else if (prop && !json_is_true(json_object_get(prop, "filterable"))) {
+            rc = ferry__sap_err_set(err, FERRY_EINVAL,
+                                    "lookup %s: %s is not filterable (sap:filterable=false)",
+                                    object, field);
+        } else if (ferry__sap_meta_set(meta, object) && !prop) {
+            rc = ferry__sap_err_set(err, FERRY_EINVAL, "lookup %s: no property %s in $metadata",
+                                    object, field);
+        }
+        if (rc < 0) {
+            break;
+        }
+    }
+    if (rc == 0) {
+        /* Two rows are enough to tell "unique" from "ambiguous". */
+        url = ferry__sap_where_url(inst->root, object, where, 2);
+        rc = url ? query_unique(inst, call, object, first, url, key_of(meta, object), found, err)
+                 : ferry__sap_err_set(err, FERRY_ENOMEM, "out of memory");
+        free(url);
+    }
+    json_decref(meta);
+    return rc;
+}
+
 /* ---- writes ----------------------------------------------------------------------------- */
 
 /*
@@ -1389,6 +1445,7 @@ static const struct ferry_connector sap_connector = {
     .decode_webhook = sap_decode_webhook,
     .describe = sap_describe,
     .write_many = sap_write_many,
+    .lookup_where = sap_lookup_where,
 };
 
 FERRY_PLUGIN_EXPORT int ferry_connector_entry(const struct ferry_host_api *host,

@@ -294,6 +294,76 @@ cleanup:
     return out;
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* "(F eq 'a' or F eq 'b')", or "F eq 'a'" for a single value; %-encoded. */
+static char *where_term(const char *field, const json_t *v)
+{
+    size_t i, n = json_is_array(v) ? json_array_size(v) : 1;
+    char *out = NULL;
+    for (i = 0; i < n; i++) {
+        const char *text = json_string_value(json_is_array(v) ? json_array_get(v, i) : v);
+        char *lit = text ? ferry__sap_literal_encode(text) : NULL;
+        char *next = lit ? join(out ? out : "", out ? "%20or%20" : "", field, "%20eq%20%27", lit,
+                                "%27", (const char *)NULL)
+                         : NULL;
+        free(lit);
+        free(out);
+        out = next;
+        if (!out) {
+            return NULL;
+        }
+    }
+    if (n > 1) {
+        char *wrapped = join("(", out, ")", (const char *)NULL);
+        free(out);
+        out = wrapped;
+    }
+    return out;
+}
+
+char *ferry__sap_where_url(const char *root, const char *object, const json_t *where, int top)
+{
+    const char **keys;
+    size_t n = json_object_size(where), k = 0;
+    const char *key;
+    json_t *v;
+    char *filter = NULL, *out = NULL;
+    char topbuf[32];
+
+    if (n == 0 || !(keys = calloc(n, sizeof(*keys)))) {
+        return NULL;
+    }
+    json_object_foreach((json_t *)where, key, v)
+    {
+        keys[k++] = key;
+    }
+    /* Sorted: the same conditions always make the same URL (audit, caches). */
+    qsort(keys, n, sizeof(*keys), cmp_cstr);
+    for (k = 0; k < n; k++) {
+        char *term = where_term(keys[k], json_object_get(where, keys[k]));
+        char *next =
+            term ? join(filter ? filter : "", filter ? "%20and%20" : "", term, (const char *)NULL)
+                 : NULL;
+        free(term);
+        free(filter);
+        filter = next;
+        if (!filter) {
+            goto cleanup;
+        }
+    }
+    snprintf(topbuf, sizeof(topbuf), "%d", top);
+    out =
+        join(root, object, "?$filter=", filter, "&$format=json&$top=", topbuf, (const char *)NULL);
+cleanup:
+    free(filter);
+    free(keys);
+    return out;
+}
+
 json_t *ferry__sap_load_body(const char *body, size_t len, struct ferry_err *err)
 {
     json_error_t jerr;

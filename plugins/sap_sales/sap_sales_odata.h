@@ -81,6 +81,16 @@ FERRY_SAP_NODISCARD char *ferry__sap_lookup_url(const char *root, const char *ob
                                                 const char *field, const char *value, int top);
 
 /*
+ * "<root><object>?$filter=<conditions>&$format=json&$top=<top>" for `where`,
+ * an object of property -> string (eq) or array of strings (or, on that
+ * property only, as SAP allows); conditions joined with and. Property names
+ * are the caller's to check. Caller frees; NULL when out of memory or `where`
+ * is empty.
+ */
+FERRY_SAP_NODISCARD char *ferry__sap_where_url(const char *root, const char *object,
+                                               const json_t *where, int top);
+
+/*
  * One entity from a read or create response. c4codataapi wraps single
  * entities as {"d":{"results":{...}}}, standard v2 as {"d":{...}}; both are
  * accepted. *entity is a new reference. FERRY_EPROTO when neither shape.

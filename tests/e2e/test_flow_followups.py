@@ -124,7 +124,13 @@ class FlowFollowupsTest(FerryTestCase):
         opp = s.sap.seed("OpportunityCollection", {"Name": "Keller tooling 2025",
                                                    "ProspectPartyID": "1000017",
                                                    "SalesCyclePhaseCode": "001",
+                                                   "LifeCycleStatusCode": "1",
                                                    "ApprovalStatusCode": "3"})
+        # A won opportunity of the same account is not open: never a candidate.
+        won = s.sap.seed("OpportunityCollection", {"Name": "Keller tooling 2024",
+                                                   "ProspectPartyID": "1000017",
+                                                   "SalesCyclePhaseCode": "005",
+                                                   "LifeCycleStatusCode": "3"})
 
         oid = s.bc.add_order(customer_id=cust["id"], email_addr="marta.keller@example.com")
         s.wait_for(lambda: any("move the account's opportunity" in t["Subject"]
@@ -136,15 +142,18 @@ class FlowFollowupsTest(FerryTestCase):
                          "Order %d (98.00 USD) placed: move the account's opportunity to phase "
                          "003 by hand (ferry may not change it: in approval or not changeable)"
                          % oid)
-        (now,) = s.sap.entities("OpportunityCollection")
-        self.assertEqual(now["SalesCyclePhaseCode"], "001")
+        phases = {o["ObjectID"]: o["SalesCyclePhaseCode"]
+                  for o in s.sap.entities("OpportunityCollection")}
+        self.assertEqual(phases, {opp["ObjectID"]: "001", won["ObjectID"]: "005"})
         patches = [r for r in s.sap_requests()
                    if r["method"] in ("PATCH", "MERGE") and "OpportunityCollection" in r["path"]]
         self.assertEqual(patches, [])
         rows = s.query("SELECT detail FROM audit WHERE step = 'instead'")
         self.assertEqual(len(rows), 1, rows)
         self.assertIn("in approval", rows[0]["detail"])
-        self.assertTrue(opp)
+        lookups = [r for r in s.sap_requests() if r["method"] == "GET"
+                   and "OpportunityCollection" in r["path"] and "LifeCycleStatusCode" in r["query"]]
+        self.assertTrue(lookups, "the lookup asked for open opportunities only")
 
 
 if __name__ == "__main__":

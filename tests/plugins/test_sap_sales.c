@@ -315,6 +315,45 @@ static void test_sap_lookup_escapes_value_and_finds_none(void **ts)
     assert_int_equal(fake_host_nrequests(), 1);
 }
 
+/* Several conditions: and between properties, or within one (as SAP allows). */
+static void test_sap_lookup_where_builds_one_filter(void **ts)
+{
+    struct fixture *f = *ts;
+    json_t *found = (json_t *)1;
+    struct ferry_err err = {0};
+    json_t *where = json_pack("{s:s, s:[s, s]}", "AccountID", "O'Neil 17", "StatusCode", "1", "2");
+
+    fake_host_push(200, NULL, "{\"d\":{\"results\":[]}}");
+    assert_int_equal(
+        f->conn->lookup_where(f->state, fake_host_call(), "ContactCollection", where, &found, &err),
+        0);
+    assert_null(found);
+    assert_int_equal(fake_host_nrequests(), 1);
+    assert_string_equal(fake_host_request(0)->url,
+                        ROOT "ContactCollection?$filter=AccountID%20eq%20%27O%27%27Neil%2017%27"
+                             "%20and%20(StatusCode%20eq%20%271%27%20or%20StatusCode%20eq%20"
+                             "%272%27)&$format=json&$top=2");
+    json_decref(where);
+
+    /* Not a property name, or not strings: refused before any request. */
+    where = json_pack("{s:s}", "A eq 'x' or B", "v");
+    assert_int_equal(
+        f->conn->lookup_where(f->state, fake_host_call(), "ContactCollection", where, &found, &err),
+        FERRY_EINVAL);
+    json_decref(where);
+    where = json_pack("{s:i}", "Email", 5);
+    assert_int_equal(
+        f->conn->lookup_where(f->state, fake_host_call(), "ContactCollection", where, &found, &err),
+        FERRY_EINVAL);
+    json_decref(where);
+    where = json_object();
+    assert_int_equal(
+        f->conn->lookup_where(f->state, fake_host_call(), "ContactCollection", where, &found, &err),
+        FERRY_EINVAL);
+    json_decref(where);
+    assert_int_equal(fake_host_nrequests(), 1);
+}
+
 static void test_sap_lookup_one_result(void **ts)
 {
     struct fixture *f = *ts;
@@ -1822,6 +1861,7 @@ int main(void)
         cmocka_unit_test(test_sap_base64_padding),
         T(test_sap_basic_auth_header),
         T(test_sap_lookup_escapes_value_and_finds_none),
+        T(test_sap_lookup_where_builds_one_filter),
         T(test_sap_lookup_one_result),
         T(test_sap_lookup_two_results_is_duplicate),
         T(test_sap_lookup_parses_next_and_count),

@@ -207,6 +207,44 @@ static int dst_write(void *state, struct ferry_call *call, const struct ferry_wr
 }
 
 static int dst_fetches;
+static json_t *dst_last_where; /* conditions of the last lookup_where */
+
+/* Finds a record matching every condition (a string, or one of a list). */
+static int dst_lookup_where(void *state, struct ferry_call *call, const char *object,
+                            const json_t *where, json_t **found, struct ferry_err *err)
+{
+    const char *id;
+    json_t *entry;
+    json_decref(dst_last_where);
+    dst_last_where = json_deep_copy(where);
+    dst_lookups++;
+    *found = NULL;
+    json_object_foreach(dst_records, id, entry)
+    {
+        json_t *rec = json_object_get(entry, "record");
+        const char *k;
+        json_t *want;
+        bool all = true;
+        json_object_foreach((json_t *)where, k, want)
+        {
+            json_t *have = json_object_get(rec, k);
+            bool one = json_equal(have, want);
+            size_t i;
+            json_t *alt;
+            json_array_foreach(json_is_array(want) ? want : NULL, i, alt)
+            {
+                one = one || json_equal(have, alt);
+            }
+            all = all && one;
+        }
+        if (all) {
+            *found = json_pack("{s:s, s:O, s:O}", "id", id, "etag", json_object_get(entry, "etag"),
+                               "record", rec);
+            return 0;
+        }
+    }
+    return 0;
+}
 
 static int dst_fetch(void *state, struct ferry_call *call, const char *object, const char *id,
                      json_t **record, struct ferry_err *err)
@@ -225,6 +263,7 @@ static const struct ferry_connector dst_conn = {
     .fetch = dst_fetch,
     .lookup = dst_lookup,
     .write = dst_write,
+    .lookup_where = dst_lookup_where,
 };
 
 /* ---- fixture ---- */
@@ -346,6 +385,8 @@ static int teardown(void **state)
     json_decref(dst_last_update);
     json_decref(src_last_write);
     src_last_write = NULL;
+    json_decref(dst_last_where);
+    dst_last_where = NULL;
     snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
     assert_int_equal(system(cmd), 0);
     free(fx);
@@ -1174,6 +1215,43 @@ static void test_pipeline_linked_match_finds_another_records_target(void **state
     assert_string_equal(json_string_value(json_object_get(k8rec, "Status")), "done");
 }
 
+/* A lookup with conditions finds only the record that meets all of them. */
+static const char *where_mapping =
+    "local map = require \"ferry.map\"\n"
+    "return {\n"
+    "  source = { \"src\", \"thing\", on = { \"created\", \"updated\" } },\n"
+    "  target = { \"dst\", \"Things\" },\n"
+    "  op     = \"update\",\n"
+    "  match  = { map.lookup(\"Email\", map.lower \"email\", { Status = { \"1\", \"2\" },\n"
+    "             Kind = function(r, ctx) return \"deal\" end }) },\n"
+    "  fields = { Name = \"name\" },\n"
+    "}\n";
+
+static void test_pipeline_lookup_with_conditions(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    use_mapping(fx, where_mapping);
+    json_object_set_new(dst_records, "W1",
+                        json_pack("{s:s, s:{s:s, s:s, s:s}}", "etag", "e1", "record", "Email",
+                                  "jane@example.com", "Status", "3", "Kind", "deal"));
+    json_object_set_new(dst_records, "W2",
+                        json_pack("{s:s, s:{s:s, s:s, s:s}}", "etag", "e1", "record", "Email",
+                                  "jane@example.com", "Status", "2", "Kind", "deal"));
+    enqueue(fx, "1", "updated");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_updates, 1);
+    json_t *w2 = json_object_get(json_object_get(dst_records, "W2"), "record");
+    assert_string_equal(json_string_value(json_object_get(w2, "Name")), "Jane");
+    json_t *w1 = json_object_get(json_object_get(dst_records, "W1"), "record");
+    assert_null(json_object_get(w1, "Name"));
+    /* The field's own value joined the conditions. */
+    assert_string_equal(json_string_value(json_object_get(dst_last_where, "Email")),
+                        "jane@example.com");
+    assert_string_equal(json_string_value(json_object_get(dst_last_where, "Kind")), "deal");
+    assert_int_equal(json_array_size(json_object_get(dst_last_where, "Status")), 2);
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -1222,6 +1300,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_burst_of_updates_is_coalesced, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_lookup_with_conditions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_refused_update_makes_the_task_instead, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_linked_match_finds_another_records_target,

@@ -312,6 +312,17 @@ struct ferry_connector {
      */
     int (*write_many)(void *state, struct ferry_call *call, const struct ferry_write *writes,
                       size_t n, json_t **results, struct ferry_err *err);
+
+    /*
+     * Like lookup, with several conditions: a record whose every field in
+     * `where` (an object) equals the value given, a string, or one of the
+     * values, an array of strings (e.g. an account's *open* opportunity:
+     * {"ProspectPartyID": "1000017", "LifeCycleStatusCode": ["1", "2"]}).
+     * Same answers as lookup. May be NULL: a mapping whose lookup carries
+     * conditions then fails with FERRY_EUNSUPPORTED.
+     */
+    int (*lookup_where)(void *state, struct ferry_call *call, const char *object,
+                        const json_t *where, json_t **found, struct ferry_err *err);
 };
 
 #define FERRY_CONNECTOR_HAS(c, member)                                                             \
