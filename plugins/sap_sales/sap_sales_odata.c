@@ -273,24 +273,10 @@ char *ferry__sap_entity_url(const char *root, const char *object, const char *id
 char *ferry__sap_lookup_url(const char *root, const char *object, const char *field,
                             const char *value, int top)
 {
-    char *lit = NULL, *filter = NULL, *out = NULL;
-    char topbuf[32];
-
-    lit = ferry__sap_literal_encode(value);
-    if (!lit) {
-        goto cleanup;
-    }
-    /* The field is an identifier (checked by the caller), so only the literal needs care. */
-    filter = join(field, "%20eq%20%27", lit, "%27", (const char *)NULL);
-    if (!filter) {
-        goto cleanup;
-    }
-    snprintf(topbuf, sizeof(topbuf), "%d", top);
-    out =
-        join(root, object, "?$filter=", filter, "&$format=json&$top=", topbuf, (const char *)NULL);
-cleanup:
-    free(lit);
-    free(filter);
+    /* One condition is the simplest case of several. */
+    json_t *where = json_pack("{s:s}", field, value);
+    char *out = where ? ferry__sap_where_url(root, object, where, top) : NULL;
+    json_decref(where);
     return out;
 }
 

@@ -277,15 +277,18 @@ struct fx {
     struct ferry_runtime *rt;
 };
 
-static const char *mapping_text =
-    "local map = require \"ferry.map\"\n"
-    "return {\n"
-    "  source = { \"src\", \"thing\", on = { \"created\", \"updated\" } },\n"
+/* The start of every test mapping: src things to dst Things. */
+#define MAPPING_HEAD                                                                               \
+    "local map = require \"ferry.map\"\n"                                                          \
+    "return {\n"                                                                                   \
+    "  source = { \"src\", \"thing\", on = { \"created\", \"updated\" } },\n"                      \
     "  target = { \"dst\", \"Things\" },\n"
-    "  match  = { \"link\", map.lookup(\"Email\", map.lower \"email\") },\n"
-    "  fields = { Name = \"name\", Email = map.lower \"email\", Phone = \"phone\" },\n"
-    "  owner  = { Phone = \"dst\" },\n"
-    "}\n";
+
+static const char *mapping_text =
+    MAPPING_HEAD "  match  = { \"link\", map.lookup(\"Email\", map.lower \"email\") },\n"
+                 "  fields = { Name = \"name\", Email = map.lower \"email\", Phone = \"phone\" },\n"
+                 "  owner  = { Phone = \"dst\" },\n"
+                 "}\n";
 
 static void write_file(const char *path, const char *text)
 {
@@ -848,13 +851,9 @@ static void test_pipeline_burst_of_updates_is_coalesced(void **state)
 
 /* The main mapping with a conflict policy (the file's, or a setting's). */
 static const char *conflict_mapping_head =
-    "local map = require \"ferry.map\"\n"
-    "return {\n"
-    "  source = { \"src\", \"thing\", on = { \"created\", \"updated\" } },\n"
-    "  target = { \"dst\", \"Things\" },\n"
-    "  match  = { \"link\", map.lookup(\"Email\", map.lower \"email\") },\n"
-    "  fields = { Name = \"name\", Email = map.lower \"email\", Phone = \"phone\" },\n"
-    "  owner  = { Phone = \"dst\" },\n";
+    MAPPING_HEAD "  match  = { \"link\", map.lookup(\"Email\", map.lower \"email\") },\n"
+                 "  fields = { Name = \"name\", Email = map.lower \"email\", Phone = \"phone\" },\n"
+                 "  owner  = { Phone = \"dst\" },\n";
 
 /* Sync record 1, then change Name on both sides: in the CRM to "CrmName"
  * (with a change time), at the source to "Janet". */
@@ -1115,11 +1114,7 @@ static void test_pipeline_reverse_link_finds_the_counterpart(void **state)
 }
 
 /* An update the target refuses as not allowed becomes the rule's task. */
-static const char *instead_mapping =
-    "local map = require \"ferry.map\"\n"
-    "return {\n"
-    "  source = { \"src\", \"thing\", on = { \"created\", \"updated\" } },\n"
-    "  target = { \"dst\", \"Things\" },\n"
+static const char *instead_mapping = MAPPING_HEAD
     "  op     = \"update\",\n"
     "  match  = { map.lookup(\"Email\", map.lower \"email\") },\n"
     "  fields = { Name = \"name\" },\n"
@@ -1157,17 +1152,13 @@ static void test_pipeline_refused_update_makes_the_task_instead(void **state)
 
 /* A rule that closes the task another record (a cart) made, if it is recent. */
 static const char *linked_mapping =
-    "local map = require \"ferry.map\"\n"
-    "return {\n"
-    "  source = { \"src\", \"thing\", on = { \"created\", \"updated\" } },\n"
-    "  target = { \"dst\", \"Things\" },\n"
-    "  fields = { Name = \"name\" },\n"
-    "  rules = { close = function(r, ctx)\n"
-    "    return map.update { target = { \"dst\", \"Tasks\" }, key = \"close\",\n"
-    "      match = { map.linked(\"cart\", r.cart, { within_hours = 2 }) },\n"
-    "      fields = { Status = \"done\" } }\n"
-    "  end },\n"
-    "}\n";
+    MAPPING_HEAD "  fields = { Name = \"name\" },\n"
+                 "  rules = { close = function(r, ctx)\n"
+                 "    return map.update { target = { \"dst\", \"Tasks\" }, key = \"close\",\n"
+                 "      match = { map.linked(\"cart\", r.cart, { within_hours = 2 }) },\n"
+                 "      fields = { Status = \"done\" } }\n"
+                 "  end },\n"
+                 "}\n";
 
 static void test_pipeline_linked_match_finds_another_records_target(void **state)
 {
@@ -1216,11 +1207,7 @@ static void test_pipeline_linked_match_finds_another_records_target(void **state
 }
 
 /* A lookup with conditions finds only the record that meets all of them. */
-static const char *where_mapping =
-    "local map = require \"ferry.map\"\n"
-    "return {\n"
-    "  source = { \"src\", \"thing\", on = { \"created\", \"updated\" } },\n"
-    "  target = { \"dst\", \"Things\" },\n"
+static const char *where_mapping = MAPPING_HEAD
     "  op     = \"update\",\n"
     "  match  = { map.lookup(\"Email\", map.lower \"email\", { Status = { \"1\", \"2\" },\n"
     "             Kind = function(r, ctx) return \"deal\" end }) },\n"
