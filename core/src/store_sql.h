@@ -166,7 +166,7 @@
 
 /*
  * Migration 6: events of one business entity (e.g. an order's refund and the
- * status change BigCommerce sends for it) carry a group key; a job sees the
+ * status change the store sends for it) carry a group key; a job sees the
  * other events of its group within the coalescing window.
  */
 #define FERRY_SQL_MIGRATION_6                                                                      \
