@@ -196,6 +196,14 @@ static void plan_clear(struct plan *p)
     p->op = 0;
 }
 
+/* Appends a name to a short comma-separated list for an audit line. */
+static void list_add(char *buf, size_t cap, size_t *len, const char *name)
+{
+    if (*len < cap) {
+        *len += (size_t)snprintf(buf + *len, cap - *len, "%s%s", *len ? ", " : "", name);
+    }
+}
+
 /*
  * The echo ledger rows of a job's source record that the record matches:
  * fields whose value (as the record shows it) is one that ferry itself
@@ -269,9 +277,7 @@ static size_t drop_echoes(struct job_ctx *jc, struct plan *p)
         if (!echo) {
             continue;
         }
-        if (len < sizeof(names)) {
-            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", n ? ", " : "", k);
-        }
+        list_add(names, sizeof(names), &len, k);
         json_object_del(p->write, k);
         n++;
     }
@@ -303,9 +309,7 @@ static void audit_owned(struct job_ctx *jc, const struct plan *p, const json_t *
         if (!field_owned_by(owner, k, p->tsys) || (old && json_equal(old, v))) {
             continue;
         }
-        if (len < sizeof(names)) {
-            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", n ? ", " : "", k);
-        }
+        list_add(names, sizeof(names), &len, k);
         n++;
     }
     if (n > 0) {
@@ -484,9 +488,8 @@ static int resolve_conflicts(struct job_ctx *jc, const json_t *intent, struct pl
             resolution = "target kept";
         }
         log_conflict(jc, intent, p, k, old, v, now, policy, resolution);
-        if (park && plen < sizeof(parked)) {
-            plen +=
-                (size_t)snprintf(parked + plen, sizeof(parked) - plen, "%s%s", plen ? ", " : "", k);
+        if (park) {
+            list_add(parked, sizeof(parked), &plen, k);
         }
         if (keep_target) {
             json_object_del(p->write, k);
