@@ -102,6 +102,8 @@ struct job_ctx {
     /* The source record's echo ledger rows that it still matches: fields
      * whose current value is what ferry itself wrote there. Owned; NULL: none. */
     json_t *echo;
+    /* A batch's lookups answered in advance (prefetch_lookups); borrowed, may be NULL. */
+    const json_t *lookup_cache;
 };
 
 static void audit(struct job_ctx *jc, const char *connector, const char *step, const char *fmt, ...)
@@ -505,6 +507,30 @@ static int resolve_conflicts(struct job_ctx *jc, const json_t *intent, struct pl
     return 0;
 }
 
+/* The key of one lookup answer in a batch's cache. */
+static void lookup_cache_key(char *out, size_t n, int idx, const char *tobj, const char *field,
+                             const char *value)
+{
+    snprintf(out, n, "%d\x1f%s\x1f%s\x1f%s", idx, tobj, field, value);
+}
+
+/* Whether the batch already asked for this value: *found is then the answer (or NULL). */
+static bool lookup_cached(const struct job_ctx *jc, int idx, const char *tobj, const char *field,
+                          const char *value, json_t **found)
+{
+    char key[1024];
+    if (!jc->lookup_cache) {
+        return false;
+    }
+    lookup_cache_key(key, sizeof(key), idx, tobj, field, value);
+    json_t *hit = json_object_get(jc->lookup_cache, key);
+    if (!hit) {
+        return false;
+    }
+    *found = json_is_null(hit) ? NULL : json_deep_copy(hit);
+    return true;
+}
+
 /*
  * Match rule "linked": the target record another source record was synced
  * to, through the link table ({"rule": "linked", "object", "id", ["system"],
@@ -731,7 +757,7 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
             json_object_set_new(all, field, json_string(value));
             rc = inst->conn->lookup_where(inst->state, &call, tobj, all, &found, err);
             json_decref(all);
-        } else {
+        } else if (!lookup_cached(jc, p->idx, tobj, field, value, &found)) {
             rc = inst->conn->lookup(inst->state, &call, tobj, field, value, &found, err);
         }
         if (rc < 0) {
@@ -1272,7 +1298,8 @@ struct batch_member {
     bool leased;
     bool pending;
     int64_t started_ms;
-    json_t *payload, *fetched, *intents, *context;
+    bool prepared; /* mapped, waiting to be planned with the batch's lookups */
+    json_t *payload, *fetched, *intents, *context, *echo;
     struct job_ctx jc;
     struct plan p;
 };
@@ -1498,33 +1525,18 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
         json_t *only = json_array_get(intents, 0);
         const char *op = json_string_value(json_object_get(only, "op"));
         if (op && strcmp(op, "upsert") == 0) {
+            /* Planned once every member is prepared, so that their lookups
+             * can share round trips (prefetch_lookups, plan_prepared). The
+             * batch takes everything the context borrows. */
             bm->jc = jc;
-            rc = plan_upsert(&bm->jc, only, false, &bm->p, &err);
-            bm->jc.echo = NULL; /* only planning reads it; jc keeps it */
-            if (rc < 0) {
-                goto fail;
-            }
-            if (bm->p.op == 0) {
-                out->kind = FERRY_OUTCOME_DONE;
-                goto done;
-            }
-            if (can_write_many(rt, bm->p.idx)) {
-                /* Hand the plan and everything it borrows to the batch. */
-                bm->pending = true;
-                bm->payload = payload;
-                bm->fetched = fetched;
-                bm->intents = intents;
-                bm->context = context;
-                payload = fetched = intents = context = NULL;
-                json_decref(echo);
-                return 0;
-            }
-            rc = write_plan(&bm->jc, only, &bm->p, &out->writes, &err);
-            if (rc < 0) {
-                goto fail;
-            }
-            out->kind = FERRY_OUTCOME_DONE;
-            goto done;
+            bm->prepared = true;
+            bm->payload = payload;
+            bm->fetched = fetched;
+            bm->intents = intents;
+            bm->context = context;
+            bm->echo = echo;
+            payload = fetched = intents = context = echo = NULL;
+            return 0;
         }
     }
     size_t i;
@@ -1673,6 +1685,7 @@ int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
 static void member_free(struct batch_member *m)
 {
     plan_clear(&m->p);
+    json_decref(m->echo);
     json_decref(m->payload);
     json_decref(m->fetched);
     json_decref(m->intents);
@@ -1788,6 +1801,152 @@ static void flush_batch(struct ferry_worker *w, struct batch_member *ms, size_t 
     free(who);
 }
 
+static void set_member_log_ctx(const struct batch_member *m)
+{
+    struct ferry_log_ctx lctx = {.correlation_id = m->job->correlation_id,
+                                 .connector = m->jc.src_system,
+                                 .object = m->jc.src_object,
+                                 .id = m->jc.src_id,
+                                 .job_id = m->job->id};
+    ferry_log_ctx_set(&lctx);
+}
+
+/*
+ * The first lookup of every prepared member that has no link yet, asked per
+ * (target, object, field) in one round trip when the connector can
+ * (lookup_many): a backfill of new records then costs one lookup request
+ * per batch instead of one per record. A new object of answers for
+ * lookup_cached, or NULL; a failed round trip leaves the lookups to each
+ * member, as before.
+ */
+static json_t *prefetch_lookups(struct ferry_worker *w, struct batch_member *ms, size_t n)
+{
+    struct ferry_runtime *rt = w->rt;
+    json_t *groups = json_object(), *cache = NULL;
+    char gkey[512];
+    for (size_t i = 0; groups && i < n; i++) {
+        const json_t *only = ms[i].prepared ? json_array_get(ms[i].intents, 0) : NULL;
+        const json_t *target = json_object_get(only, "target");
+        const char *tsys = json_string_value(json_object_get(target, "system"));
+        const char *tobj = json_string_value(json_object_get(target, "object"));
+        const char *sid = json_string_value(json_object_get(json_object_get(only, "source"), "id"));
+        int idx = tsys ? ferry_runtime_instance(rt, tsys) : -1;
+        if (!only || !tobj || idx < 0 ||
+            !FERRY_CONNECTOR_HAS(rt->instances[idx].conn, lookup_many) ||
+            !rt->instances[idx].conn->lookup_many) {
+            continue;
+        }
+        struct ferry_link_key key = {.src_system = ms[i].jc.src_system,
+                                     .src_object = ms[i].jc.src_object,
+                                     .src_id = sid ? sid : ms[i].jc.src_id,
+                                     .dst_system = tsys,
+                                     .dst_object = tobj};
+        struct ferry_link link = {0};
+        struct ferry_err err = {0};
+        bool linked =
+            ferry_store_link_get(w->store, &key, &link, &err) == 0 && link.dst_id && link.dst_id[0];
+        ferry_link_clear(&link);
+        if (linked) {
+            continue; /* the link decides; no lookup */
+        }
+        size_t k;
+        const json_t *rule;
+        json_array_foreach(json_object_get(only, "match"), k, rule)
+        {
+            const char *kind = json_string_value(json_object_get(rule, "rule"));
+            const char *field = json_string_value(json_object_get(rule, "field"));
+            const char *value = json_string_value(json_object_get(rule, "value"));
+            if (!kind || strcmp(kind, "lookup") != 0) {
+                continue;
+            }
+            if (field && value && *value && json_object_size(json_object_get(rule, "where")) == 0) {
+                snprintf(gkey, sizeof(gkey), "%d\x1f%s\x1f%s", idx, tobj, field);
+                json_t *vals = json_object_get(groups, gkey);
+                if (!vals) {
+                    json_object_set_new(groups, gkey, vals = json_array());
+                }
+                json_array_append_new(vals, json_string(value));
+            }
+            break; /* only the first lookup: later ones run only if it finds nothing */
+        }
+    }
+    const char *g;
+    json_t *vals;
+    json_object_foreach(groups, g, vals)
+    {
+        int idx = atoi(g);
+        const char *tobj = strchr(g, '\x1f') + 1;
+        const char *sep = strchr(tobj, '\x1f');
+        char obj[256];
+        snprintf(obj, sizeof(obj), "%.*s", (int)(sep - tobj), tobj);
+        const char *field = sep + 1;
+        size_t nv = json_array_size(vals), k;
+        const char **v = calloc(nv, sizeof(*v));
+        json_t *found = NULL, *x;
+        struct ferry_err err = {0};
+        struct ferry_call call;
+        struct ferry_instance *inst = &rt->instances[idx];
+        if (!v) {
+            continue;
+        }
+        json_array_foreach(vals, k, x)
+        {
+            v[k] = json_string_value(x);
+        }
+        ferry_call_init(&call, rt, w, (size_t)idx, ms[0].job->correlation_id, ms[0].job->id);
+        if (inst->conn->lookup_many(inst->state, &call, obj, field, v, nv, &found, &err) == 0 &&
+            json_array_size(found) == nv) {
+            cache = cache ? cache : json_object();
+            json_array_foreach(found, k, x)
+            {
+                char key[1024];
+                if (cache && (json_is_null(x) || json_object_get(x, "id"))) {
+                    lookup_cache_key(key, sizeof(key), idx, obj, field, v[k]);
+                    json_object_set(cache, key, x);
+                }
+            }
+        } else {
+            ferry_info("%s lookups of %zu %s record(s) by %s in one request failed (%s); "
+                       "looking each up alone",
+                       inst->name, nv, obj, field, err.msg[0] ? err.msg : "a partial answer");
+        }
+        json_decref(found);
+        free(v);
+    }
+    json_decref(groups);
+    return cache;
+}
+
+/* The rest of a prepared member's job: plan (with the batch's lookups), then
+ * leave the write to the batch, write it alone, or finish. */
+static void plan_prepared(struct ferry_worker *w, struct batch_member *m, const json_t *cache)
+{
+    struct ferry_err err = {0};
+    json_t *only = json_array_get(m->intents, 0);
+    int rc;
+    set_member_log_ctx(m);
+    m->prepared = false;
+    m->jc.lookup_cache = cache;
+    rc = plan_upsert(&m->jc, only, false, &m->p, &err);
+    m->jc.lookup_cache = NULL;
+    if (rc == 0 && m->p.op == 0) {
+        m->out->kind = FERRY_OUTCOME_DONE;
+        return;
+    }
+    if (rc == 0 && can_write_many(w->rt, m->p.idx)) {
+        m->pending = true;
+        return;
+    }
+    if (rc == 0) {
+        rc = write_plan(&m->jc, only, &m->p, &m->out->writes, &err);
+    }
+    if (rc < 0) {
+        outcome_from_error(w, m->job, rc, &err, m->out);
+    } else {
+        m->out->kind = FERRY_OUTCOME_DONE;
+    }
+}
+
 int ferry_pipeline_run_batch(struct ferry_worker *w, struct ferry_job *const *jobs, size_t n,
                              struct ferry_outcome *outs)
 {
@@ -1811,6 +1970,13 @@ int ferry_pipeline_run_batch(struct ferry_worker *w, struct ferry_job *const *jo
         ms[i].started_ms = now;
         execute_ex(w, jobs[i], &outs[i], &ms[i]);
     }
+    json_t *cache = prefetch_lookups(w, ms, n);
+    for (size_t i = 0; i < n; i++) {
+        if (ms[i].prepared) {
+            plan_prepared(w, &ms[i], cache);
+        }
+    }
+    json_decref(cache);
     for (size_t i = 0; i < n; i++) {
         if (ms[i].pending) {
             flush_batch(w, ms, n, ms[i].p.idx);

@@ -881,6 +881,132 @@ static int sap_lookup_where(void *state, struct ferry_call *call, const char *ob
     return rc;
 }
 
+/* ASCII case-insensitive equality: SAP compares e-mail addresses without case. */
+static bool same_text(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
+        char y = *b >= 'A' && *b <= 'Z' ? (char)(*b - 'A' + 'a') : *b;
+        if (x != y) {
+            return false;
+        }
+    }
+    return *a == *b;
+}
+
+/*
+ * One GET for up to a batch of values: $filter=F eq 'a' or F eq 'b' ...
+ * (or on one property is allowed). Each answer row is matched back to its
+ * value; a value with two rows is a duplicate. $top is one more than two
+ * rows per value, so a full answer means rows were cut off and nothing can
+ * be concluded: the host then asks one by one.
+ */
+static int sap_lookup_many(void *state, struct ferry_call *call, const char *object,
+                           const char *field, const char *const *values, size_t n, json_t **found,
+                           struct ferry_err *err)
+{
+    struct ferry_sap_instance *inst = state;
+    struct ferry_http_resp resp = {0};
+    json_t *where = NULL, *list = NULL, *results = NULL, *meta = NULL, *out = NULL;
+    char *url = NULL;
+    size_t i, k;
+    json_t *rec;
+    int rc = 0;
+
+    *found = NULL;
+    if (check_object(object, err) < 0) {
+        return FERRY_EINVAL;
+    }
+    if (!field || !ferry__sap_is_name(field) || n == 0) {
+        return ferry__sap_err_set(err, FERRY_EINVAL, "lookup %s: invalid field or no values",
+                                  object);
+    }
+    meta = meta_or_null(inst, call);
+    const json_t *prop = ferry__sap_meta_prop(meta, object, field);
+    if ((prop && !json_is_true(json_object_get(prop, "filterable"))) ||
+        (ferry__sap_meta_set(meta, object) && !prop)) {
+        rc = ferry__sap_err_set(err, FERRY_EINVAL, "lookup %s: %s cannot be filtered on", object,
+                                field);
+        goto cleanup;
+    }
+    list = json_array();
+    for (i = 0; list && i < n; i++) {
+        if (!values[i] || !*values[i]) {
+            rc = ferry__sap_err_set(err, FERRY_EINVAL, "lookup %s: empty value", object);
+            goto cleanup;
+        }
+        json_array_append_new(list, json_string(values[i]));
+    }
+    where = json_object();
+    if (!list || !where || json_object_set(where, field, list) < 0 ||
+        !(url = ferry__sap_where_url(inst->root, object, where, (int)(2 * n + 1)))) {
+        rc = ferry__sap_err_set(err, FERRY_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    rc = ferry__sap_send(inst, call, "GET", url, NULL, NULL, object, &resp, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    if (resp.status != 200) {
+        rc = status_error(inst, &resp, "GET", object, err);
+        goto cleanup;
+    }
+    rc = ferry__sap_parse_collection(resp.body, resp.body_len, &results, NULL, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    if (json_array_size(results) >= 2 * n + 1) {
+        rc = ferry__sap_err_set(err, FERRY_EPROTO, "lookup %s: the answer was cut off at %zu rows",
+                                object, json_array_size(results));
+        goto cleanup;
+    }
+    const char *key = key_of(meta, object);
+    out = json_array();
+    for (i = 0; out && i < n; i++) {
+        json_t *hit = NULL;
+        int hits = 0;
+        json_array_foreach(results, k, rec)
+        {
+            const char *have = json_string_value(json_object_get(rec, field));
+            if (have && same_text(have, values[i])) {
+                hit = hits++ ? hit : rec;
+            }
+        }
+        const char *etag = hit ? ferry__sap_entity_etag(hit) : NULL;
+        json_t *el;
+        if (hits > 1) {
+            el = json_pack("{s:i, s:s}", "error", FERRY_EDUPLICATE, "message",
+                           "two or more records have the same value");
+        } else if (hit && !json_is_string(json_object_get(hit, key))) {
+            el = json_pack("{s:i, s:s}", "error", FERRY_EPROTO, "message", "record without key");
+        } else if (hit) {
+            el = json_pack("{s:O, s:o, s:O}", "id", json_object_get(hit, key), "etag",
+                           etag ? json_string(etag) : json_null(), "record", hit);
+        } else {
+            el = json_null();
+        }
+        if (!el || json_array_append_new(out, el) < 0) {
+            rc = ferry__sap_err_set(err, FERRY_ENOMEM, "out of memory");
+            goto cleanup;
+        }
+    }
+    if (!out) {
+        rc = ferry__sap_err_set(err, FERRY_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    *found = out;
+    out = NULL;
+cleanup:
+    inst->host->http_resp_free(&resp);
+    json_decref(out);
+    json_decref(results);
+    json_decref(where);
+    json_decref(list);
+    json_decref(meta);
+    free(url);
+    return rc;
+}
+
 /* ---- writes ----------------------------------------------------------------------------- */
 
 /*
@@ -1446,6 +1572,7 @@ static const struct ferry_connector sap_connector = {
     .describe = sap_describe,
     .write_many = sap_write_many,
     .lookup_where = sap_lookup_where,
+    .lookup_many = sap_lookup_many,
 };
 
 FERRY_PLUGIN_EXPORT int ferry_connector_entry(const struct ferry_host_api *host,

@@ -354,6 +354,45 @@ static void test_sap_lookup_where_builds_one_filter(void **ts)
     assert_int_equal(fake_host_nrequests(), 1);
 }
 
+/* One request for a batch's values; each row matched back to its value. */
+static void test_sap_lookup_many_matches_rows_to_values(void **ts)
+{
+    struct fixture *f = *ts;
+    json_t *found = NULL;
+    struct ferry_err err = {0};
+    const char *values[] = {"a@example.com", "b@example.com", "c@example.com"};
+
+    fake_host_push(200, NULL,
+                   "{\"d\":{\"results\":["
+                   "{\"ObjectID\":\"O1\",\"Email\":\"A@example.com\"},"
+                   "{\"ObjectID\":\"O2\",\"Email\":\"c@example.com\"},"
+                   "{\"ObjectID\":\"O3\",\"Email\":\"c@example.com\"}]}}");
+    assert_int_equal(f->conn->lookup_many(f->state, fake_host_call(), "ContactCollection", "Email",
+                                          values, 3, &found, &err),
+                     0);
+    assert_int_equal(fake_host_nrequests(), 1);
+    assert_string_equal(fake_host_request(0)->url,
+                        ROOT "ContactCollection?$filter=(Email%20eq%20%27a%40example.com%27"
+                             "%20or%20Email%20eq%20%27b%40example.com%27%20or%20Email%20eq%20"
+                             "%27c%40example.com%27)&$format=json&$top=7");
+    assert_int_equal(json_array_size(found), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(found, 0), "id")), "O1");
+    assert_true(json_is_null(json_array_get(found, 1)));
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(found, 2), "error")),
+                     FERRY_EDUPLICATE);
+    json_decref(found);
+
+    /* An answer as long as $top may have been cut off: nothing is concluded. */
+    fake_host_push(200, NULL,
+                   "{\"d\":{\"results\":[{\"ObjectID\":\"O1\",\"Email\":\"a@example.com\"},"
+                   "{\"ObjectID\":\"O2\",\"Email\":\"a@example.com\"},"
+                   "{\"ObjectID\":\"O3\",\"Email\":\"a@example.com\"}]}}");
+    assert_int_equal(f->conn->lookup_many(f->state, fake_host_call(), "ContactCollection", "Email",
+                                          values, 1, &found, &err),
+                     FERRY_EPROTO);
+    assert_null(found);
+}
+
 static void test_sap_lookup_one_result(void **ts)
 {
     struct fixture *f = *ts;
@@ -1862,6 +1901,7 @@ int main(void)
         T(test_sap_basic_auth_header),
         T(test_sap_lookup_escapes_value_and_finds_none),
         T(test_sap_lookup_where_builds_one_filter),
+        T(test_sap_lookup_many_matches_rows_to_values),
         T(test_sap_lookup_one_result),
         T(test_sap_lookup_two_results_is_duplicate),
         T(test_sap_lookup_parses_next_and_count),

@@ -253,6 +253,27 @@ static int dst_fetch(void *state, struct ferry_call *call, const char *object, c
     return fetch_from(dst_records, id, "record", record, err);
 }
 
+static int dst_lookup_many_calls;
+
+/* All values in one call: null, or the record, per value in order. */
+static int dst_lookup_many(void *state, struct ferry_call *call, const char *object,
+                           const char *field, const char *const *values, size_t n, json_t **found,
+                           struct ferry_err *err)
+{
+    dst_lookup_many_calls++;
+    *found = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *one = NULL;
+        int rc = dst_lookup(state, call, object, field, values[i], &one, err);
+        dst_lookups--; /* counted as the one call above */
+        if (rc < 0) {
+            return rc;
+        }
+        json_array_append_new(*found, one ? one : json_null());
+    }
+    return 0;
+}
+
 static const struct ferry_connector dst_conn = {
     .abi = FERRY_PLUGIN_ABI,
     .size = sizeof(struct ferry_connector),
@@ -264,6 +285,7 @@ static const struct ferry_connector dst_conn = {
     .lookup = dst_lookup,
     .write = dst_write,
     .lookup_where = dst_lookup_where,
+    .lookup_many = dst_lookup_many,
 };
 
 /* ---- fixture ---- */
@@ -346,6 +368,7 @@ static int setup_with(void **state, const char *second)
     src_records = json_object();
     dst_records = json_object();
     src_fetches = dst_creates = dst_updates = dst_lookups = dst_next_id = dst_fetches = 0;
+    dst_lookup_many_calls = 0;
     dst_fail_code = 0;
     dst_refuse_updates = 0;
     fake_now = 0;
@@ -1239,6 +1262,41 @@ static void test_pipeline_lookup_with_conditions(void **state)
     assert_int_equal(json_array_size(json_object_get(dst_last_where, "Status")), 2);
 }
 
+/* A batch asks for the lookups of its new records in one round trip. */
+static void test_pipeline_batch_shares_one_lookup_request(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_err err = {0};
+    struct ferry_job **jobs = NULL;
+    size_t n = 0;
+    struct ferry_outcome outs[3];
+    json_object_set_new(
+        src_records, "2",
+        json_pack("{s:i, s:s, s:s}", "id", 2, "name", "Joe", "email", "joe@example.com"));
+    json_object_set_new(
+        src_records, "3",
+        json_pack("{s:i, s:s, s:s}", "id", 3, "name", "Ann", "email", "ann@example.com"));
+    /* Ann is in the target already: matched, not created. */
+    json_object_set_new(dst_records, "A1",
+                        json_pack("{s:s, s:{s:s, s:s}}", "etag", "e1", "record", "Email",
+                                  "ann@example.com", "Name", "Ann"));
+    enqueue(fx, "1", "created");
+    enqueue(fx, "2", "created");
+    enqueue(fx, "3", "created");
+    assert_int_equal(ferry_store_jobs_pending(fx->rt->workers[0].store, 0, 10, &jobs, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(ferry_pipeline_run_batch(&fx->rt->workers[0], jobs, n, outs), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(outs[i].kind, FERRY_OUTCOME_DONE);
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+    assert_int_equal(dst_lookup_many_calls, 1);
+    assert_int_equal(dst_lookups, 0); /* none one by one */
+    assert_int_equal(dst_creates, 2);
+    assert_int_equal(json_object_size(dst_records), 3);
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -1287,6 +1345,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_burst_of_updates_is_coalesced, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_backoff_grows_and_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_batch_shares_one_lookup_request, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_lookup_with_conditions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_refused_update_makes_the_task_instead, setup,
                                         teardown),

@@ -323,6 +323,18 @@ struct ferry_connector {
      */
     int (*lookup_where)(void *state, struct ferry_call *call, const char *object,
                         const json_t *where, json_t **found, struct ferry_err *err);
+
+    /*
+     * Several lookups of one field in one round trip, for a backfill's
+     * batch. *found is a new array with one element per value, in order:
+     * null (no record), {"id", "etag", "record"} as lookup gives, or
+     * {"error": <FERRY_E* code>, "message": "..."} for that value alone
+     * (e.g. FERRY_EDUPLICATE). Returns an error only when the answer as a
+     * whole is unusable; the host then looks each value up on its own. May
+     * be NULL.
+     */
+    int (*lookup_many)(void *state, struct ferry_call *call, const char *object, const char *field,
+                       const char *const *values, size_t n, json_t **found, struct ferry_err *err);
 };
 
 #define FERRY_CONNECTOR_HAS(c, member)                                                             \
