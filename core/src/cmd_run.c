@@ -411,7 +411,6 @@ static void on_webhook(void *ud, const char *instance, const struct ferry_webhoo
             .kind = "sync",
             .payload = wj->payload,
             .correlation_id = wj->corr,
-            .detail = sc ? sc : event,
             .group = grp ? wj->group : NULL,
             .hold_ms = grp ? d->cfg->coalesce_window_ms : 0,
         };

@@ -133,8 +133,7 @@ static int item_fill(struct item *it, const struct ferry_intake_job *jobs, size_
     for (size_t i = 0; i < njobs; i++) {
         bytes += text_size(jobs[i].dedupe_key) + text_size(jobs[i].job_key) +
                  text_size(jobs[i].kind) + text_size(jobs[i].payload) +
-                 text_size(jobs[i].correlation_id) + text_size(jobs[i].detail) +
-                 text_size(jobs[i].group);
+                 text_size(jobs[i].correlation_id) + text_size(jobs[i].group);
     }
     struct ferry_intake_job *copy = malloc(bytes ? bytes : 1);
     if (!copy) {
@@ -148,7 +147,6 @@ static int item_fill(struct item *it, const struct ferry_intake_job *jobs, size_
             .kind = text_copy(&cursor, jobs[i].kind),
             .payload = text_copy(&cursor, jobs[i].payload),
             .correlation_id = text_copy(&cursor, jobs[i].correlation_id),
-            .detail = text_copy(&cursor, jobs[i].detail),
             .group = text_copy(&cursor, jobs[i].group),
             .hold_ms = jobs[i].hold_ms,
         };
@@ -208,19 +206,9 @@ static int write_item(struct ferry_intake *in, struct item *it, struct ferry_err
             it->duplicates++;
             continue;
         }
+        /* No audit row: the job row says how and when it came, and the
+         * audit readers show it as the job's intake step (store_sql.h). */
         it->queued++;
-        struct ferry_audit_row row = {
-            .job_id = id,
-            .correlation_id = jn.correlation_id,
-            .connector = it->instance,
-            .step = "intake",
-            .detail = j->detail,
-            .at_ms = it->now_ms,
-        };
-        rc = ferry_store_audit_add(in->store, &row, err);
-        if (rc < 0) {
-            return rc;
-        }
     }
     return 0;
 }

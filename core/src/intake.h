@@ -33,7 +33,6 @@ struct ferry_intake_job {
     const char *kind;           /* e.g. "sync" */
     const char *payload;        /* JSON text */
     const char *correlation_id; /* carried by the job and its audit rows */
-    const char *detail;         /* text of the job's intake audit row; may be NULL */
     const char *group;          /* business entity the event belongs to; NULL: none */
     int64_t hold_ms;            /* a grouped job waits this long for the rest of its group */
 };

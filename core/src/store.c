@@ -1498,56 +1498,26 @@ int ferry_store_job_drop_dead(struct ferry_store *s, int64_t id, int64_t now_ms,
     return rc;
 }
 
+static int rows_json(struct ferry_store *s, sqlite3_stmt *st, const char *const *names, int ncols,
+                     const char *what, json_t **out, struct ferry_err *err);
+
 int ferry_store_audit_for_job(struct ferry_store *s, int64_t job_id, json_t **rows,
                               struct ferry_err *err)
 {
+    static const char *const names[] = {"id",  "step",    "connector", "method",
+                                        "url", "status",  "detail",    "duration_ms",
+                                        "at",  "request", "response"};
     sqlite3_stmt *st = NULL;
-    json_t *arr = json_array();
     *rows = NULL;
-    if (!arr) {
-        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
-    }
     int rc = stmt_get(s, STMT_AUDIT_FOR_JOB, &st, err);
     if (rc == 0) {
         rc = bind_int64(s, st, 1, job_id, err);
     }
-    while (rc == 0) {
-        int src = sqlite3_step(st);
-        if (src == SQLITE_DONE) {
-            break;
-        }
-        if (src != SQLITE_ROW) {
-            rc = db_error(s, src, "read audit rows", err);
-            break;
-        }
-        json_t *row = json_object();
-        static const char *const names[] = {"id",  "step",    "connector", "method",
-                                            "url", "status",  "detail",    "duration_ms",
-                                            "at",  "request", "response"};
-        for (int c = 0; row && c < 11; c++) {
-            switch (sqlite3_column_type(st, c)) {
-            case SQLITE_INTEGER:
-                json_object_set_new(row, names[c], json_integer(sqlite3_column_int64(st, c)));
-                break;
-            case SQLITE_TEXT: {
-                /* Remote bodies may hold invalid UTF-8; keep the row anyway. */
-                json_t *t = json_string((const char *)sqlite3_column_text(st, c));
-                json_object_set_new(row, names[c], t ? t : json_string("(not UTF-8)"));
-                break;
-            }
-            default:
-                break;
-            }
-        }
-        json_array_append_new(arr, row);
+    if (rc == 0) {
+        rc = rows_json(s, st, names, 11, "read audit rows", rows, err);
     }
     stmt_done(st);
-    if (rc < 0) {
-        json_decref(arr);
-        return rc;
-    }
-    *rows = arr;
-    return 0;
+    return rc;
 }
 
 int ferry_store_jobs_select(struct ferry_store *s, int64_t id, int64_t since_ms,

@@ -180,6 +180,21 @@
  */
 #define FERRY_SQL_MIGRATION_7 "DROP INDEX IF EXISTS jobs_key_origin;"
 
+/*
+ * The intake step of webhook job j (origin 0, the real-time lane), as the
+ * audit columns connector .. response: the instance it came to, its scope
+ * (or event) and when. FERRY_SQL_INTAKE_MISSING: only for webhook jobs
+ * without an intake row of their own (databases from before).
+ */
+#define FERRY_SQL_INTAKE_COLUMNS                                                                   \
+    "CASE WHEN json_valid(j.payload) THEN json_extract(j.payload, '$.source') END AS connector,"   \
+    " NULL AS method, NULL AS url, NULL AS status, CASE WHEN json_valid(j.payload) THEN"          \
+    " COALESCE(json_extract(j.payload, '$.scope'), json_extract(j.payload, '$.event')) END"       \
+    " AS detail, NULL AS duration_ms, j.created_at AS at, NULL AS request, NULL AS response"
+#define FERRY_SQL_INTAKE_MISSING                                                                   \
+    "j.origin = 0 AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.job_id = j.id"                    \
+    " AND a.step = 'intake')"
+
 /* Column list shared by every query that fills a struct ferry_job. */
 #define FERRY_SQL_JOB_COLUMNS                                                                      \
     "id, dedupe_key, job_key, kind, payload, correlation_id, state, attempts,"                     \
@@ -256,8 +271,15 @@
                       " AND created_at <= ?3 AND attempts = 0"                                     \
                       " AND json_extract(payload, '$.event') = ?5"                                 \
                       " AND json_extract(payload, '$.event_data') IS NULL")                        \
+    /* A webhook job's intake step is its own row (how it came, when): the                       \
+     * readers show it as the first step, so intake writes no audit row for                        \
+     * it. Rows an older ferry wrote are shown instead. */                                          \
     XX(AUDIT_FOR_JOB, "SELECT id, step, connector, method, url, status, detail, duration_ms, at,"  \
-                      " request, response FROM audit WHERE job_id = ?1 ORDER BY id")               \
+                      " request, response FROM (SELECT 0 AS k, NULL AS id, 'intake' AS step,"      \
+                      FERRY_SQL_INTAKE_COLUMNS " FROM jobs j WHERE j.id = ?1"                      \
+                      " AND " FERRY_SQL_INTAKE_MISSING " UNION ALL SELECT 1, id, step,"            \
+                      " connector, method, url, status, detail, duration_ms, at, request,"         \
+                      " response FROM audit WHERE job_id = ?1) ORDER BY k, id")                    \
     XX(LINK_GET, "SELECT dst_id, etag, content_hash, fields, updated_at FROM links"                \
                  " WHERE src_system = ?1 AND src_object = ?2 AND src_id = ?3"                      \
                  " AND dst_system = ?4 AND dst_object = ?5")                                       \
@@ -313,11 +335,23 @@
                          " OR (dst_system = ?1 AND dst_object = ?2 AND dst_id = ?3)"               \
                          " ORDER BY updated_at")                                                   \
     XX(AUDIT_BY_CORRELATION, "SELECT id, job_id, correlation_id, step, connector, method, url,"    \
-                             " status, detail, duration_ms, at, request, response FROM audit"      \
-                             " WHERE correlation_id = ?1 AND at >= ?2 ORDER BY id LIMIT ?3")       \
+                             " status, detail, duration_ms, at, request, response FROM"            \
+                             " (SELECT 0 AS k, NULL AS id, j.id AS job_id, j.correlation_id,"      \
+                             " 'intake' AS step, " FERRY_SQL_INTAKE_COLUMNS " FROM jobs j"         \
+                             " WHERE j.id IN (SELECT job_id FROM audit WHERE correlation_id = ?1)" \
+                             " AND j.created_at >= ?2 AND " FERRY_SQL_INTAKE_MISSING               \
+                             " UNION ALL SELECT 1, id, job_id, correlation_id, step, connector,"   \
+                             " method, url, status, detail, duration_ms, at, request, response"    \
+                             " FROM audit WHERE correlation_id = ?1 AND at >= ?2)"                 \
+                             " ORDER BY at, k, id LIMIT ?3")                                       \
     XX(AUDIT_SINCE, "SELECT id, job_id, correlation_id, step, connector, method, url, status,"     \
-                    " detail, duration_ms, at, request, response FROM audit"                       \
-                    " WHERE at >= ?1 ORDER BY at, id LIMIT ?2")                                    \
+                    " detail, duration_ms, at, request, response FROM"                             \
+                    " (SELECT 0 AS k, NULL AS id, j.id AS job_id, j.correlation_id,"               \
+                    " 'intake' AS step, " FERRY_SQL_INTAKE_COLUMNS " FROM jobs j"                  \
+                    " WHERE j.created_at >= ?1 AND " FERRY_SQL_INTAKE_MISSING                      \
+                    " UNION ALL SELECT 1, id, job_id, correlation_id, step, connector, method,"    \
+                    " url, status, detail, duration_ms, at, request, response FROM audit"          \
+                    " WHERE at >= ?1) ORDER BY at, k, id LIMIT ?2")                                \
     XX(ECHO_PUT, "INSERT INTO echo_ledger (system, object, id, field, value_hash, origin,"        \
                  " written_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"             \
                  " ON CONFLICT (system, object, id, field, value_hash) DO UPDATE SET"           \

@@ -111,14 +111,19 @@ class OpsExplainLogTest(FerryTestCase):
         self.assertGreaterEqual(len(rows), 3, rows)
         self.assertEqual({r["correlation_id"] for r in rows}, {corr})
         self.assertEqual({r["job_id"] for r in rows}, same)
+        # The stored rows, and each webhook job's intake step, which its job row holds.
         db_rows = s.query("SELECT COUNT(*) AS n FROM audit WHERE correlation_id = ?", (corr,))
-        self.assertEqual(len(rows), db_rows[0]["n"])
+        hooked = s.query("SELECT COUNT(*) AS n FROM jobs WHERE correlation_id = ? AND origin = 0",
+                         (corr,))
+        self.assertEqual(len(rows), db_rows[0]["n"] + hooked[0]["n"])
+        self.assertEqual(rows[0]["step"], "intake")
         rc, out = self.cli("log", "--correlation", corr)
         self.assertEqual(rc, 0, out)
         self.assertEqual(len(out.strip().splitlines()), len(rows), out)
         self.assertTrue(all(("job %d" % jobs[0]["id"]) in line for line in out.splitlines()), out)
         rc, out = self.cli("log", "--since", "2020-01-01", "--json")
-        every = s.query("SELECT COUNT(*) AS n FROM audit")[0]["n"]
+        every = (s.query("SELECT COUNT(*) AS n FROM audit")[0]["n"]
+                 + s.query("SELECT COUNT(*) AS n FROM jobs WHERE origin = 0")[0]["n"])
         self.assertEqual(len(json.loads(out)["audit"]), every)
         rc, out = self.cli("log", "--since", "2999-01-01")
         self.assertEqual((rc, out), (0, "(no audit rows)\n"))

@@ -948,6 +948,67 @@ static void test_store_conflict_rows_listed_and_pruned(void **state)
     json_decref(j);
 }
 
+/* A webhook job's intake step comes from its own row; a polled job has none,
+ * and a row an older ferry stored is not shown twice. */
+static void test_store_intake_step_from_the_job_row(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    json_t *rows = NULL;
+    struct ferry_job_new hook = {.job_key = "shop:customer:1",
+                                 .kind = "sync",
+                                 .payload = "{\"source\":\"shop\",\"event\":\"created\","
+                                            "\"scope\":\"store/customer/created\"}",
+                                 .correlation_id = "corr-1",
+                                 .now_ms = 100,
+                                 .lane = FERRY_LANE_REALTIME};
+    int64_t h = 0, p = enqueue_lane(f->s, "shop:customer:2", FERRY_LANE_BACKFILL, 110);
+    assert_int_equal(ferry_store_job_enqueue(f->s, &hook, &h, NULL, &err), 0);
+    struct ferry_audit_row fetch = {.job_id = h,
+                                    .correlation_id = "corr-1",
+                                    .connector = "shop",
+                                    .step = "http",
+                                    .method = "GET",
+                                    .status = 200,
+                                    .at_ms = 120};
+    assert_int_equal(ferry_store_audit_add(f->s, &fetch, &err), 0);
+
+    assert_int_equal(ferry_store_audit_for_job(f->s, h, &rows, &err), 0);
+    assert_int_equal(json_array_size(rows), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "step")),
+                        "intake");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "detail")),
+                        "store/customer/created");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 1), "step")),
+                        "http");
+    json_decref(rows);
+    assert_int_equal(ferry_store_audit_for_job(f->s, p, &rows, &err), 0);
+    assert_int_equal(json_array_size(rows), 0);
+    json_decref(rows);
+
+    /* By correlation and since a time: the intake step first, with its job id. */
+    assert_int_equal(ferry_store_audit_select(f->s, "corr-1", 0, 10, &rows, &err), 0);
+    assert_int_equal(json_array_size(rows), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "step")),
+                        "intake");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 0), "job_id")), h);
+    json_decref(rows);
+    assert_int_equal(ferry_store_audit_select(f->s, NULL, 105, 10, &rows, &err), 0);
+    assert_int_equal(json_array_size(rows), 1); /* the intake (at 100) is before 105 */
+    json_decref(rows);
+
+    /* An intake row stored by an older ferry stands alone. */
+    struct ferry_audit_row old = {.job_id = h,
+                                  .correlation_id = "corr-1",
+                                  .connector = "shop",
+                                  .step = "intake",
+                                  .at_ms = 100};
+    assert_int_equal(ferry_store_audit_add(f->s, &old, &err), 0);
+    assert_int_equal(ferry_store_audit_for_job(f->s, h, &rows, &err), 0);
+    assert_int_equal(json_array_size(rows), 2);
+    json_decref(rows);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -970,6 +1031,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_runnable_lanes_and_key_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_kv_counters_and_webhook_scopes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_kv_list_by_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_intake_step_from_the_job_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_echo_ledger_renews_expires_and_prunes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_conflict_rows_listed_and_pruned, setup,
