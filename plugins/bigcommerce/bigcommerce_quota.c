@@ -30,6 +30,7 @@ struct ferry_bc_quota {
     int ever_seen;    /* any report arrived since start */
     long left;        /* requests left as last reported */
     int64_t reset_at; /* host clock, ms: when the window refills */
+    int64_t longest;  /* the longest reset time reported: about the window's length */
     int inflight;
     struct ferry_bc_quota_stats stats;
 };
@@ -141,8 +142,20 @@ void ferry__bc_quota_release(struct ferry_bc_quota *q, const struct ferry_host_a
         /*
          * Answers overtake each other between workers: within one window the
          * smallest count is the newest; a later reset time is a new window.
+         * A new window ends at least a window's length after the old one,
+         * so the tolerance is at most half a window: with a window shorter
+         * than the fixed tolerance, the first answers of a new window were
+         * taken for the old one, its end stayed in the past, and the next
+         * probe met the new window used up (a 429).
          */
-        if (q->known && reset_at < q->reset_at + BC_QUOTA_SAME_WINDOW_MS) {
+        int64_t same = BC_QUOTA_SAME_WINDOW_MS;
+        if (reset_ms > q->longest) {
+            q->longest = reset_ms;
+        }
+        if (q->longest / 2 < same) {
+            same = q->longest / 2;
+        }
+        if (q->known && reset_at < q->reset_at + same) {
             if (left < q->left) {
                 q->left = left;
             }

@@ -1622,6 +1622,44 @@ static void test_quota_waits_for_reset_when_used_up(void **ts)
     assert_int_equal(fake_host_nrequests(), 3);
 }
 
+/* A window shorter than a second: the first answer of the next window is a
+ * new window, not the old one's, even if it comes before the old end as the
+ * client saw it; so the window's end moves on and no probe meets it used up. */
+static void test_quota_short_windows_are_told_apart(void **ts)
+{
+    struct fixture *f = *ts;
+    struct ferry_err err = {0};
+    json_t *page = NULL;
+    int64_t t0;
+    /* Old window: one left, 100 ms to go. */
+    fake_host_push(200, "X-Rate-Limit-Requests-Left: 1\nX-Rate-Limit-Time-Reset-Ms: 100\n",
+                   EMPTY_CUSTOMERS);
+    /* The store's window rolled already: a new one of 500 ms, 39 left. */
+    fake_host_push(200, "X-Rate-Limit-Requests-Left: 39\nX-Rate-Limit-Time-Reset-Ms: 500\n",
+                   EMPTY_CUSTOMERS);
+    /* Used up, 460 ms to go: the next request must wait for that, not for the old end. */
+    fake_host_push(200, "X-Rate-Limit-Requests-Left: 0\nX-Rate-Limit-Time-Reset-Ms: 460\n",
+                   EMPTY_CUSTOMERS);
+    fake_host_push(200, "X-Rate-Limit-Requests-Left: 39\nX-Rate-Limit-Time-Reset-Ms: 500\n",
+                   EMPTY_CUSTOMERS);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            conn->list_changes(f->state, fake_host_call(), "customer", NULL, NULL, &page, &err), 0);
+        json_decref(page);
+    }
+    t0 = mono_ms();
+    assert_int_equal(
+        conn->list_changes(f->state, fake_host_call(), "customer", NULL, NULL, &page, &err), 0);
+    json_decref(page);
+    int64_t waited = mono_ms() - t0;
+    if (waited < 400) {
+        fail_msg("the request after a used-up short window went out after %lld ms, before its "
+                 "460 ms reset",
+                 (long long)waited);
+    }
+    assert_int_equal(fake_host_nrequests(), 4);
+}
+
 static void test_ratelimit_429_retried_once(void **ts)
 {
     struct ferry_err err = {0};
@@ -1849,6 +1887,7 @@ int main(void)
         T(test_address_and_product_objects),
         T(test_b2b_companies_users_addresses),
         T(test_quota_waits_for_reset_when_used_up),
+        T(test_quota_short_windows_are_told_apart),
         T(test_ratelimit_429_retried_once),
         T(test_sync_webhooks_report_and_apply),
     };
