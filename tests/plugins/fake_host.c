@@ -5,6 +5,7 @@
  */
 #include "fake_host.h"
 
+#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,4 +419,24 @@ void fake_host_set_now(int64_t ms)
 void *fake_host_slot_value(void)
 {
     return slot;
+}
+
+int fake_host_load_plugin(const char *name, void **dl, const struct ferry_connector **conn)
+{
+    char path[4096];
+    const char *dir = getenv("FERRY_PLUGIN_DIR");
+    ferry_connector_entry_fn entry;
+    if (!dir) {
+        fprintf(stderr, "FERRY_PLUGIN_DIR is not set (ctest sets it to the build's plugins)\n");
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/%s.so", dir, name);
+    *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!*dl) {
+        fprintf(stderr, "%s\n", dlerror());
+        return -1;
+    }
+    /* POSIX allows this conversion for dlsym results. */
+    *(void **)&entry = dlsym(*dl, FERRY_PLUGIN_ENTRY_SYMBOL);
+    return entry && entry(fake_host_api(), conn) == 0 ? 0 : -1;
 }

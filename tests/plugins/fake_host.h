@@ -48,6 +48,12 @@ size_t fake_host_log_count(int max_level);
 const char *fake_host_last_log(void);
 
 const struct ferry_host_api *fake_host_api(void);
+/*
+ * Load $FERRY_PLUGIN_DIR/<name>.so as the host would and hand it this fake
+ * host: *dl for dlclose, *conn its descriptor. 0, or -1 with the reason on
+ * stderr (for cmocka group setups).
+ */
+int fake_host_load_plugin(const char *name, void **dl, const struct ferry_connector **conn);
 /* A call with a worker (http and worker_slot work). */
 struct ferry_call *fake_host_call(void);
 /* A call without a worker, as on the event loop (http fails with FERRY_EUNSUPPORTED). */

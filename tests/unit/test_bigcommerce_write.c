@@ -43,22 +43,7 @@ static void *dl;
 
 static int group_setup(void **state)
 {
-    char path[4096];
-    const char *dir = getenv("FERRY_PLUGIN_DIR");
-    ferry_connector_entry_fn entry;
-    if (!dir) {
-        fprintf(stderr, "FERRY_PLUGIN_DIR is not set (ctest sets it to the build's plugins)\n");
-        return -1;
-    }
-    snprintf(path, sizeof(path), "%s/bigcommerce.so", dir);
-    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!dl) {
-        fprintf(stderr, "%s\n", dlerror());
-        return -1;
-    }
-    /* POSIX allows this conversion for dlsym results. */
-    *(void **)&entry = dlsym(dl, FERRY_PLUGIN_ENTRY_SYMBOL);
-    return entry && entry(fake_host_api(), &conn) == 0 ? 0 : -1;
+    return fake_host_load_plugin("bigcommerce", &dl, &conn);
 }
 
 static int group_teardown(void **state)

@@ -732,25 +732,17 @@ static void test_pipeline_rule_intents_activity_and_update(void **state)
 {
     struct fx *fx = *state;
     struct ferry_outcome out;
-    struct ferry_err err = {0};
-    char path[256];
-    snprintf(path, sizeof(path), "%s/mapping.lua", fx->mapdir);
-    write_file(path,
-               "local map = require \"ferry.map\"\n"
-               "return {\n"
-               "  source = { \"src\", \"thing\" },\n"
-               "  target = { \"dst\", \"Things\" },\n"
-               "  match = { \"link\", map.lookup(\"Email\", map.lower \"email\") },\n"
-               "  fields = { Name = \"name\", Email = map.lower \"email\" },\n"
-               "  rules = {\n"
-               "    task = function(r) return map.activity{ target = { \"dst\", \"Tasks\" },\n"
-               "      key = \"welcome\", fields = { Subject = \"Welcome \" .. r.name } } end,\n"
-               "    opp = function(r) return map.update{ target = { \"dst\", \"Opps\" },\n"
-               "      match = { map.lookup(\"Owner\", map.lower \"email\") },\n"
-               "      fields = { Stage = \"won\" } } end,\n"
-               "  },\n"
-               "}\n");
-    assert_int_equal(ferry_runtime_reload_mappings(fx->rt, &err), 0);
+    use_mapping(fx, MAPPING_HEAD
+                "  match = { \"link\", map.lookup(\"Email\", map.lower \"email\") },\n"
+                "  fields = { Name = \"name\", Email = map.lower \"email\" },\n"
+                "  rules = {\n"
+                "    task = function(r) return map.activity{ target = { \"dst\", \"Tasks\" },\n"
+                "      key = \"welcome\", fields = { Subject = \"Welcome \" .. r.name } } end,\n"
+                "    opp = function(r) return map.update{ target = { \"dst\", \"Opps\" },\n"
+                "      match = { map.lookup(\"Owner\", map.lower \"email\") },\n"
+                "      fields = { Stage = \"won\" } } end,\n"
+                "  },\n"
+                "}\n");
     enqueue(fx, "1", "created");
     assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
     /* The contact and the task; no opportunity exists, so none is created. */
@@ -774,17 +766,11 @@ static void test_pipeline_ref_waits_for_the_related_record(void **state)
     struct fx *fx = *state;
     struct ferry_outcome out;
     struct ferry_err err = {0};
-    char path[256];
-    snprintf(path, sizeof(path), "%s/mapping.lua", fx->mapdir);
-    write_file(path, "local map = require \"ferry.map\"\n"
-                     "return {\n"
-                     "  source = { \"src\", \"thing\" },\n"
-                     "  target = { \"dst\", \"Things\" },\n"
-                     "  fields = { Name = \"name\",\n"
-                     "    Account = map.ref{ source = { \"src\", \"org\" }, id = \"org\",\n"
-                     "                       target = { \"dst\", \"Accounts\" } } },\n"
-                     "}\n");
-    assert_int_equal(ferry_runtime_reload_mappings(fx->rt, &err), 0);
+    use_mapping(fx,
+                MAPPING_HEAD "  fields = { Name = \"name\",\n"
+                             "    Account = map.ref{ source = { \"src\", \"org\" }, id = \"org\",\n"
+                             "                       target = { \"dst\", \"Accounts\" } } },\n"
+                             "}\n");
     json_object_set_new(json_object_get(src_records, "1"), "org", json_integer(9));
     enqueue(fx, "1", "created");
     /* The organisation is not synced yet: the job waits (retry), nothing written. */
@@ -816,23 +802,15 @@ static void test_pipeline_rules_see_the_previous_version(void **state)
 {
     struct fx *fx = *state;
     struct ferry_outcome out;
-    struct ferry_err err = {0};
-    char path[256];
-    snprintf(path, sizeof(path), "%s/mapping.lua", fx->mapdir);
-    write_file(path,
-               "local map = require \"ferry.map\"\n"
-               "return {\n"
-               "  source = { \"src\", \"thing\" },\n"
-               "  target = { \"dst\", \"Things\" },\n"
-               "  fields = { Name = \"name\" },\n"
-               "  rules = { renamed = function(r, ctx)\n"
-               "    local before = ctx.previous[\"dst/Things\"]\n"
-               "    if not before or before.Name == r.name then return nil end\n"
-               "    return map.activity{ target = { \"dst\", \"Tasks\" }, key = \"renamed\",\n"
-               "      fields = { Subject = before.Name .. \" is now \" .. r.name } }\n"
-               "  end },\n"
-               "}\n");
-    assert_int_equal(ferry_runtime_reload_mappings(fx->rt, &err), 0);
+    use_mapping(fx, MAPPING_HEAD
+                "  fields = { Name = \"name\" },\n"
+                "  rules = { renamed = function(r, ctx)\n"
+                "    local before = ctx.previous[\"dst/Things\"]\n"
+                "    if not before or before.Name == r.name then return nil end\n"
+                "    return map.activity{ target = { \"dst\", \"Tasks\" }, key = \"renamed\",\n"
+                "      fields = { Subject = before.Name .. \" is now \" .. r.name } }\n"
+                "  end },\n"
+                "}\n");
     enqueue(fx, "1", "created");
     assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
     assert_int_equal(dst_creates, 1); /* no previous version: no task */
