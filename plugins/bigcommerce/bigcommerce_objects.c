@@ -254,15 +254,32 @@ static int v3_total(json_t *root, const char *what, int64_t *total, struct ferry
     return 0;
 }
 
+/*
+ * The element of a list answer whose integer id is `want` (borrowed), or
+ * NULL. Fetches pick by id rather than trusting a filter, so an ignored
+ * filter cannot hand back a stranger.
+ */
+static json_t *element_with_id(const json_t *data, long long want)
+{
+    size_t i;
+    json_t *el;
+    json_array_foreach(data, i, el)
+    {
+        if (json_integer_value(json_object_get(el, "id")) == want) {
+            return el;
+        }
+    }
+    return NULL;
+}
+
 /* ---- customers (v3) -------------------------------------------------------------------- */
 
 static int customer_fetch(const struct ferry_bc_state *st, struct ferry_call *call, const char *id,
                           json_t **record, struct ferry_err *err)
 {
     struct ferry_bc_buf url = {0};
-    json_t *root = NULL, *data, *el, *found = NULL;
+    json_t *root = NULL, *data, *found = NULL;
     long long want;
-    size_t i;
     int rc = parse_id("customer", id, &want, err);
     if (rc < 0) {
         return rc;
@@ -284,14 +301,7 @@ static int customer_fetch(const struct ferry_bc_state *st, struct ferry_call *ca
         rc = ferry__bc_err(err, FERRY_ENOTFOUND, "BigCommerce has no customer %s", id);
         goto cleanup;
     }
-    /* Pick by id rather than trusting the filter, so an ignored filter cannot return a stranger. */
-    json_array_foreach(data, i, el)
-    {
-        if (json_integer_value(json_object_get(el, "id")) == want) {
-            found = el;
-            break;
-        }
-    }
+    found = element_with_id(data, want);
     if (!found) {
         rc = ferry__bc_err(err, FERRY_EPROTO,
                            "BigCommerce answered the lookup of customer %s with other customers",
@@ -434,9 +444,8 @@ static int address_fetch(const struct ferry_bc_state *st, struct ferry_call *cal
                          json_t **record, struct ferry_err *err)
 {
     struct ferry_bc_buf url = {0};
-    json_t *root = NULL, *data, *el;
+    json_t *root = NULL, *el;
     long long want;
-    size_t i;
     int rc = parse_id("customer_address", id, &want, err);
     if (rc < 0) {
         return rc;
@@ -447,16 +456,9 @@ static int address_fetch(const struct ferry_bc_state *st, struct ferry_call *cal
         (rc = ferry__bc_get_v3(st, call, url.p, FERRY_BC_OBJECT_CUSTOMER_ADDR, &root, err)) < 0) {
         goto cleanup;
     }
-    data = json_object_get(root, "data");
-    rc = ferry__bc_err(err, FERRY_ENOTFOUND, "BigCommerce has no customer address %s", id);
-    json_array_foreach(data, i, el)
-    {
-        if (json_integer_value(json_object_get(el, "id")) == want) {
-            *record = json_incref(el);
-            rc = 0;
-            break;
-        }
-    }
+    el = element_with_id(json_object_get(root, "data"), want);
+    rc = el ? 0 : ferry__bc_err(err, FERRY_ENOTFOUND, "BigCommerce has no customer address %s", id);
+    *record = json_incref(el);
 cleanup:
     json_decref(root);
     ferry__bc_buf_free(&url);
@@ -855,7 +857,6 @@ static int refund_fetch(const struct ferry_bc_state *st, struct ferry_call *call
     struct ferry_bc_buf url = {0};
     json_t *root = NULL, *el;
     long long order_id, refund_id;
-    size_t i;
     int rc = parse_refund_id(id, &order_id, &refund_id, err);
     if (rc < 0) {
         return rc;
@@ -866,16 +867,11 @@ static int refund_fetch(const struct ferry_bc_state *st, struct ferry_call *call
         (rc = ferry__bc_get_v3(st, call, url.p, FERRY_BC_OBJECT_REFUND, &root, err)) < 0) {
         goto cleanup;
     }
-    rc = ferry__bc_err(err, FERRY_ENOTFOUND, "BigCommerce order %lld has no refund %lld", order_id,
-                       refund_id);
-    json_array_foreach(json_object_get(root, "data"), i, el)
-    {
-        if (json_integer_value(json_object_get(el, "id")) == refund_id) {
-            *record = json_incref(el);
-            rc = 0;
-            break;
-        }
-    }
+    el = element_with_id(json_object_get(root, "data"), refund_id);
+    rc = el ? 0
+            : ferry__bc_err(err, FERRY_ENOTFOUND, "BigCommerce order %lld has no refund %lld",
+                            order_id, refund_id);
+    *record = json_incref(el);
 cleanup:
     json_decref(root);
     ferry__bc_buf_free(&url);
