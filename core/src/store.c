@@ -131,6 +131,17 @@ static int bind_int64(struct ferry_store *s, sqlite3_stmt *st, int i, int64_t v,
 }
 
 /* Runs a statement that returns no rows (or whose rows are ignored) to completion. */
+/* Binds vals[0..n) to parameters first, first + 1, ... */
+static int bind_int64s(struct ferry_store *s, sqlite3_stmt *st, int first, const int64_t *vals,
+                       size_t n, struct ferry_err *err)
+{
+    int rc = 0;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        rc = bind_int64(s, st, first + (int)k, vals[k], err);
+    }
+    return rc;
+}
+
 static int step_done(struct ferry_store *s, sqlite3_stmt *st, const char *what,
                      struct ferry_err *err)
 {
@@ -1344,10 +1355,7 @@ int ferry_store_webhook_seen(struct ferry_store *s, const char *instance, const 
         rc = bind_texts(s, st, 1, (const char *const[]){instance, scope}, 2, err);
     }
     if (rc == 0) {
-        rc = bind_int64(s, st, 3, at_ms, err);
-    }
-    if (rc == 0) {
-        rc = bind_int64(s, st, 4, count, err);
+        rc = bind_int64s(s, st, 3, (const int64_t[]){at_ms, count}, 2, err);
     }
     if (rc == 0) {
         rc = step_done(s, st, "record webhook scope", err);
@@ -1888,10 +1896,7 @@ int ferry_store_echo_put(struct ferry_store *s, const char *system, const char *
             s, st, 1, (const char *const[]){system, object, id, field, value_hash, origin}, 6, err);
     }
     if (rc == 0) {
-        rc = bind_int64(s, st, 7, now_ms, err);
-    }
-    if (rc == 0) {
-        rc = bind_int64(s, st, 8, expires_ms, err);
+        rc = bind_int64s(s, st, 7, (const int64_t[]){now_ms, expires_ms}, 2, err);
     }
     if (rc == 0) {
         rc = step_done(s, st, "put echo ledger row", err);
@@ -1949,10 +1954,7 @@ int ferry_store_conflict_add(struct ferry_store *s, const struct ferry_conflict 
     }
     int rc = stmt_get(s, STMT_CONFLICT_ADD, &st, err);
     if (rc == 0) {
-        rc = bind_int64(s, st, 1, now_ms, err);
-    }
-    if (rc == 0) {
-        rc = bind_int64(s, st, 2, c->job_id, err);
+        rc = bind_int64s(s, st, 1, (const int64_t[]){now_ms, c->job_id}, 2, err);
     }
     if (rc == 0) {
         rc = bind_texts(s, st, 3,
@@ -2031,13 +2033,7 @@ int ferry_store_group_events(struct ferry_store *s, const char *group, int64_t f
         rc = bind_text(s, st, 1, group, err);
     }
     if (rc == 0) {
-        rc = bind_int64(s, st, 2, from_ms, err);
-    }
-    if (rc == 0) {
-        rc = bind_int64(s, st, 3, to_ms, err);
-    }
-    if (rc == 0) {
-        rc = bind_int64(s, st, 4, except_id, err);
+        rc = bind_int64s(s, st, 2, (const int64_t[]){from_ms, to_ms, except_id}, 3, err);
     }
     if (rc < 0) {
         stmt_done(st);
