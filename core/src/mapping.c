@@ -1297,6 +1297,17 @@ bool ferry_mapping_set_reacts(const struct ferry_mapping_set *set, const char *s
     return false;
 }
 
+bool ferry_mapping_set_reads(const struct ferry_mapping_set *set, const char *system,
+                             const char *object)
+{
+    for (size_t i = 0; set && system && object && i < set->nmaps; i++) {
+        if (strcmp(set->maps[i].system, system) == 0 && strcmp(set->maps[i].object, object) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Besides "system" and "object", each element carries "events": the union of
  * the `on` lists of the mappings for that pair, in load order (which events

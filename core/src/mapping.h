@@ -82,6 +82,10 @@ json_t *ferry_mapping_set_targets_of(const struct ferry_mapping_set *set, const 
 bool ferry_mapping_set_reacts(const struct ferry_mapping_set *set, const char *system,
                               const char *object, const char *event);
 
+/* Whether any mapping reads (system, object), whatever the event. */
+bool ferry_mapping_set_reads(const struct ferry_mapping_set *set, const char *system,
+                             const char *object);
+
 /*
  * Run every mapping whose source is (system, object) and whose `on` list
  * holds `event` (or that has no `on` list), in load order. `record` is the

@@ -328,10 +328,7 @@ static void record_echoes(struct job_ctx *jc, const struct plan *p, const char *
     if (jc->dry || !p->write || json_object_size(p->write) == 0 || !w->mappings) {
         return;
     }
-    json_t *readers = ferry_mapping_set_targets_of(w->mappings, p->tsys, p->tobj);
-    bool read_back = json_array_size(readers) > 0;
-    json_decref(readers);
-    if (!read_back) {
+    if (!ferry_mapping_set_reads(w->mappings, p->tsys, p->tobj)) {
         return;
     }
     int64_t now = w->rt->clock();

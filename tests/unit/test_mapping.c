@@ -662,6 +662,10 @@ static void test_mapping_run_selects_by_source_and_event(void **state)
     assert_false(ferry_mapping_set_reacts(set, "shop", "order", "created"));
     assert_false(ferry_mapping_set_reacts(set, "other", "customer", "created"));
     assert_false(ferry_mapping_set_reacts(NULL, "shop", "order", "placed"));
+    /* reads(): any event at all. */
+    assert_true(ferry_mapping_set_reads(set, "shop", "order"));
+    assert_false(ferry_mapping_set_reads(set, "other", "customer"));
+    assert_false(ferry_mapping_set_reads(NULL, "shop", "order"));
 
     sources = ferry_mapping_set_sources(set);
     want_sources = json_pack("[{s:s, s:s}, {s:s, s:s, s:[s]}]", "system", "shop", "object",
