@@ -29,6 +29,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,6 +142,11 @@ def callgrind_sync(args, m):
                 raise bl.BenchError("ferry sync --once under callgrind exited %d: %s"
                                     % (proc.returncode, proc.stderr[-2000:]))
             files = [os.path.join(tmp, f) for f in os.listdir(tmp) if f.startswith("callgrind")]
+            keep = os.environ.get("FERRY_BENCH_E2E_CALLGRIND_KEEP")
+            if keep:   # a directory: keep the profiles for callgrind_annotate
+                os.makedirs(keep, exist_ok=True)
+                for f in files:
+                    shutil.copy(f, os.path.join(keep, "%s.%d" % (os.path.basename(f), m)))
             total, per = 0, {}
             for f in files:   # one file per process; threads are in the same one
                 t, p = bl.parse_callgrind(f)
