@@ -1299,6 +1299,12 @@ struct batch_member {
     json_t *payload, *fetched, *intents, *context, *echo;
     struct job_ctx jc;
     struct plan p;
+    /* The batch's answer for the write, kept for finish_written. */
+    bool written;
+    int wrc; /* 0 or the write's FERRY_E* code */
+    struct ferry_err werr;
+    json_t *wres;
+    size_t batch_n; /* writes in the same round trip */
 };
 
 static bool can_write_many(struct ferry_runtime *rt, int idx)
@@ -1616,19 +1622,15 @@ static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
      * must carry its own job's correlation ID, not the last member's. */
     struct ferry_log_ctx lctx = {.correlation_id = job->correlation_id, .job_id = job->id};
     ferry_log_ctx_set(&lctx);
-    if (w->mappings) {
-        /* Which rules decided this outcome, for replays and audits. */
-        struct ferry_err herr = {0};
-        if (ferry_store_job_note_mapping(w->store, job->id, ferry_mapping_set_hash(w->mappings),
-                                         &herr) < 0) {
-            ferry_warn("mapping hash not recorded: %s", herr.msg);
-        }
-    }
+    /* Which rules decided this outcome, for replays and audits. */
+    struct ferry_job_end end = {.mapping_hash =
+                                    w->mappings ? ferry_mapping_set_hash(w->mappings) : NULL};
     ferry_metrics_job_outcome(job->job_key, out->kind, job->created_at_ms, now);
     switch (out->kind) {
     case FERRY_OUTCOME_DONE: {
         int64_t superseded = 0;
-        rc = ferry_store_job_finish(w->store, job->id, now, &err);
+        end.state = FERRY_JOB_DONE;
+        rc = ferry_store_job_end(w->store, job->id, now, &end, &err);
         /* A later success for the same record makes its older dead letters moot. */
         if (rc == 0) {
             rc =
@@ -1645,12 +1647,17 @@ static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
         break;
     }
     case FERRY_OUTCOME_RETRY:
-        rc = ferry_store_job_retry(w->store, job->id, now, out->retry_at_ms, out->error, &err);
+        end.state = FERRY_JOB_PENDING;
+        end.next_attempt_at_ms = out->retry_at_ms;
+        end.error = out->error;
+        rc = ferry_store_job_end(w->store, job->id, now, &end, &err);
         ferry_warn("job will be retried in %lld ms: %s", (long long)(out->retry_at_ms - now),
                    out->error);
         break;
     default:
-        rc = ferry_store_job_bury(w->store, job->id, now, out->error, &err);
+        end.state = FERRY_JOB_DEAD;
+        end.error = out->error;
+        rc = ferry_store_job_end(w->store, job->id, now, &end, &err);
         ferry_error("job dead-lettered: %s", out->error);
         break;
     }
@@ -1658,6 +1665,46 @@ static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
         ferry_error("job %lld: outcome not recorded: %s", (long long)job->id, err.msg);
     }
     return rc;
+}
+
+/*
+ * A job's (or batch's) audit rows wait on the worker's connection and are
+ * written by the commit that records its outcome (see ferry_store_audit_hold).
+ */
+static void hold_audit(struct ferry_worker *w, bool on)
+{
+    struct ferry_err err = {0};
+    if (ferry_store_audit_hold(w->store, on, &err) < 0) {
+        ferry_warn("audit rows not written: %s", err.msg);
+    }
+}
+
+/*
+ * The transaction a job's (or batch's) end is written in: outcomes, their
+ * links and ledger rows and the held audit rows, in one commit. It opens
+ * only once every remote call of the job is over, because it holds the
+ * write lock. Without it (no write lock within the busy timeout) each
+ * statement commits alone, as it would have anyway.
+ */
+static bool end_begin(struct ferry_worker *w)
+{
+    struct ferry_err err = {0};
+    if (ferry_store_begin(w->store, &err) < 0) {
+        ferry_warn("outcomes recorded without a transaction: %s", err.msg);
+        return false;
+    }
+    return true;
+}
+
+/* Ends what end_begin opened; FERRY_EDB when nothing of it was recorded. */
+static int end_commit(struct ferry_worker *w, bool tx, size_t jobs)
+{
+    struct ferry_err err = {0};
+    if (tx && ferry_store_commit(w->store, &err) < 0) {
+        ferry_error("outcomes of %zu job(s) not recorded: %s", jobs, err.msg);
+        return FERRY_EDB;
+    }
+    return 0;
 }
 
 int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
@@ -1673,8 +1720,13 @@ int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
         ferry_warn("job %lld not leased: %s", (long long)job->id, err.msg);
         return rc;
     }
+    hold_audit(w, true);
     execute(w, job, out);
+    bool tx = end_begin(w);
     rc = record_outcome(w, job, out, now);
+    int crc = end_commit(w, tx, 1);
+    rc = rc < 0 ? rc : crc;
+    hold_audit(w, false);
     ferry_log_ctx_clear();
     return rc;
 }
@@ -1682,6 +1734,7 @@ int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
 static void member_free(struct batch_member *m)
 {
     plan_clear(&m->p);
+    json_decref(m->wres);
     json_decref(m->echo);
     json_decref(m->payload);
     json_decref(m->fetched);
@@ -1734,68 +1787,81 @@ static void flush_batch(struct ferry_worker *w, struct batch_member *ms, size_t 
     }
     for (size_t j = 0; j < k; j++) {
         struct batch_member *m = &ms[who[j]];
-        struct ferry_err merr = {0};
-        int mrc;
         json_t *res = json_array_get(results, j);
         m->pending = false;
+        m->written = true;
+        m->batch_n = k;
         m->out->writes++;
-        struct ferry_log_ctx lctx = {.correlation_id = m->job->correlation_id,
-                                     .connector = m->jc.src_system,
-                                     .object = m->jc.src_object,
-                                     .id = m->jc.src_id,
-                                     .job_id = m->job->id};
-        ferry_log_ctx_set(&lctx);
         if (rc < 0) {
             /* Nothing says which writes of the batch took effect: creates are
              * treated as of unknown outcome (looked up before any retry);
              * updates are safe to send again. */
-            mrc = m->p.op == FERRY_WRITE_CREATE ? FERRY_EUNKNOWN_OUTCOME : rc;
-            ferry_err_set(&merr, mrc, "%s (batch of %zu)", err.msg, k);
+            m->wrc = m->p.op == FERRY_WRITE_CREATE ? FERRY_EUNKNOWN_OUTCOME : rc;
+            ferry_err_set(&m->werr, m->wrc, "%s (batch of %zu)", err.msg, k);
         } else if (json_is_true(json_object_get(res, "ok"))) {
-            mrc = 0;
+            m->wrc = 0;
         } else {
-            mrc = (int)json_integer_value(json_object_get(res, "code"));
-            if (mrc >= 0) {
-                mrc = FERRY_EPROTO;
+            m->wrc = (int)json_integer_value(json_object_get(res, "code"));
+            if (m->wrc >= 0) {
+                m->wrc = FERRY_EPROTO;
             }
             const char *msg = json_string_value(json_object_get(res, "error"));
-            ferry_err_set(&merr, mrc, "%s", msg ? msg : ferry_strerror(mrc));
+            ferry_err_set(&m->werr, m->wrc, "%s", msg ? msg : ferry_strerror(m->wrc));
         }
-        if (mrc == 0) {
-            audit(&m->jc, inst->name, "write", "%s: written in a batch of %zu", m->p.tobj, k);
-        }
-        if (mrc == FERRY_ENOTFOUND && m->p.op == FERRY_WRITE_UPDATE) {
-            /* The linked record is gone: the job runs again on its own, where
-             * the mapping's match rules find it anew (or create it). */
-            audit(&m->jc, inst->name, "match", "%s %s: linked record is gone; matching again",
-                  m->p.tobj, m->p.dst_id);
-            m->out->kind = FERRY_OUTCOME_RETRY;
-            m->out->retry_at_ms = rt->clock();
-            snprintf(m->out->error, sizeof(m->out->error), "ENOTFOUND: %s", merr.msg);
-            continue;
-        }
-        if (mrc == FERRY_ECONFLICT && m->p.op == FERRY_WRITE_UPDATE) {
-            /* A batch part cannot re-read the record (e.g. its stored version
-             * is stale because an earlier attempt's write took effect before
-             * a crash): the job runs again on its own, where the connector
-             * re-reads and applies the change once more. */
-            audit(&m->jc, inst->name, "write", "%s %s: version conflict in a batch; retrying alone",
-                  m->p.tobj, m->p.dst_id);
-            m->out->kind = FERRY_OUTCOME_RETRY;
-            m->out->retry_at_ms = rt->clock();
-            snprintf(m->out->error, sizeof(m->out->error), "ECONFLICT: %s", merr.msg);
-            continue;
-        }
-        mrc = finish_plan(&m->jc, &m->p, mrc, res, &merr);
-        if (mrc < 0) {
-            outcome_from_error(w, m->job, mrc, &merr, m->out);
-        } else {
-            m->out->kind = FERRY_OUTCOME_DONE;
-        }
+        m->wres = json_incref(res);
     }
     json_decref(results);
     free(writes);
     free(who);
+}
+
+/*
+ * A member's part of its batch's answer, recorded once every round trip of
+ * the batch is over (inside the batch's end transaction): its link, ledger
+ * and audit rows, or why it runs again.
+ */
+static void finish_written(struct ferry_worker *w, struct batch_member *m)
+{
+    struct ferry_runtime *rt = w->rt;
+    const char *name = rt->instances[m->p.idx].name;
+    int mrc = m->wrc;
+    struct ferry_log_ctx lctx = {.correlation_id = m->job->correlation_id,
+                                 .connector = m->jc.src_system,
+                                 .object = m->jc.src_object,
+                                 .id = m->jc.src_id,
+                                 .job_id = m->job->id};
+    ferry_log_ctx_set(&lctx);
+    if (mrc == 0) {
+        audit(&m->jc, name, "write", "%s: written in a batch of %zu", m->p.tobj, m->batch_n);
+    }
+    if (mrc == FERRY_ENOTFOUND && m->p.op == FERRY_WRITE_UPDATE) {
+        /* The linked record is gone: the job runs again on its own, where
+         * the mapping's match rules find it anew (or create it). */
+        audit(&m->jc, name, "match", "%s %s: linked record is gone; matching again", m->p.tobj,
+              m->p.dst_id);
+        m->out->kind = FERRY_OUTCOME_RETRY;
+        m->out->retry_at_ms = rt->clock();
+        snprintf(m->out->error, sizeof(m->out->error), "ENOTFOUND: %s", m->werr.msg);
+        return;
+    }
+    if (mrc == FERRY_ECONFLICT && m->p.op == FERRY_WRITE_UPDATE) {
+        /* A batch part cannot re-read the record (e.g. its stored version
+         * is stale because an earlier attempt's write took effect before
+         * a crash): the job runs again on its own, where the connector
+         * re-reads and applies the change once more. */
+        audit(&m->jc, name, "write", "%s %s: version conflict in a batch; retrying alone",
+              m->p.tobj, m->p.dst_id);
+        m->out->kind = FERRY_OUTCOME_RETRY;
+        m->out->retry_at_ms = rt->clock();
+        snprintf(m->out->error, sizeof(m->out->error), "ECONFLICT: %s", m->werr.msg);
+        return;
+    }
+    mrc = finish_plan(&m->jc, &m->p, mrc, m->wres, &m->werr);
+    if (mrc < 0) {
+        outcome_from_error(w, m->job, mrc, &m->werr, m->out);
+    } else {
+        m->out->kind = FERRY_OUTCOME_DONE;
+    }
 }
 
 static void set_member_log_ctx(const struct batch_member *m)
@@ -1944,28 +2010,60 @@ static void plan_prepared(struct ferry_worker *w, struct batch_member *m, const 
     }
 }
 
+/*
+ * Every member's lease in one transaction: all are taken before any runs,
+ * so they share one commit. FERRY_EDB when none was recorded.
+ */
+static int lease_members(struct ferry_worker *w, struct batch_member *ms, size_t n, int *failures)
+{
+    struct ferry_err err = {0};
+    int64_t now = w->rt->clock();
+    bool tx = ferry_store_begin(w->store, &err) == 0;
+    if (!tx) {
+        ferry_warn("leases taken without a transaction: %s", err.msg);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ferry_store_job_lease(w->store, ms[i].job->id, now, now + LEASE_MS, &err) < 0) {
+            ferry_warn("job %lld not leased: %s", (long long)ms[i].job->id, err.msg);
+            (*failures)++;
+            continue;
+        }
+        ms[i].leased = true;
+    }
+    if (tx && ferry_store_commit(w->store, &err) < 0) {
+        ferry_error("leases of %zu job(s) not recorded: %s", n, err.msg);
+        for (size_t i = 0; i < n; i++) {
+            ms[i].leased = false;
+        }
+        *failures = (int)n;
+        return FERRY_EDB;
+    }
+    return 0;
+}
+
 int ferry_pipeline_run_batch(struct ferry_worker *w, struct ferry_job *const *jobs, size_t n,
                              struct ferry_outcome *outs)
 {
     struct batch_member *ms = calloc(n ? n : 1, sizeof(*ms));
-    struct ferry_err err = {0};
     int failures = 0;
     if (!ms) {
         return FERRY_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t now = w->rt->clock();
         memset(&outs[i], 0, sizeof(outs[i]));
         ms[i].job = jobs[i];
         ms[i].out = &outs[i];
-        if (ferry_store_job_lease(w->store, jobs[i]->id, now, now + LEASE_MS, &err) < 0) {
-            ferry_warn("job %lld not leased: %s", (long long)jobs[i]->id, err.msg);
-            failures++;
-            continue;
+    }
+    if (lease_members(w, ms, n, &failures) < 0) {
+        free(ms);
+        return FERRY_EDB;
+    }
+    hold_audit(w, true);
+    for (size_t i = 0; i < n; i++) {
+        if (ms[i].leased) {
+            ms[i].started_ms = w->rt->clock();
+            execute_ex(w, jobs[i], &outs[i], &ms[i]);
         }
-        ms[i].leased = true;
-        ms[i].started_ms = now;
-        execute_ex(w, jobs[i], &outs[i], &ms[i]);
     }
     json_t *cache = prefetch_lookups(w, ms, n);
     for (size_t i = 0; i < n; i++) {
@@ -1979,10 +2077,23 @@ int ferry_pipeline_run_batch(struct ferry_worker *w, struct ferry_job *const *jo
             flush_batch(w, ms, n, ms[i].p.idx);
         }
     }
+    /* Every round trip is over: what they produced is recorded together. */
+    bool tx = end_begin(w);
+    for (size_t i = 0; i < n; i++) {
+        if (ms[i].written) {
+            finish_written(w, &ms[i]);
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         if (ms[i].leased && record_outcome(w, jobs[i], &outs[i], ms[i].started_ms) < 0) {
             failures++;
         }
+    }
+    if (end_commit(w, tx, n) < 0) {
+        failures = (int)n;
+    }
+    hold_audit(w, false);
+    for (size_t i = 0; i < n; i++) {
         member_free(&ms[i]);
     }
     free(ms);
@@ -2052,6 +2163,8 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
     ferry_call_init(&call, rt, w, (size_t)idx, corr, 0);
     struct ferry_log_ctx lctx = {.correlation_id = corr, .connector = system, .object = object};
     ferry_log_ctx_set(&lctx);
+    /* A page's request is audited in the commit of its jobs. */
+    hold_audit(w, true);
 
     seen_tokens = json_object();
     if (!seen_tokens) {
@@ -2196,6 +2309,7 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
                (long long)res->enqueued, (long long)res->missed, res->pages);
     rc = 0;
 cleanup:
+    hold_audit(w, false);
     ferry_log_ctx_clear();
     json_decref(page);
     json_decref(seen_tokens);

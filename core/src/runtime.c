@@ -60,6 +60,12 @@ static int host_http(struct ferry_call *call, const struct ferry_http_req *req,
         return ferry_err_set(err, FERRY_EUNSUPPORTED,
                              "HTTP is not available here (webhook handling on the event loop)");
     }
+    if (ferry_store_in_transaction(store)) {
+        /* Its write lock would keep intake and every other worker waiting
+         * for as long as the remote takes to answer. */
+        return ferry_err_set(err, FERRY_EINVAL,
+                             "HTTP call refused: the worker holds a state transaction open");
+    }
     struct ferry_http_client **client =
         w ? &w->http[call->instance] : &call->rt->setup_http[call->instance];
     if (!*client) {

@@ -45,11 +45,32 @@ static const char *const migrations[] = {
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
+/*
+ * Bounds of the audit rows a connection holds back (ferry_store_audit_hold):
+ * past either, what is held is written at once, so that a job with very
+ * many steps or large traces costs a commit more, not unbounded memory.
+ */
+#define STORE_AUDIT_HOLD_ROWS  256
+#define STORE_AUDIT_HOLD_BYTES (1024 * 1024)
+
+/* A held audit row; its strings point into text. */
+struct held_audit {
+    struct ferry_audit_row row;
+    char text[];
+};
+
 struct ferry_store {
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT_COUNT];
-    bool in_tx; /* inside ferry_store_begin(): enqueue must not open its own */
+    int depth; /* ferry_store_begin() nesting; > 0: enqueue must not open its own */
+    bool hold; /* ferry_store_audit_hold() */
+    struct held_audit **held;
+    size_t nheld, held_cap, held_bytes;
 };
+
+static int audit_write_held(struct ferry_store *s, struct ferry_err *err);
+static int audit_flush_held(struct ferry_store *s, struct ferry_err *err);
+static void held_free(struct ferry_store *s);
 
 const char *ferry_job_state_name(int state)
 {
@@ -372,6 +393,17 @@ void ferry_store_close(struct ferry_store *s)
     if (!s) {
         return;
     }
+    /* Held rows are a job's trail; a close between a job's steps and its
+     * end (shutdown) keeps them if it can. */
+    if (s->db && s->nheld > 0) {
+        if (s->depth > 0 && !sqlite3_get_autocommit(s->db)) {
+            (void)exec_stmt(s, STMT_ROLLBACK, "rollback", NULL);
+        }
+        s->depth = 0;
+        (void)audit_flush_held(s, NULL);
+    }
+    held_free(s);
+    free(s->held);
     for (int i = 0; i < STMT_COUNT; i++) {
         sqlite3_finalize(s->stmt[i]);
     }
@@ -389,22 +421,41 @@ int ferry_store_schema_version(struct ferry_store *s)
 
 int ferry_store_begin(struct ferry_store *s, struct ferry_err *err)
 {
-    if (s->in_tx) {
-        return ferry_err_set(err, FERRY_EINVAL, "store transaction already open");
-    }
-    int rc = exec_stmt(s, STMT_BEGIN, "begin", err);
+    int rc = s->depth == 0 ? exec_stmt(s, STMT_BEGIN, "begin", err)
+                           : exec_stmt(s, STMT_SAVEPOINT, "begin nested", err);
     if (rc == 0) {
-        s->in_tx = true;
+        s->depth++;
     }
     return rc;
 }
 
 int ferry_store_commit(struct ferry_store *s, struct ferry_err *err)
 {
-    if (!s->in_tx) {
+    int rc;
+    if (s->depth == 0) {
         return ferry_err_set(err, FERRY_EINVAL, "no store transaction open");
     }
-    int rc = exec_stmt(s, STMT_COMMIT, "commit", err);
+    if (s->depth > 1) {
+        s->depth--;
+        rc = exec_stmt(s, STMT_RELEASE, "commit nested", err);
+        if (rc < 0 && !sqlite3_get_autocommit(s->db)) {
+            /* Leave the outer transaction as it was before this one began. */
+            (void)exec_stmt(s, STMT_ROLLBACK_TO, "rollback nested", NULL);
+            (void)exec_stmt(s, STMT_RELEASE, "release nested", NULL);
+        }
+        return rc;
+    }
+    if (sqlite3_get_autocommit(s->db)) {
+        /* SQLite ended the transaction itself after an error inside it. */
+        s->depth = 0;
+        return ferry_err_set(err, FERRY_EDB, "commit: the transaction was rolled back by an error");
+    }
+    /* Held audit rows go out with the first commit that follows them: a
+     * job's trail and its outcome become visible together. */
+    rc = audit_write_held(s, err);
+    if (rc == 0) {
+        rc = exec_stmt(s, STMT_COMMIT, "commit", err);
+    }
     if (rc < 0) {
         /* A failed COMMIT may leave the transaction open; end it so the
          * connection is usable and the caller's view ("not committed") is true. */
@@ -412,7 +463,7 @@ int ferry_store_commit(struct ferry_store *s, struct ferry_err *err)
             (void)exec_stmt(s, STMT_ROLLBACK, "rollback", NULL);
         }
     }
-    s->in_tx = false;
+    s->depth = 0;
     return rc;
 }
 
@@ -421,17 +472,33 @@ void ferry_store_rollback(struct ferry_store *s)
     if (!s) {
         return;
     }
+    if (s->depth > 1) {
+        s->depth--;
+        /* SQLite may have rolled the whole transaction back by itself (I/O or
+         * full errors); then there is no savepoint left, and the outer
+         * commit reports the failure. */
+        if (!sqlite3_get_autocommit(s->db)) {
+            (void)exec_stmt(s, STMT_ROLLBACK_TO, "rollback nested", NULL);
+            (void)exec_stmt(s, STMT_RELEASE, "release nested", NULL);
+        }
+        return;
+    }
     /* SQLite may already have rolled back by itself after an I/O or full error. */
     if (!sqlite3_get_autocommit(s->db)) {
         (void)exec_stmt(s, STMT_ROLLBACK, "rollback", NULL);
     }
-    s->in_tx = false;
+    s->depth = 0;
+}
+
+bool ferry_store_in_transaction(const struct ferry_store *s)
+{
+    return s && s->depth > 0;
 }
 
 int ferry_store_set_synchronous(struct ferry_store *s, bool full, struct ferry_err *err)
 {
     /* SQLite refuses a change of safety level inside a transaction; fail before asking it. */
-    if (s->in_tx) {
+    if (s->depth > 0) {
         return ferry_err_set(err, FERRY_EINVAL, "cannot change durability inside a transaction");
     }
     return pragma(s, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", NULL,
@@ -455,7 +522,7 @@ int ferry_store_job_enqueue(struct ferry_store *s, const struct ferry_job_new *j
     }
     /* Check and insert under one write lock, or two concurrent intakes of the
      * same event could both see "no duplicate". */
-    if (!s->in_tx) {
+    if (s->depth == 0) {
         rc = exec_stmt(s, STMT_BEGIN, "begin enqueue", err);
         if (rc < 0) {
             goto cleanup;
@@ -817,7 +884,7 @@ cleanup:
  */
 static int job_transition(struct ferry_store *s, enum store_stmt which, const char *op, int64_t id,
                           int64_t now_ms, bool has_int, int64_t v3, int text_idx, const char *text,
-                          struct ferry_err *err)
+                          const char *mapping_hash, struct ferry_err *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = stmt_get(s, which, &st, err);
@@ -833,6 +900,9 @@ static int job_transition(struct ferry_store *s, enum store_stmt which, const ch
     if (rc == 0 && text_idx > 0) {
         rc = bind_text(s, st, text_idx, text, err);
     }
+    if (rc == 0 && mapping_hash) {
+        rc = bind_text(s, st, 5, mapping_hash, err);
+    }
     if (rc == 0) {
         rc = step_done(s, st, op, err);
     }
@@ -847,12 +917,12 @@ int ferry_store_job_lease(struct ferry_store *s, int64_t id, int64_t now_ms, int
                           struct ferry_err *err)
 {
     return job_transition(s, STMT_JOB_LEASE, "lease", id, now_ms, true, lease_until_ms, 0, NULL,
-                          err);
+                          NULL, err);
 }
 
 int ferry_store_job_finish(struct ferry_store *s, int64_t id, int64_t now_ms, struct ferry_err *err)
 {
-    return job_transition(s, STMT_JOB_FINISH, "finish", id, now_ms, false, 0, 0, NULL, err);
+    return job_transition(s, STMT_JOB_FINISH, "finish", id, now_ms, false, 0, 0, NULL, NULL, err);
 }
 
 /*
@@ -873,19 +943,41 @@ static const char *safe_reason(const char *text, char **owned)
 int ferry_store_job_retry(struct ferry_store *s, int64_t id, int64_t now_ms,
                           int64_t next_attempt_at_ms, const char *error, struct ferry_err *err)
 {
-    char *owned = NULL;
-    int rc = job_transition(s, STMT_JOB_RETRY, "retry", id, now_ms, true, next_attempt_at_ms, 4,
-                            safe_reason(error, &owned), err);
-    free(owned);
-    return rc;
+    struct ferry_job_end end = {
+        .state = FERRY_JOB_PENDING, .next_attempt_at_ms = next_attempt_at_ms, .error = error};
+    return ferry_store_job_end(s, id, now_ms, &end, err);
 }
 
 int ferry_store_job_bury(struct ferry_store *s, int64_t id, int64_t now_ms, const char *error,
                          struct ferry_err *err)
 {
+    struct ferry_job_end end = {.state = FERRY_JOB_DEAD, .error = error};
+    return ferry_store_job_end(s, id, now_ms, &end, err);
+}
+
+int ferry_store_job_end(struct ferry_store *s, int64_t id, int64_t now_ms,
+                        const struct ferry_job_end *end, struct ferry_err *err)
+{
     char *owned = NULL;
-    int rc = job_transition(s, STMT_JOB_BURY, "bury", id, now_ms, false, 0, 3,
-                            safe_reason(error, &owned), err);
+    int rc;
+    switch (end->state) {
+    case FERRY_JOB_DONE:
+        rc = job_transition(s, STMT_JOB_FINISH, "finish", id, now_ms, false, 0, 0, NULL,
+                            end->mapping_hash, err);
+        break;
+    case FERRY_JOB_PENDING:
+        rc = job_transition(s, STMT_JOB_RETRY, "retry", id, now_ms, true, end->next_attempt_at_ms,
+                            4, safe_reason(end->error, &owned), end->mapping_hash, err);
+        break;
+    case FERRY_JOB_DEAD:
+        rc = job_transition(s, STMT_JOB_BURY, "bury", id, now_ms, false, 0, 3,
+                            safe_reason(end->error, &owned), end->mapping_hash, err);
+        break;
+    default:
+        rc = ferry_err_set(err, FERRY_EINVAL, "a job cannot end as %s",
+                           ferry_job_state_name(end->state));
+        break;
+    }
     free(owned);
     return rc;
 }
@@ -1155,16 +1247,13 @@ int ferry_store_cursor_put(struct ferry_store *s, const char *system, const char
 
 /* ---- audit ---- */
 
-int ferry_store_audit_add(struct ferry_store *s, const struct ferry_audit_row *in,
-                          struct ferry_err *err)
+static int audit_insert(struct ferry_store *s, const struct ferry_audit_row *in,
+                        struct ferry_err *err)
 {
     sqlite3_stmt *st = NULL;
     char *owned[4] = {NULL, NULL, NULL, NULL};
     struct ferry_audit_row safe;
     const struct ferry_audit_row *row = in;
-    if (!in->correlation_id || !in->step) {
-        return ferry_err_set(err, FERRY_EINVAL, "audit row needs correlation_id and step");
-    }
     /* Every text a row carries passes the redaction layer (secrets, personal data). */
     if (ferry_redact_active()) {
         safe = *in;
@@ -1210,6 +1299,129 @@ cleanup:
         free(owned[i]);
     }
     return rc;
+}
+
+static void held_free(struct ferry_store *s)
+{
+    for (size_t i = 0; i < s->nheld; i++) {
+        free(s->held[i]);
+    }
+    s->nheld = 0;
+    s->held_bytes = 0;
+}
+
+/*
+ * Inserts the held rows in the order they were added, so that ids (which
+ * order a job's steps) come out as if each had been written at once. Rows
+ * that could not be written are dropped either way: the trail of a job is
+ * not worth more than the failure the caller is told about.
+ */
+static int audit_write_held(struct ferry_store *s, struct ferry_err *err)
+{
+    int rc = 0;
+    size_t i;
+    for (i = 0; i < s->nheld && rc == 0; i++) {
+        rc = audit_insert(s, &s->held[i]->row, err);
+    }
+    if (rc < 0 && err) {
+        size_t lost = s->nheld - i + 1;
+        char msg[sizeof(err->msg)];
+        snprintf(msg, sizeof(msg), "%s", err->msg);
+        ferry_err_set(err, rc, "%zu audit row(s) not written: %s", lost, msg);
+    }
+    held_free(s);
+    return rc;
+}
+
+/* Writes what is held in a transaction of its own, or in the open one. */
+static int audit_flush_held(struct ferry_store *s, struct ferry_err *err)
+{
+    if (s->nheld == 0) {
+        return 0;
+    }
+    if (s->depth > 0) {
+        return audit_write_held(s, err);
+    }
+    int rc = ferry_store_begin(s, err);
+    if (rc < 0) {
+        held_free(s);
+        return rc;
+    }
+    return ferry_store_commit(s, err);
+}
+
+static size_t opt_len(const char *v)
+{
+    return v ? strlen(v) + 1 : 0;
+}
+
+/* Copies v into *at (advancing it); NULL stays NULL. */
+static const char *opt_copy(char **at, const char *v)
+{
+    if (!v) {
+        return NULL;
+    }
+    size_t n = strlen(v) + 1;
+    char *dst = *at;
+    memcpy(dst, v, n);
+    *at += n;
+    return dst;
+}
+
+/* Keeps a copy of the row (one allocation for the row and its texts). */
+static int audit_hold_row(struct ferry_store *s, const struct ferry_audit_row *in,
+                          struct ferry_err *err)
+{
+    const char *texts[] = {in->correlation_id, in->connector, in->step,  in->method, in->url,
+                           in->request,        in->response,  in->detail};
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        len += opt_len(texts[i]);
+    }
+    if (s->nheld == s->held_cap) {
+        size_t ncap = s->held_cap ? s->held_cap * 2 : 16;
+        struct held_audit **grown = realloc(s->held, ncap * sizeof(*grown));
+        if (!grown) {
+            return ferry_err_set(err, FERRY_ENOMEM, "out of memory holding an audit row");
+        }
+        s->held = grown;
+        s->held_cap = ncap;
+    }
+    struct held_audit *h = malloc(sizeof(*h) + len);
+    if (!h) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory holding an audit row");
+    }
+    char *at = h->text;
+    h->row = *in;
+    h->row.correlation_id = opt_copy(&at, in->correlation_id);
+    h->row.connector = opt_copy(&at, in->connector);
+    h->row.step = opt_copy(&at, in->step);
+    h->row.method = opt_copy(&at, in->method);
+    h->row.url = opt_copy(&at, in->url);
+    h->row.request = opt_copy(&at, in->request);
+    h->row.response = opt_copy(&at, in->response);
+    h->row.detail = opt_copy(&at, in->detail);
+    s->held[s->nheld++] = h;
+    s->held_bytes += sizeof(*h) + len;
+    if (s->nheld >= STORE_AUDIT_HOLD_ROWS || s->held_bytes >= STORE_AUDIT_HOLD_BYTES) {
+        return audit_flush_held(s, err);
+    }
+    return 0;
+}
+
+int ferry_store_audit_add(struct ferry_store *s, const struct ferry_audit_row *in,
+                          struct ferry_err *err)
+{
+    if (!in->correlation_id || !in->step) {
+        return ferry_err_set(err, FERRY_EINVAL, "audit row needs correlation_id and step");
+    }
+    return s->hold ? audit_hold_row(s, in, err) : audit_insert(s, in, err);
+}
+
+int ferry_store_audit_hold(struct ferry_store *s, bool on, struct ferry_err *err)
+{
+    s->hold = on;
+    return on ? 0 : audit_flush_held(s, err);
 }
 
 int ferry_store_audit_count(struct ferry_store *s, const char *step, const char *method, int64_t *n,

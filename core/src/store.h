@@ -45,10 +45,19 @@ void ferry_store_close(struct ferry_store *s); /* accepts NULL */
 /* Schema version after migrations (PRAGMA user_version). */
 int ferry_store_schema_version(struct ferry_store *s);
 
-/* Explicit transactions, for batching several writes into one commit. */
+/*
+ * Explicit transactions, for batching several writes into one commit. The
+ * outermost begin takes the write lock (other connections' writers wait for
+ * it), so never hold one across a network call. They nest: a begin inside
+ * one is a savepoint, whose commit keeps its writes for the outer commit and
+ * whose rollback undoes only them. A rollback of the outermost one undoes
+ * everything since its begin.
+ */
 FERRY_NODISCARD int ferry_store_begin(struct ferry_store *s, struct ferry_err *err);
 FERRY_NODISCARD int ferry_store_commit(struct ferry_store *s, struct ferry_err *err);
 void ferry_store_rollback(struct ferry_store *s);
+/* Whether a ferry_store_begin() is open on this connection. */
+bool ferry_store_in_transaction(const struct ferry_store *s);
 /*
  * Durability of this connection's commits: true = synchronous FULL (the
  * default, for intake: an acknowledged webhook survives power loss), false =
@@ -151,6 +160,20 @@ FERRY_NODISCARD int ferry_store_job_retry(struct ferry_store *s, int64_t id, int
 /* running/pending -> dead with last_error (the dead letter). */
 FERRY_NODISCARD int ferry_store_job_bury(struct ferry_store *s, int64_t id, int64_t now_ms,
                                          const char *error, struct ferry_err *err);
+
+/* How a run ended, for ferry_store_job_end. */
+struct ferry_job_end {
+    int state;                  /* FERRY_JOB_DONE, FERRY_JOB_PENDING (a retry) or FERRY_JOB_DEAD */
+    int64_t next_attempt_at_ms; /* a retry's */
+    const char *error;          /* a retry's or a dead letter's reason */
+    const char *mapping_hash;   /* the mapping set that decided it; NULL: left as it is */
+};
+/*
+ * finish, retry or bury (same guards and errors), recording the mapping
+ * set in the same UPDATE (what ferry_store_job_note_mapping does alone).
+ */
+FERRY_NODISCARD int ferry_store_job_end(struct ferry_store *s, int64_t id, int64_t now_ms,
+                                        const struct ferry_job_end *end, struct ferry_err *err);
 /* Every running job back to pending (after a crash or an unclean stop); *n gets the count. */
 FERRY_NODISCARD int ferry_store_jobs_requeue_running(struct ferry_store *s, int64_t now_ms,
                                                      int64_t *n, struct ferry_err *err);
@@ -221,6 +244,17 @@ struct ferry_audit_row {
 };
 FERRY_NODISCARD int ferry_store_audit_add(struct ferry_store *s, const struct ferry_audit_row *row,
                                           struct ferry_err *err);
+/*
+ * Hold audit rows back (on = true): ferry_store_audit_add() then keeps a copy
+ * in memory, and the held rows are inserted, in the order they were added,
+ * by the next commit of an outermost ferry_store_begin(), so that a job's
+ * trail and its outcome land in one transaction. A rollback keeps them for
+ * the next commit. Past a bound (rows or bytes) they are written at once.
+ * Turning holding off writes what is held (in the open transaction, or in
+ * one of its own). Rows not written because of an error are dropped and
+ * the error is returned.
+ */
+FERRY_NODISCARD int ferry_store_audit_hold(struct ferry_store *s, bool on, struct ferry_err *err);
 /* Number of audit rows with this step ("http", ...) and, if non-NULL, this method; for tests and
  * status. */
 FERRY_NODISCARD int ferry_store_audit_count(struct ferry_store *s, const char *step,

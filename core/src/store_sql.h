@@ -211,6 +211,11 @@
     XX(BEGIN, "BEGIN IMMEDIATE")                                                                   \
     XX(COMMIT, "COMMIT")                                                                           \
     XX(ROLLBACK, "ROLLBACK")                                                                       \
+    /* A transaction begun inside another: its own rollback undoes only its                        \
+     * part (savepoints of one name nest; RELEASE takes the innermost). */                         \
+    XX(SAVEPOINT, "SAVEPOINT ferry_nested")                                                        \
+    XX(RELEASE, "RELEASE ferry_nested")                                                            \
+    XX(ROLLBACK_TO, "ROLLBACK TO ferry_nested")                                                    \
     XX(USER_VERSION, "PRAGMA user_version")                                                        \
     XX(JOB_FIND_DUP, "SELECT id FROM jobs WHERE dedupe_key = ?1 AND created_at >= ?2"              \
                      " ORDER BY id DESC LIMIT 1")                                                  \
@@ -225,10 +230,13 @@
                      " WHERE state = 0 AND id > ?1 ORDER BY id LIMIT ?2")                          \
     XX(JOB_LEASE, "UPDATE jobs SET state = 1, attempts = attempts + 1, lease_until = ?3,"          \
                   " updated_at = ?2 WHERE id = ?1 AND state = 0")                                  \
-    XX(JOB_FINISH, "UPDATE jobs SET state = 2, lease_until = NULL, updated_at = ?2"                \
-                   " WHERE id = ?1 AND state = 1")                                                 \
+    /* The three ends of a run also record which mapping set decided it                            \
+     * (?5; NULL keeps what is there): the same row, so the same UPDATE. */                        \
+    XX(JOB_FINISH, "UPDATE jobs SET state = 2, lease_until = NULL, updated_at = ?2,"               \
+                   " mapping_hash = COALESCE(?5, mapping_hash) WHERE id = ?1 AND state = 1")       \
     XX(JOB_RETRY, "UPDATE jobs SET state = 0, lease_until = NULL, next_attempt_at = ?3,"           \
-                  " last_error = ?4, updated_at = ?2, lane = 1 WHERE id = ?1 AND state = 1")       \
+                  " last_error = ?4, updated_at = ?2, lane = 1,"                                   \
+                  " mapping_hash = COALESCE(?5, mapping_hash) WHERE id = ?1 AND state = 1")        \
     /* Due jobs of one lane that are the oldest unfinished job of their key.                       \
      * The unary + keeps SQLite on jobs_lane (walk in id order, stop at the                        \
      * limit) instead of jobs_due, which sorts every pending job first.                            \
@@ -244,7 +252,8 @@
     XX(JOB_ORIGIN_SINCE, "SELECT 1 FROM jobs WHERE job_key = ?1 AND origin = ?2"                   \
                          " AND created_at >= ?3 LIMIT 1")                                          \
     XX(JOB_BURY, "UPDATE jobs SET state = 3, lease_until = NULL, last_error = ?3,"                 \
-                 " updated_at = ?2 WHERE id = ?1 AND state IN (0, 1)")                             \
+                 " updated_at = ?2, mapping_hash = COALESCE(?5, mapping_hash)"                     \
+                 " WHERE id = ?1 AND state IN (0, 1)")                                             \
     XX(JOBS_REQUEUE, "UPDATE jobs SET state = 0, lease_until = NULL, updated_at = ?1"              \
                      " WHERE state = 1")                                                           \
     XX(JOB_COUNTS, "SELECT state, COUNT(*) FROM jobs GROUP BY state")                              \

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -288,6 +289,85 @@ static const struct ferry_connector dst_conn = {
     .lookup_many = dst_lookup_many,
 };
 
+/*
+ * The target with a batch write (one round trip for several writes), and a
+ * look at the state database from another connection while that round trip
+ * is under way, which is what another worker or a crash would see.
+ */
+static const char *peek_db; /* set by setup_batching */
+static json_t *peeked;      /* {"running", "links", "steps"} seen inside write_many */
+static int crash_in_write_many;
+
+static size_t peek_steps(struct ferry_store *s, int64_t job_id)
+{
+    struct ferry_err err = {0};
+    json_t *rows = NULL;
+    size_t i, n = 0;
+    json_t *row;
+    assert_int_equal(ferry_store_audit_for_job(s, job_id, &rows, &err), 0);
+    json_array_foreach(rows, i, row)
+    {
+        /* A webhook job's intake step is its job row, there from the start. */
+        n += strcmp(json_string_value(json_object_get(row, "step")), "intake") != 0;
+    }
+    json_decref(rows);
+    return n;
+}
+
+static void peek(void)
+{
+    struct ferry_store *s = NULL;
+    struct ferry_err err = {0};
+    int64_t counts[FERRY_JOB_NSTATES];
+    json_t *links = NULL;
+    assert_int_equal(ferry_store_open(&s, peek_db, &err), 0);
+    assert_int_equal(ferry_store_job_counts(s, counts, &err), 0);
+    assert_int_equal(ferry_store_links_for_record(s, "src", "thing", "1", &links, &err), 0);
+    peeked = json_pack("{s:I, s:I, s:I}", "running", (json_int_t)counts[FERRY_JOB_RUNNING], "links",
+                       (json_int_t)json_array_size(links), "steps",
+                       (json_int_t)(peek_steps(s, 1) + peek_steps(s, 2)));
+    json_decref(links);
+    ferry_store_close(s);
+}
+
+static int dst_write_many(void *state, struct ferry_call *call, const struct ferry_write *writes,
+                          size_t n, json_t **results, struct ferry_err *err)
+{
+    *results = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *one = NULL;
+        struct ferry_err e = {0};
+        if (dst_write(state, call, &writes[i], &one, &e) == 0) {
+            json_object_set_new(one, "ok", json_true());
+        } else {
+            json_decref(one);
+            one = json_pack("{s:b, s:i, s:s}", "ok", 0, "code", e.code, "error", e.msg);
+        }
+        json_array_append_new(*results, one);
+    }
+    if (crash_in_write_many) {
+        /* The writes took effect remotely; the process dies before it
+         * records anything of them. */
+        _exit(3);
+    }
+    peek();
+    return 0;
+}
+
+static const struct ferry_connector dst_batch_conn = {
+    .abi = FERRY_PLUGIN_ABI,
+    .size = sizeof(struct ferry_connector),
+    .name = "dst",
+    .version = "1",
+    .open = src_open,
+    .close = src_close,
+    .fetch = dst_fetch,
+    .lookup = dst_lookup,
+    .write = dst_write,
+    .lookup_many = dst_lookup_many,
+    .write_many = dst_write_many,
+};
+
 /* ---- fixture ---- */
 
 struct fx {
@@ -322,6 +402,7 @@ static void write_file(const char *path, const char *text)
 
 static const char *reverse_mapping;
 static int64_t fake_now; /* 0: the real clock */
+static const struct ferry_connector *dst_desc = &dst_conn;
 
 static int64_t test_clock(void)
 {
@@ -381,7 +462,10 @@ static int setup_with(void **state, const char *second)
 
     assert_int_equal(ferry_runtime_new_empty(&fx->rt, &fx->cfg, &err), 0);
     assert_int_equal(ferry_runtime_add_connector(fx->rt, "src", &src_conn, NULL, &err), 0);
-    assert_int_equal(ferry_runtime_add_connector(fx->rt, "dst", &dst_conn, NULL, &err), 0);
+    assert_int_equal(ferry_runtime_add_connector(fx->rt, "dst", dst_desc, NULL, &err), 0);
+    dst_desc = &dst_conn;
+    peek_db = fx->db;
+    crash_in_write_many = 0;
     fx->rt->clock = test_clock;
     if (ferry_runtime_start_workers(fx->rt, &err) != 0) {
         fail_msg("workers: %s", err.msg);
@@ -392,6 +476,13 @@ static int setup_with(void **state, const char *second)
 
 static int setup(void **state)
 {
+    return setup_with(state, NULL);
+}
+
+/* The target writes in batches (write_many). */
+static int setup_batching(void **state)
+{
+    dst_desc = &dst_batch_conn;
     return setup_with(state, NULL);
 }
 
@@ -413,6 +504,8 @@ static int teardown(void **state)
     src_last_write = NULL;
     json_decref(dst_last_where);
     dst_last_where = NULL;
+    json_decref(peeked);
+    peeked = NULL;
     snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
     assert_int_equal(system(cmd), 0);
     free(fx);
@@ -1275,6 +1368,154 @@ static void test_pipeline_batch_shares_one_lookup_request(void **state)
     assert_int_equal(json_object_size(dst_records), 3);
 }
 
+/*
+ * Two things queued and listed for a batch: 1 is new in the target, 2 is
+ * there (A1) under an older name, so it is matched and updated. *jobs is
+ * freed by the caller.
+ */
+static void two_things(struct fx *fx, struct ferry_job ***jobs, size_t *n)
+{
+    struct ferry_err err = {0};
+    json_object_set_new(
+        src_records, "2",
+        json_pack("{s:i, s:s, s:s}", "id", 2, "name", "Joe", "email", "joe@example.com"));
+    json_object_set_new(dst_records, "A1",
+                        json_pack("{s:s, s:{s:s, s:s}}", "etag", "e1", "record", "Email",
+                                  "joe@example.com", "Name", "Joseph"));
+    enqueue(fx, "1", "created");
+    enqueue(fx, "2", "created");
+    assert_int_equal(ferry_store_jobs_pending(fx->rt->workers[0].store, 0, 10, jobs, n, &err), 0);
+    assert_int_equal(*n, 2);
+}
+
+static void free_jobs(struct ferry_job **jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+}
+
+static void test_pipeline_batch_records_its_end_in_one_transaction(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_err err = {0};
+    struct ferry_job **jobs = NULL;
+    size_t n = 0;
+    struct ferry_outcome outs[2];
+    json_t *rows = NULL;
+    two_things(fx, &jobs, &n);
+    assert_int_equal(ferry_pipeline_run_batch(&fx->rt->workers[0], jobs, n, outs), 0);
+    free_jobs(jobs, n);
+    assert_int_equal(outs[0].kind, FERRY_OUTCOME_DONE);
+    assert_int_equal(outs[1].kind, FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 1);
+    assert_int_equal(dst_updates, 1);
+
+    /* During the round trip, others saw the leases and nothing else (not
+     * even the match found before it). */
+    assert_non_null(peeked);
+    assert_int_equal(json_integer_value(json_object_get(peeked, "running")), 2);
+    assert_int_equal(json_integer_value(json_object_get(peeked, "links")), 0);
+    assert_int_equal(json_integer_value(json_object_get(peeked, "steps")), 0);
+
+    /* After it: outcomes, links, the mapping that decided, and each job's
+     * steps in the order they happened. */
+    struct ferry_store *s = fx->rt->workers[0].store;
+    int64_t counts[FERRY_JOB_NSTATES];
+    assert_int_equal(ferry_store_job_counts(s, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_DONE], 2);
+    struct ferry_link link = {0};
+    struct ferry_link_key key = {.src_system = "src",
+                                 .src_object = "thing",
+                                 .src_id = "2",
+                                 .dst_system = "dst",
+                                 .dst_object = "Things"};
+    assert_int_equal(ferry_store_link_get(s, &key, &link, &err), 0);
+    assert_string_equal(link.dst_id, "A1");
+    ferry_link_clear(&link);
+    key.src_id = "1";
+    assert_int_equal(ferry_store_link_get(s, &key, &link, &err), 0);
+    assert_string_equal(link.dst_id, "T1");
+    ferry_link_clear(&link);
+    assert_int_equal(ferry_store_jobs_for_key(s, "src:thing:2", 10, &rows, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "mapping_hash")),
+                        ferry_mapping_set_hash(fx->rt->workers[0].mappings));
+    json_decref(rows);
+    assert_int_equal(ferry_store_audit_for_job(s, 2, &rows, &err), 0);
+    const char *want[][2] = {{"intake", NULL},
+                             {"match", "A1: matched by Email"},
+                             {"write", "written in a batch of 2"},
+                             {"write", "A1: updated 1 field(s)"}};
+    assert_int_equal(json_array_size(rows), 4);
+    for (size_t i = 0; i < 4; i++) {
+        json_t *row = json_array_get(rows, i);
+        assert_string_equal(json_string_value(json_object_get(row, "step")), want[i][0]);
+        if (want[i][1]) {
+            assert_non_null(strstr(json_string_value(json_object_get(row, "detail")), want[i][1]));
+        }
+    }
+    json_decref(rows);
+}
+
+static void test_pipeline_crash_mid_batch_leaves_jobs_to_run_again(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_err err = {0};
+    struct ferry_job **jobs = NULL;
+    size_t n = 0;
+    struct ferry_outcome outs[2];
+    int status = 0;
+    two_things(fx, &jobs, &n);
+
+    crash_in_write_many = 1;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        (void)ferry_pipeline_run_batch(&fx->rt->workers[0], jobs, n, outs);
+        _exit(0); /* not reached: write_many ends the process */
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 3);
+    crash_in_write_many = 0;
+
+    /* The crash left the leases and nothing half-written: no links, no steps. */
+    struct ferry_store *s = NULL;
+    int64_t counts[FERRY_JOB_NSTATES], requeued = 0;
+    json_t *links = NULL;
+    assert_int_equal(ferry_store_open(&s, fx->db, &err), 0);
+    assert_int_equal(ferry_store_job_counts(s, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_RUNNING], 2);
+    assert_int_equal(ferry_store_links_for_record(s, "src", "thing", "1", &links, &err), 0);
+    assert_int_equal(json_array_size(links), 0);
+    json_decref(links);
+    assert_int_equal(peek_steps(s, 1) + peek_steps(s, 2), 0);
+
+    /* The next start takes them back; the creates did happen remotely, and
+     * the match rules find them instead of creating them again. */
+    assert_int_equal(ferry_store_jobs_requeue_running(s, ferry_now_ms(), &requeued, &err), 0);
+    assert_int_equal(requeued, 2);
+    ferry_store_close(s);
+    json_object_set_new(dst_records, "T1",
+                        json_pack("{s:s, s:{s:s, s:s}}", "etag", "e1", "record", "Email",
+                                  "jane@example.com", "Name", "Jane"));
+    free_jobs(jobs, n);
+    assert_int_equal(ferry_store_jobs_pending(fx->rt->workers[0].store, 0, 10, &jobs, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(ferry_pipeline_run_batch(&fx->rt->workers[0], jobs, n, outs), 0);
+    free_jobs(jobs, n);
+    assert_int_equal(outs[0].kind, FERRY_OUTCOME_DONE);
+    assert_int_equal(outs[1].kind, FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 0);
+    assert_int_equal(json_object_size(dst_records), 2);
+    assert_int_equal(
+        ferry_store_links_for_record(fx->rt->workers[0].store, "src", "thing", "1", &links, &err),
+        0);
+    assert_int_equal(json_array_size(links), 1);
+    json_decref(links);
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -1326,6 +1567,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_batch_shares_one_lookup_request, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_lookup_with_conditions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_batch_records_its_end_in_one_transaction,
+                                        setup_batching, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_crash_mid_batch_leaves_jobs_to_run_again,
+                                        setup_batching, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_refused_update_makes_the_task_instead, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_linked_match_finds_another_records_target,

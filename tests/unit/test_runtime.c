@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Runtime tests: the host vtable as a connector sees it (worker slots, HTTP
- * only on workers, an audit row per request), instance lookup, and the
- * all-or-nothing mapping reload.
+ * only on workers and outside state transactions, an audit row per request),
+ * instance lookup, and the all-or-nothing mapping reload.
  */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
@@ -180,6 +180,40 @@ static void test_runtime_http_needs_worker_and_is_audited(void **state)
     assert_int_equal(n, 1);
 }
 
+static void test_runtime_http_waits_outside_transactions(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_call w0;
+    struct ferry_http_resp resp;
+    struct ferry_err err = {0};
+    struct ferry_http_req req = {.method = "GET", .url = "http://127.0.0.1:1/x", .object = "T"};
+    struct ferry_store *s = fx->rt->workers[0].store;
+    struct ferry_store *other = NULL;
+    int64_t n = 0;
+    ferry_call_init(&w0, fx->rt, &fx->rt->workers[0], 0, "corr", 9);
+    const struct ferry_host_api *h = &fx->rt->host;
+    assert_int_equal(ferry_store_open(&other, fx->db, &err), 0);
+
+    /* A request would keep the write lock for as long as the remote takes. */
+    assert_int_equal(ferry_store_begin(s, &err), 0);
+    assert_int_equal(h->http(&w0, &req, &resp, &err), FERRY_EINVAL);
+    assert_non_null(strstr(err.msg, "transaction"));
+    ferry_store_rollback(s);
+
+    /* A held request row is written by the commit that ends the job. */
+    assert_int_equal(ferry_store_audit_hold(s, true, &err), 0);
+    int rc = h->http(&w0, &req, &resp, &err);
+    assert_true(rc == FERRY_ENETWORK || rc == FERRY_ETIMEDOUT);
+    assert_int_equal(ferry_store_audit_count(other, "http", "GET", &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ferry_store_begin(s, &err), 0);
+    assert_int_equal(ferry_store_commit(s, &err), 0);
+    assert_int_equal(ferry_store_audit_count(other, "http", "GET", &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ferry_store_audit_hold(s, false, &err), 0);
+    ferry_store_close(other);
+}
+
 static void test_runtime_reload_is_all_or_nothing(void **state)
 {
     struct fx *fx = *state;
@@ -278,6 +312,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runtime_instances_and_open_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runtime_worker_slots_are_private, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runtime_http_needs_worker_and_is_audited, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_http_waits_outside_transactions, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_runtime_reload_is_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runtime_describe_rejects_read_only_targets, setup,

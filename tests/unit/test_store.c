@@ -612,8 +612,9 @@ static void test_store_batch_commit(void **state)
 
     assert_int_equal(ferry_store_open(&other, f->path, &err), 0);
 
+    assert_false(ferry_store_in_transaction(f->s));
     assert_int_equal(ferry_store_begin(f->s, &err), 0);
-    assert_int_equal(ferry_store_begin(f->s, &err), FERRY_EINVAL);
+    assert_true(ferry_store_in_transaction(f->s));
     int64_t a = enqueue(f->s, "b-1", 1000, &ins);
     assert_true(ins);
     enqueue(f->s, "b-2", 1000, &ins);
@@ -645,6 +646,192 @@ static void test_store_batch_commit(void **state)
     assert_int_equal(ferry_store_job_counts(other, counts, &err), 0);
     assert_int_equal(counts[FERRY_JOB_PENDING], 4);
     ferry_store_close(other);
+}
+
+static void test_store_nested_transactions(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    struct ferry_store *other = NULL;
+    int64_t counts[FERRY_JOB_NSTATES];
+    bool ins = false;
+
+    assert_int_equal(ferry_store_open(&other, f->path, &err), 0);
+    assert_int_equal(ferry_store_begin(f->s, &err), 0);
+    enqueue(f->s, "n-1", 1000, &ins);
+
+    /* An inner transaction's rollback undoes only its own writes. */
+    assert_int_equal(ferry_store_begin(f->s, &err), 0);
+    enqueue(f->s, "n-2", 1000, &ins);
+    ferry_store_rollback(f->s);
+    assert_true(ferry_store_in_transaction(f->s));
+
+    /* An inner commit keeps its writes for the outer one, unseen until then. */
+    assert_int_equal(ferry_store_begin(f->s, &err), 0);
+    assert_int_equal(ferry_store_begin(f->s, &err), 0);
+    enqueue(f->s, "n-3", 1000, &ins);
+    assert_int_equal(ferry_store_commit(f->s, &err), 0);
+    assert_int_equal(ferry_store_commit(f->s, &err), 0);
+    assert_true(ferry_store_in_transaction(f->s));
+    assert_int_equal(ferry_store_job_counts(other, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 0);
+    /* The outer transaction sees its own inner work; n-2 was rolled back. */
+    assert_int_equal(ferry_store_job_counts(f->s, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 2);
+
+    assert_int_equal(ferry_store_commit(f->s, &err), 0);
+    assert_false(ferry_store_in_transaction(f->s));
+    assert_int_equal(ferry_store_job_counts(other, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 2);
+    enqueue(other, "n-2", 1001, &ins);
+    assert_true(ins);
+    enqueue(other, "n-3", 1001, &ins);
+    assert_false(ins);
+
+    /* The outer rollback takes committed inner work with it. */
+    assert_int_equal(ferry_store_begin(f->s, &err), 0);
+    assert_int_equal(ferry_store_begin(f->s, &err), 0);
+    enqueue(f->s, "n-4", 1002, &ins);
+    assert_int_equal(ferry_store_commit(f->s, &err), 0);
+    ferry_store_rollback(f->s);
+    assert_false(ferry_store_in_transaction(f->s));
+    assert_int_equal(ferry_store_job_counts(other, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_PENDING], 3);
+    ferry_store_close(other);
+}
+
+/* An audit row of job_id with the given detail, added at `at`. */
+static void add_step(struct ferry_store *s, int64_t job_id, const char *detail, int64_t at)
+{
+    struct ferry_err err = {0};
+    struct ferry_audit_row row = {.job_id = job_id,
+                                  .correlation_id = "corr-h",
+                                  .connector = "crm",
+                                  .step = "write",
+                                  .detail = detail,
+                                  .at_ms = at};
+    assert_int_equal(ferry_store_audit_add(s, &row, &err), 0);
+}
+
+static int64_t count_rows(const char *path, const char *sql)
+{
+    char buf[32];
+    raw_query_text(path, sql, buf, sizeof(buf));
+    return strtoll(buf, NULL, 10);
+}
+
+static void test_store_held_audit_lands_with_the_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    char buf[256];
+    const char *all = "SELECT COUNT(*) FROM audit WHERE correlation_id = 'corr-h'";
+
+    int64_t id = enqueue(f->s, "h-1", 1000, NULL);
+    assert_int_equal(ferry_store_job_lease(f->s, id, 1001, 5000, &err), 0);
+    assert_int_equal(ferry_store_audit_hold(f->s, true, &err), 0);
+    char detail[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(detail, sizeof(detail), "step %d", i);
+        add_step(f->s, id, detail, 1002);
+    }
+    /* Held rows are on no connection's disk yet, this one's included. */
+    assert_int_equal(count_rows(f->path, all), 0);
+    int64_t n = -1;
+    assert_int_equal(ferry_store_audit_count(f->s, "write", NULL, &n, &err), 0);
+    assert_int_equal(n, 0);
+
+    /* A rolled-back transaction keeps them for the next commit. */
+    assert_int_equal(ferry_store_begin(f->s, &err), 0);
+    ferry_store_rollback(f->s);
+    assert_int_equal(count_rows(f->path, all), 0);
+
+    /* The job's end: its outcome and its trail become visible in one commit. */
+    assert_int_equal(ferry_store_begin(f->s, &err), 0);
+    assert_int_equal(ferry_store_job_finish(f->s, id, 1003, &err), 0);
+    raw_query_text(f->path, "SELECT state FROM jobs WHERE id = 1", buf, sizeof(buf));
+    assert_string_equal(buf, "1");
+    assert_int_equal(count_rows(f->path, all), 0);
+    assert_int_equal(ferry_store_commit(f->s, &err), 0);
+    raw_query_text(f->path, "SELECT state FROM jobs WHERE id = 1", buf, sizeof(buf));
+    assert_string_equal(buf, "2");
+    assert_int_equal(count_rows(f->path, all), 5);
+    /* In the order they were added. */
+    raw_query_text(f->path,
+                   "SELECT group_concat(detail, ',') FROM (SELECT detail FROM audit"
+                   " WHERE correlation_id = 'corr-h' ORDER BY id)",
+                   buf, sizeof(buf));
+    assert_string_equal(buf, "step 0,step 1,step 2,step 3,step 4");
+
+    /* Turning holding off writes what is held; rows are then written at once. */
+    add_step(f->s, id, "late", 1004);
+    assert_int_equal(count_rows(f->path, all), 5);
+    assert_int_equal(ferry_store_audit_hold(f->s, false, &err), 0);
+    assert_int_equal(count_rows(f->path, all), 6);
+    add_step(f->s, id, "direct", 1005);
+    assert_int_equal(count_rows(f->path, all), 7);
+
+    /* Holding is bounded: a job with very many steps writes them as it goes. */
+    assert_int_equal(ferry_store_audit_hold(f->s, true, &err), 0);
+    for (int i = 0; i < 300; i++) {
+        add_step(f->s, id, "many", 1006);
+    }
+    int64_t written = count_rows(f->path, "SELECT COUNT(*) FROM audit WHERE detail = 'many'");
+    assert_true(written > 0 && written < 300);
+    assert_int_equal(ferry_store_audit_hold(f->s, false, &err), 0);
+    assert_int_equal(count_rows(f->path, "SELECT COUNT(*) FROM audit WHERE detail = 'many'"), 300);
+
+    /* A close with rows still held writes them. */
+    assert_int_equal(ferry_store_audit_hold(f->s, true, &err), 0);
+    add_step(f->s, id, "at close", 1007);
+    ferry_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(count_rows(f->path, "SELECT COUNT(*) FROM audit WHERE detail = 'at close'"),
+                     1);
+}
+
+static void test_store_job_end_records_the_mapping(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    char buf[128];
+
+    int64_t a = enqueue(f->s, "e-1", 1000, NULL);
+    int64_t b = enqueue(f->s, "e-2", 1000, NULL);
+    assert_int_equal(ferry_store_job_lease(f->s, a, 1001, 5000, &err), 0);
+    assert_int_equal(ferry_store_job_lease(f->s, b, 1001, 5000, &err), 0);
+
+    struct ferry_job_end retry = {.state = FERRY_JOB_PENDING,
+                                  .next_attempt_at_ms = 3000,
+                                  .error = "HTTP 503",
+                                  .mapping_hash = "hash-1"};
+    assert_int_equal(ferry_store_job_end(f->s, a, 1002, &retry, &err), 0);
+    raw_query_text(f->path,
+                   "SELECT state || ' ' || next_attempt_at || ' ' || last_error || ' ' ||"
+                   " mapping_hash FROM jobs WHERE id = 1",
+                   buf, sizeof(buf));
+    assert_string_equal(buf, "0 3000 HTTP 503 hash-1");
+    /* The same guards as finish/retry/bury. */
+    struct ferry_job_end done = {.state = FERRY_JOB_DONE, .mapping_hash = "hash-2"};
+    assert_int_equal(ferry_store_job_end(f->s, a, 1003, &done, &err), FERRY_EBUSY);
+    assert_int_equal(ferry_store_job_end(f->s, 99, 1003, &done, &err), FERRY_ENOTFOUND);
+    struct ferry_job_end running = {.state = FERRY_JOB_RUNNING};
+    assert_int_equal(ferry_store_job_end(f->s, a, 1003, &running, &err), FERRY_EINVAL);
+
+    assert_int_equal(ferry_store_job_lease(f->s, a, 3001, 9000, &err), 0);
+    assert_int_equal(ferry_store_job_end(f->s, a, 3002, &done, &err), 0);
+    raw_query_text(f->path, "SELECT state || ' ' || mapping_hash FROM jobs WHERE id = 1", buf,
+                   sizeof(buf));
+    assert_string_equal(buf, "2 hash-2");
+
+    /* Without a hash the one recorded stays. */
+    assert_int_equal(ferry_store_job_note_mapping(f->s, b, "hash-3", &err), 0);
+    struct ferry_job_end dead = {.state = FERRY_JOB_DEAD, .error = "HTTP 400"};
+    assert_int_equal(ferry_store_job_end(f->s, b, 1004, &dead, &err), 0);
+    raw_query_text(
+        f->path, "SELECT state || ' ' || last_error || ' ' || mapping_hash FROM jobs WHERE id = 2",
+        buf, sizeof(buf));
+    assert_string_equal(buf, "3 HTTP 400 hash-3");
 }
 
 struct racer {
@@ -1025,6 +1212,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_two_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_batch_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_nested_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_held_audit_lands_with_the_commit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_job_end_records_the_mapping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_concurrent_enqueue_dedupes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_set_synchronous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_open_fails_cleanly, setup, teardown),
