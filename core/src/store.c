@@ -542,11 +542,11 @@ int ferry_store_job_enqueue(struct ferry_store *s, const struct ferry_job_new *j
             goto cleanup;
         }
         int src = sqlite3_step(st);
-        if (src == SQLITE_ROW) {
+        if (src == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
             new_id = sqlite3_column_int64(st, 0);
             goto cleanup; /* a duplicate: nothing to write */
         }
-        if (src != SQLITE_DONE) {
+        if (src != SQLITE_DONE && src != SQLITE_ROW) {
             rc = db_error(s, src, "look up duplicate job", err);
             goto cleanup;
         }
@@ -1177,7 +1177,7 @@ int ferry_store_link_find_by_dst(struct ferry_store *s, const char *dst_system,
         goto cleanup;
     }
     int src = sqlite3_step(st);
-    if (src == SQLITE_DONE) {
+    if (src == SQLITE_DONE || (src == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL)) {
         rc = ferry_err_set(err, FERRY_ENOTFOUND, "no %s/%s linked to %s/%s/%s", src_system,
                            src_object, dst_system, dst_object, dst_id);
     } else if (src != SQLITE_ROW) {
@@ -1783,30 +1783,39 @@ int ferry_store_jobs_coalesce(struct ferry_store *s, const char *job_key, const 
                               struct ferry_err *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = stmt_get(s, STMT_JOBS_COALESCE, &st, err);
-    if (rc == 0) {
-        rc = bind_text(s, st, 1, job_key, err);
+    bool any = false;
+    if (n) {
+        *n = 0;
     }
-    if (rc == 0) {
-        rc = bind_int64(s, st, 2, by_id, err);
+    for (int pass = 0; pass < 2; pass++) {
+        int rc = stmt_get(s, pass == 0 ? STMT_JOBS_COALESCIBLE : STMT_JOBS_COALESCE, &st, err);
+        if (rc == 0) {
+            rc = bind_text(s, st, 1, job_key, err);
+        }
+        if (rc == 0) {
+            rc = bind_int64s(s, st, 2, (const int64_t[]){by_id, read_at_ms, now_ms}, 3, err);
+        }
+        if (rc == 0) {
+            rc = bind_text(s, st, 5, event, err);
+        }
+        if (rc == 0 && pass == 0) {
+            int src = sqlite3_step(st);
+            any = src == SQLITE_ROW;
+            if (src != SQLITE_ROW && src != SQLITE_DONE) {
+                rc = db_error(s, src, "look for jobs to coalesce", err);
+            }
+        } else if (rc == 0) {
+            rc = step_done(s, st, "coalesce jobs", err);
+        }
+        stmt_done(st);
+        if (rc < 0 || !any) {
+            return rc;
+        }
     }
-    if (rc == 0) {
-        rc = bind_int64(s, st, 3, read_at_ms, err);
-    }
-    if (rc == 0) {
-        rc = bind_int64(s, st, 4, now_ms, err);
-    }
-    if (rc == 0) {
-        rc = bind_text(s, st, 5, event, err);
-    }
-    if (rc == 0) {
-        rc = step_done(s, st, "coalesce jobs", err);
-    }
-    stmt_done(st);
-    if (rc == 0 && n) {
+    if (n) {
         *n = sqlite3_changes(s->db);
     }
-    return rc;
+    return 0;
 }
 
 /* ---- operations: status, metrics, explain, log, retention (issue 8) ---- */

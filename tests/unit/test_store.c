@@ -504,6 +504,68 @@ static void test_store_links(void **state)
         0);
     assert_string_equal(src, "42");
     free(src);
+
+    /* Two records linked to one destination: the one linked last answers. */
+    struct ferry_link_key key3 = {"shop", "customer", "43", "crm", "account"};
+    assert_int_equal(ferry_store_link_put(f->s, &key3, &put3, 4000, &err), 0);
+    assert_int_equal(
+        ferry_store_link_find_by_dst(f->s, "crm", "account", "A-9", "shop", "customer", &src, &err),
+        0);
+    assert_string_equal(src, "43");
+    free(src);
+    assert_int_equal(ferry_store_link_put(f->s, &key2, &put3, 5000, &err), 0);
+    assert_int_equal(
+        ferry_store_link_find_by_dst(f->s, "crm", "account", "A-9", "shop", "customer", &src, &err),
+        0);
+    assert_string_equal(src, "42");
+    free(src);
+}
+
+static int64_t enqueue_event(struct ferry_store *s, const char *job_key, const char *payload,
+                             int64_t now)
+{
+    struct ferry_err err = {0};
+    int64_t id = 0;
+    struct ferry_job_new j = {.job_key = job_key,
+                              .kind = "sync",
+                              .payload = payload,
+                              .correlation_id = "c",
+                              .now_ms = now};
+    assert_int_equal(ferry_store_job_enqueue(s, &j, &id, NULL, &err), 0);
+    return id;
+}
+
+static void test_store_coalesce_takes_only_covered_jobs(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    const char *upd = "{\"event\":\"updated\"}";
+    int64_t n = -1;
+
+    int64_t by = enqueue_event(f->s, "shop:customer:1", upd, 1000);
+    int64_t later = enqueue_event(f->s, "shop:customer:1", upd, 1001);
+    int64_t too_late = enqueue_event(f->s, "shop:customer:1", upd, 3000);
+    int64_t other_event = enqueue_event(f->s, "shop:customer:1", "{\"event\":\"deleted\"}", 1002);
+    int64_t detail =
+        enqueue_event(f->s, "shop:customer:1", "{\"event\":\"updated\",\"event_data\":{}}", 1003);
+    int64_t other_key = enqueue_event(f->s, "shop:customer:2", upd, 1004);
+    assert_int_equal(ferry_store_job_lease(f->s, by, 1500, 9000, &err), 0);
+    assert_int_equal(ferry_store_job_finish(f->s, by, 2000, &err), 0);
+
+    assert_int_equal(
+        ferry_store_jobs_coalesce(f->s, "shop:customer:1", "updated", by, 2000, 2001, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(job_state(f->s, later), FERRY_JOB_DONE);
+    assert_int_equal(job_state(f->s, too_late), FERRY_JOB_PENDING);
+    assert_int_equal(job_state(f->s, other_event), FERRY_JOB_PENDING);
+    assert_int_equal(job_state(f->s, detail), FERRY_JOB_PENDING);
+    assert_int_equal(job_state(f->s, other_key), FERRY_JOB_PENDING);
+
+    /* Nothing left to cover: none, whatever the last write changed. */
+    assert_int_equal(ferry_store_job_lease(f->s, other_key, 2002, 9000, &err), 0);
+    assert_int_equal(
+        ferry_store_jobs_coalesce(f->s, "shop:customer:1", "updated", by, 2000, 2003, &n, &err), 0);
+    assert_int_equal(n, 0);
 }
 
 static void test_store_cursors(void **state)
@@ -1209,6 +1271,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_counts_and_dead_since, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_cursors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_coalesce_takes_only_covered_jobs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_store_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_two_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_batch_commit, setup, teardown),
