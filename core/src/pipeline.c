@@ -1416,7 +1416,12 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     json_t *payload = NULL, *fetched = NULL, *intents = NULL, *context = NULL, *echo = NULL;
     int rc = 0;
 
-    payload = json_loads(job->payload, 0, NULL);
+    /* A job its poll queued in this process gets the record the poll
+     * parsed; otherwise the stored text is parsed. */
+    payload = ferry_runtime_payload_take(rt, job->id, strlen(job->payload));
+    if (!payload) {
+        payload = json_loads(job->payload, 0, NULL);
+    }
     const char *source = json_string_value(json_object_get(payload, "source"));
     const char *object = json_string_value(json_object_get(payload, "object"));
     const char *id = json_string_value(json_object_get(payload, "id"));
@@ -2122,6 +2127,69 @@ static int judge_missed(struct ferry_worker *w, const char *job_key, const char 
     return rc;
 }
 
+/*
+ * The parsed payloads of a page's new jobs, for ferry_runtime_payload_put
+ * once the page is committed.
+ */
+struct handoff {
+    int64_t *ids;
+    size_t *lens;
+    json_t *payloads; /* array, in the order of ids */
+    size_t n, cap;
+};
+
+/*
+ * Keeps a payload whose record only it holds: the record leaves the page,
+ * so that nothing on this thread touches it after the job has it.
+ */
+static void handoff_add(struct handoff *h, int64_t id, size_t len, json_t *payload, json_t *record)
+{
+    if (record->refcount != 1 || payload->refcount != 1) {
+        json_decref(payload); /* someone else holds it too: the job parses its text */
+        return;
+    }
+    if (h->n == h->cap) {
+        size_t ncap = h->cap ? h->cap * 2 : 64;
+        int64_t *ids = realloc(h->ids, ncap * sizeof(*ids));
+        if (ids) {
+            h->ids = ids;
+        }
+        size_t *lens = ids ? realloc(h->lens, ncap * sizeof(*lens)) : NULL;
+        if (lens) {
+            h->lens = lens;
+        }
+        if (!h->payloads) {
+            h->payloads = json_array();
+        }
+        if (!ids || !lens || !h->payloads) {
+            json_decref(payload);
+            return;
+        }
+        h->cap = ncap;
+    }
+    h->ids[h->n] = id;
+    h->lens[h->n] = len;
+    h->n++;
+    json_array_append_new(h->payloads, payload);
+}
+
+static void handoff_drop(struct handoff *h)
+{
+    json_decref(h->payloads);
+    free(h->ids);
+    free(h->lens);
+    memset(h, 0, sizeof(*h));
+}
+
+static void handoff_give(struct ferry_runtime *rt, struct handoff *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        ferry_runtime_payload_put(rt, h->ids[i], h->lens[i],
+                                  json_incref(json_array_get(h->payloads, i)));
+    }
+    handoff_drop(h);
+}
+
 int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *object,
                         const char *since_override, struct ferry_poll_result *res,
                         struct ferry_err *err)
@@ -2133,6 +2201,7 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
     json_t *seen_tokens = NULL;
     json_t *page = NULL;
     struct ferry_call call;
+    struct handoff handoff = {0};
     int rc;
 
     memset(res, 0, sizeof(*res));
@@ -2207,9 +2276,9 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
                 json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", system, "object", object, "id",
                           rid, "event", ev ? ev : "updated", "record", record);
             char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
-            json_decref(payload);
             free(rid);
             if (!text) {
+                json_decref(payload);
                 ferry_store_rollback(w->store);
                 rc = ferry_err_set(err, FERRY_ENOMEM, "out of memory");
                 goto cleanup;
@@ -2225,8 +2294,16 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
                 .lane = FERRY_LANE_BACKFILL,
             };
             bool inserted = false, missed = false;
-            rc = ferry_store_job_enqueue(w->store, &jn, NULL, &inserted, err);
+            int64_t job_id = 0;
+            size_t text_len = strlen(text);
+            rc = ferry_store_job_enqueue(w->store, &jn, &job_id, &inserted, err);
             free(text);
+            if (rc == 0 && inserted) {
+                json_object_del(item, "record"); /* the page reads only ids from here on */
+                handoff_add(&handoff, job_id, text_len, payload, record);
+            } else {
+                json_decref(payload);
+            }
             /* Without a cursor (the first poll) or from an explicit date, the
              * changes predate any webhook: nothing can have been missed. */
             if (rc == 0 && inserted && !since_override && had_cursor) {
@@ -2260,6 +2337,7 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
         if (rc < 0) {
             goto cleanup;
         }
+        handoff_give(w->rt, &handoff);
         ferry_metrics_poll_page(system, object, page);
         const char *next = json_string_value(json_object_get(page, "next"));
         /* Loop guards: a remote that hands out a page token twice, or the same
@@ -2309,6 +2387,7 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
                (long long)res->enqueued, (long long)res->missed, res->pages);
     rc = 0;
 cleanup:
+    handoff_drop(&handoff);
     hold_audit(w, false);
     ferry_log_ctx_clear();
     json_decref(page);

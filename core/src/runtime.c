@@ -207,6 +207,10 @@ int ferry_runtime_new_empty(struct ferry_runtime **out, const struct ferry_confi
     if (!rt) {
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
+    if (pthread_mutex_init(&rt->payload_lock, NULL) != 0) {
+        free(rt);
+        return ferry_err_set(err, FERRY_ENOMEM, "cannot create a lock");
+    }
     rt->cfg = cfg;
     rt->clock = ferry_now_ms;
     rt->host = (struct ferry_host_api){
@@ -236,6 +240,7 @@ int ferry_runtime_new_empty(struct ferry_runtime **out, const struct ferry_confi
     };
     rt->mapping_paths = calloc(cfg->nmappings ? cfg->nmappings : 1, sizeof(char *));
     if (!rt->mapping_paths) {
+        pthread_mutex_destroy(&rt->payload_lock);
         free(rt);
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
@@ -563,11 +568,93 @@ void ferry_worker_audit(struct ferry_worker *w, int64_t job_id, const char *corr
     }
 }
 
+/*
+ * Bounds of the payload handoff: a poll runs ahead of the jobs it queues by
+ * up to this much (parsed, a payload takes a few times its text's size).
+ */
+#define PAYLOAD_HANDOFF_MAX   512
+#define PAYLOAD_HANDOFF_BYTES (8u << 20)
+/* A payload nobody took by then (its job was coalesced, or dropped) goes. */
+#define PAYLOAD_HANDOFF_AGE_MS (5 * 60 * 1000)
+
+struct ferry_payload_slot {
+    int64_t job_id;
+    size_t text_len;
+    int64_t at_ms;
+    json_t *payload;
+};
+
+/* Removes slot i (in order), returning its payload to the caller. */
+static json_t *payload_remove(struct ferry_runtime *rt, size_t i)
+{
+    json_t *p = rt->payloads[i].payload;
+    rt->payload_bytes -= rt->payloads[i].text_len;
+    memmove(&rt->payloads[i], &rt->payloads[i + 1],
+            (rt->npayloads - i - 1) * sizeof(*rt->payloads));
+    rt->npayloads--;
+    return p;
+}
+
+void ferry_runtime_payload_put(struct ferry_runtime *rt, int64_t job_id, size_t text_len,
+                               json_t *payload)
+{
+    int64_t now = rt->clock();
+    json_t *stale = NULL;
+    bool kept = false;
+    pthread_mutex_lock(&rt->payload_lock);
+    if (!rt->payloads) {
+        rt->payloads = calloc(PAYLOAD_HANDOFF_MAX, sizeof(*rt->payloads));
+    }
+    while (rt->npayloads > 0 && now - rt->payloads[0].at_ms > PAYLOAD_HANDOFF_AGE_MS) {
+        stale = stale ? stale : json_array();
+        json_array_append_new(stale, payload_remove(rt, 0));
+    }
+    if (rt->payloads && rt->npayloads < PAYLOAD_HANDOFF_MAX &&
+        rt->payload_bytes + text_len <= PAYLOAD_HANDOFF_BYTES) {
+        rt->payloads[rt->npayloads++] = (struct ferry_payload_slot){
+            .job_id = job_id, .text_len = text_len, .at_ms = now, .payload = payload};
+        rt->payload_bytes += text_len;
+        kept = true;
+    }
+    pthread_mutex_unlock(&rt->payload_lock);
+    /* Freed outside the lock: a payload may be large. */
+    json_decref(stale);
+    if (!kept) {
+        json_decref(payload);
+    }
+}
+
+json_t *ferry_runtime_payload_take(struct ferry_runtime *rt, int64_t job_id, size_t text_len)
+{
+    json_t *out = NULL;
+    pthread_mutex_lock(&rt->payload_lock);
+    /* Jobs run about in the order they were queued: the oldest come first. */
+    for (size_t i = 0; i < rt->npayloads; i++) {
+        if (rt->payloads[i].job_id == job_id) {
+            bool same = rt->payloads[i].text_len == text_len;
+            out = payload_remove(rt, i);
+            if (!same) {
+                /* Not what this job stored: never use it. */
+                json_decref(out);
+                out = NULL;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rt->payload_lock);
+    return out;
+}
+
 void ferry_runtime_free(struct ferry_runtime *rt)
 {
     if (!rt) {
         return;
     }
+    for (size_t i = 0; i < rt->npayloads; i++) {
+        json_decref(rt->payloads[i].payload);
+    }
+    free(rt->payloads);
+    pthread_mutex_destroy(&rt->payload_lock);
     for (size_t i = 0; i < rt->nworkers; i++) {
         struct ferry_worker *w = &rt->workers[i];
         for (size_t k = 0; k < rt->ninstances; k++) {

@@ -13,6 +13,7 @@
 #ifndef FERRY_RUNTIME_H
 #define FERRY_RUNTIME_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -65,6 +66,12 @@ struct ferry_runtime {
     struct ferry_store *setup_store;
     struct ferry_http_client **setup_http; /* per instance */
     size_t nsetup_http;
+    /* Polled jobs' parsed payloads on their way to the worker that runs
+     * them (ferry_runtime_payload_put); under payload_lock. */
+    pthread_mutex_t payload_lock;
+    struct ferry_payload_slot *payloads;
+    size_t npayloads;
+    size_t payload_bytes;
 };
 
 /* The host's side of one connector call (opaque to connectors). */
@@ -131,6 +138,20 @@ FERRY_NODISCARD int ferry_runtime_describe(struct ferry_runtime *rt, bool strict
 FERRY_NODISCARD int ferry_runtime_check_mappings(struct ferry_runtime *rt,
                                                  const struct ferry_mapping_set *set,
                                                  struct ferry_err *err);
+
+/*
+ * A polled job's payload as the poll built it, handed to the job in this
+ * process so that the job need not parse the stored text again (for a
+ * snapshot, that parse cost as much as the mapping). Only after the job's
+ * insert is committed (ids of a rolled-back insert come back). `text_len`
+ * is the stored text's length, checked on take. put takes the reference,
+ * and drops it when the handoff is full (bounded in count and text bytes;
+ * the oldest, which run first, are kept). take returns it (the caller owns
+ * it) or NULL: then the job parses its text, as always. Thread-safe.
+ */
+void ferry_runtime_payload_put(struct ferry_runtime *rt, int64_t job_id, size_t text_len,
+                               json_t *payload);
+json_t *ferry_runtime_payload_take(struct ferry_runtime *rt, int64_t job_id, size_t text_len);
 
 /* Audit helper: one row on the worker's connection; failures are logged, not fatal. */
 void ferry_worker_audit(struct ferry_worker *w, int64_t job_id, const char *correlation_id,

@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "config.h"
 #include "pipeline.h"
 #include "runtime.h"
@@ -88,8 +90,9 @@ static int src_list(void *state, struct ferry_call *call, const char *object, co
     for (size_t i = from; i < to; i++) {
         json_t *rec = json_object_get(src_records, ids[i]);
         if (rec && (!since || strcmp(mods[i], since) >= 0)) {
-            json_array_append_new(items, json_pack("{s:s, s:s, s:O}", "id", ids[i], "modified",
-                                                   mods[i], "record", rec));
+            /* A copy, as a real connector's page holds records of its own. */
+            json_array_append_new(items, json_pack("{s:s, s:s, s:o}", "id", ids[i], "modified",
+                                                   mods[i], "record", json_deep_copy(rec)));
         }
     }
     *page = json_pack("{s:o, s:s?}", "items", items, "next", token ? NULL : "2");
@@ -726,6 +729,48 @@ static void test_pipeline_poll_enqueues_and_advances_cursor(void **state)
     run_next(fx, &out);
     assert_int_equal(src_fetches, 0);
     assert_int_equal(dst_creates, 1);
+}
+
+/* Rewrites a stored payload in place (the same length, or not). */
+static void rewrite_payload(struct fx *fx, int64_t id, const char *from, const char *to)
+{
+    sqlite3 *db = NULL;
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "UPDATE jobs SET payload = replace(payload, '%s', '%s') WHERE id = %lld", from, to,
+             (long long)id);
+    assert_int_equal(sqlite3_open(fx->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_pipeline_polled_record_is_handed_to_its_job(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_poll_result res;
+    struct ferry_err err = {0};
+    struct ferry_outcome out;
+    json_object_set_new(src_records, "2",
+                        json_pack("{s:i, s:s, s:s}", "id", 2, "name", "Joe", "email", "j@x"));
+    assert_int_equal(ferry_pipeline_poll(&fx->rt->workers[0], "src", "thing", NULL, &res, &err), 0);
+    assert_int_equal(res.enqueued, 2);
+    /* The job takes the record the poll parsed, not its stored text again:
+     * an edit of the text that keeps its length goes unseen... */
+    rewrite_payload(fx, 1, "Jane", "Jone");
+    /* ... and one that does not is what the job reads (the handoff is
+     * checked against the stored text). */
+    rewrite_payload(fx, 2, "Joe", "Joseph");
+    run_next(fx, &out);
+    run_next(fx, &out);
+    assert_int_equal(dst_creates, 2);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(dst_records, "T1"), "record"), "Name")),
+                        "Jane");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(dst_records, "T2"), "record"), "Name")),
+                        "Joseph");
+    /* Taken once: a retry of the job reads its text. */
+    assert_null(ferry_runtime_payload_take(fx->rt, 1, 0));
 }
 
 static void test_pipeline_poll_counts_changes_webhooks_missed(void **state)
@@ -1547,6 +1592,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_conflict_is_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_source_gone_is_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_poll_enqueues_and_advances_cursor, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_polled_record_is_handed_to_its_job, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_poll_counts_changes_webhooks_missed, setup,
                                         teardown),

@@ -214,6 +214,36 @@ static void test_runtime_http_waits_outside_transactions(void **state)
     ferry_store_close(other);
 }
 
+static void test_runtime_payload_handoff(void **state)
+{
+    struct fx *fx = *state;
+    json_t *p = json_pack("{s:s}", "id", "1");
+    ferry_runtime_payload_put(fx->rt, 7, 12, json_incref(p));
+    /* Another job, or the text changed since (length differs): nothing. */
+    assert_null(ferry_runtime_payload_take(fx->rt, 8, 12));
+    assert_null(ferry_runtime_payload_take(fx->rt, 7, 13));
+    assert_null(ferry_runtime_payload_take(fx->rt, 7, 12)); /* dropped by the mismatch */
+    ferry_runtime_payload_put(fx->rt, 7, 12, json_incref(p));
+    json_t *got = ferry_runtime_payload_take(fx->rt, 7, 12);
+    assert_ptr_equal(got, p);
+    json_decref(got);
+    assert_null(ferry_runtime_payload_take(fx->rt, 7, 12));
+
+    /* Bounded: past the count the newest are not kept (the oldest run first). */
+    for (int64_t id = 100; id < 100 + 600; id++) {
+        ferry_runtime_payload_put(fx->rt, id, 10, json_incref(p));
+    }
+    got = ferry_runtime_payload_take(fx->rt, 100, 10);
+    assert_ptr_equal(got, p);
+    json_decref(got);
+    assert_null(ferry_runtime_payload_take(fx->rt, 699, 10));
+    /* ... and in text bytes. */
+    ferry_runtime_payload_put(fx->rt, 1000, (size_t)64 << 20, json_incref(p));
+    assert_null(ferry_runtime_payload_take(fx->rt, 1000, (size_t)64 << 20));
+    json_decref(p);
+    /* What nobody took is freed with the runtime (the sanitizer build checks). */
+}
+
 static void test_runtime_reload_is_all_or_nothing(void **state)
 {
     struct fx *fx = *state;
@@ -315,6 +345,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_runtime_http_waits_outside_transactions, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_payload_handoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runtime_reload_is_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runtime_describe_rejects_read_only_targets, setup,
                                         teardown),
