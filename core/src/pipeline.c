@@ -145,23 +145,21 @@ static int do_write(struct job_ctx *jc, struct ferry_instance *inst, struct ferr
     return rc;
 }
 
+/* `fields_text`: the fields as ferry_json_canonical gives them. */
 static int save_link(struct job_ctx *jc, const struct ferry_link_key *key, const char *dst_id,
-                     const char *etag, const char *hash, const json_t *fields,
+                     const char *etag, const char *hash, const char *fields_text,
                      struct ferry_err *err)
 {
     if (jc->dry) {
         return 0;
     }
-    char *text = ferry_json_canonical(fields);
     struct ferry_link link = {
         .dst_id = (char *)dst_id,
         .etag = (char *)etag,
         .content_hash = (char *)hash,
-        .fields = text,
+        .fields = (char *)fields_text,
     };
-    int rc = ferry_store_link_put(jc->w->store, key, &link, jc->w->rt->clock(), err);
-    free(text);
-    return rc;
+    return ferry_store_link_put(jc->w->store, key, &link, jc->w->rt->clock(), err);
 }
 
 /*
@@ -178,6 +176,7 @@ struct plan {
     char *etag;           /* UPDATE version to check */
     json_t *write;        /* what is sent */
     const json_t *fields; /* all mapped fields (stored with the link); borrowed */
+    char *canon;          /* fields, canonical: what the hash is of and the link stores */
     char hash[FERRY_SHA256_HEX_LEN + 1];
     struct ferry_link_key key;
     const char *what; /* "created", "updated" for the audit */
@@ -190,6 +189,8 @@ static void plan_clear(struct plan *p)
 {
     free(p->dst_id);
     free(p->etag);
+    free(p->canon);
+    p->canon = NULL;
     json_decref(p->write);
     json_decref(p->base);
     p->dst_id = p->etag = NULL;
@@ -614,10 +615,12 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
     }
     ferry_call_init(&call, rt, jc->w, (size_t)p->idx, jc->job->correlation_id, jc->job->id);
     call.quiet = jc->dry;
-    rc = ferry_json_hash(p->fields, p->hash);
-    if (rc < 0) {
-        return ferry_err_set(err, rc, "out of memory");
+    /* As ferry_json_hash, keeping the text for the link. */
+    p->canon = ferry_json_canonical(p->fields);
+    if (!p->canon) {
+        return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
+    ferry_sha256_hex(p->canon, strlen(p->canon), p->hash);
     /* A rule's intent carries its own source id (record id + rule key), so
      * that each activity a record causes has a link of its own. */
     const char *sid = json_string_value(json_object_get(json_object_get(intent, "source"), "id"));
@@ -670,7 +673,7 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
                 audit(jc, tsys, "skip", "%s %s: no change in fields the source owns", tobj,
                       link.dst_id);
             }
-            rc = save_link(jc, &p->key, link.dst_id, link.etag, p->hash, p->fields, err);
+            rc = save_link(jc, &p->key, link.dst_id, link.etag, p->hash, p->canon, err);
             json_decref(p->write);
             p->write = NULL;
             p->unchanged = true;
@@ -787,7 +790,7 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
         audit_owned(jc, p, owner);
         drop_echoes(jc, p);
         if (json_object_size(p->write) == 0) {
-            rc = save_link(jc, &p->key, id, etag, p->hash, p->fields, err);
+            rc = save_link(jc, &p->key, id, etag, p->hash, p->canon, err);
             json_decref(p->write);
             p->write = NULL;
             p->unchanged = true;
@@ -832,7 +835,7 @@ static int finish_plan(struct job_ctx *jc, struct plan *p, int rc, const json_t 
         /* Remember that a create may have happened, so that no retry posts
          * again before the match rules have looked for it. */
         struct ferry_err merr = {0};
-        if (save_link(jc, &p->key, "", NULL, "unknown-outcome", p->fields, &merr) < 0) {
+        if (save_link(jc, &p->key, "", NULL, "unknown-outcome", p->canon, &merr) < 0) {
             ferry_error("create outcome marker not stored: %s", merr.msg);
         }
         audit(jc, p->tsys, "write", "%s: create sent, outcome unknown: %s", p->tobj, err->msg);
@@ -853,7 +856,7 @@ static int finish_plan(struct job_ctx *jc, struct plan *p, int rc, const json_t 
         audit(jc, p->tsys, "write", "%s %s: created", p->tobj, id);
     }
     record_echoes(jc, p, id);
-    return save_link(jc, &p->key, id, etag, p->hash, p->fields, err);
+    return save_link(jc, &p->key, id, etag, p->hash, p->canon, err);
 }
 
 /* Write a plan one by one, then finish it; takes the plan (cleared on return). */
