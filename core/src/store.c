@@ -1247,14 +1247,16 @@ int ferry_store_cursor_put(struct ferry_store *s, const char *system, const char
 
 /* ---- audit ---- */
 
-static int audit_insert(struct ferry_store *s, const struct ferry_audit_row *in,
-                        struct ferry_err *err)
+/*
+ * Binds one audit row to parameters base + 1 .. base + 12. Every text a row
+ * carries passes the redaction layer (secrets, personal data); owned[0..3]
+ * get the redacted copies, for the caller to free after the step.
+ */
+static int audit_bind(struct ferry_store *s, sqlite3_stmt *st, int base,
+                      const struct ferry_audit_row *in, char *owned[4], struct ferry_err *err)
 {
-    sqlite3_stmt *st = NULL;
-    char *owned[4] = {NULL, NULL, NULL, NULL};
     struct ferry_audit_row safe;
     const struct ferry_audit_row *row = in;
-    /* Every text a row carries passes the redaction layer (secrets, personal data). */
     if (ferry_redact_active()) {
         safe = *in;
         safe.url = safe_reason(in->url, &owned[0]);
@@ -1263,42 +1265,60 @@ static int audit_insert(struct ferry_store *s, const struct ferry_audit_row *in,
         safe.detail = safe_reason(in->detail, &owned[3]);
         row = &safe;
     }
-    int rc = stmt_get(s, STMT_AUDIT_ADD, &st, err);
-    if (rc < 0) {
-        goto cleanup;
-    }
     /* 0 means "no job": stored as NULL so a join on jobs never matches it. */
-    if (row->job_id > 0) {
-        rc = bind_int64(s, st, 1, row->job_id, err);
-    }
+    int src = row->job_id > 0 ? sqlite3_bind_int64(st, base + 1, row->job_id)
+                              : sqlite3_bind_null(st, base + 1);
+    int rc = src == SQLITE_OK ? 0 : db_error(s, src, "bind", err);
     if (rc == 0) {
-        rc = bind_texts(s, st, 2,
+        rc = bind_texts(s, st, base + 2,
                         (const char *const[]){row->correlation_id, row->connector, row->step,
                                               row->method, row->url},
                         5, err);
     }
     if (rc == 0) {
-        rc = bind_int64(s, st, 7, row->status, err);
+        rc = bind_int64(s, st, base + 7, row->status, err);
     }
     if (rc == 0) {
-        rc = bind_texts(s, st, 8, (const char *const[]){row->request, row->response, row->detail},
-                        3, err);
+        rc = bind_texts(s, st, base + 8,
+                        (const char *const[]){row->request, row->response, row->detail}, 3, err);
     }
     if (rc == 0) {
-        rc = bind_int64(s, st, 11, row->duration_ms, err);
+        rc = bind_int64s(s, st, base + 11, (const int64_t[]){row->duration_ms, row->at_ms}, 2, err);
     }
-    if (rc == 0) {
-        rc = bind_int64(s, st, 12, row->at_ms, err);
+    return rc;
+}
+
+/*
+ * Inserts rows[0..n) with one statement: FERRY_SQL_AUDIT_MANY rows at once,
+ * or one. A statement costs about as much again as the rows it inserts (the
+ * AUTOINCREMENT counter is read and written once per statement), so a
+ * batch's end writes its rows in eights.
+ */
+static int audit_insert_rows(struct ferry_store *s, const struct ferry_audit_row *const *rows,
+                             size_t n, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    char *owned[FERRY_SQL_AUDIT_MANY][4] = {{NULL}};
+    int rc = stmt_get(s, n == 1 ? STMT_AUDIT_ADD : STMT_AUDIT_ADD_MANY, &st, err);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = audit_bind(s, st, (int)i * 12, rows[i], owned[i], err);
     }
     if (rc == 0) {
         rc = step_done(s, st, "add audit row", err);
     }
-cleanup:
     stmt_done(st);
-    for (size_t i = 0; i < 4; i++) {
-        free(owned[i]);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < 4; k++) {
+            free(owned[i][k]);
+        }
     }
     return rc;
+}
+
+static int audit_insert(struct ferry_store *s, const struct ferry_audit_row *in,
+                        struct ferry_err *err)
+{
+    return audit_insert_rows(s, (const struct ferry_audit_row *const[]){in}, 1, err);
 }
 
 static void held_free(struct ferry_store *s)
@@ -1319,12 +1339,20 @@ static void held_free(struct ferry_store *s)
 static int audit_write_held(struct ferry_store *s, struct ferry_err *err)
 {
     int rc = 0;
-    size_t i;
-    for (i = 0; i < s->nheld && rc == 0; i++) {
-        rc = audit_insert(s, &s->held[i]->row, err);
+    size_t i = 0;
+    while (i < s->nheld && rc == 0) {
+        const struct ferry_audit_row *rows[FERRY_SQL_AUDIT_MANY];
+        size_t n = s->nheld - i >= FERRY_SQL_AUDIT_MANY ? FERRY_SQL_AUDIT_MANY : 1;
+        for (size_t k = 0; k < n; k++) {
+            rows[k] = &s->held[i + k]->row;
+        }
+        rc = audit_insert_rows(s, rows, n, err);
+        if (rc == 0) {
+            i += n;
+        }
     }
     if (rc < 0 && err) {
-        size_t lost = s->nheld - i + 1;
+        size_t lost = s->nheld - i;
         char msg[sizeof(err->msg)];
         snprintf(msg, sizeof(msg), "%s", err->msg);
         ferry_err_set(err, rc, "%zu audit row(s) not written: %s", lost, msg);

@@ -200,6 +200,16 @@
     "job_key = ?1 AND state = 0 AND id > ?2 AND created_at <= ?3 AND attempts = 0"                 \
     " AND json_extract(payload, '$.event') = ?5 AND json_extract(payload, '$.event_data') IS NULL"
 
+/*
+ * An audit row's insert; AUDIT_ADD_MANY has FERRY_SQL_AUDIT_MANY rows, their
+ * parameters numbered on (row k: 12k + 1 .. 12k + 12), inserted in order.
+ */
+#define FERRY_SQL_AUDIT_INSERT                                                                     \
+    "INSERT INTO audit (job_id, correlation_id, connector, step, method, url, status, request,"    \
+    " response, detail, duration_ms, at) VALUES "
+#define FERRY_SQL_AUDIT_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define FERRY_SQL_AUDIT_MANY 8
+
 /* Column list shared by every query that fills a struct ferry_job. */
 #define FERRY_SQL_JOB_COLUMNS                                                                      \
     "id, dedupe_key, job_key, kind, payload, correlation_id, state, attempts,"                     \
@@ -317,9 +327,10 @@
     XX(CURSOR_PUT, "INSERT INTO cursors (system, object, value, updated_at)"                       \
                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (system, object)"                         \
                    " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")      \
-    XX(AUDIT_ADD, "INSERT INTO audit (job_id, correlation_id, connector, step, method, url,"       \
-                  " status, request, response, detail, duration_ms, at)"                           \
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")                   \
+    XX(AUDIT_ADD, FERRY_SQL_AUDIT_INSERT FERRY_SQL_AUDIT_ROW)                                       \
+    XX(AUDIT_ADD_MANY, FERRY_SQL_AUDIT_INSERT FERRY_SQL_AUDIT_ROW "," FERRY_SQL_AUDIT_ROW          \
+                       "," FERRY_SQL_AUDIT_ROW "," FERRY_SQL_AUDIT_ROW "," FERRY_SQL_AUDIT_ROW     \
+                       "," FERRY_SQL_AUDIT_ROW "," FERRY_SQL_AUDIT_ROW "," FERRY_SQL_AUDIT_ROW)    \
     XX(AUDIT_COUNT, "SELECT COUNT(*) FROM audit WHERE step = ?1"                                   \
                     " AND (?2 IS NULL OR method = ?2)")                                            \
     XX(KV_GET, "SELECT value, updated_at FROM plugin_kv WHERE instance = ?1 AND key = ?2")         \

@@ -793,7 +793,7 @@ static void test_store_held_audit_lands_with_the_commit(void **state)
     assert_int_equal(ferry_store_job_lease(f->s, id, 1001, 5000, &err), 0);
     assert_int_equal(ferry_store_audit_hold(f->s, true, &err), 0);
     char detail[32];
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 13; i++) {
         snprintf(detail, sizeof(detail), "step %d", i);
         add_step(f->s, id, detail, 1002);
     }
@@ -817,21 +817,27 @@ static void test_store_held_audit_lands_with_the_commit(void **state)
     assert_int_equal(ferry_store_commit(f->s, &err), 0);
     raw_query_text(f->path, "SELECT state FROM jobs WHERE id = 1", buf, sizeof(buf));
     assert_string_equal(buf, "2");
-    assert_int_equal(count_rows(f->path, all), 5);
-    /* In the order they were added. */
+    assert_int_equal(count_rows(f->path, all), 13);
+    /* In the order they were added, every column as given. */
     raw_query_text(f->path,
                    "SELECT group_concat(detail, ',') FROM (SELECT detail FROM audit"
                    " WHERE correlation_id = 'corr-h' ORDER BY id)",
                    buf, sizeof(buf));
-    assert_string_equal(buf, "step 0,step 1,step 2,step 3,step 4");
+    assert_string_equal(buf, "step 0,step 1,step 2,step 3,step 4,step 5,step 6,step 7,step 8,"
+                             "step 9,step 10,step 11,step 12");
+    raw_query_text(f->path,
+                   "SELECT COUNT(*) FROM audit WHERE job_id = 1 AND connector = 'crm'"
+                   " AND step = 'write' AND at = 1002 AND method IS NULL AND status = 0",
+                   buf, sizeof(buf));
+    assert_string_equal(buf, "13");
 
     /* Turning holding off writes what is held; rows are then written at once. */
     add_step(f->s, id, "late", 1004);
-    assert_int_equal(count_rows(f->path, all), 5);
+    assert_int_equal(count_rows(f->path, all), 13);
     assert_int_equal(ferry_store_audit_hold(f->s, false, &err), 0);
-    assert_int_equal(count_rows(f->path, all), 6);
+    assert_int_equal(count_rows(f->path, all), 14);
     add_step(f->s, id, "direct", 1005);
-    assert_int_equal(count_rows(f->path, all), 7);
+    assert_int_equal(count_rows(f->path, all), 15);
 
     /* Holding is bounded: a job with very many steps writes them as it goes. */
     assert_int_equal(ferry_store_audit_hold(f->s, true, &err), 0);
