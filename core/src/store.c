@@ -41,7 +41,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
  */
 static const char *const migrations[] = {
     FERRY_SQL_MIGRATION_1, FERRY_SQL_MIGRATION_2, FERRY_SQL_MIGRATION_3, FERRY_SQL_MIGRATION_4,
-    FERRY_SQL_MIGRATION_5, FERRY_SQL_MIGRATION_6, FERRY_SQL_MIGRATION_7,
+    FERRY_SQL_MIGRATION_5, FERRY_SQL_MIGRATION_6, FERRY_SQL_MIGRATION_7, FERRY_SQL_MIGRATION_8,
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

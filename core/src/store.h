@@ -72,6 +72,7 @@ FERRY_NODISCARD int ferry_store_set_synchronous(struct ferry_store *s, bool full
 /*
  * Priority lanes: real-time work (webhooks) runs before retries, which run
  * before backfill (polls), so a long backfill never starves live events.
+ * (A new lane also goes into OPS_OLDEST_PENDING, which asks each by name.)
  */
 enum ferry_lane {
     FERRY_LANE_REALTIME = 0,

@@ -181,6 +181,14 @@
 #define FERRY_SQL_MIGRATION_7 "DROP INDEX IF EXISTS jobs_key_origin;"
 
 /*
+ * Migration 8: jobs_state_id cost every change of a job's state (enqueue,
+ * lease, end) two more B-tree writes, for readers that do without it: the
+ * oldest pending job is the lowest of the lanes' first ids (jobs_lane);
+ * open dead letters and the pending list (tests) sort the rows they read.
+ */
+#define FERRY_SQL_MIGRATION_8 "DROP INDEX IF EXISTS jobs_state_id;"
+
+/*
  * The intake step of webhook job j (origin 0, the real-time lane), as the
  * audit columns connector .. response: the instance it came to, its scope
  * (or event) and when. FERRY_SQL_INTAKE_MISSING: only for webhook jobs
@@ -351,8 +359,12 @@
                           " ORDER BY instance, scope")                                             \
     /* ---- issue 8: operations (status, metrics, explain, log, retention) ---- */                 \
     XX(OPS_LANES, "SELECT lane, COUNT(*) FROM jobs WHERE state = 0 GROUP BY lane")                 \
-    /* Ids grow with arrival, so the lowest pending id is the oldest one. */                       \
-    XX(OPS_OLDEST_PENDING, "SELECT created_at FROM jobs WHERE state = 0 ORDER BY id LIMIT 1")      \
+    /* Ids grow with arrival, so the lowest pending id is the oldest one;                          \
+     * per lane (enum ferry_lane) it is one step on jobs_lane. */                                  \
+    XX(OPS_OLDEST_PENDING, "SELECT created_at FROM jobs WHERE id = (SELECT MIN(id) FROM"           \
+                           " (SELECT MIN(id) AS id FROM jobs WHERE state = 0 AND lane = 0"         \
+                           " UNION ALL SELECT MIN(id) FROM jobs WHERE state = 0 AND lane = 1"      \
+                           " UNION ALL SELECT MIN(id) FROM jobs WHERE state = 0 AND lane = 2))")   \
     XX(OPS_DEAD_OPEN, "SELECT COUNT(*) FROM jobs WHERE state = 3 AND resolution IS NULL")          \
     XX(OPS_CURSORS, "SELECT system, object, value, updated_at FROM cursors"                        \
                     " ORDER BY system, object")                                                    \

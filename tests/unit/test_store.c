@@ -521,8 +521,8 @@ static void test_store_links(void **state)
     free(src);
 }
 
-static int64_t enqueue_event(struct ferry_store *s, const char *job_key, const char *payload,
-                             int64_t now)
+static int64_t enqueue_in(struct ferry_store *s, const char *job_key, const char *payload,
+                          int64_t now, int lane)
 {
     struct ferry_err err = {0};
     int64_t id = 0;
@@ -530,9 +530,53 @@ static int64_t enqueue_event(struct ferry_store *s, const char *job_key, const c
                               .kind = "sync",
                               .payload = payload,
                               .correlation_id = "c",
-                              .now_ms = now};
+                              .now_ms = now,
+                              .lane = lane};
     assert_int_equal(ferry_store_job_enqueue(s, &j, &id, NULL, &err), 0);
     return id;
+}
+
+static int64_t enqueue_event(struct ferry_store *s, const char *job_key, const char *payload,
+                             int64_t now)
+{
+    return enqueue_in(s, job_key, payload, now, FERRY_LANE_REALTIME);
+}
+
+static int64_t oldest_pending(struct ferry_store *s)
+{
+    struct ferry_err err = {0};
+    json_t *doc = NULL;
+    assert_int_equal(ferry_store_ops_snapshot(s, &doc, &err), 0);
+    json_t *at = json_object_get(doc, "oldest_pending_at");
+    int64_t v = at ? json_integer_value(at) : -1;
+    json_decref(doc);
+    return v;
+}
+
+static void test_store_oldest_pending_across_lanes(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    char buf[32];
+
+    /* Without jobs_state_id (migration 8), which every state change paid for. */
+    raw_query_text(f->path,
+                   "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'"
+                   " AND name = 'jobs_state_id'",
+                   buf, sizeof(buf));
+    assert_string_equal(buf, "0");
+
+    assert_int_equal(oldest_pending(f->s), -1);
+    int64_t first = enqueue_in(f->s, "k:1", "{}", 100, FERRY_LANE_REALTIME);
+    enqueue_in(f->s, "k:2", "{}", 200, FERRY_LANE_BACKFILL);
+    enqueue_in(f->s, "k:3", "{}", 300, FERRY_LANE_RETRY);
+    enqueue_in(f->s, "k:4", "{}", 400, FERRY_LANE_REALTIME);
+    assert_int_equal(oldest_pending(f->s), 100);
+    /* A running job is not pending; the oldest is then in another lane. */
+    assert_int_equal(ferry_store_job_lease(f->s, first, 500, 9000, &err), 0);
+    assert_int_equal(oldest_pending(f->s), 200);
+    assert_int_equal(ferry_store_job_finish(f->s, first, 600, &err), 0);
+    assert_int_equal(oldest_pending(f->s), 200);
 }
 
 static void test_store_coalesce_takes_only_covered_jobs(void **state)
@@ -1279,6 +1323,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_cursors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_coalesce_takes_only_covered_jobs, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_store_oldest_pending_across_lanes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_audit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_two_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_batch_commit, setup, teardown),
