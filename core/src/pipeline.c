@@ -104,6 +104,10 @@ struct job_ctx {
     json_t *echo;
     /* A batch's lookups answered in advance (prefetch_lookups); borrowed, may be NULL. */
     const json_t *lookup_cache;
+    /* A job run alone, at its last intent: once that intent's write is
+     * answered, no remote call follows, so its bookkeeping can go into the
+     * job's end transaction (open_end_after_write). */
+    bool end_after_write;
 };
 
 static void audit(struct job_ctx *jc, const char *connector, const char *step, const char *fmt, ...)
@@ -859,6 +863,24 @@ static int finish_plan(struct job_ctx *jc, struct plan *p, int rc, const json_t 
     return save_link(jc, &p->key, id, etag, p->hash, p->canon, err);
 }
 
+/*
+ * After the last remote call of a job that runs alone: opens the job's end
+ * transaction early, so that the write's link and ledger rows share its
+ * commit (ferry_pipeline_run_job ends it). A refused write may still lead
+ * to the intent's "instead", which calls the target again: not then.
+ */
+static void open_end_after_write(struct job_ctx *jc, int rc)
+{
+    struct ferry_err err = {0};
+    if (!jc->end_after_write || jc->dry || (rc < 0 && rc != FERRY_EUNKNOWN_OUTCOME) ||
+        ferry_store_in_transaction(jc->w->store)) {
+        return;
+    }
+    if (ferry_store_begin(jc->w->store, &err) < 0) {
+        ferry_warn("write recorded without a transaction: %s", err.msg);
+    }
+}
+
 /* Write a plan one by one, then finish it; takes the plan (cleared on return). */
 static int write_plan(struct job_ctx *jc, const json_t *intent, struct plan *pp, int *writes,
                       struct ferry_err *err)
@@ -885,6 +907,7 @@ static int write_plan(struct job_ctx *jc, const json_t *intent, struct plan *pp,
         rc = do_write(jc, inst, &call, p.op, p.tobj, p.dst_id, p.etag, p.write, &result, writes,
                       err);
     }
+    open_end_after_write(jc, rc);
     rc = finish_plan(jc, &p, rc, result, err);
     json_decref(result);
     plan_clear(&p);
@@ -1555,6 +1578,7 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     json_array_foreach(intents, i, intent)
     {
         const char *op = json_string_value(json_object_get(intent, "op"));
+        jc.end_after_write = !bm && i + 1 == json_array_size(intents);
         /* Resolved now, after the job's earlier intents: a contact created a
          * moment ago is what a task's contact field refers to. */
         rc = resolve_refs(&jc, intent, &err);
@@ -1730,7 +1754,8 @@ int ferry_pipeline_run_job(struct ferry_worker *w, const struct ferry_job *job,
     }
     hold_audit(w, true);
     execute(w, job, out);
-    bool tx = end_begin(w);
+    /* Its last write may have opened it already (open_end_after_write). */
+    bool tx = ferry_store_in_transaction(w->store) || end_begin(w);
     rc = record_outcome(w, job, out, now);
     int crc = end_commit(w, tx, 1);
     rc = rc < 0 ? rc : crc;

@@ -5,6 +5,7 @@
  * that the link / lookup / create / skip decisions are checked without any
  * network.
  */
+#define _GNU_SOURCE /* fopencookie, memmem */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "config.h"
+#include "log.h"
 #include "pipeline.h"
 #include "runtime.h"
 #include "store.h"
@@ -1561,6 +1563,68 @@ static void test_pipeline_crash_mid_batch_leaves_jobs_to_run_again(void **state)
     json_decref(links);
 }
 
+/* A log sink that ends the process at the line a job's end writes before its commit. */
+static ssize_t die_at_job_done(void *cookie, const char *buf, size_t n)
+{
+    (void)cookie;
+    if (memmem(buf, n, "job done", 8)) {
+        _exit(4);
+    }
+    return (ssize_t)n;
+}
+
+static void test_pipeline_job_alone_records_its_write_with_its_end(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_err err = {0};
+    struct ferry_outcome out;
+    int status = 0;
+    enqueue(fx, "1", "created");
+
+    /* The process dies after the create was answered, inside the job's end. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        FILE *sink = fopencookie(NULL, "w", (cookie_io_functions_t){.write = die_at_job_done});
+        setvbuf(sink, NULL, _IONBF, 0);
+        ferry_log_set_sink(sink);
+        ferry_log_set_level(FERRY_LOG_DEBUG);
+        run_next(fx, &out);
+        _exit(0); /* not reached */
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 4);
+
+    /* Nothing of the job's end is stored, the link included: the write and
+     * the outcome share one commit. */
+    struct ferry_store *s = NULL;
+    json_t *links = NULL;
+    int64_t counts[FERRY_JOB_NSTATES], requeued = 0;
+    assert_int_equal(ferry_store_open(&s, fx->db, &err), 0);
+    assert_int_equal(ferry_store_links_for_record(s, "src", "thing", "1", &links, &err), 0);
+    assert_int_equal(json_array_size(links), 0);
+    json_decref(links);
+    assert_int_equal(ferry_store_job_counts(s, counts, &err), 0);
+    assert_int_equal(counts[FERRY_JOB_RUNNING], 1);
+    assert_int_equal(peek_steps(s, 1), 0);
+    assert_int_equal(ferry_store_jobs_requeue_running(s, ferry_now_ms(), &requeued, &err), 0);
+    ferry_store_close(s);
+
+    /* The create took effect remotely; the job's next run finds it. */
+    json_object_set_new(dst_records, "T1",
+                        json_pack("{s:s, s:{s:s, s:s}}", "etag", "e1", "record", "Email",
+                                  "jane@example.com", "Name", "Jane"));
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE);
+    assert_int_equal(dst_creates, 0);
+    assert_int_equal(json_object_size(dst_records), 1);
+    assert_int_equal(
+        ferry_store_links_for_record(fx->rt->workers[0].store, "src", "thing", "1", &links, &err),
+        0);
+    assert_int_equal(json_array_size(links), 1);
+    json_decref(links);
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -1618,6 +1682,8 @@ int main(void)
                                         setup_batching, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_crash_mid_batch_leaves_jobs_to_run_again,
                                         setup_batching, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_job_alone_records_its_write_with_its_end,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_refused_update_makes_the_task_instead, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_linked_match_finds_another_records_target,
