@@ -1706,6 +1706,8 @@ static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
 static void hold_audit(struct ferry_worker *w, bool on)
 {
     struct ferry_err err = {0};
+    /* Likewise the connectors' quota reports (their last values). */
+    ferry_worker_hold_quota(w, on);
     if (ferry_store_audit_hold(w->store, on, &err) < 0) {
         ferry_warn("audit rows not written: %s", err.msg);
     }
@@ -1732,6 +1734,7 @@ static bool end_begin(struct ferry_worker *w)
 static int end_commit(struct ferry_worker *w, bool tx, size_t jobs)
 {
     struct ferry_err err = {0};
+    ferry_worker_flush_quota(w);
     if (tx && ferry_store_commit(w->store, &err) < 0) {
         ferry_error("outcomes of %zu job(s) not recorded: %s", jobs, err.msg);
         return FERRY_EDB;
@@ -2361,6 +2364,7 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
             free(stored);
             stored = ferry_strdup(newest);
         }
+        ferry_worker_flush_quota(w);
         rc = ferry_store_commit(w->store, err);
         if (rc < 0) {
             goto cleanup;

@@ -155,6 +155,70 @@ static void host_kv_free(char *value)
     free(value);
 }
 
+/* Held quota reports of one worker (ferry_worker_hold_quota); a few per connector. */
+#define QUOTA_NOTES_MAX 8
+
+struct ferry_quota_note {
+    size_t instance;
+    char key[160];
+    char value[160];
+};
+
+static void quota_write(struct ferry_runtime *rt, struct ferry_store *store, size_t instance,
+                        const char *key, const char *value)
+{
+    struct ferry_err err = {0};
+    if (ferry_store_kv_put(store, rt->instances[instance].name, key, value, rt->clock(), &err) <
+        0) {
+        ferry_debug("quota not recorded: %s", err.msg);
+    }
+}
+
+/* Keeps the report for the task's end; false when it must be written now. */
+static bool quota_hold(struct ferry_worker *w, size_t instance, const char *key, const char *value)
+{
+    if (!w || !w->quota_held) {
+        return false;
+    }
+    if (!w->quota) {
+        w->quota = calloc(QUOTA_NOTES_MAX, sizeof(*w->quota));
+        if (!w->quota) {
+            return false;
+        }
+    }
+    size_t i = 0;
+    while (i < w->nquota &&
+           !(w->quota[i].instance == instance && strcmp(w->quota[i].key, key) == 0)) {
+        i++;
+    }
+    if (i == QUOTA_NOTES_MAX) {
+        return false;
+    }
+    w->quota[i].instance = instance;
+    snprintf(w->quota[i].key, sizeof(w->quota[i].key), "%s", key);
+    snprintf(w->quota[i].value, sizeof(w->quota[i].value), "%s", value);
+    if (i == w->nquota) {
+        w->nquota++;
+    }
+    return true;
+}
+
+void ferry_worker_flush_quota(struct ferry_worker *w)
+{
+    for (size_t i = 0; i < w->nquota; i++) {
+        quota_write(w->rt, w->store, w->quota[i].instance, w->quota[i].key, w->quota[i].value);
+    }
+    w->nquota = 0;
+}
+
+void ferry_worker_hold_quota(struct ferry_worker *w, bool on)
+{
+    if (!on) {
+        ferry_worker_flush_quota(w);
+    }
+    w->quota_held = on;
+}
+
 static void host_quota(struct ferry_call *call, const char *name, int64_t remaining, int64_t limit,
                        int64_t reset_ms)
 {
@@ -170,9 +234,8 @@ static void host_quota(struct ferry_call *call, const char *name, int64_t remain
     snprintf(key, sizeof(key), "quota:%s", name ? name : "default");
     snprintf(value, sizeof(value), "{\"remaining\":%lld,\"limit\":%lld,\"reset_at\":%lld}",
              (long long)remaining, (long long)limit, (long long)(call->rt->clock() + reset_ms));
-    struct ferry_err err = {0};
-    if (ferry_store_kv_put(store, inst, key, value, call->rt->clock(), &err) < 0) {
-        ferry_debug("quota not recorded: %s", err.msg);
+    if (!quota_hold(call->worker, call->instance, key, value)) {
+        quota_write(call->rt, store, call->instance, key, value);
     }
 }
 
@@ -665,6 +728,10 @@ void ferry_runtime_free(struct ferry_runtime *rt)
                 rt->instances[k].conn->worker_free(rt->instances[k].state, w->slots[k]);
             }
         }
+        if (w->store) {
+            ferry_worker_flush_quota(w);
+        }
+        free(w->quota);
         free(w->http);
         free(w->slots);
         ferry_mapping_set_free(w->mappings);

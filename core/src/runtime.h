@@ -47,6 +47,11 @@ struct ferry_worker {
     uint64_t mapping_gen;            /* generation of `mappings` */
     struct ferry_http_client **http; /* per instance, created on first use */
     void **slots;                    /* per instance, see ferry_host_api.worker_slot */
+    /* While a task runs (ferry_worker_hold_quota): the last quota each
+     * connector reported, written with the task's end. */
+    bool quota_held;
+    struct ferry_quota_note *quota;
+    size_t nquota;
 };
 
 struct ferry_runtime {
@@ -152,6 +157,17 @@ FERRY_NODISCARD int ferry_runtime_check_mappings(struct ferry_runtime *rt,
 void ferry_runtime_payload_put(struct ferry_runtime *rt, int64_t job_id, size_t text_len,
                                json_t *payload);
 json_t *ferry_runtime_payload_take(struct ferry_runtime *rt, int64_t job_id, size_t text_len);
+
+/*
+ * Quota reports (ferry_host_api.quota) are kept where `ferry status` can read
+ * them, one key/value per connector and quota. While held (on = true), a
+ * worker keeps the last of each in memory instead of writing every report,
+ * and ferry_worker_flush_quota writes them: the caller does that in the
+ * transaction that ends the task, so they cost no commit of their own.
+ * Turning holding off flushes what is held.
+ */
+void ferry_worker_hold_quota(struct ferry_worker *w, bool on);
+void ferry_worker_flush_quota(struct ferry_worker *w);
 
 /* Audit helper: one row on the worker's connection; failures are logged, not fatal. */
 void ferry_worker_audit(struct ferry_worker *w, int64_t job_id, const char *correlation_id,

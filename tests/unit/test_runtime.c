@@ -244,6 +244,50 @@ static void test_runtime_payload_handoff(void **state)
     /* What nobody took is freed with the runtime (the sanitizer build checks). */
 }
 
+static void test_runtime_quota_reports_wait_for_the_task_end(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_call w0;
+    struct ferry_err err = {0};
+    struct ferry_store *other = NULL;
+    char *v = NULL;
+    struct ferry_worker *w = &fx->rt->workers[0];
+    const struct ferry_host_api *h = &fx->rt->host;
+    ferry_call_init(&w0, fx->rt, w, 0, "corr", 9);
+    assert_int_equal(ferry_store_open(&other, fx->db, &err), 0);
+
+    /* Held: each report replaces the last; nothing is written yet. */
+    ferry_worker_hold_quota(w, true);
+    h->quota(&w0, "store", 100, 150, 1000);
+    h->quota(&w0, "store", 99, 150, 1000);
+    h->quota(&w0, "b2b", 7, 10, 1000);
+    assert_int_equal(ferry_store_kv_get(other, "c", "quota:store", &v, NULL, &err),
+                     FERRY_ENOTFOUND);
+    /* Written in the transaction that ends the task. */
+    assert_int_equal(ferry_store_begin(w->store, &err), 0);
+    ferry_worker_flush_quota(w);
+    assert_int_equal(ferry_store_kv_get(other, "c", "quota:store", &v, NULL, &err),
+                     FERRY_ENOTFOUND);
+    assert_int_equal(ferry_store_commit(w->store, &err), 0);
+    assert_int_equal(ferry_store_kv_get(other, "c", "quota:store", &v, NULL, &err), 0);
+    assert_non_null(strstr(v, "\"remaining\":99,"));
+    free(v);
+    assert_int_equal(ferry_store_kv_get(other, "c", "quota:b2b", &v, NULL, &err), 0);
+    free(v);
+
+    /* Turning holding off writes what is held; then each report is written at once. */
+    h->quota(&w0, "store", 98, 150, 1000);
+    ferry_worker_hold_quota(w, false);
+    assert_int_equal(ferry_store_kv_get(other, "c", "quota:store", &v, NULL, &err), 0);
+    assert_non_null(strstr(v, "\"remaining\":98,"));
+    free(v);
+    h->quota(&w0, "store", 97, 150, 1000);
+    assert_int_equal(ferry_store_kv_get(other, "c", "quota:store", &v, NULL, &err), 0);
+    assert_non_null(strstr(v, "\"remaining\":97,"));
+    free(v);
+    ferry_store_close(other);
+}
+
 static void test_runtime_reload_is_all_or_nothing(void **state)
 {
     struct fx *fx = *state;
@@ -346,6 +390,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runtime_http_waits_outside_transactions, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_runtime_payload_handoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_quota_reports_wait_for_the_task_end, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_runtime_reload_is_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runtime_describe_rejects_read_only_targets, setup,
                                         teardown),
