@@ -1323,6 +1323,7 @@ struct batch_member {
     int64_t started_ms;
     bool prepared; /* mapped, waiting to be planned with the batch's lookups */
     json_t *payload, *fetched, *intents, *context, *echo;
+    json_t *linked; /* "system/object": whether the record was linked there (previous_versions) */
     struct job_ctx jc;
     struct plan p;
     /* The batch's answer for the write, kept for finish_written. */
@@ -1343,7 +1344,7 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
                       struct ferry_outcome *out, struct batch_member *bm);
 
 static json_t *previous_versions(struct ferry_worker *w, const char *system, const char *object,
-                                 const char *id);
+                                 const char *id, json_t *linked);
 
 /*
  * What a mapping's functions see as ctx: the event and its detail, the
@@ -1351,7 +1352,8 @@ static json_t *previous_versions(struct ferry_worker *w, const char *system, con
  * its own as ctx.settings).
  */
 static json_t *job_context(struct ferry_worker *w, const char *event, const char *system,
-                           const char *object, const char *id, const json_t *event_data)
+                           const char *object, const char *id, const json_t *event_data,
+                           json_t *linked)
 {
     /* ctx.features.refs tells commerce.ref that {"$ref": ...} values are
      * resolved here (resolve_refs). A reference with a default (null: leave
@@ -1360,7 +1362,7 @@ static json_t *job_context(struct ferry_worker *w, const char *event, const char
      * not require. */
     return json_pack("{s:s, s:s, s:s, s:s, s:O?, s:o, s:O?, s:{s:b}}", "event", event, "system",
                      system, "object", object, "id", id, "event_data", event_data, "previous",
-                     previous_versions(w, system, object, id), "mapping_settings",
+                     previous_versions(w, system, object, id, linked), "mapping_settings",
                      w->rt->cfg->mapping_settings, "features", "refs", 1);
 }
 
@@ -1398,9 +1400,10 @@ static void add_group_events(struct ferry_worker *w, const struct ferry_job *job
  * ctx.previous for the mappings: per main target ("system/object"), the
  * fields ferry last wrote there for this record, so a rule can tell what
  * changed (e.g. a status) without any I/O of its own. A new object.
+ * `linked` (may be NULL) gets "system/object": whether a link was there.
  */
 static json_t *previous_versions(struct ferry_worker *w, const char *system, const char *object,
-                                 const char *id)
+                                 const char *id, json_t *linked)
 {
     json_t *out = json_object();
     json_t *targets = ferry_mapping_set_targets_of(w->mappings, system, object);
@@ -1415,13 +1418,18 @@ static json_t *previous_versions(struct ferry_worker *w, const char *system, con
                                      .dst_object = json_string_value(json_object_get(t, "object"))};
         struct ferry_link link = {0};
         struct ferry_err err = {0};
-        if (ferry_store_link_get(w->store, &key, &link, &err) == 0 && link.fields) {
-            char name[256];
-            snprintf(name, sizeof(name), "%s/%s", key.dst_system, key.dst_object);
+        char name[256];
+        snprintf(name, sizeof(name), "%s/%s", key.dst_system, key.dst_object);
+        int rc = ferry_store_link_get(w->store, &key, &link, &err);
+        if (rc == 0 && link.fields) {
             json_t *fields = json_loads(link.fields, 0, NULL);
             if (fields) {
                 json_object_set_new(out, name, fields);
             }
+        }
+        if (linked && (rc == 0 || rc == FERRY_ENOTFOUND)) {
+            json_object_set_new(linked, name,
+                                json_boolean(rc == 0 && link.dst_id && link.dst_id[0]));
         }
         ferry_link_clear(&link);
     }
@@ -1440,6 +1448,7 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     struct ferry_runtime *rt = w->rt;
     struct ferry_err err = {0};
     json_t *payload = NULL, *fetched = NULL, *intents = NULL, *context = NULL, *echo = NULL;
+    json_t *linked = NULL;
     int rc = 0;
 
     /* A job its poll queued in this process gets the record the poll
@@ -1520,7 +1529,10 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
 
     echo = echo_rows(w, source, object, id, record);
     jc.echo = echo;
-    context = job_context(w, event, source, object, id, json_object_get(payload, "event_data"));
+    /* A batch member keeps what the context's reads found for prefetch_lookups. */
+    linked = bm ? json_object() : NULL;
+    context =
+        job_context(w, event, source, object, id, json_object_get(payload, "event_data"), linked);
     add_group_events(w, job, payload, context);
     /* When the event reached ferry, so that a mapping can tell a record a
      * poll finds moments after it was made from a backfill's old ones. */
@@ -1569,7 +1581,8 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
             bm->intents = intents;
             bm->context = context;
             bm->echo = echo;
-            payload = fetched = intents = context = echo = NULL;
+            bm->linked = linked;
+            payload = fetched = intents = context = echo = linked = NULL;
             return 0;
         }
     }
@@ -1610,6 +1623,7 @@ done : {
     struct ferry_log_ctx keep = {.correlation_id = job->correlation_id, .job_id = job->id};
     ferry_log_ctx_set(&keep);
 }
+    json_decref(linked);
     json_decref(echo);
     json_decref(context);
     json_decref(intents);
@@ -1771,6 +1785,7 @@ static void member_free(struct batch_member *m)
 {
     plan_clear(&m->p);
     json_decref(m->wres);
+    json_decref(m->linked);
     json_decref(m->echo);
     json_decref(m->payload);
     json_decref(m->fetched);
@@ -1940,11 +1955,19 @@ static json_t *prefetch_lookups(struct ferry_worker *w, struct batch_member *ms,
                                      .src_id = sid ? sid : ms[i].jc.src_id,
                                      .dst_system = tsys,
                                      .dst_object = tobj};
-        struct ferry_link link = {0};
-        struct ferry_err err = {0};
-        bool linked =
-            ferry_store_link_get(w->store, &key, &link, &err) == 0 && link.dst_id && link.dst_id[0];
-        ferry_link_clear(&link);
+        /* The context's read of this link, moments ago, is good enough to
+         * decide whether to ask: plan_upsert reads it again and decides. */
+        snprintf(gkey, sizeof(gkey), "%s/%s", tsys, tobj);
+        const json_t *known =
+            strcmp(key.src_id, ms[i].jc.src_id) == 0 ? json_object_get(ms[i].linked, gkey) : NULL;
+        bool linked = json_is_true(known);
+        if (!known) {
+            struct ferry_link link = {0};
+            struct ferry_err err = {0};
+            linked = ferry_store_link_get(w->store, &key, &link, &err) == 0 && link.dst_id &&
+                     link.dst_id[0];
+            ferry_link_clear(&link);
+        }
         if (linked) {
             continue; /* the link decides; no lookup */
         }
@@ -2509,7 +2532,7 @@ int ferry_pipeline_plan_record(struct ferry_worker *w, const char *system, const
         }
         record = fetched;
     }
-    context = job_context(w, event, system, object, id, NULL);
+    context = job_context(w, event, system, object, id, NULL, NULL);
     rc = ferry_mapping_set_run(w->mappings, system, object, event, record, context, &intents, err);
     size_t i;
     json_t *intent;

@@ -260,6 +260,7 @@ static int dst_fetch(void *state, struct ferry_call *call, const char *object, c
 }
 
 static int dst_lookup_many_calls;
+static size_t dst_lookup_many_values;
 
 /* All values in one call: null, or the record, per value in order. */
 static int dst_lookup_many(void *state, struct ferry_call *call, const char *object,
@@ -267,6 +268,7 @@ static int dst_lookup_many(void *state, struct ferry_call *call, const char *obj
                            struct ferry_err *err)
 {
     dst_lookup_many_calls++;
+    dst_lookup_many_values += n;
     *found = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *one = NULL;
@@ -455,6 +457,7 @@ static int setup_with(void **state, const char *second)
     dst_records = json_object();
     src_fetches = dst_creates = dst_updates = dst_lookups = dst_next_id = dst_fetches = 0;
     dst_lookup_many_calls = 0;
+    dst_lookup_many_values = 0;
     dst_fail_code = 0;
     dst_refuse_updates = 0;
     fake_now = 0;
@@ -1625,6 +1628,35 @@ static void test_pipeline_job_alone_records_its_write_with_its_end(void **state)
     json_decref(links);
 }
 
+static void test_pipeline_batch_asks_only_for_unlinked_records(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_err err = {0};
+    struct ferry_job **jobs = NULL;
+    size_t n = 0;
+    struct ferry_outcome outs[2], out;
+    enqueue(fx, "1", "created");
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DONE); /* 1 is linked from now on */
+    json_object_set_new(src_records, "2",
+                        json_pack("{s:i, s:s, s:s}", "id", 2, "name", "Joe", "email", "j@x"));
+    json_object_set_new(json_object_get(src_records, "1"), "name", json_string("Janet"));
+    enqueue(fx, "1", "updated");
+    enqueue(fx, "2", "created");
+    assert_int_equal(ferry_store_jobs_pending(fx->rt->workers[0].store, 0, 10, &jobs, &n, &err), 0);
+    assert_int_equal(n, 2);
+    dst_lookup_many_calls = 0;
+    dst_lookup_many_values = 0;
+    assert_int_equal(ferry_pipeline_run_batch(&fx->rt->workers[0], jobs, n, outs), 0);
+    free_jobs(jobs, n);
+    assert_int_equal(outs[0].kind, FERRY_OUTCOME_DONE);
+    assert_int_equal(outs[1].kind, FERRY_OUTCOME_DONE);
+    /* The linked record is updated through its link, not looked up. */
+    assert_int_equal(dst_lookup_many_calls, 1);
+    assert_int_equal(dst_lookup_many_values, 1);
+    assert_int_equal(dst_updates, 1);
+    assert_int_equal(dst_creates, 2);
+}
+
 static void test_pipeline_backoff_grows_and_caps(void **state)
 {
     struct fx *fx = *state;
@@ -1680,6 +1712,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_lookup_with_conditions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_batch_records_its_end_in_one_transaction,
                                         setup_batching, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_batch_asks_only_for_unlinked_records, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_crash_mid_batch_leaves_jobs_to_run_again,
                                         setup_batching, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_job_alone_records_its_write_with_its_end,
