@@ -1639,14 +1639,15 @@ done : {
  * job's view is its snapshot (taken when it was queued); otherwise the fetch.
  */
 static void coalesce_after(struct ferry_worker *w, const struct ferry_job *job,
-                           const struct ferry_outcome *out, int64_t started_ms)
+                           const struct ferry_outcome *out, int64_t started_ms, bool any)
 {
     const char *event = out->event[0] ? out->event : NULL;
     int64_t read_at = out->has_snapshot ? job->created_at_ms : started_ms;
     int64_t n = 0;
     struct ferry_err err = {0};
-    if (event && ferry_store_jobs_coalesce(w->store, job->job_key, event, job->id, read_at,
-                                           w->rt->clock(), &n, &err) < 0) {
+    if (any && event &&
+        ferry_store_jobs_coalesce(w->store, job->job_key, event, job->id, read_at, w->rt->clock(),
+                                  &n, &err) < 0) {
         ferry_warn("coalescing skipped: %s", err.msg);
     }
     if (n > 0) {
@@ -1675,10 +1676,22 @@ static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
     switch (out->kind) {
     case FERRY_OUTCOME_DONE: {
         int64_t superseded = 0;
+        bool dead = true, queued = true;
         end.state = FERRY_JOB_DONE;
         rc = ferry_store_job_end(w->store, job->id, now, &end, &err);
-        /* A later success for the same record makes its older dead letters moot. */
         if (rc == 0) {
+            /* Mostly neither follow-up has anything to do; when this read
+             * fails, both run and find out for themselves. */
+            struct ferry_err ferr = {0};
+            if (ferry_store_job_followups(w->store, job->job_key, job->id,
+                                          out->event[0] ? out->event : NULL,
+                                          out->has_snapshot ? job->created_at_ms : started_ms,
+                                          &dead, &queued, &ferr) < 0) {
+                dead = queued = true;
+            }
+        }
+        /* A later success for the same record makes its older dead letters moot. */
+        if (rc == 0 && dead) {
             rc =
                 ferry_store_jobs_supersede(w->store, job->job_key, job->id, now, &superseded, &err);
         }
@@ -1687,7 +1700,7 @@ static int record_outcome(struct ferry_worker *w, const struct ferry_job *job,
                        (long long)superseded, job->job_key);
         }
         if (rc == 0) {
-            coalesce_after(w, job, out, started_ms);
+            coalesce_after(w, job, out, started_ms, queued);
         }
         ferry_debug("job done (%d write(s))", out->writes);
         break;

@@ -1846,6 +1846,35 @@ int ferry_store_jobs_coalesce(struct ferry_store *s, const char *job_key, const 
     return 0;
 }
 
+int ferry_store_job_followups(struct ferry_store *s, const char *job_key, int64_t by_id,
+                              const char *event, int64_t read_at_ms, bool *supersede,
+                              bool *coalesce, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *supersede = *coalesce = false;
+    int rc = stmt_get(s, STMT_JOB_FOLLOWUPS, &st, err);
+    if (rc == 0) {
+        rc = bind_text(s, st, 1, job_key, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64s(s, st, 2, (const int64_t[]){by_id, read_at_ms}, 2, err);
+    }
+    if (rc == 0) {
+        rc = bind_text(s, st, 5, event, err);
+    }
+    if (rc == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            *supersede = sqlite3_column_int(st, 0) != 0;
+            *coalesce = sqlite3_column_int(st, 1) != 0;
+        } else {
+            rc = db_error(s, src, "look for jobs a success covers", err);
+        }
+    }
+    stmt_done(st);
+    return rc;
+}
+
 /* ---- operations: status, metrics, explain, log, retention (issue 8) ---- */
 
 /*

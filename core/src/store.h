@@ -329,6 +329,16 @@ FERRY_NODISCARD int ferry_store_jobs_select(struct ferry_store *s, int64_t id, i
 FERRY_NODISCARD int ferry_store_jobs_coalesce(struct ferry_store *s, const char *job_key,
                                               const char *event, int64_t by_id, int64_t read_at_ms,
                                               int64_t now_ms, int64_t *n, struct ferry_err *err);
+/*
+ * Whether ferry_store_jobs_supersede (*supersede) and, for `event` (NULL:
+ * none), ferry_store_jobs_coalesce (*coalesce) would change anything after
+ * job by_id of job_key succeeded: one read for both, since mostly neither
+ * has anything to do and each costs more than this.
+ */
+FERRY_NODISCARD int ferry_store_job_followups(struct ferry_store *s, const char *job_key,
+                                              int64_t by_id, const char *event, int64_t read_at_ms,
+                                              bool *supersede, bool *coalesce,
+                                              struct ferry_err *err);
 /* The audit rows of one job, oldest first, as a new array of objects. */
 FERRY_NODISCARD int ferry_store_audit_for_job(struct ferry_store *s, int64_t job_id, json_t **rows,
                                               struct ferry_err *err);

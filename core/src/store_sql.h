@@ -306,6 +306,11 @@
      * state it searches by, so SQLite collects the rows in a temporary table                      \
      * first. */                                                                                   \
     XX(JOBS_COALESCIBLE, "SELECT 1 FROM jobs WHERE " FERRY_SQL_COALESCIBLE " LIMIT 1")             \
+    /* After a success, whether JOBS_SUPERSEDE (?1 key, ?2 job) and                                \
+     * JOBS_COALESCE have anything to do: one read for both (?4 unused). */                        \
+    XX(JOB_FOLLOWUPS, "SELECT EXISTS (SELECT 1 FROM jobs WHERE job_key = ?1 AND state = 3"         \
+                      " AND resolution IS NULL AND id < ?2), ?5 IS NOT NULL AND EXISTS"            \
+                      " (SELECT 1 FROM jobs WHERE " FERRY_SQL_COALESCIBLE ")")                     \
     /* A webhook job's intake step is its own row (how it came, when): the                       \
      * readers show it as the first step, so intake writes no audit row for                        \
      * it. Rows an older ferry wrote are shown instead. */                                          \

@@ -596,6 +596,22 @@ static void test_store_coalesce_takes_only_covered_jobs(void **state)
     assert_int_equal(ferry_store_job_lease(f->s, by, 1500, 9000, &err), 0);
     assert_int_equal(ferry_store_job_finish(f->s, by, 2000, &err), 0);
 
+    /* One read tells whether either follow-up of a success has work. */
+    bool dead = true, queued = false;
+    assert_int_equal(ferry_store_job_followups(f->s, "shop:customer:1", by, "updated", 2000, &dead,
+                                               &queued, &err),
+                     0);
+    assert_false(dead);
+    assert_true(queued);
+    assert_int_equal(
+        ferry_store_job_followups(f->s, "shop:customer:1", by, NULL, 2000, &dead, &queued, &err),
+        0);
+    assert_false(queued);
+    assert_int_equal(ferry_store_job_followups(f->s, "shop:customer:1", by, "updated", 1000, &dead,
+                                               &queued, &err),
+                     0);
+    assert_false(queued); /* queued after the job read its record */
+
     assert_int_equal(
         ferry_store_jobs_coalesce(f->s, "shop:customer:1", "updated", by, 2000, 2001, &n, &err), 0);
     assert_int_equal(n, 1);
@@ -610,6 +626,22 @@ static void test_store_coalesce_takes_only_covered_jobs(void **state)
     assert_int_equal(
         ferry_store_jobs_coalesce(f->s, "shop:customer:1", "updated", by, 2000, 2003, &n, &err), 0);
     assert_int_equal(n, 0);
+    assert_int_equal(ferry_store_job_followups(f->s, "shop:customer:1", by, "updated", 2000, &dead,
+                                               &queued, &err),
+                     0);
+    assert_false(queued);
+
+    /* An older dead letter of the record is for the supersede step. */
+    assert_int_equal(ferry_store_job_bury(f->s, other_event, 2004, "bad", &err), 0);
+    int64_t later_success = enqueue_event(f->s, "shop:customer:1", upd, 2005);
+    assert_int_equal(ferry_store_job_followups(f->s, "shop:customer:1", later_success, "updated",
+                                               2005, &dead, &queued, &err),
+                     0);
+    assert_true(dead);
+    assert_int_equal(ferry_store_job_followups(f->s, "shop:customer:1", other_event, NULL, 2005,
+                                               &dead, &queued, &err),
+                     0);
+    assert_false(dead); /* only dead letters older than the job */
 }
 
 static void test_store_cursors(void **state)
