@@ -38,18 +38,49 @@
 #define MAX_TIME_LIMIT_MS     (INT64_C(24) * 3600 * 1000)
 #define GUARD_SIGNAL          SIGURG
 #define GUARD_TICK_MAX_MS     100
-#define MAX_SOURCE_BYTES      ((long)1024 * 1024)
-#define MAX_PATH_BYTES        4096
+
+/*
+ * Small blocks of a state come from its own free lists (see on_alloc). Not
+ * under AddressSanitizer, which must see every Lua object as its own block
+ * to catch the host's mistakes with them.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_MAX_BYTES 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_MAX_BYTES 0
+#endif
+#endif
+#ifndef POOL_MAX_BYTES
+#define POOL_MAX_BYTES 256
+#endif
+#define POOL_GRAIN       16 /* block sizes are multiples of this, so blocks stay aligned */
+#define POOL_CLASSES     (POOL_MAX_BYTES / POOL_GRAIN)
+#define POOL_CHUNK_BYTES ((size_t)64 * 1024)
+
+/* A chunk's header; blocks follow it, aligned like malloc's. */
+struct pool_chunk {
+    union {
+        struct pool_chunk *next;
+        max_align_t align;
+    } u;
+};
+#define MAX_SOURCE_BYTES ((long)1024 * 1024)
+#define MAX_PATH_BYTES   4096
 
 struct ferry_lua {
     lua_State *L;
     char *lua_dir;
     size_t mem_used;
     size_t mem_max;
-    int64_t time_limit_ms; /* per call */
-    bool limit_hit;        /* set by the stop hook so that pcall() inside scripts rethrows */
-    int engine_ref;        /* registry ref of lua/ferry/engine.lua's module table */
-    int global_cache_ref;  /* require cache outside any set (the engine's modules) */
+    void *pool_free[POOL_CLASSES + 1]; /* free blocks by size class (see on_alloc) */
+    char *pool_next;                   /* the unused rest of the newest chunk */
+    char *pool_end;
+    struct pool_chunk *pool_chunks; /* every chunk, freed with the state */
+    int64_t time_limit_ms;          /* per call */
+    bool limit_hit;       /* set by the stop hook so that pcall() inside scripts rethrows */
+    int engine_ref;       /* registry ref of lua/ferry/engine.lua's module table */
+    int global_cache_ref; /* require cache outside any set (the engine's modules) */
     unsigned char engine_digest[32]; /* SHA-256 of the engine and what it required */
     struct ferry_mapping_set *sets;  /* live sets, detached when the state goes */
     /* The call in progress: where `require` looks and caches, what it hashes. */
@@ -98,6 +129,52 @@ static const char readonly_key = 0;
 
 /* ---- limits ---------------------------------------------------------------- */
 
+/*
+ * Lua allocates and frees a small block for almost every value a record
+ * turns into (strings, tables, their parts), and with glibc most of those
+ * miss its per-thread cache: a tenth of a record's instructions went to
+ * malloc and free. Blocks up to POOL_MAX_BYTES instead come from per-class
+ * free lists, carved from 64 KiB chunks that live as long as the state (so
+ * a state keeps its peak of small blocks). Lua gives the size of every
+ * block it frees or resizes, so the size alone tells which kind a block is.
+ * The memory cap still counts what Lua asked for.
+ */
+static bool pooled(size_t size)
+{
+    return size >= 1 && size <= POOL_MAX_BYTES;
+}
+
+static void *pool_alloc(struct ferry_lua *fl, size_t size)
+{
+    size_t c = (size - 1) / POOL_GRAIN;
+    size_t bytes = (c + 1) * POOL_GRAIN;
+    void *p = fl->pool_free[c];
+    if (p) {
+        memcpy(&fl->pool_free[c], p, sizeof(void *));
+        return p;
+    }
+    if ((size_t)(fl->pool_end - fl->pool_next) < bytes) {
+        struct pool_chunk *chunk = malloc(POOL_CHUNK_BYTES);
+        if (!chunk) {
+            return NULL;
+        }
+        chunk->u.next = fl->pool_chunks;
+        fl->pool_chunks = chunk;
+        fl->pool_next = (char *)(chunk + 1);
+        fl->pool_end = (char *)chunk + POOL_CHUNK_BYTES;
+    }
+    p = fl->pool_next;
+    fl->pool_next += bytes;
+    return p;
+}
+
+static void pool_release(struct ferry_lua *fl, void *p, size_t size)
+{
+    size_t c = (size - 1) / POOL_GRAIN;
+    memcpy(p, &fl->pool_free[c], sizeof(void *));
+    fl->pool_free[c] = p;
+}
+
 static void *on_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct ferry_lua *fl = ud;
@@ -105,19 +182,52 @@ static void *on_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     size_t old = ptr ? osize : 0;
     void *p;
     if (nsize == 0) {
-        free(ptr);
+        if (ptr) {
+            if (pooled(old)) {
+                pool_release(fl, ptr, old);
+            } else {
+                free(ptr);
+            }
+        }
         fl->mem_used -= old;
         return NULL;
     }
     if (nsize > old && nsize - old > fl->mem_max - fl->mem_used) {
         return NULL;
     }
-    p = realloc(ptr, nsize);
+    if (!ptr) {
+        p = pooled(nsize) ? pool_alloc(fl, nsize) : malloc(nsize);
+    } else if (pooled(old) && pooled(nsize) && (old - 1) / POOL_GRAIN == (nsize - 1) / POOL_GRAIN) {
+        p = ptr; /* the block already has room */
+    } else if (!pooled(old) && !pooled(nsize)) {
+        p = realloc(ptr, nsize);
+    } else {
+        /* Between a pooled block and a malloc'd one, or another class. A failed
+         * shrink is fine too: Lua 5.4 keeps the old block then (lmem.c). */
+        p = pooled(nsize) ? pool_alloc(fl, nsize) : malloc(nsize);
+        if (p) {
+            memcpy(p, ptr, old < nsize ? old : nsize);
+            if (pooled(old)) {
+                pool_release(fl, ptr, old);
+            } else {
+                free(ptr);
+            }
+        }
+    }
     if (!p) {
         return NULL;
     }
     fl->mem_used = fl->mem_used - old + nsize;
     return p;
+}
+
+static void pool_destroy(struct ferry_lua *fl)
+{
+    while (fl->pool_chunks) {
+        struct pool_chunk *next = fl->pool_chunks->u.next;
+        free(fl->pool_chunks);
+        fl->pool_chunks = next;
+    }
 }
 
 static struct ferry_lua *get_host(lua_State *L)
@@ -1249,6 +1359,7 @@ void ferry_lua_free(struct ferry_lua *fl)
     if (fl->L) {
         lua_close(fl->L);
     }
+    pool_destroy(fl);
     free(fl->lua_dir);
     free(fl);
 }
