@@ -1143,6 +1143,28 @@ static int l_print(lua_State *L)
     return 0;
 }
 
+/*
+ * type(v) as in lbaselib.c, with the names as upvalues: the library's
+ * version looks each name up as a C string (luaS_new) on every call, and
+ * mappings and helpers call type() for nearly every value they touch.
+ */
+static int l_type(lua_State *L)
+{
+    int t = lua_type(L, 1);
+    luaL_argcheck(L, t != LUA_TNONE, 1, "value expected");
+    lua_pushvalue(L, lua_upvalueindex(t + 1));
+    return 1;
+}
+
+static void register_type(lua_State *L)
+{
+    for (int t = 0; t < LUA_NUMTYPES; t++) {
+        lua_pushstring(L, lua_typename(L, t));
+    }
+    lua_pushcclosure(L, l_type, LUA_NUMTYPES);
+    lua_setglobal(L, "type");
+}
+
 static int l_ferry_array(lua_State *L)
 {
     if (lua_isnoneornil(L, 1)) {
@@ -1250,6 +1272,7 @@ static int protected_init(lua_State *L)
     lua_register(L, "xpcall", l_xpcall);
     lua_register(L, "print", l_print);
     lua_register(L, "require", l_require);
+    register_type(L);
 
     ferry__lua_json_open(L);
     lua_newtable(L);

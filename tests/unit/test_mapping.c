@@ -165,6 +165,30 @@ static void test_mapping_sandbox_globals_absent(void **state)
     ferry_mapping_set_free(set);
 }
 
+/* The sandbox's own type() (names as upvalues) answers as the library's does. */
+static void test_mapping_sandbox_type_as_library(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    const char *path = write_field_mapping(
+        f, "type.lua",
+        "    local ok, msg = pcall(type)\n"
+        "    return table.concat({ type(nil), type(1), type(1.5), type('s'), type({}),\n"
+        "      type(print), type(type), type(true), type(ferry.null), type(record),\n"
+        "      tostring(ok), msg }, ',')");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), 0);
+    assert_string_equal(json_string_value(x),
+                        "nil,number,number,string,table,function,function,boolean,userdata,table,"
+                        "false,bad argument #1 to 'type' (value expected)");
+    json_decref(x);
+    ferry_mapping_set_free(set);
+}
+
 static void test_mapping_sandbox_binary_chunk_refused(void **state)
 {
     struct fixture *f = *state;
@@ -1038,6 +1062,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_rules_validation_and_settings, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_globals_absent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_sandbox_type_as_library, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_binary_chunk_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_require_confined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_time_limit_stops_loop, setup, teardown),
