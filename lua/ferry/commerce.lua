@@ -29,6 +29,25 @@ local byte, sub, format, lower = string.byte, string.sub, string.format, string.
 
 local commerce = {}
 
+-- Integers as text ("%d"): string.format goes through snprintf, and the
+-- same few ids (a record's own, its customer's, its status) are asked for
+-- several times per record. Bounded like map.lua's path cache.
+local INT_TEXT_MAX = 4096
+local int_text_cache, int_text_count = {}, 0
+
+local function int_text(v)
+  local s = int_text_cache[v]
+  if s == nil then
+    s = format("%d", v)
+    if int_text_count >= INT_TEXT_MAX then
+      int_text_cache, int_text_count = {}, 0
+    end
+    int_text_cache[v] = s
+    int_text_count = int_text_count + 1
+  end
+  return s
+end
+
 -- ---------------------------------------------------------------------------
 -- Settings and values
 
@@ -65,7 +84,7 @@ end
 function commerce.text(v)
   local t = type(v)
   if t == "number" then
-    v = math_type(v) == "integer" and format("%d", v) or tostring(v)
+    v = math_type(v) == "integer" and int_text(v) or tostring(v)
   elseif t ~= "string" then
     return nil
   end
@@ -100,7 +119,7 @@ function commerce.id(v)
     mt = math_type(v)
   end
   if mt == "integer" then
-    return format("%d", v)
+    return int_text(v)
   end
   return commerce.text(v)
 end
