@@ -47,6 +47,10 @@ local function split(path)
     steps[n + 2] = str_match(step, "^%d+$") and tonumber(step) or false
     n = n + 2
   end
+  -- Most paths are one plain key ("email"): map.get reads it directly.
+  if n == 2 and not steps[2] then
+    steps.key = steps[1]
+  end
   if split_count >= SPLIT_MAX then
     split_cache = {}
     split_count = 0
@@ -59,17 +63,25 @@ end
 -- The value at `path` in `record`, or nil when any step is missing or empty.
 -- A numeric step indexes an array (1-based, as Lua); otherwise it is a key.
 function map.get(record, path)
-  local v = record
   local steps = split_cache[path] or split(path)
-  for i = 1, #steps, 2 do
+  local v = record
+  local key = steps.key
+  if key then
     if type(v) ~= "table" then
       return nil
     end
-    local index = steps[i + 1]
-    if index and is_array(v) then
-      v = v[index]
-    else
-      v = v[steps[i]]
+    v = v[key]
+  else
+    for i = 1, #steps, 2 do
+      if type(v) ~= "table" then
+        return nil
+      end
+      local index = steps[i + 1]
+      if index and is_array(v) then
+        v = v[index]
+      else
+        v = v[steps[i]]
+      end
     end
   end
   if v == null or v == "" then
