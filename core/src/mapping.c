@@ -52,7 +52,7 @@
 #endif
 #endif
 #ifndef POOL_MAX_BYTES
-#define POOL_MAX_BYTES 256
+#define POOL_MAX_BYTES 4096
 #endif
 #define POOL_GRAIN       16 /* block sizes are multiples of this, so blocks stay aligned */
 #define POOL_CLASSES     (POOL_MAX_BYTES / POOL_GRAIN)
@@ -134,10 +134,14 @@ static const char readonly_key = 0;
  * turns into (strings, tables, their parts), and with glibc most of those
  * miss its per-thread cache: a tenth of a record's instructions went to
  * malloc and free. Blocks up to POOL_MAX_BYTES instead come from per-class
- * free lists, carved from 64 KiB chunks that live as long as the state (so
- * a state keeps its peak of small blocks). Lua gives the size of every
- * block it frees or resizes, so the size alone tells which kind a block is.
- * The memory cap still counts what Lua asked for.
+ * free lists, carved from 64 KiB chunks that live as long as the state.
+ * Lua gives the size of every block it frees or resizes, so the size alone
+ * tells which kind a block is.
+ *
+ * The memory cap counts the chunks, not the blocks in them: a free block
+ * only serves its own size class, so a script that fills the state with
+ * blocks of one size, drops them and fills it with another would otherwise
+ * grow the process far past the cap while its live data stays below it.
  */
 static bool pooled(size_t size)
 {
@@ -154,10 +158,15 @@ static void *pool_alloc(struct ferry_lua *fl, size_t size)
         return p;
     }
     if ((size_t)(fl->pool_end - fl->pool_next) < bytes) {
-        struct pool_chunk *chunk = malloc(POOL_CHUNK_BYTES);
+        struct pool_chunk *chunk;
+        if (POOL_CHUNK_BYTES > fl->mem_max - fl->mem_used) {
+            return NULL;
+        }
+        chunk = malloc(POOL_CHUNK_BYTES);
         if (!chunk) {
             return NULL;
         }
+        fl->mem_used += POOL_CHUNK_BYTES;
         chunk->u.next = fl->pool_chunks;
         fl->pool_chunks = chunk;
         fl->pool_next = (char *)(chunk + 1);
@@ -175,49 +184,66 @@ static void pool_release(struct ferry_lua *fl, void *p, size_t size)
     fl->pool_free[c] = p;
 }
 
+/* A new block of either kind; the cap is checked for malloc'd ones here, for chunks in
+ * pool_alloc. */
+static void *block_alloc(struct ferry_lua *fl, size_t size)
+{
+    void *p;
+    if (pooled(size)) {
+        return pool_alloc(fl, size);
+    }
+    if (size > fl->mem_max - fl->mem_used) {
+        return NULL;
+    }
+    p = malloc(size);
+    if (p) {
+        fl->mem_used += size;
+    }
+    return p;
+}
+
+static void block_free(struct ferry_lua *fl, void *p, size_t size)
+{
+    if (pooled(size)) {
+        pool_release(fl, p, size);
+    } else {
+        free(p);
+        fl->mem_used -= size;
+    }
+}
+
 static void *on_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct ferry_lua *fl = ud;
-    /* With ptr NULL, osize is a type tag, not a size (lua_Alloc contract). */
-    size_t old = ptr ? osize : 0;
     void *p;
-    if (nsize == 0) {
-        if (ptr) {
-            if (pooled(old)) {
-                pool_release(fl, ptr, old);
-            } else {
-                free(ptr);
-            }
-        }
-        fl->mem_used -= old;
-        return NULL;
-    }
-    if (nsize > old && nsize - old > fl->mem_max - fl->mem_used) {
-        return NULL;
-    }
     if (!ptr) {
-        p = pooled(nsize) ? pool_alloc(fl, nsize) : malloc(nsize);
-    } else if (pooled(old) && pooled(nsize) && (old - 1) / POOL_GRAIN == (nsize - 1) / POOL_GRAIN) {
-        p = ptr; /* the block already has room */
-    } else if (!pooled(old) && !pooled(nsize)) {
-        p = realloc(ptr, nsize);
-    } else {
-        /* Between a pooled block and a malloc'd one, or another class. A failed
-         * shrink is fine too: Lua 5.4 keeps the old block then (lmem.c). */
-        p = pooled(nsize) ? pool_alloc(fl, nsize) : malloc(nsize);
-        if (p) {
-            memcpy(p, ptr, old < nsize ? old : nsize);
-            if (pooled(old)) {
-                pool_release(fl, ptr, old);
-            } else {
-                free(ptr);
-            }
-        }
+        /* osize is a type tag here, not a size (lua_Alloc contract). */
+        return nsize == 0 ? NULL : block_alloc(fl, nsize);
     }
-    if (!p) {
+    if (nsize == 0) {
+        block_free(fl, ptr, osize);
         return NULL;
     }
-    fl->mem_used = fl->mem_used - old + nsize;
+    if (pooled(osize) && pooled(nsize) && (osize - 1) / POOL_GRAIN == (nsize - 1) / POOL_GRAIN) {
+        return ptr; /* the block already has room */
+    }
+    if (!pooled(osize) && !pooled(nsize)) {
+        if (nsize > osize && nsize - osize > fl->mem_max - fl->mem_used) {
+            return NULL;
+        }
+        p = realloc(ptr, nsize);
+        if (p) {
+            fl->mem_used = fl->mem_used - osize + nsize;
+        }
+        return p;
+    }
+    /* Between a pooled block and a malloc'd one, or another class. A failed shrink is
+     * fine too: Lua 5.4 keeps the old block then (lmem.c). */
+    p = block_alloc(fl, nsize);
+    if (p) {
+        memcpy(p, ptr, osize < nsize ? osize : nsize);
+        block_free(fl, ptr, osize);
+    }
     return p;
 }
 
