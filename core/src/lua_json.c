@@ -158,7 +158,8 @@ struct json_frame {
 struct to_json_ctx {
     lua_State *L;
     const void *array_mt; /* the array metatable, compared by address */
-    const char *what;     /* the root's name */
+    const char *what;     /* the root's name ... */
+    const char *what2;    /* ... and the rest of it */
     struct ferry_err *err;
 };
 
@@ -183,6 +184,7 @@ static void path_text(const struct to_json_ctx *c, const struct json_frame *f, c
     size_t len = 0;
     buf[0] = '\0';
     path_append(buf, &len, c->what, strlen(c->what));
+    path_append(buf, &len, c->what2, strlen(c->what2));
     for (; f && n < sizeof(chain) / sizeof(chain[0]); f = f->up) {
         chain[n++] = f;
     }
@@ -487,15 +489,21 @@ static int to_json(struct to_json_ctx *c, int idx, int depth, const struct json_
     return 0;
 }
 
-int ferry__lua_to_json(lua_State *L, int idx, const char *what, json_t **out, struct ferry_err *err)
+int ferry__lua_to_json_at(lua_State *L, int idx, const char *what, const char *what2, json_t **out,
+                          struct ferry_err *err)
 {
-    struct to_json_ctx c = {L, NULL, what ? what : "value", err};
+    struct to_json_ctx c = {L, NULL, what ? what : "value", what2 ? what2 : "", err};
     idx = lua_absindex(L, idx);
     if (!lua_checkstack(L, 1)) {
-        return ferry_err_set(err, FERRY_EMAPPING, "%s: Lua stack exhausted", c.what);
+        return ferry_err_set(err, FERRY_EMAPPING, "%s%s: Lua stack exhausted", c.what, c.what2);
     }
     lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
     c.array_mt = lua_topointer(L, -1);
     lua_pop(L, 1);
     return to_json(&c, idx, 0, NULL, out);
+}
+
+int ferry__lua_to_json(lua_State *L, int idx, const char *what, json_t **out, struct ferry_err *err)
+{
+    return ferry__lua_to_json_at(L, idx, what, NULL, out, err);
 }

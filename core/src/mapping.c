@@ -1840,7 +1840,6 @@ int ferry_mapping_set_run(struct ferry_mapping_set *set, const char *system, con
         const struct ferry_mapping *m = &set->maps[i];
         struct run_args a = {set, i, record, context, event};
         int top = lua_gettop(fl->L);
-        char what[160];
         if (strcmp(m->system, system) != 0 || strcmp(m->object, object) != 0 ||
             !mapping_reacts(m, event)) {
             continue;
@@ -1851,8 +1850,7 @@ int ferry_mapping_set_run(struct ferry_mapping_set *set, const char *system, con
         if (rc < 0) {
             goto cleanup;
         }
-        snprintf(what, sizeof(what), "%s: intents", m->path);
-        rc = ferry__lua_to_json(fl->L, -1, what, &batch, err);
+        rc = ferry__lua_to_json_at(fl->L, -1, m->path, ": intents", &batch, err);
         lua_settop(fl->L, top);
         if (rc < 0) {
             goto cleanup;

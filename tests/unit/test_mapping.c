@@ -467,6 +467,25 @@ static void test_mapping_error_carries_file_line(void **state)
 }
 
 /* error() with a value that is not a string: Lua adds no position, the host must. */
+/* A value the host cannot turn into JSON names the file and where in the intents it is. */
+static void test_mapping_unconvertible_value_names_file_and_path(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    char want[320];
+    const char *path = write_field_mapping(f, "fnvalue.lua", "    return print");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+    snprintf(want, sizeof(want), "%s: intents[1].fields.X: cannot convert a function to JSON",
+             path);
+    assert_string_equal(err.msg, want);
+    ferry_mapping_set_free(set);
+}
+
 static void test_mapping_non_string_error_carries_file_line(void **state)
 {
     struct fixture *f = *state;
@@ -1072,6 +1091,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_memory_cap_stops_doubling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_runaway_scripts_do_not_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_error_carries_file_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_unconvertible_value_names_file_and_path, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_mapping_non_string_error_carries_file_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_libraries_read_only, setup, teardown),
