@@ -238,31 +238,23 @@ static void describe_key(lua_State *L, int idx, char *buf, size_t size)
 }
 
 /*
- * Whether s is plain ASCII without NUL, eight bytes at a time. jansson
- * checks UTF-8 byte by byte on every string and key; intents are mostly
- * ASCII, and only the rest needs that check.
+ * Whether s is plain ASCII, eight bytes at a time. jansson checks UTF-8
+ * byte by byte on every string and key; intents are mostly ASCII, and only
+ * the rest needs that check.
  */
-static bool plain_ascii(const char *s, size_t n, bool *has_nul)
+static bool plain_ascii(const char *s, size_t n)
 {
-    uint64_t high = 0;
+    uint64_t acc = 0;
     size_t i = 0;
-    *has_nul = false;
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, s + i, sizeof(w));
-        high |= w & UINT64_C(0x8080808080808080);
-        /* A zero byte anywhere in w (the classic haszero test). */
-        if ((w - UINT64_C(0x0101010101010101)) & ~w & UINT64_C(0x8080808080808080)) {
-            *has_nul = true;
-        }
+        acc |= w;
     }
     for (; i < n; i++) {
-        high |= (unsigned char)s[i] & 0x80u;
-        if (s[i] == '\0') {
-            *has_nul = true;
-        }
+        acc |= (unsigned char)s[i];
     }
-    return high == 0 && !*has_nul;
+    return (acc & UINT64_C(0x8080808080808080)) == 0;
 }
 
 /*
@@ -346,8 +338,6 @@ static int object_to_json(struct to_json_ctx *c, int idx, int depth, const struc
         json_t *item = NULL;
         size_t klen = 0;
         const char *key;
-        bool has_nul;
-        bool ascii;
         struct json_frame here;
         primed = false;
         if (lua_type(L, -2) != LUA_TSTRING) {
@@ -358,8 +348,7 @@ static int object_to_json(struct to_json_ctx *c, int idx, int depth, const struc
             goto cleanup;
         }
         key = lua_tolstring(L, -2, &klen);
-        ascii = plain_ascii(key, klen, &has_nul);
-        if (has_nul) {
+        if (memchr(key, '\0', klen)) {
             lua_pop(L, 2);
             rc = path_error(c, f, "object key with a NUL byte");
             goto cleanup;
@@ -373,8 +362,8 @@ static int object_to_json(struct to_json_ctx *c, int idx, int depth, const struc
             lua_pop(L, 2);
             goto cleanup;
         }
-        if ((ascii ? json_object_setn_new_nocheck(obj, key, klen, item)
-                   : json_object_setn_new(obj, key, klen, item)) < 0) {
+        if ((plain_ascii(key, klen) ? json_object_setn_new_nocheck(obj, key, klen, item)
+                                    : json_object_setn_new(obj, key, klen, item)) < 0) {
             lua_pop(L, 2);
             rc = path_error(c, f, "object key is not valid UTF-8");
             goto cleanup;
@@ -428,10 +417,8 @@ static int to_json(struct to_json_ctx *c, int idx, int depth, const struct json_
         break;
     case LUA_TSTRING: {
         size_t len = 0;
-        bool has_nul;
         const char *s = lua_tolstring(L, idx, &len);
-        /* NUL is fine inside a JSON string; only the UTF-8 check is skipped for ASCII. */
-        j = plain_ascii(s, len, &has_nul) ? json_stringn_nocheck(s, len) : json_stringn(s, len);
+        j = plain_ascii(s, len) ? json_stringn_nocheck(s, len) : json_stringn(s, len);
         if (!j) {
             return path_error(c, f, "string is not valid UTF-8");
         }
