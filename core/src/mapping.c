@@ -281,7 +281,9 @@ static struct ferry_lua *get_host(lua_State *L)
  * call is stopped after between 1 and 1.2 times the limit (the tick is a
  * tenth of the smallest limit, at most GUARD_TICK_MAX_MS). C code the
  * script calls (a long pattern match, a library function) is not
- * interrupted; the hook fires when it returns to Lua.
+ * interrupted; the hook fires when it returns to Lua. ThreadSanitizer holds
+ * a signal back until the thread makes an intercepted call, which a Lua
+ * loop never does: under TSan a runaway loop is not stopped.
  */
 static _Thread_local _Atomic(struct ferry_lua *) tl_running; /* the state running on this thread */
 
