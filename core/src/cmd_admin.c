@@ -87,7 +87,7 @@ static int compile_mappings(const struct ferry_config *cfg, struct ferry_runtime
                             struct ferry_err *err)
 {
     struct ferry_lua_limits lim = {.mem_max = (size_t)cfg->lua_mem_max,
-                                   .instr_budget = cfg->lua_instr_budget};
+                                   .time_limit_ms = cfg->lua_time_limit_ms};
     int rc = ferry_lua_new(L, cfg->lua_dir, &lim, err);
     if (rc == 0) {
         rc = ferry_mapping_set_load(*L, (const char *const *)rt->mapping_paths, rt->nmapping_paths,

@@ -59,8 +59,8 @@ struct ferry_config {
     int64_t http_timeout_ms; /* http.timeout seconds, default 30 */
     char **insecure_hosts;   /* http.insecure_hosts: TLS verification off for these hosts only */
     size_t ninsecure_hosts;
-    int64_t lua_mem_max;      /* mappings.memory_limit bytes, default 64 MiB */
-    int64_t lua_instr_budget; /* mappings.instruction_limit, default 10,000,000 */
+    int64_t lua_mem_max;       /* mappings.memory_limit bytes, default 64 MiB */
+    int64_t lua_time_limit_ms; /* mappings.time_limit seconds per call (fractional ok), default 1 */
     struct ferry_connector_cfg *connectors;
     size_t nconnectors;
     char **secrets; /* every value that came from env()/file(), for redaction */

@@ -47,5 +47,9 @@ void ferry__lua_push_json(lua_State *L, const json_t *json);
  */
 FERRY_NODISCARD int ferry__lua_to_json(lua_State *L, int idx, const char *what, json_t **out,
                                        struct ferry_err *err);
+/* The same, with the root named `what` followed by `what2` (e.g. a file and ": intents"),
+ * joined only when a conversion fails. */
+FERRY_NODISCARD int ferry__lua_to_json_at(lua_State *L, int idx, const char *what,
+                                          const char *what2, json_t **out, struct ferry_err *err);
 
 #endif

@@ -14,11 +14,16 @@
 #include "mapping.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -28,22 +33,54 @@
 #include "log.h"
 #include "lua_json.h"
 
-#define DEFAULT_MEM_MAX      ((size_t)64 * 1024 * 1024)
-#define DEFAULT_INSTR_BUDGET INT64_C(10000000)
-#define HOOK_STEP            1000
-#define MAX_SOURCE_BYTES     ((long)1024 * 1024)
-#define MAX_PATH_BYTES       4096
+#define DEFAULT_MEM_MAX       ((size_t)64 * 1024 * 1024)
+#define DEFAULT_TIME_LIMIT_MS 1000
+#define MAX_TIME_LIMIT_MS     (INT64_C(24) * 3600 * 1000)
+#define GUARD_SIGNAL          SIGURG
+#define GUARD_TICK_MAX_MS     100
+
+/*
+ * Small blocks of a state come from its own free lists (see on_alloc). Not
+ * under AddressSanitizer, which must see every Lua object as its own block
+ * to catch the host's mistakes with them.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_MAX_BYTES 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_MAX_BYTES 0
+#endif
+#endif
+#ifndef POOL_MAX_BYTES
+#define POOL_MAX_BYTES 4096
+#endif
+#define POOL_GRAIN       16 /* block sizes are multiples of this, so blocks stay aligned */
+#define POOL_CLASSES     (POOL_MAX_BYTES / POOL_GRAIN)
+#define POOL_CHUNK_BYTES ((size_t)64 * 1024)
+
+/* A chunk's header; blocks follow it, aligned like malloc's. */
+struct pool_chunk {
+    union {
+        struct pool_chunk *next;
+        max_align_t align;
+    } u;
+};
+#define MAX_SOURCE_BYTES ((long)1024 * 1024)
+#define MAX_PATH_BYTES   4096
 
 struct ferry_lua {
     lua_State *L;
     char *lua_dir;
     size_t mem_used;
     size_t mem_max;
-    int64_t instr_budget;
-    int64_t instr_left;              /* of the current call; the count hook raises below 0 */
-    bool budget_hit;                 /* set by the hook so that pcall() inside scripts rethrows */
-    int engine_ref;                  /* registry ref of lua/ferry/engine.lua's module table */
-    int global_cache_ref;            /* require cache outside any set (the engine's modules) */
+    void *pool_free[POOL_CLASSES + 1]; /* free blocks by size class (see on_alloc) */
+    char *pool_next;                   /* the unused rest of the newest chunk */
+    char *pool_end;
+    struct pool_chunk *pool_chunks; /* every chunk, freed with the state */
+    int64_t time_limit_ms;          /* per call */
+    bool limit_hit;       /* set by the stop hook so that pcall() inside scripts rethrows */
+    int engine_ref;       /* registry ref of lua/ferry/engine.lua's module table */
+    int global_cache_ref; /* require cache outside any set (the engine's modules) */
     unsigned char engine_digest[32]; /* SHA-256 of the engine and what it required */
     struct ferry_mapping_set *sets;  /* live sets, detached when the state goes */
     /* The call in progress: where `require` looks and caches, what it hashes. */
@@ -51,6 +88,16 @@ struct ferry_lua {
     const char *cur_dir;
     int cur_set_ref; /* registry ref of the set whose module cache is used; LUA_NOREF: global */
     EVP_MD_CTX *cur_sha;
+    /* The runaway guard (see "limits" below). */
+    atomic_uint_fast64_t run_gen;     /* odd while a call runs; call_begin and call_end bump it */
+    atomic_uint_fast64_t stop_gen;    /* the run the guard wants stopped */
+    atomic_int kill_lock;             /* 1 while the guard signals or call_end ends a run */
+    pthread_t owner;                  /* the thread of the run in progress */
+    volatile sig_atomic_t stop_armed; /* the stop hook is set and must go before the next call */
+    bool guarded;                     /* in the guard's list */
+    struct ferry_lua *guard_next;     /* the guard's list, under guard.mu */
+    uint_fast64_t guard_gen;          /* guard thread only: the run it last saw */
+    int64_t guard_since_ms;           /* guard thread only: since when it sees that run */
 };
 
 struct ferry_mapping {
@@ -82,26 +129,131 @@ static const char readonly_key = 0;
 
 /* ---- limits ---------------------------------------------------------------- */
 
+/*
+ * Lua allocates and frees a small block for almost every value a record
+ * turns into (strings, tables, their parts), and with glibc most of those
+ * miss its per-thread cache: a tenth of a record's instructions went to
+ * malloc and free. Blocks up to POOL_MAX_BYTES instead come from per-class
+ * free lists, carved from 64 KiB chunks that live as long as the state.
+ * Lua gives the size of every block it frees or resizes, so the size alone
+ * tells which kind a block is.
+ *
+ * The memory cap counts the chunks, not the blocks in them: a free block
+ * only serves its own size class, so a script that fills the state with
+ * blocks of one size, drops them and fills it with another would otherwise
+ * grow the process far past the cap while its live data stays below it.
+ */
+static bool pooled(size_t size)
+{
+    return size >= 1 && size <= POOL_MAX_BYTES;
+}
+
+static void *pool_alloc(struct ferry_lua *fl, size_t size)
+{
+    size_t c = (size - 1) / POOL_GRAIN;
+    size_t bytes = (c + 1) * POOL_GRAIN;
+    void *p = fl->pool_free[c];
+    if (p) {
+        memcpy(&fl->pool_free[c], p, sizeof(void *));
+        return p;
+    }
+    if ((size_t)(fl->pool_end - fl->pool_next) < bytes) {
+        struct pool_chunk *chunk;
+        if (POOL_CHUNK_BYTES > fl->mem_max - fl->mem_used) {
+            return NULL;
+        }
+        chunk = malloc(POOL_CHUNK_BYTES);
+        if (!chunk) {
+            return NULL;
+        }
+        fl->mem_used += POOL_CHUNK_BYTES;
+        chunk->u.next = fl->pool_chunks;
+        fl->pool_chunks = chunk;
+        fl->pool_next = (char *)(chunk + 1);
+        fl->pool_end = (char *)chunk + POOL_CHUNK_BYTES;
+    }
+    p = fl->pool_next;
+    fl->pool_next += bytes;
+    return p;
+}
+
+static void pool_release(struct ferry_lua *fl, void *p, size_t size)
+{
+    size_t c = (size - 1) / POOL_GRAIN;
+    memcpy(p, &fl->pool_free[c], sizeof(void *));
+    fl->pool_free[c] = p;
+}
+
+/* A new block of either kind; the cap is checked for malloc'd ones here, for chunks in
+ * pool_alloc. */
+static void *block_alloc(struct ferry_lua *fl, size_t size)
+{
+    void *p;
+    if (pooled(size)) {
+        return pool_alloc(fl, size);
+    }
+    if (size > fl->mem_max - fl->mem_used) {
+        return NULL;
+    }
+    p = malloc(size);
+    if (p) {
+        fl->mem_used += size;
+    }
+    return p;
+}
+
+static void block_free(struct ferry_lua *fl, void *p, size_t size)
+{
+    if (pooled(size)) {
+        pool_release(fl, p, size);
+    } else {
+        free(p);
+        fl->mem_used -= size;
+    }
+}
+
 static void *on_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct ferry_lua *fl = ud;
-    /* With ptr NULL, osize is a type tag, not a size (lua_Alloc contract). */
-    size_t old = ptr ? osize : 0;
     void *p;
+    if (!ptr) {
+        /* osize is a type tag here, not a size (lua_Alloc contract). */
+        return nsize == 0 ? NULL : block_alloc(fl, nsize);
+    }
     if (nsize == 0) {
-        free(ptr);
-        fl->mem_used -= old;
+        block_free(fl, ptr, osize);
         return NULL;
     }
-    if (nsize > old && nsize - old > fl->mem_max - fl->mem_used) {
-        return NULL;
+    if (pooled(osize) && pooled(nsize) && (osize - 1) / POOL_GRAIN == (nsize - 1) / POOL_GRAIN) {
+        return ptr; /* the block already has room */
     }
-    p = realloc(ptr, nsize);
-    if (!p) {
-        return NULL;
+    if (!pooled(osize) && !pooled(nsize)) {
+        if (nsize > osize && nsize - osize > fl->mem_max - fl->mem_used) {
+            return NULL;
+        }
+        p = realloc(ptr, nsize);
+        if (p) {
+            fl->mem_used = fl->mem_used - osize + nsize;
+        }
+        return p;
     }
-    fl->mem_used = fl->mem_used - old + nsize;
+    /* Between a pooled block and a malloc'd one, or another class. A failed shrink is
+     * fine too: Lua 5.4 keeps the old block then (lmem.c). */
+    p = block_alloc(fl, nsize);
+    if (p) {
+        memcpy(p, ptr, osize < nsize ? osize : nsize);
+        block_free(fl, ptr, osize);
+    }
     return p;
+}
+
+static void pool_destroy(struct ferry_lua *fl)
+{
+    while (fl->pool_chunks) {
+        struct pool_chunk *next = fl->pool_chunks->u.next;
+        free(fl->pool_chunks);
+        fl->pool_chunks = next;
+    }
 }
 
 static struct ferry_lua *get_host(lua_State *L)
@@ -111,20 +263,208 @@ static struct ferry_lua *get_host(lua_State *L)
     return ud;
 }
 
-static void on_count(lua_State *L, lua_Debug *ar)
+/*
+ * The time limit per call. A count hook would be the obvious bound, but in
+ * Lua 5.4 any count hook sends every VM instruction through
+ * luaG_traceexec, whatever the count: a fifth of the instructions of a
+ * mapped record went to the hook alone. So calls run without a hook, and a
+ * guard thread (one per process, alive while any state is) looks at each
+ * state's run generation every few ms. A run it sees for longer than the
+ * limit gets GUARD_SIGNAL on its own thread; the handler then sets a count
+ * hook that fires at the next instruction, the way lua.c stops a script on
+ * SIGINT (lua_sethook only stores a few fields and is safe from a handler
+ * running in the thread that runs the state). The hook raises the error
+ * and sets limit_hit, so that pcall in a script cannot swallow it. A call
+ * pays two atomic stores and one exchange, and no system call.
+ *
+ * The limit is wall time, from the first time the guard sees the run: a
+ * call is stopped after between 1 and 1.2 times the limit (the tick is a
+ * tenth of the smallest limit, at most GUARD_TICK_MAX_MS). C code the
+ * script calls (a long pattern match, a library function) is not
+ * interrupted; the hook fires when it returns to Lua. ThreadSanitizer holds
+ * a signal back until the thread makes an intercepted call, which a Lua
+ * loop never does: under TSan a runaway loop is not stopped.
+ */
+static _Thread_local _Atomic(struct ferry_lua *) tl_running; /* the state running on this thread */
+
+static struct {
+    pthread_mutex_t life; /* serialises starting and stopping the thread */
+    pthread_mutex_t mu;   /* the list and the fields below */
+    pthread_cond_t cond;  /* wakes the thread to stop */
+    struct ferry_lua *states;
+    bool running;
+    bool stop;
+    pthread_t thread;
+    struct sigaction old_action;
+} guard = {.life = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void on_stop(lua_State *L, lua_Debug *ar)
 {
     struct ferry_lua *fl = get_host(L);
     (void)ar;
-    fl->instr_left -= HOOK_STEP;
-    if (fl->instr_left >= 0) {
-        return;
-    }
-    fl->budget_hit = true;
+    fl->limit_hit = true;
     /* Level 0 inside a hook is the interrupted function: its line is the culprit. */
     luaL_where(L, 0);
-    lua_pushliteral(L, "instruction budget exceeded");
+    lua_pushfstring(L, "time limit exceeded (%d ms per call)", (int)fl->time_limit_ms);
     lua_concat(L, 2);
     lua_error(L);
+}
+
+static void on_guard_signal(int sig)
+{
+    int saved_errno = errno;
+    struct ferry_lua *fl = atomic_load_explicit(&tl_running, memory_order_relaxed);
+    (void)sig;
+    /* The run may have ended since the guard sent the signal: stop only the one it meant. */
+    if (fl) {
+        uint_fast64_t g = atomic_load_explicit(&fl->run_gen, memory_order_relaxed);
+        if ((g & 1) && atomic_load_explicit(&fl->stop_gen, memory_order_relaxed) == g) {
+            fl->stop_armed = 1;
+            lua_sethook(fl->L, on_stop, LUA_MASKCOUNT, 1);
+        }
+    }
+    errno = saved_errno;
+}
+
+/* Under guard.mu. */
+static void guard_stop_run(struct ferry_lua *fl, uint_fast64_t g)
+{
+    /* Held, call_end cannot end the run, so the owner is still in it and alive. */
+    if (atomic_exchange_explicit(&fl->kill_lock, 1, memory_order_acquire) != 0) {
+        return; /* the run is ending now */
+    }
+    if (atomic_load_explicit(&fl->run_gen, memory_order_relaxed) == g) {
+        atomic_store_explicit(&fl->stop_gen, g, memory_order_release);
+        pthread_kill(fl->owner, GUARD_SIGNAL);
+    }
+    atomic_store_explicit(&fl->kill_lock, 0, memory_order_release);
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *guard_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&guard.mu);
+    while (!guard.stop) {
+        int64_t now = monotonic_ms();
+        int64_t tick = GUARD_TICK_MAX_MS;
+        int64_t wake;
+        struct timespec until;
+        for (struct ferry_lua *fl = guard.states; fl; fl = fl->guard_next) {
+            uint_fast64_t g = atomic_load_explicit(&fl->run_gen, memory_order_acquire);
+            int64_t t = fl->time_limit_ms / 10;
+            if (t < tick) {
+                tick = t > 0 ? t : 1;
+            }
+            if (!(g & 1) || g != fl->guard_gen) {
+                fl->guard_gen = g;
+                fl->guard_since_ms = now;
+            } else if (now - fl->guard_since_ms >= fl->time_limit_ms) {
+                /* Again every tick: a signal may land while the run is in C code
+                 * that clears nothing, but a repeat costs nothing. */
+                guard_stop_run(fl, g);
+            }
+        }
+        wake = now + tick;
+        until.tv_sec = (time_t)(wake / 1000);
+        until.tv_nsec = (long)(wake % 1000) * 1000000;
+        pthread_cond_timedwait(&guard.cond, &guard.mu, &until);
+    }
+    pthread_mutex_unlock(&guard.mu);
+    return NULL;
+}
+
+/* Under guard.life. */
+static int guard_start(struct ferry_err *err)
+{
+    int rc;
+    pthread_condattr_t ca;
+    sigset_t all, old;
+    struct sigaction sa;
+    if (pthread_condattr_init(&ca) != 0) {
+        return ferry_err_set(err, FERRY_ENOMEM, "cannot start the mapping time guard");
+    }
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(&guard.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0) {
+        return ferry_err_set(err, FERRY_ENOMEM, "cannot start the mapping time guard");
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_guard_signal;
+    sa.sa_flags = SA_RESTART; /* a script's require reading a file must not see EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(GUARD_SIGNAL, &sa, &guard.old_action);
+    /* The guard thread takes no process signals: libuv's handlers run on the threads that
+     * expect them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&guard.thread, NULL, guard_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        sigaction(GUARD_SIGNAL, &guard.old_action, NULL);
+        pthread_cond_destroy(&guard.cond);
+        return ferry_err_set(err, FERRY_ENOMEM, "cannot start the mapping time guard: %s",
+                             strerror(rc));
+    }
+    guard.running = true;
+    return 0;
+}
+
+static int guard_add(struct ferry_lua *fl, struct ferry_err *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&guard.life);
+    if (!guard.running) {
+        rc = guard_start(err);
+    }
+    if (rc == 0) {
+        pthread_mutex_lock(&guard.mu);
+        fl->guard_next = guard.states;
+        guard.states = fl;
+        fl->guarded = true;
+        pthread_mutex_unlock(&guard.mu);
+    }
+    pthread_mutex_unlock(&guard.life);
+    return rc;
+}
+
+/* The last state stops and joins the thread, so that nothing outlives the states. */
+static void guard_remove(struct ferry_lua *fl)
+{
+    bool last;
+    if (!fl->guarded) {
+        return;
+    }
+    pthread_mutex_lock(&guard.life);
+    pthread_mutex_lock(&guard.mu);
+    for (struct ferry_lua **pp = &guard.states; *pp; pp = &(*pp)->guard_next) {
+        if (*pp == fl) {
+            *pp = fl->guard_next;
+            break;
+        }
+    }
+    fl->guarded = false;
+    last = guard.states == NULL;
+    if (last) {
+        guard.stop = true;
+        pthread_cond_signal(&guard.cond);
+    }
+    pthread_mutex_unlock(&guard.mu);
+    if (last) {
+        pthread_join(guard.thread, NULL);
+        pthread_cond_destroy(&guard.cond);
+        sigaction(GUARD_SIGNAL, &guard.old_action, NULL);
+        guard.stop = false;
+        guard.running = false;
+    }
+    pthread_mutex_unlock(&guard.life);
 }
 
 static int on_panic(lua_State *L)
@@ -137,16 +477,32 @@ static int on_panic(lua_State *L)
 static void call_begin(struct ferry_lua *fl, const char *path, const char *dir, int set_ref,
                        EVP_MD_CTX *sha)
 {
-    fl->instr_left = fl->instr_budget;
-    fl->budget_hit = false;
+    uint_fast64_t g = atomic_load_explicit(&fl->run_gen, memory_order_relaxed);
+    /* A stop that landed as the previous run ended. */
+    if (fl->stop_armed) {
+        lua_sethook(fl->L, NULL, 0, 0);
+        fl->stop_armed = 0;
+    }
+    fl->limit_hit = false;
     fl->cur_path = path;
     fl->cur_dir = dir;
     fl->cur_set_ref = set_ref;
     fl->cur_sha = sha;
+    fl->owner = pthread_self();
+    atomic_store_explicit(&tl_running, fl, memory_order_relaxed);
+    atomic_store_explicit(&fl->run_gen, g + 1, memory_order_release);
 }
 
 static void call_end(struct ferry_lua *fl)
 {
+    uint_fast64_t g = atomic_load_explicit(&fl->run_gen, memory_order_relaxed);
+    /* Once the run is over, the guard must not signal this thread, which may exit. */
+    while (atomic_exchange_explicit(&fl->kill_lock, 1, memory_order_acquire) != 0) {
+        sched_yield();
+    }
+    atomic_store_explicit(&fl->run_gen, g + 1, memory_order_release);
+    atomic_store_explicit(&fl->kill_lock, 0, memory_order_release);
+    atomic_store_explicit(&tl_running, NULL, memory_order_relaxed);
     fl->cur_path = NULL;
     fl->cur_dir = NULL;
     fl->cur_set_ref = LUA_NOREF;
@@ -631,8 +987,8 @@ static int l_load(lua_State *L)
 }
 
 /*
- * Finalizers run with hooks off (lgc.c GCTM), so a looping __gc would escape
- * the instruction budget: refuse them. An object is only marked for
+ * Finalizers run with hooks off (lgc.c GCTM), so the time limit's stop hook
+ * could not end a looping __gc: refuse them. An object is only marked for
  * finalization when its metatable has __gc at setmetatable time.
  */
 static int l_setmetatable(lua_State *L)
@@ -647,14 +1003,14 @@ static int l_setmetatable(lua_State *L)
     return call_wrapped(L);
 }
 
-/* pcall must not swallow the budget error, or a loop around pcall runs forever. */
+/* pcall must not swallow the time limit error, or a loop around pcall runs forever. */
 static int l_pcall(lua_State *L)
 {
     struct ferry_lua *fl = get_host(L);
     int status;
     luaL_checkany(L, 1);
     status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-    if (fl->budget_hit) {
+    if (fl->limit_hit) {
         return lua_error(L);
     }
     luaL_checkstack(L, 1, "too many results");
@@ -668,18 +1024,37 @@ static int l_pcall(lua_State *L)
     return 2;
 }
 
+/*
+ * The time limit's error is raised inside the stop hook, and Lua runs the
+ * message handler before it unwinds, with hooks still off: a handler that
+ * loops would never be stopped. It is not called for that error.
+ */
+static int l_xpcall_handler(lua_State *L)
+{
+    if (get_host(L)->limit_hit) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
 static int l_xpcall(lua_State *L)
 {
     struct ferry_lua *fl = get_host(L);
     int n = lua_gettop(L);
     int status;
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    /* [f, msgh, args...] -> [msgh, f, args...] */
+    /* [f, msgh, args...] -> [handler, f, args...] */
     lua_pushvalue(L, 1);
-    lua_copy(L, 2, 1);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, l_xpcall_handler, 1);
+    lua_replace(L, 1);
     lua_replace(L, 2);
     status = lua_pcall(L, n - 2, LUA_MULTRET, 1);
-    if (fl->budget_hit) {
+    if (fl->limit_hit) {
         return lua_error(L);
     }
     luaL_checkstack(L, 1, "too many results");
@@ -694,7 +1069,7 @@ static int l_xpcall(lua_State *L)
 }
 
 /*
- * Pattern matching runs in C, where the count hook cannot interrupt it, and
+ * Pattern matching runs in C, where the stop hook cannot interrupt it, and
  * backtracking over q quantifiers costs up to about n^q / q! steps on an
  * n-byte subject (("a*"):rep(12) .. "b" on 40 bytes runs for hours). Refuse
  * calls whose bound exceeds what a few seconds of matching can do; ordinary
@@ -794,6 +1169,28 @@ static int l_print(lua_State *L)
     luaL_pushresult(&b);
     ferry_info("lua: %.1000s", lua_tostring(L, -1));
     return 0;
+}
+
+/*
+ * type(v) as in lbaselib.c, with the names as upvalues: the library's
+ * version looks each name up as a C string (luaS_new) on every call, and
+ * mappings and helpers call type() for nearly every value they touch.
+ */
+static int l_type(lua_State *L)
+{
+    int t = lua_type(L, 1);
+    luaL_argcheck(L, t != LUA_TNONE, 1, "value expected");
+    lua_pushvalue(L, lua_upvalueindex(t + 1));
+    return 1;
+}
+
+static void register_type(lua_State *L)
+{
+    for (int t = 0; t < LUA_NUMTYPES; t++) {
+        lua_pushstring(L, lua_typename(L, t));
+    }
+    lua_pushcclosure(L, l_type, LUA_NUMTYPES);
+    lua_setglobal(L, "type");
 }
 
 static int l_ferry_array(lua_State *L)
@@ -903,6 +1300,7 @@ static int protected_init(lua_State *L)
     lua_register(L, "xpcall", l_xpcall);
     lua_register(L, "print", l_print);
     lua_register(L, "require", l_require);
+    register_type(L);
 
     ferry__lua_json_open(L);
     lua_newtable(L);
@@ -957,7 +1355,10 @@ int ferry_lua_new(struct ferry_lua **out, const char *lua_dir, const struct ferr
         goto cleanup;
     }
     fl->mem_max = lim && lim->mem_max ? lim->mem_max : DEFAULT_MEM_MAX;
-    fl->instr_budget = lim && lim->instr_budget > 0 ? lim->instr_budget : DEFAULT_INSTR_BUDGET;
+    fl->time_limit_ms = lim && lim->time_limit_ms > 0 ? lim->time_limit_ms : DEFAULT_TIME_LIMIT_MS;
+    if (fl->time_limit_ms > MAX_TIME_LIMIT_MS) {
+        fl->time_limit_ms = MAX_TIME_LIMIT_MS;
+    }
     fl->engine_ref = LUA_NOREF;
     fl->global_cache_ref = LUA_NOREF;
     fl->cur_set_ref = LUA_NOREF;
@@ -973,7 +1374,14 @@ int ferry_lua_new(struct ferry_lua **out, const char *lua_dir, const struct ferr
         goto cleanup;
     }
     lua_atpanic(fl->L, on_panic);
-    lua_sethook(fl->L, on_count, LUA_MASKCOUNT, HOOK_STEP);
+    /* A record's tables and intents die young, while the compiled mappings and modules live as
+     * long as the state: minor collections leave the old ones alone (-3 % instructions per
+     * record against the incremental collector). */
+    lua_gc(fl->L, LUA_GCGEN, 0, 0);
+    rc = guard_add(fl, err);
+    if (rc < 0) {
+        goto cleanup;
+    }
     call_begin(fl, "ferry.engine", NULL, LUA_NOREF, sha);
     rc = pcall_host(fl, protected_init, fl, 0, err);
     call_end(fl);
@@ -998,9 +1406,11 @@ void ferry_lua_free(struct ferry_lua *fl)
     for (struct ferry_mapping_set *s = fl->sets; s; s = s->next) {
         s->fl = NULL;
     }
+    guard_remove(fl);
     if (fl->L) {
         lua_close(fl->L);
     }
+    pool_destroy(fl);
     free(fl->lua_dir);
     free(fl);
 }
@@ -1432,7 +1842,6 @@ int ferry_mapping_set_run(struct ferry_mapping_set *set, const char *system, con
         const struct ferry_mapping *m = &set->maps[i];
         struct run_args a = {set, i, record, context, event};
         int top = lua_gettop(fl->L);
-        char what[160];
         if (strcmp(m->system, system) != 0 || strcmp(m->object, object) != 0 ||
             !mapping_reacts(m, event)) {
             continue;
@@ -1443,8 +1852,7 @@ int ferry_mapping_set_run(struct ferry_mapping_set *set, const char *system, con
         if (rc < 0) {
             goto cleanup;
         }
-        snprintf(what, sizeof(what), "%s: intents", m->path);
-        rc = ferry__lua_to_json(fl->L, -1, what, &batch, err);
+        rc = ferry__lua_to_json_at(fl->L, -1, m->path, ": intents", &batch, err);
         lua_settop(fl->L, top);
         if (rc < 0) {
             goto cleanup;

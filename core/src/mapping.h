@@ -3,7 +3,7 @@
  * Lua mappings: a sandboxed Lua 5.4 state (base, string, table, math, utf8
  * only; no io/os/debug/package.loadlib, no binary chunks; `require` only from
  * the lua/ directory and the mapping's own directory), with a memory cap in
- * the allocator and an instruction budget per call. All mappings of a state
+ * the allocator and a time limit per call. All mappings of a state
  * share it, so what they share is read-only: the library tables, the string
  * metatable and the modules `require` returns refuse writes, and each script
  * has its own globals. Each mapping is a file that returns a declarative
@@ -19,7 +19,10 @@
  *    "owner":  {"Phone": "crm"}}
  *
  * Threads: a struct ferry_lua and the mapping sets compiled in it belong to
- * one thread at a time (one per worker).
+ * one thread at a time (one per worker). While any state exists, a guard
+ * thread enforces the time limit: it sends SIGURG to a thread whose call
+ * runs too long (the process must leave SIGURG to ferry and must not block
+ * it in the threads that run mappings). The last ferry_lua_free joins it.
  */
 #ifndef FERRY_MAPPING_H
 #define FERRY_MAPPING_H
@@ -33,8 +36,8 @@
 #include "errors.h"
 
 struct ferry_lua_limits {
-    size_t mem_max;       /* bytes per state; 0: 64 MiB */
-    int64_t instr_budget; /* VM instructions per call; 0: 10,000,000 */
+    size_t mem_max;        /* bytes per state; 0: 64 MiB */
+    int64_t time_limit_ms; /* wall time per call (load or run), ms; 0: 1000 */
 };
 
 struct ferry_lua;
@@ -91,7 +94,7 @@ bool ferry_mapping_set_reads(const struct ferry_mapping_set *set, const char *sy
  * holds `event` (or that has no `on` list), in load order. `record` is the
  * full source record (borrowed); `context` a JSON object handed to rule
  * functions as ctx (borrowed; may be NULL). *intents is a new array (possibly
- * empty). A script error, a budget or memory overrun, or a malformed result
+ * empty). A script error, a time limit or memory overrun, or a malformed result
  * is FERRY_EMAPPING with "file:line: message" in err.
  */
 FERRY_NODISCARD int ferry_mapping_set_run(struct ferry_mapping_set *set, const char *system,

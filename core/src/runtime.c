@@ -412,7 +412,7 @@ int ferry_runtime_start_workers(struct ferry_runtime *rt, struct ferry_err *err)
     size_t n = cfg->workers > 0 ? (size_t)cfg->workers : 1;
     struct ferry_lua_limits lim = {
         .mem_max = (size_t)cfg->lua_mem_max,
-        .instr_budget = cfg->lua_instr_budget,
+        .time_limit_ms = cfg->lua_time_limit_ms,
     };
     int rc;
 
@@ -595,7 +595,7 @@ int ferry_runtime_reload_mappings(struct ferry_runtime *rt, struct ferry_err *er
     struct ferry_mapping_set *set = NULL;
     struct ferry_lua_limits lim = {
         .mem_max = (size_t)rt->cfg->lua_mem_max,
-        .instr_budget = rt->cfg->lua_instr_budget,
+        .time_limit_ms = rt->cfg->lua_time_limit_ms,
     };
     int rc = ferry_lua_new(&L, rt->cfg->lua_dir, &lim, err);
     if (rc < 0) {

@@ -19,7 +19,34 @@ local map = require "ferry.map"
 
 local null = ferry.null
 
+-- Library functions as upvalues: a global is a miss in this module's own
+-- environment and then a lookup in the shared globals, on every call, and
+-- these run for every field of every record. The libraries are read-only,
+-- so the copies never go stale.
+local type, tostring, tonumber, ipairs, error = type, tostring, tonumber, ipairs, error
+local math_type, math_floor, math_tointeger = math.type, math.floor, math.tointeger
+local byte, sub, format, lower = string.byte, string.sub, string.format, string.lower
+
 local commerce = {}
+
+-- Integers as text ("%d"): string.format goes through snprintf, and the
+-- same few ids (a record's own, its customer's, its status) are asked for
+-- several times per record. Bounded like map.lua's path cache.
+local INT_TEXT_MAX = 4096
+local int_text_cache, int_text_count = {}, 0
+
+local function int_text(v)
+  local s = int_text_cache[v]
+  if s == nil then
+    s = format("%d", v)
+    if int_text_count >= INT_TEXT_MAX then
+      int_text_cache, int_text_count = {}, 0
+    end
+    int_text_cache[v] = s
+    int_text_count = int_text_count + 1
+  end
+  return s
+end
 
 -- ---------------------------------------------------------------------------
 -- Settings and values
@@ -27,7 +54,13 @@ local commerce = {}
 -- A setting inside a rule or helper: map.setting works on (record, ctx) like
 -- every value source, which reads badly in the middle of a function.
 function commerce.setting(ctx, name, default)
-  return map.setting(name, default)(nil, ctx)
+  -- What map.setting(name, default)(nil, ctx) returns, without a closure per call.
+  local settings = ctx and ctx.settings
+  local v = type(settings) == "table" and settings[name] or nil
+  if v == nil or v == null then
+    return default
+  end
+  return v
 end
 
 -- A numeric setting (a threshold, a number of hours). Configuration may
@@ -49,38 +82,44 @@ end
 
 -- Trimmed string, or nil when blank (shoppers type spaces around everything).
 function commerce.text(v)
-  if type(v) == "number" then
-    v = math.type(v) == "integer" and string.format("%d", v) or tostring(v)
-  end
-  if type(v) ~= "string" then
+  local t = type(v)
+  if t == "number" then
+    v = math_type(v) == "integer" and int_text(v) or tostring(v)
+  elseif t ~= "string" then
     return nil
   end
-  local i, j = 1, #v
-  while i <= j and v:byte(i) <= 32 do
+  local n = #v
+  local i, j = 1, n
+  while i <= j and byte(v, i) <= 32 do
     i = i + 1
   end
-  while j >= i and v:byte(j) <= 32 do
+  while j >= i and byte(v, j) <= 32 do
     j = j - 1
   end
   if i > j then
     return nil
   end
-  return v:sub(i, j)
+  if i == 1 and j == n then
+    return v -- nothing to trim: the same string, without copying it
+  end
+  return sub(v, i, j)
 end
 
 -- The e-mail in the normal form the contact mappings use for lookups.
 function commerce.email(v)
   local s = commerce.text(v)
-  return s and s:lower() or nil
+  return s and lower(s) or nil
 end
 
 -- An id as the string the pipeline uses ("250", never "250.0").
 function commerce.id(v)
-  if math.type(v) == "float" and v == math.floor(v) then
-    v = math.tointeger(v)
+  local mt = math_type(v)
+  if mt == "float" and v == math_floor(v) then
+    v = math_tointeger(v)
+    mt = math_type(v)
   end
-  if math.type(v) == "integer" then
-    return string.format("%d", v)
+  if mt == "integer" then
+    return int_text(v)
   end
   return commerce.text(v)
 end
@@ -122,13 +161,13 @@ end
 -- "370.9500" -> "370.95", 98.0 -> "98.00", "12" -> "12.00"; nil if not a number.
 function commerce.decimal(v)
   if type(v) == "number" then
-    if math.type(v) == "integer" then
-      return string.format("%d.00", v)
+    if math_type(v) == "integer" then
+      return format("%d.00", v)
     end
     if v ~= v or v == math.huge or v == -math.huge then
       return nil
     end
-    v = string.format("%.4f", v)
+    v = format("%.4f", v)
   end
   if type(v) ~= "string" then
     return nil
@@ -222,11 +261,11 @@ end
 
 -- Unix seconds of a store timestamp, or nil when it is none of the formats.
 function commerce.time(v)
-  if math.type(v) == "integer" then
+  if math_type(v) == "integer" then
     return v
   end
   if type(v) == "number" then
-    return math.floor(v)
+    return math_floor(v)
   end
   if type(v) ~= "string" then
     return nil
@@ -260,7 +299,7 @@ function commerce.iso(t)
   end
   local days, secs = t // 86400, t % 86400
   local y, m, d = civil_from_days(days)
-  return string.format("%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, secs // 3600,
+  return format("%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, secs // 3600,
                        secs % 3600 // 60, secs % 60)
 end
 
@@ -270,7 +309,7 @@ function commerce.after(v, hours)
   if t == nil or type(hours) ~= "number" then
     return nil
   end
-  return commerce.iso(t + math.floor(hours * 3600))
+  return commerce.iso(t + math_floor(hours * 3600))
 end
 
 -- ---------------------------------------------------------------------------
@@ -433,13 +472,14 @@ end
 
 -- The country/region pair owner.lua's territories use, from an address
 -- table in any of the store's shapes.
+local place_country = map.first("country_code", "country_iso2", "countryCode")
+local place_region = map.first("state_or_province", "state", "stateName", "stateCode")
+
 function commerce.place(addr)
   if type(addr) ~= "table" then
     return nil, nil
   end
-  local country = map.first("country_code", "country_iso2", "countryCode")(addr)
-  local region = map.first("state_or_province", "state", "stateName", "stateCode")(addr)
-  return commerce.text(country), commerce.text(region)
+  return commerce.text(place_country(addr)), commerce.text(place_region(addr))
 end
 
 return commerce

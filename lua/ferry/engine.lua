@@ -11,6 +11,15 @@ local map = require "ferry.map"
 
 local null = ferry.null
 local array = ferry.array
+local get = map.get
+
+-- Library functions as upvalues: a global is a miss in this module's own
+-- environment and then a lookup in the shared globals, on every call, and
+-- run() is called for every record. The libraries are read-only, so the
+-- copies never go stale.
+local type, tostring, pairs, ipairs, error = type, tostring, pairs, ipairs, error
+local math_type, math_floor, math_tointeger = math.type, math.floor, math.tointeger
+local utf8_len = utf8.len
 
 local engine = {}
 
@@ -275,19 +284,36 @@ function engine.compile(spec, name, path)
   if spec.description ~= nil and type(spec.description) ~= "string" then
     fail(path, "'description' must be a string")
   end
+
+  -- What run() walks for every record, as lists built once here: a numeric
+  -- loop over them costs less than pairs() over the tables above, which
+  -- stay as they are for the host and for integrators reading them.
+  local run = { field_names = {}, field_paths = {}, field_fns = {}, owner = {},
+                validate_names = {}, validate_rules = {} }
+  for i, k in ipairs(sorted_keys(m.fields)) do
+    local src = m.fields[k]
+    run.field_names[i] = k
+    run.field_paths[i] = type(src) == "string" and src or false
+    run.field_fns[i] = type(src) == "function" and src or false
+  end
+  for i, k in ipairs(sorted_keys(m.validate)) do
+    run.validate_names[i] = k
+    run.validate_rules[i] = m.validate[k]
+  end
+  m.run = run
   return m
 end
 
 local function resolve(src, record, ctx)
   if type(src) == "string" then
-    return map.get(record, src)
+    return get(record, src)
   end
   return src(record, ctx)
 end
 
 local function id_string(v, m)
-  if math.type(v) == "float" and v == math.floor(v) and v >= -2^53 and v <= 2^53 then
-    v = math.tointeger(v)
+  if math_type(v) == "float" and v == math_floor(v) and v >= -2^53 and v <= 2^53 then
+    v = math_tointeger(v)
   end
   if type(v) == "number" or type(v) == "string" then
     return tostring(v)
@@ -318,16 +344,26 @@ function engine.run(m, record, ctx, event)
          type(m.key) == "string" and ("'" .. m.key .. "'") or "key function returned nil")
   end
 
+  local run = m.run
   local fields = {}
-  for name, src in pairs(m.fields) do
-    local v = resolve(src, record, ctx)
+  local names, paths, fns = run.field_names, run.field_paths, run.field_fns
+  for i = 1, #names do
+    local p = paths[i]
+    local v
+    if p then
+      v = get(record, p)
+    else
+      v = fns[i](record, ctx)
+    end
     if v ~= nil then
-      fields[name] = v
+      fields[names[i]] = v
     end
   end
 
   local match = array {}
-  for _, r in ipairs(m.match) do
+  local rules = m.match
+  for i = 1, #rules do
+    local r = rules[i]
     if r.rule == "link" then
       match[#match + 1] = { rule = "link" }
     else
@@ -339,20 +375,17 @@ function engine.run(m, record, ctx, event)
     end
   end
 
-  local owner = {}
-  for k, v in pairs(m.owner) do
-    owner[k] = v
-  end
-
-  for name, rule in pairs(m.validate) do
+  local vnames, vrules = run.validate_names, run.validate_rules
+  for i = 1, #vnames do
+    local name, rule = vnames[i], vrules[i]
     local v = fields[name]
     if v == nil then
       if rule.required then
         fail(m.path, "validate: %s is required but the record gives none", name)
       end
     else
-      if rule.max_length and type(v) == "string" and utf8.len(v) and utf8.len(v) > rule.max_length then
-        fail(m.path, "validate: %s is %d characters, more than %d", name, utf8.len(v),
+      if rule.max_length and type(v) == "string" and utf8_len(v) and utf8_len(v) > rule.max_length then
+        fail(m.path, "validate: %s is %d characters, more than %d", name, utf8_len(v),
              rule.max_length)
       end
       if rule.format and not FORMATS[rule.format](v) then
@@ -393,15 +426,17 @@ function engine.run(m, record, ctx, event)
   end
 
   local sid = id_string(id, m)
+  -- target and owner are the compiled mapping's own tables: the host only
+  -- reads an intent, and nothing here changes them.
   local out = array {
     {
       op = m.op,
       mapping = m.name,
       source = { system = m.source.system, object = m.source.object, id = sid, event = event },
-      target = { system = m.target.system, object = m.target.object },
+      target = m.target,
       match = match,
       fields = fields,
-      owner = owner,
+      owner = m.owner,
       conflict = conflict,
       link_from = m.link_from,
     },
@@ -419,7 +454,9 @@ function engine.run(m, record, ctx, event)
   -- Rules add intents of their own (activities, updates of other records).
   -- Each one's source id is the record's id plus the rule's key, so that a
   -- retried or replayed job finds the activity it already created.
-  for _, rule in ipairs(m.rules) do
+  local mrules = m.rules
+  for r = 1, #mrules do
+    local rule = mrules[r]
     local got = rule.fn(record, ctx)
     if got ~= nil then
       if type(got) ~= "table" then

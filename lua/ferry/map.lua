@@ -13,6 +13,16 @@
 
 local null = ferry.null
 local is_array = ferry.is_array
+local array = ferry.array
+
+-- Library functions as upvalues: a global is a miss in this module's own
+-- environment and then a lookup in the shared globals, on every call, and
+-- these run for every field of every record. The libraries are read-only,
+-- so the copies never go stale.
+local type, tostring, tonumber, ipairs, pairs, select, error =
+  type, tostring, tonumber, ipairs, pairs, select, error
+local gmatch, str_match, byte, sub = string.gmatch, string.match, string.byte, string.sub
+local math_floor = math.floor
 
 local map = {}
 
@@ -32,10 +42,14 @@ local function split(path)
   end
   steps = {}
   local n = 0
-  for step in string.gmatch(path, "[^.]+") do
+  for step in gmatch(path, "[^.]+") do
     steps[n + 1] = step
-    steps[n + 2] = step:match("^%d+$") and tonumber(step) or false
+    steps[n + 2] = str_match(step, "^%d+$") and tonumber(step) or false
     n = n + 2
+  end
+  -- Most paths are one plain key ("email"): map.get reads it directly.
+  if n == 2 and not steps[2] then
+    steps.key = steps[1]
   end
   if split_count >= SPLIT_MAX then
     split_cache = {}
@@ -49,17 +63,25 @@ end
 -- The value at `path` in `record`, or nil when any step is missing or empty.
 -- A numeric step indexes an array (1-based, as Lua); otherwise it is a key.
 function map.get(record, path)
+  local steps = split_cache[path] or split(path)
   local v = record
-  local steps = split(path)
-  for i = 1, #steps, 2 do
+  local key = steps.key
+  if key then
     if type(v) ~= "table" then
       return nil
     end
-    local index = steps[i + 1]
-    if index and is_array(v) then
-      v = v[index]
-    else
-      v = v[steps[i]]
+    v = v[key]
+  else
+    for i = 1, #steps, 2 do
+      if type(v) ~= "table" then
+        return nil
+      end
+      local index = steps[i + 1]
+      if index and is_array(v) then
+        v = v[index]
+      else
+        v = v[steps[i]]
+      end
     end
   end
   if v == null or v == "" then
@@ -119,14 +141,18 @@ local function is_blank(b)
   return b == 32 or (b >= 9 and b <= 13)
 end
 map.trim = string_op("trim", function(s)
-  local i, j = 1, #s
-  while i <= j and is_blank(s:byte(i)) do
+  local n = #s
+  local i, j = 1, n
+  while i <= j and is_blank(byte(s, i)) do
     i = i + 1
   end
-  while j >= i and is_blank(s:byte(j)) do
+  while j >= i and is_blank(byte(s, j)) do
     j = j - 1
   end
-  return s:sub(i, j)
+  if i == 1 and j == n then
+    return s -- nothing to trim: the same string, without copying it
+  end
+  return sub(s, i, j)
 end)
 
 -- map.first(a, b, ...): the first source that is not empty.
@@ -135,9 +161,10 @@ function map.first(...)
   for i = 1, select("#", ...) do
     fs[i] = source(select(i, ...), "map.first", 2)
   end
+  local n = #fs
   return function(record, ctx)
-    for _, f in ipairs(fs) do
-      local v = f(record, ctx)
+    for i = 1, n do
+      local v = fs[i](record, ctx)
       if v ~= nil and v ~= null and v ~= "" then
         return v
       end
@@ -174,7 +201,7 @@ function map.where_values(where, record, ctx)
       v = v(record, ctx)
     end
     if type(v) == "table" then
-      local list = ferry.array {}
+      local list = array {}
       for i, x in ipairs(v) do
         list[i] = tostring(x)
       end
@@ -242,7 +269,7 @@ function map.linked(object, id, opts)
     error("map.linked: within_hours must be a positive number", 2)
   end
   return { rule = "linked", object = object, id = id, system = opts.system,
-           max_age_ms = hours and math.floor(hours * 3600000) or nil }
+           max_age_ms = hours and math_floor(hours * 3600000) or nil }
 end
 
 local function copy_match(rules, who)
@@ -313,7 +340,7 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx)
     end
     fields[k] = v
   end
-  local match = ferry.array {}
+  local match = array {}
   for _, r in ipairs(it.match) do
     if r.rule == "link" then
       match[#match + 1] = { rule = "link" }

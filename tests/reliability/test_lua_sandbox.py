@@ -28,6 +28,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import relcommon as rc  # noqa: E402
 from harness import FerryTestCase, main  # noqa: E402
 
+# mappings.time_limit for the daemon under test (the default, set here so that the probes
+# below do not depend on it): the loops run until the guard stops them, and the memory
+# bombs must reach the 64 MiB cap well before it, also on a sanitizer build (filling a
+# table to 64 MiB takes longer than 50 ms).
+TIME_LIMIT_MS = 1000
+
 # name -> (Lua expression run by the probe, expected message; "@LINE" = the probe's line,
 # "@FILE" = the file only)
 PROBES = {
@@ -46,9 +52,10 @@ PROBES = {
              "@FILE: memory limit exceeded"),
     "gsub_bomb": ('(function() local s = string.rep("x", 1 << 20) return s:gsub("x", s) end)()',
                   "@FILE: memory limit exceeded"),
-    "loop": ("(function() while true do end end)()", "@LINE: instruction budget exceeded"),
+    "loop": ("(function() while true do end end)()",
+             "@LINE: time limit exceeded (%d ms per call)" % TIME_LIMIT_MS),
     "pcall_loop": ("(function() while true do pcall(function() while true do end end) end end)()",
-                   "@LINE: instruction budget exceeded"),
+                   "@LINE: time limit exceeded (%d ms per call)" % TIME_LIMIT_MS),
     "recursion": ("(function() local function f(n) return f(n + 1) + 1 end return f(1) end)()",
                   "@LINE: stack overflow"),
     "pattern": ('string.find(string.rep("a", 5000), string.rep("a-", 12) .. "b")',
@@ -105,6 +112,21 @@ return {
 """
 
 
+class SandboxStack(rc.RelStack):
+    """The stock stack with mappings.time_limit set to TIME_LIMIT_MS."""
+
+    def write_config(self):
+        super().write_config()
+        with open(self.config_path, encoding="utf-8") as fh:
+            text = fh.read()
+        if "  mappings = { " not in text:
+            raise AssertionError("relcommon's config has no mappings line to extend")
+        text = text.replace("  mappings = { ", "  mappings = { time_limit = %g, "
+                            % (TIME_LIMIT_MS / 1000.0), 1)
+        with open(self.config_path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+
 class LuaSandboxTest(FerryTestCase):
     def setUp(self):
         self.mapdir = tempfile.mkdtemp(prefix="ferry-sandbox-maps-")
@@ -122,7 +144,7 @@ class LuaSandboxTest(FerryTestCase):
         with open(self.path, "w", encoding="utf-8") as fh:
             fh.write(MAPPING % {"marker": rc.lua_str(self.marker), "probes": "\n".join(lines)})
         # One worker: every job runs in the Lua state the attacks before it ran in.
-        self.stack = rc.RelStack(name="sandbox", workers=1, mapping_dir=self.mapdir,
+        self.stack = SandboxStack(name="sandbox", workers=1, mapping_dir=self.mapdir,
                                   mappings=("sandbox_probe",))
         self.addCleanup(self.stack.close)
 

@@ -160,7 +160,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(c->http_timeout_ms, 30000);
     assert_int_equal(c->ninsecure_hosts, 0);
     assert_int_equal(c->lua_mem_max, 64 * 1024 * 1024);
-    assert_int_equal(c->lua_instr_budget, 10000000);
+    assert_int_equal(c->lua_time_limit_ms, 1000);
     assert_true(c->mapping_watch);
     assert_int_equal(c->nsecrets, 0);
     assert_int_equal(c->nconnectors, 1);
@@ -181,7 +181,7 @@ static void test_config_every_section(void **state)
         "  plugins = { dir = \"/opt/ferry/plugins\" },\n"
         "  mappings = { dir = \"maps\", lua_path = \"/usr/share/ferry/lua\",\n"
         "               enabled = { \"a_to_b\", \"c_to_d\" },\n"
-        "               memory_limit = 8 * 1024 * 1024, instruction_limit = 5000,\n"
+        "               memory_limit = 8 * 1024 * 1024, time_limit = 0.25,\n"
         "               watch = false },\n"
         "  webhooks = { address = \"0.0.0.0\", port = 0, port_file = \"run/port\",\n"
         "               max_body = 4096, dedupe_window = 30 },\n"
@@ -203,7 +203,7 @@ static void test_config_every_section(void **state)
     assert_string_equal(c->mappings[0], "a_to_b");
     assert_string_equal(c->mappings[1], "c_to_d");
     assert_int_equal(c->lua_mem_max, 8 * 1024 * 1024);
-    assert_int_equal(c->lua_instr_budget, 5000);
+    assert_int_equal(c->lua_time_limit_ms, 250);
     assert_false(c->mapping_watch);
     assert_string_equal(c->listen_address, "0.0.0.0");
     assert_int_equal(c->listen_port, 0);
@@ -319,6 +319,21 @@ static void test_config_out_of_range(void **state)
                  ": webhooks.max_body: out of range (1024..2147483647)");
     expect_error(f, "return { poll = { interval = -1 }, " MIN_CONNECTORS " }",
                  ": poll.interval: out of range (>= 0 seconds)");
+    expect_error(f, "return { mappings = { time_limit = 0 }, " MIN_CONNECTORS " }",
+                 ": mappings.time_limit: out of range (> 0 seconds)");
+    expect_error(f, "return { mappings = { time_limit = 0.0001 }, " MIN_CONNECTORS " }",
+                 ": mappings.time_limit: out of range (0.001 to 86400 seconds)");
+    expect_error(f, "return { mappings = { time_limit = 86401 }, " MIN_CONNECTORS " }",
+                 ": mappings.time_limit: out of range (0.001 to 86400 seconds)");
+}
+
+/* A file from before the time limit names the key that replaced its budget. */
+static void test_config_instruction_limit_replaced(void **state)
+{
+    struct fixture *f = *state;
+    expect_error(f, "return { mappings = { instruction_limit = 5000 }, " MIN_CONNECTORS " }",
+                 ": mappings.instruction_limit: no longer supported: use mappings.time_limit "
+                 "(seconds per call, fractional ok, default 1)");
 }
 
 static void test_config_connectors_required(void **state)
@@ -533,6 +548,7 @@ int main(void)
         T(test_config_unknown_keys),
         T(test_config_wrong_types),
         T(test_config_out_of_range),
+        T(test_config_instruction_limit_replaced),
         T(test_config_connectors_required),
         T(test_config_syntax_error_has_line),
         T(test_config_runtime_error_has_line),

@@ -2,8 +2,9 @@
 /*
  * Tests for the JSON <-> Lua bridge (core/src/lua_json.c): values survive
  * the round trip with their types (empty arrays, null, integers), and a
- * value that cannot become JSON is reported with the path to it, which is
- * built as the conversion descends and must stay exact and bounded.
+ * value that cannot become JSON is reported with the path to it, which must
+ * stay exact and bounded; strings and keys beyond ASCII are still checked
+ * for UTF-8, and the nesting limit is the same in both directions.
  */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
@@ -100,12 +101,107 @@ static void test_lua_json_long_path_is_truncated(void **state)
     lua_close(L);
 }
 
+/* ASCII skips jansson's UTF-8 check; everything else must still get it, in keys and values. */
+static void test_lua_json_utf8_checked_beyond_ascii(void **state)
+{
+    (void)state;
+    lua_State *L = new_state();
+    json_t *out = NULL;
+    struct ferry_err err = {0};
+    eval(L, "return {['Gr\\195\\188\\195\\159e'] = 'Sch\\195\\182n', nul = 'a\\0b',"
+            " long = 'abcdefghijklmnop\\195\\188q'}");
+    assert_int_equal(ferry__lua_to_json(L, -1, "v", &out, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(out, "Gr\xc3\xbc\xc3\x9f"
+                                                               "e")),
+                        "Sch\xc3\xb6n");
+    assert_int_equal(json_string_length(json_object_get(out, "nul")), 3);
+    assert_memory_equal(json_string_value(json_object_get(out, "nul")), "a\0b", 3);
+    assert_string_equal(json_string_value(json_object_get(out, "long")),
+                        "abcdefghijklmnop\xc3\xbcq");
+    json_decref(out);
+    out = NULL;
+    lua_pop(L, 1);
+
+    eval(L, "return {x = {['\\255'] = 1}}");
+    assert_int_equal(ferry__lua_to_json(L, -1, "v", &out, &err), FERRY_EMAPPING);
+    assert_string_equal(err.msg, "v.x: object key is not valid UTF-8");
+    lua_pop(L, 1);
+    eval(L, "return {x = {['a\\0b'] = 1}}");
+    assert_int_equal(ferry__lua_to_json(L, -1, "v", &out, &err), FERRY_EMAPPING);
+    assert_string_equal(err.msg, "v.x: object key with a NUL byte");
+    lua_pop(L, 1);
+    /* The bad byte past the first eight, where the check goes word by word. */
+    eval(L, "return {s = 'abcdefghijk\\255'}");
+    assert_int_equal(ferry__lua_to_json(L, -1, "v", &out, &err), FERRY_EMAPPING);
+    assert_string_equal(err.msg, "v.s: string is not valid UTF-8");
+    lua_pop(L, 1);
+    assert_null(out);
+    lua_close(L);
+}
+
+static int push_protected(lua_State *L)
+{
+    ferry__lua_push_json(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+/* A value inside FERRY_LUA_JSON_MAX_DEPTH containers converts both ways; one level more fails. */
+static void test_lua_json_depth_limit_is_exact(void **state)
+{
+    (void)state;
+    lua_State *L = new_state();
+    char text[512];
+    for (int extra = 0; extra <= 1; extra++) {
+        int levels = FERRY_LUA_JSON_MAX_DEPTH + extra;
+        size_t n = 0;
+        json_t *in;
+        json_t *out = NULL;
+        struct ferry_err err = {0};
+        int status;
+        for (int i = 0; i < levels; i++) {
+            text[n++] = '[';
+        }
+        text[n++] = '1';
+        for (int i = 0; i < levels; i++) {
+            text[n++] = ']';
+        }
+        text[n] = '\0';
+        in = json_loads(text, 0, NULL);
+        assert_non_null(in);
+        lua_pushcfunction(L, push_protected);
+        lua_pushlightuserdata(L, in);
+        status = lua_pcall(L, 1, 1, 0);
+        if (extra == 0) {
+            assert_int_equal(status, LUA_OK);
+            assert_int_equal(ferry__lua_to_json(L, -1, "v", &out, &err), 0);
+            assert_true(json_equal(in, out));
+            json_decref(out);
+        } else {
+            assert_int_equal(status, LUA_ERRRUN);
+            assert_non_null(strstr(lua_tostring(L, -1), "JSON nested deeper than"));
+        }
+        lua_pop(L, 1);
+        json_decref(in);
+    }
+    eval(L, "local t = {} local c = t for i = 1, 64 do c[1] = {} c = c[1] end c[1] = 1 return t");
+    {
+        json_t *out = NULL;
+        struct ferry_err err = {0};
+        assert_int_equal(ferry__lua_to_json(L, -1, "v", &out, &err), FERRY_EMAPPING);
+        assert_non_null(strstr(err.msg, ": nested deeper than 64 levels"));
+        lua_pop(L, 1);
+    }
+    lua_close(L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lua_json_round_trip_keeps_types),
         cmocka_unit_test(test_lua_json_error_names_the_path),
         cmocka_unit_test(test_lua_json_long_path_is_truncated),
+        cmocka_unit_test(test_lua_json_utf8_checked_beyond_ascii),
+        cmocka_unit_test(test_lua_json_depth_limit_is_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

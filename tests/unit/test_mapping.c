@@ -51,7 +51,8 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     struct ferry_err err = {0};
-    struct ferry_lua_limits lim = {.mem_max = 16 * 1024 * 1024, .instr_budget = 2000000};
+    /* The default time limit: the runaway tests make states with a small one. */
+    struct ferry_lua_limits lim = {.mem_max = 16 * 1024 * 1024};
     assert_non_null(f);
     snprintf(f->dir, sizeof(f->dir), "/tmp/ferry-test-mapping-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
@@ -164,6 +165,30 @@ static void test_mapping_sandbox_globals_absent(void **state)
     ferry_mapping_set_free(set);
 }
 
+/* The sandbox's own type() (names as upvalues) answers as the library's does. */
+static void test_mapping_sandbox_type_as_library(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    const char *path = write_field_mapping(
+        f, "type.lua",
+        "    local ok, msg = pcall(type)\n"
+        "    return table.concat({ type(nil), type(1), type(1.5), type('s'), type({}),\n"
+        "      type(print), type(type), type(true), type(ferry.null), type(record),\n"
+        "      tostring(ok), msg }, ',')");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), 0);
+    assert_string_equal(json_string_value(x),
+                        "nil,number,number,string,table,function,function,boolean,userdata,table,"
+                        "false,bad argument #1 to 'type' (value expected)");
+    json_decref(x);
+    ferry_mapping_set_free(set);
+}
+
 static void test_mapping_sandbox_binary_chunk_refused(void **state)
 {
     struct fixture *f = *state;
@@ -226,9 +251,22 @@ static void test_mapping_sandbox_require_confined(void **state)
     ferry_mapping_set_free(set);
 }
 
-static void test_mapping_budget_stops_loop(void **state)
+/* A state of its own with a 50 ms time limit: the runaway tests wait for the guard, not a sleep. */
+static struct ferry_lua *new_state_50ms(void)
+{
+    struct ferry_lua *fl = NULL;
+    struct ferry_err err = {0};
+    struct ferry_lua_limits lim = {.mem_max = 16 * 1024 * 1024, .time_limit_ms = 50};
+    if (ferry_lua_new(&fl, LUA_DIR, &lim, &err) < 0) {
+        fail_msg("ferry_lua_new: %s", err.msg);
+    }
+    return fl;
+}
+
+static void test_mapping_time_limit_stops_loop(void **state)
 {
     struct fixture *f = *state;
+    struct ferry_lua *fl = new_state_50ms();
     struct ferry_mapping_set *set = NULL;
     struct ferry_err err = {0};
     json_t *x = NULL;
@@ -237,32 +275,101 @@ static void test_mapping_budget_stops_loop(void **state)
                                            "    return 'fine'");
     const char *path2 = write_field_mapping(
         f, "pcallloop.lua", "    while true do pcall(function() while true do end end) end");
+    /* A message handler that loops must not keep the error from leaving xpcall. */
+    const char *path3 = write_field_mapping(
+        f, "xpcallloop.lua",
+        "    return xpcall(function() while true do end end, function() while true do end end)");
     json_t *record = json_pack("{s:i}", "id", 8);
     json_t *intents = NULL;
-    if (load_one(f, path, &set, &err) < 0) {
+    if (ferry_mapping_set_load(fl, &path, 1, &set, &err) < 0) {
         fail_msg("load: %s", err.msg);
     }
     assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
-    assert_non_null(strstr(err.msg, "instruction budget exceeded"));
+    assert_non_null(strstr(err.msg, "time limit exceeded (50 ms per call)"));
     assert_non_null(strstr(err.msg, "loop.lua:5:"));
-    /* The state still serves the next call. */
-    assert_int_equal(
-        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err), 0);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(json_array_get(intents, 0), "fields"), "X")),
-                        "fine");
-    json_decref(intents);
+    /* The state still serves the next call, and the stop does not leak into it. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err),
+            0);
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(json_array_get(intents, 0), "fields"), "X")),
+                            "fine");
+        json_decref(intents);
+        intents = NULL;
+    }
     ferry_mapping_set_free(set);
     set = NULL;
 
-    /* pcall inside the script must not swallow the budget error. */
-    if (load_one(f, path2, &set, &err) < 0) {
+    /* pcall inside the script must not swallow the time limit error. */
+    if (ferry_mapping_set_load(fl, &path2, 1, &set, &err) < 0) {
         fail_msg("load: %s", err.msg);
     }
     assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
-    assert_non_null(strstr(err.msg, "instruction budget exceeded"));
+    assert_non_null(strstr(err.msg, "time limit exceeded"));
+    assert_non_null(strstr(err.msg, "pcallloop.lua:5:"));
+    ferry_mapping_set_free(set);
+    set = NULL;
+
+    if (ferry_mapping_set_load(fl, &path3, 1, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+    assert_non_null(strstr(err.msg, "xpcallloop.lua"));
     ferry_mapping_set_free(set);
     json_decref(record);
+    ferry_lua_free(fl);
+}
+
+/* Loading runs the file's top level: a loop there fails the load, with its line. */
+static void test_mapping_time_limit_stops_loop_at_load(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_lua *fl = new_state_50ms();
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    const char *path = write_file(f, "loadloop.lua", "local n = 0\nwhile true do n = n + 1 end\n");
+    assert_int_equal(ferry_mapping_set_load(fl, &path, 1, &set, &err), FERRY_EMAPPING);
+    assert_null(set);
+    assert_non_null(strstr(err.msg, "loadloop.lua:2: time limit exceeded"));
+    ferry_lua_free(fl);
+}
+
+/* The threads of this process, from /proc: the guard must not outlive the states. */
+static int thread_count(void)
+{
+    int n = 0;
+    char line[256];
+    FILE *fp = fopen("/proc/self/status", "r");
+    assert_non_null(fp);
+    while (fgets(line, sizeof(line), fp)) {
+        if (sscanf(line, "Threads: %d", &n) == 1) {
+            break;
+        }
+    }
+    fclose(fp);
+    return n;
+}
+
+static void test_mapping_time_guard_ends_with_last_state(void **state)
+{
+    struct ferry_lua *a;
+    struct ferry_lua *b;
+    int before = thread_count();
+    (void)state;
+    a = new_state_50ms();
+    assert_int_equal(thread_count(), before + 1);
+    b = new_state_50ms();
+    assert_int_equal(thread_count(), before + 1);
+    ferry_lua_free(a);
+    assert_int_equal(thread_count(), before + 1);
+    ferry_lua_free(b);
+    assert_int_equal(thread_count(), before);
+    /* And starts again for the next state. */
+    a = new_state_50ms();
+    assert_int_equal(thread_count(), before + 1);
+    ferry_lua_free(a);
+    assert_int_equal(thread_count(), before);
 }
 
 static void test_mapping_memory_cap_stops_doubling(void **state)
@@ -360,6 +467,25 @@ static void test_mapping_error_carries_file_line(void **state)
 }
 
 /* error() with a value that is not a string: Lua adds no position, the host must. */
+/* A value the host cannot turn into JSON names the file and where in the intents it is. */
+static void test_mapping_unconvertible_value_names_file_and_path(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    char want[320];
+    const char *path = write_field_mapping(f, "fnvalue.lua", "    return print");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+    snprintf(want, sizeof(want), "%s: intents[1].fields.X: cannot convert a function to JSON",
+             path);
+    assert_string_equal(err.msg, want);
+    ferry_mapping_set_free(set);
+}
+
 static void test_mapping_non_string_error_carries_file_line(void **state)
 {
     struct fixture *f = *state;
@@ -955,12 +1081,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_rules_validation_and_settings, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_globals_absent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_sandbox_type_as_library, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_binary_chunk_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_require_confined, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mapping_budget_stops_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_time_limit_stops_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_time_limit_stops_loop_at_load, setup,
+                                        teardown),
+        cmocka_unit_test(test_mapping_time_guard_ends_with_last_state),
         cmocka_unit_test_setup_teardown(test_mapping_memory_cap_stops_doubling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_runaway_scripts_do_not_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_error_carries_file_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_unconvertible_value_names_file_and_path, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_mapping_non_string_error_carries_file_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_libraries_read_only, setup, teardown),
