@@ -26,8 +26,11 @@ N = 300
 
 class OpsSyncProgressTest(FerryTestCase):
     def setUp(self):
-        # A little SAP latency so that the sync spans several progress ticks.
-        self.stack = OpsStack(name="ops_sync_progress", admin=False, sap_latency_ms=4)
+        # SAP latency so that the sync spans several progress ticks: batched
+        # lookups and $batch creates make a few requests for all N records, so
+        # each must take long enough for a tick to see the listing complete
+        # (the ETA frame) while records are still being written.
+        self.stack = OpsStack(name="ops_sync_progress", admin=False, sap_latency_ms=40)
         self.addCleanup(self.stack.close)
 
     def test_progress_without_a_terminal(self):
