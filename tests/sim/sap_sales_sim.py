@@ -1350,9 +1350,15 @@ class SapSalesSim(SimBase):
             if fault and fault.get("status"):
                 raise ODataError(fault["status"], fault.get("message", "Injected failure"))
             self._count("batch_" + method)
+            self.before_batch_part(method, parts.path, hdrs)
             return self._route(inner, method, parts.path, query, entry)
         except ODataError as exc:
             return exc.status, [], error_body(exc.message)
+
+    def before_batch_part(self, method, path, headers):
+        """Called before each operation of a $batch runs, so that a test's
+        simulator can make the CRM change things between ferry's read and a
+        batched write, as it can before a direct request."""
 
     # -- test controls for every set ---------------------------------------------
 
