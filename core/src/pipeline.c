@@ -1879,6 +1879,16 @@ static void flush_batch(struct ferry_worker *w, struct batch_member *ms, size_t 
     free(who);
 }
 
+static void set_member_log_ctx(const struct batch_member *m)
+{
+    struct ferry_log_ctx lctx = {.correlation_id = m->job->correlation_id,
+                                 .connector = m->jc.src_system,
+                                 .object = m->jc.src_object,
+                                 .id = m->jc.src_id,
+                                 .job_id = m->job->id};
+    ferry_log_ctx_set(&lctx);
+}
+
 /*
  * A member's part of its batch's answer, recorded once every round trip of
  * the batch is over (inside the batch's end transaction): its link, ledger
@@ -1889,12 +1899,7 @@ static void finish_written(struct ferry_worker *w, struct batch_member *m)
     struct ferry_runtime *rt = w->rt;
     const char *name = rt->instances[m->p.idx].name;
     int mrc = m->wrc;
-    struct ferry_log_ctx lctx = {.correlation_id = m->job->correlation_id,
-                                 .connector = m->jc.src_system,
-                                 .object = m->jc.src_object,
-                                 .id = m->jc.src_id,
-                                 .job_id = m->job->id};
-    ferry_log_ctx_set(&lctx);
+    set_member_log_ctx(m);
     if (mrc == 0) {
         audit(&m->jc, name, "write", "%s: written in a batch of %zu", m->p.tobj, m->batch_n);
     }
@@ -1926,16 +1931,6 @@ static void finish_written(struct ferry_worker *w, struct batch_member *m)
     } else {
         m->out->kind = FERRY_OUTCOME_DONE;
     }
-}
-
-static void set_member_log_ctx(const struct batch_member *m)
-{
-    struct ferry_log_ctx lctx = {.correlation_id = m->job->correlation_id,
-                                 .connector = m->jc.src_system,
-                                 .object = m->jc.src_object,
-                                 .id = m->jc.src_id,
-                                 .job_id = m->job->id};
-    ferry_log_ctx_set(&lctx);
 }
 
 /*
