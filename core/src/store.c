@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,6 +339,19 @@ cleanup:
     return rc;
 }
 
+/*
+ * SQLite keeps allocation statistics by default, behind a global mutex taken
+ * on every malloc and free of every connection; ferry never reads them, and
+ * with a worker per connection that lock is only cost. It can only be
+ * switched off before the library initialises, i.e. before the first open.
+ */
+static pthread_once_t sqlite_setup_once = PTHREAD_ONCE_INIT;
+
+static void sqlite_setup(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int ferry_store_open(struct ferry_store **out, const char *path, struct ferry_err *err)
 {
     int rc = FERRY_ENOMEM;
@@ -354,6 +368,7 @@ int ferry_store_open(struct ferry_store **out, const char *path, struct ferry_er
     if (rc < 0) {
         goto cleanup;
     }
+    pthread_once(&sqlite_setup_once, sqlite_setup);
     int src = sqlite3_open_v2(
         path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (src != SQLITE_OK) {
