@@ -2337,7 +2337,7 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
             json_t *payload =
                 json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", system, "object", object, "id",
                           rid, "event", ev ? ev : "updated", "record", record);
-            char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+            char *text = payload ? ferry_json_dumps(payload, false) : NULL;
             free(rid);
             if (!text) {
                 json_decref(payload);

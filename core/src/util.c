@@ -52,9 +52,258 @@ void ferry_sha256_hex(const void *data, size_t len, char out[FERRY_SHA256_HEX_LE
     out[FERRY_SHA256_HEX_LEN] = '\0';
 }
 
+/*
+ * Compact JSON text written straight into one growing buffer. jansson's
+ * json_dumps emits every token through a callback into its own string
+ * buffer, about 55 instructions per byte of a record; the poll writes every
+ * listed record as a job's text and every link stores a canonical copy, so
+ * that was a tenth of an event's engine work. The bytes are exactly
+ * jansson's (JSON_COMPACT, optionally JSON_SORT_KEYS): hashes stored by
+ * earlier versions stay equal. What this writer does not do itself (reals,
+ * invalid UTF-8, keys with a NUL) it hands to jansson.
+ */
+struct jbuf {
+    char *p;
+    size_t len, cap;
+    bool failed; /* out of memory, or a value to leave to jansson */
+};
+
+static void jb_reserve(struct jbuf *b, size_t more)
+{
+    if (b->failed || b->len + more <= b->cap) {
+        return;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + more) {
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->failed = true;
+        return;
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+static void jb_put(struct jbuf *b, const char *s, size_t n)
+{
+    jb_reserve(b, n);
+    if (!b->failed) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+    }
+}
+
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t k;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            k = 1, cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2, cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + k >= n) {
+            return false;
+        }
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80) {
+                return false;
+            }
+            cp = (cp << 6) | (s[i + j] & 0x3f);
+        }
+        /* Overlong forms, surrogates and values past U+10FFFF, as jansson refuses them. */
+        if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff)) {
+            return false;
+        }
+        i += k + 1;
+    }
+    return true;
+}
+
+static void jb_string(struct jbuf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t start = 0;
+    if (!utf8_valid(u, n)) {
+        b->failed = true;
+        return;
+    }
+    jb_reserve(b, n + 2);
+    jb_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        jb_put(b, s + start, i - start);
+        start = i + 1;
+        switch (c) {
+        case '"':
+            jb_put(b, "\\\"", 2);
+            break;
+        case '\\':
+            jb_put(b, "\\\\", 2);
+            break;
+        case '\b':
+            jb_put(b, "\\b", 2);
+            break;
+        case '\f':
+            jb_put(b, "\\f", 2);
+            break;
+        case '\n':
+            jb_put(b, "\\n", 2);
+            break;
+        case '\r':
+            jb_put(b, "\\r", 2);
+            break;
+        case '\t':
+            jb_put(b, "\\t", 2);
+            break;
+        default: {
+            char seq[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
+            jb_put(b, seq, sizeof(seq));
+        }
+        }
+    }
+    jb_put(b, s + start, n - start);
+    jb_put(b, "\"", 1);
+}
+
+struct jkey {
+    const char *key;
+    size_t len;
+    json_t *value;
+};
+
+static int jkey_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct jkey *)a)->key, ((const struct jkey *)b)->key);
+}
+
+static void jb_value(struct jbuf *b, const json_t *v, bool sort_keys, int depth)
+{
+    char num[32];
+    if (b->failed) {
+        return;
+    }
+    if (depth > 2048) {
+        b->failed = true; /* as deep as jansson would go; let it decide */
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(v), i = 0;
+        struct jkey stack_keys[32];
+        struct jkey *keys = n <= 32 ? stack_keys : malloc(n * sizeof(*keys));
+        const char *k;
+        json_t *x;
+        if (!keys) {
+            b->failed = true;
+            return;
+        }
+        json_object_foreach((json_t *)v, k, x)
+        {
+            size_t len = json_object_iter_key_len(json_object_key_to_iter(k));
+            if (memchr(k, '\0', len)) {
+                b->failed = true;
+                break;
+            }
+            keys[i++] = (struct jkey){k, len, x};
+        }
+        if (!b->failed) {
+            if (sort_keys && i > 1) {
+                qsort(keys, i, sizeof(*keys), jkey_cmp);
+            }
+            jb_put(b, "{", 1);
+            for (size_t j = 0; j < i && !b->failed; j++) {
+                if (j) {
+                    jb_put(b, ",", 1);
+                }
+                jb_string(b, keys[j].key, keys[j].len);
+                jb_put(b, ":", 1);
+                jb_value(b, keys[j].value, sort_keys, depth + 1);
+            }
+            jb_put(b, "}", 1);
+        }
+        if (keys != stack_keys) {
+            free(keys);
+        }
+        return;
+    }
+    case JSON_ARRAY:
+        jb_put(b, "[", 1);
+        for (size_t i = 0; i < json_array_size(v) && !b->failed; i++) {
+            if (i) {
+                jb_put(b, ",", 1);
+            }
+            jb_value(b, json_array_get(v, i), sort_keys, depth + 1);
+        }
+        jb_put(b, "]", 1);
+        return;
+    case JSON_STRING:
+        jb_string(b, json_string_value(v), json_string_length(v));
+        return;
+    case JSON_INTEGER: {
+        int n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        jb_put(b, num, (size_t)n);
+        return;
+    }
+    case JSON_REAL: {
+        /* jansson's own formatting (precision, the ".0" it adds): rare in records. */
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!t) {
+            b->failed = true;
+            return;
+        }
+        jb_put(b, t, strlen(t));
+        free(t);
+        return;
+    }
+    case JSON_TRUE:
+        jb_put(b, "true", 4);
+        return;
+    case JSON_FALSE:
+        jb_put(b, "false", 5);
+        return;
+    case JSON_NULL:
+        jb_put(b, "null", 4);
+        return;
+    }
+}
+
+char *ferry_json_dumps(const json_t *v, bool sort_keys)
+{
+    struct jbuf b = {0};
+    if (!v) {
+        return NULL;
+    }
+    jb_value(&b, v, sort_keys, 0);
+    jb_put(&b, "", 1);
+    if (b.failed) {
+        free(b.p);
+        return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | (sort_keys ? JSON_SORT_KEYS : 0));
+    }
+    return b.p;
+}
+
 char *ferry_json_canonical(const json_t *v)
 {
-    return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    return ferry_json_dumps(v, true);
 }
 
 int ferry_json_hash(const json_t *v, char out[FERRY_SHA256_HEX_LEN + 1])

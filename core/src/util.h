@@ -5,6 +5,7 @@
 #ifndef FERRY_UTIL_H
 #define FERRY_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,12 @@ void ferry_sha256_hex(const void *data, size_t len, char out[FERRY_SHA256_HEX_LE
  * hashes equally whatever order a mapping produced it in. Caller frees.
  */
 char *ferry_json_canonical(const json_t *v);
+/*
+ * Compact JSON text of any value, byte for byte what json_dumps gives with
+ * JSON_COMPACT | JSON_ENCODE_ANY (and JSON_SORT_KEYS when sort_keys), at a
+ * fraction of its cost. Caller frees; NULL where json_dumps fails too.
+ */
+char *ferry_json_dumps(const json_t *v, bool sort_keys);
 /* SHA-256 hex of the canonical text of v; returns 0 or FERRY_ENOMEM. */
 int ferry_json_hash(const json_t *v, char out[FERRY_SHA256_HEX_LEN + 1]);
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,11 +77,156 @@ static void test_util_iso8601_round_trip(void **state)
     assert_int_equal(ferry_iso8601_parse("2024-05-01T10:00Zjunk", &ms), FERRY_EINVAL);
 }
 
+/* Both writers on one value: the same bytes (or both refuse it), sorted and not. */
+static void assert_dumps_like_jansson(const json_t *v)
+{
+    for (int sort = 0; sort <= 1; sort++) {
+        char *mine = ferry_json_dumps(v, sort == 1);
+        char *theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | (sort ? JSON_SORT_KEYS : 0));
+        if (!theirs) {
+            assert_null(mine);
+        } else {
+            assert_non_null(mine);
+            assert_string_equal(mine, theirs);
+        }
+        free(mine);
+        free(theirs);
+    }
+}
+
+static void test_util_json_dumps_escapes_every_ascii_byte_as_jansson(void **state)
+{
+    char s[2] = {0, 0};
+    for (int c = 0; c < 128; c++) {
+        json_t *v = json_stringn(c ? (s[0] = (char)c, s) : "\0", 1);
+        assert_non_null(v);
+        assert_dumps_like_jansson(v);
+        json_decref(v);
+    }
+    /* Runs of plain text between escapes, and UTF-8 of every length. */
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "plain", "a \"quoted\" \\ path/to\tx\n", "utf8",
+                          "Gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x9a\xa2 ok",
+                          "\xc3\xa9t\xc3\xa9", "key with UTF-8", "", "empty key");
+    assert_non_null(o);
+    assert_dumps_like_jansson(o);
+    json_decref(o);
+}
+
+static void test_util_json_dumps_matches_jansson_on_every_type(void **state)
+{
+    json_t *v = json_loads("{\"z\":1,\"a\":[true,false,null,0,-1,9223372036854775807,"
+                           "-9223372036854775808,1.0,-0.5,0.1,1e300,2.5e-8,\"s\"],"
+                           "\"m\":{\"b\":{},\"a\":[],\"c\":[[[]]]},\"A\":\"upper sorts first\"}",
+                           0, NULL);
+    assert_non_null(v);
+    assert_dumps_like_jansson(v);
+    /* More keys than the writer keeps on its stack. */
+    json_t *big = json_object();
+    for (int i = 0; i < 100; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%03d", (i * 37) % 100);
+        json_object_set_new(big, k, json_integer(i));
+    }
+    assert_dumps_like_jansson(big);
+    /* Deep nesting. */
+    json_t *deep = json_integer(1);
+    for (int i = 0; i < 500; i++) {
+        deep = json_pack("[o]", deep);
+    }
+    assert_dumps_like_jansson(deep);
+    /* Scalars on their own. */
+    json_t *scalars[] = {json_string("x"), json_integer(42), json_real(3.25), json_true(),
+                         json_null()};
+    for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++) {
+        assert_dumps_like_jansson(scalars[i]);
+        json_decref(scalars[i]);
+    }
+    json_decref(v);
+    json_decref(big);
+    json_decref(deep);
+}
+
+static void test_util_json_dumps_leaves_what_jansson_refuses_to_jansson(void **state)
+{
+    /* Invalid UTF-8 (unchecked strings, a surrogate, an overlong form, a cut sequence): both
+     * refuse the value. */
+    const char *bad[] = {"\xff", "a\xc3", "\xed\xa0\x80", "\xc0\xaf", "\xf0\x9f\x9a"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *v = json_stringn_nocheck(bad[i], strlen(bad[i]));
+        assert_non_null(v);
+        assert_dumps_like_jansson(v);
+        char *mine = ferry_json_dumps(v, false);
+        assert_null(mine);
+        json_decref(v);
+    }
+    /* A key holding a NUL byte. */
+    json_t *o = json_object();
+    json_object_setn_new(o, "a\0b", 3, json_integer(1));
+    json_object_set_new(o, "a", json_integer(2));
+    assert_dumps_like_jansson(o);
+    json_decref(o);
+}
+
+/* Random documents from a fixed seed: any difference in bytes fails with the seed's case. */
+static json_t *random_value(unsigned *seed, int depth)
+{
+    int kind = depth > 4 ? (int)(rand_r(seed) % 5) : (int)(rand_r(seed) % 7);
+    switch (kind) {
+    case 0:
+        return json_integer((json_int_t)rand_r(seed) - RAND_MAX / 2);
+    case 1:
+        return json_real((double)rand_r(seed) / 7.0);
+    case 2: {
+        char s[24];
+        size_t n = rand_r(seed) % sizeof(s);
+        for (size_t i = 0; i < n; i++) {
+            s[i] = (char)(1 + rand_r(seed) % 127);
+        }
+        return json_stringn(s, n);
+    }
+    case 3:
+        return rand_r(seed) % 2 ? json_true() : json_false();
+    case 4:
+        return json_null();
+    case 5: {
+        json_t *a = json_array();
+        for (int i = rand_r(seed) % 6; i > 0; i--) {
+            json_array_append_new(a, random_value(seed, depth + 1));
+        }
+        return a;
+    }
+    default: {
+        json_t *o = json_object();
+        for (int i = rand_r(seed) % 8; i > 0; i--) {
+            char k[8];
+            snprintf(k, sizeof(k), "%c%d", 'a' + (char)(rand_r(seed) % 26), rand_r(seed) % 50);
+            json_object_set_new(o, k, random_value(seed, depth + 1));
+        }
+        return o;
+    }
+    }
+}
+
+static void test_util_json_dumps_matches_jansson_on_random_documents(void **state)
+{
+    unsigned seed = 7;
+    for (int i = 0; i < 2000; i++) {
+        json_t *v = random_value(&seed, 0);
+        assert_non_null(v);
+        assert_dumps_like_jansson(v);
+        json_decref(v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_util_sha256_known_vector),
         cmocka_unit_test(test_util_json_hash_ignores_key_order),
+        cmocka_unit_test(test_util_json_dumps_escapes_every_ascii_byte_as_jansson),
+        cmocka_unit_test(test_util_json_dumps_matches_jansson_on_every_type),
+        cmocka_unit_test(test_util_json_dumps_leaves_what_jansson_refuses_to_jansson),
+        cmocka_unit_test(test_util_json_dumps_matches_jansson_on_random_documents),
         cmocka_unit_test(test_util_path_join_and_scalars),
         cmocka_unit_test(test_util_iso8601_round_trip),
     };
