@@ -19,6 +19,9 @@
 /* Addresses used as unique registry keys and as the null sentinel. */
 static const char null_sentinel = 0;
 static const char array_mt_key = 0;
+static const char lazy_key = 0;
+
+static void lazy_open(lua_State *L);
 
 void ferry__lua_json_open(lua_State *L)
 {
@@ -29,6 +32,7 @@ void ferry__lua_json_open(lua_State *L)
     lua_pushliteral(L, "ferry.array");
     lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+    lazy_open(L);
 }
 
 void ferry__lua_push_null(lua_State *L)
@@ -52,13 +56,15 @@ void ferry__lua_mark_array(lua_State *L, int idx)
 bool ferry__lua_is_array(lua_State *L, int idx)
 {
     bool is = false;
-    if (lua_type(L, idx) != LUA_TTABLE || !lua_checkstack(L, 2)) {
+    int top = lua_gettop(L);
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_checkstack(L, 3)) {
         return false;
     }
     if (lua_getmetatable(L, idx)) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
-        is = lua_rawequal(L, -1, -2);
-        lua_pop(L, 2);
+        /* A record's array not read yet carries the marker in its own metatable. */
+        is = lua_rawequal(L, -1, -2) || lua_rawgetp(L, -2, &array_mt_key) != LUA_TNIL;
+        lua_settop(L, top);
     }
     return is;
 }
@@ -141,6 +147,352 @@ void ferry__lua_push_json(lua_State *L, const json_t *json)
     mt = lua_gettop(L);
     push_json(L, json, 0, mt);
     lua_remove(L, mt);
+}
+
+/*
+ * Records, read lazily. A mapping reads a handful of a record's values (an
+ * order's id, its customer, its lines' SKUs and prices), yet converting all
+ * of it, every key and string interned and every table filled, was a large
+ * share of a mapping run. So a record's objects and arrays enter Lua as
+ * tables that hold only what has been read:
+ *
+ * - A table still lazy (a "proxy") has one of the two lazy metatables, and
+ *   its json_t under the unforgeable key &json_slot. __index looks the key up
+ *   in the json_t, converts the value (objects and arrays again as proxies)
+ *   and stores it in the proxy, so the next read is a plain table read.
+ * - A stored value is marked (a light userdata key, which scripts cannot
+ *   make: the address of the object's entry for the key, or an address
+ *   inside the array's json_t for an index), so that a key the script
+ *   deleted after reading it is not read again from the json_t. JSON true,
+ *   false and null are not stored: a read of one costs a metamethod call,
+ *   and there is nothing to mark.
+ * - Anything that needs the whole table (a write of a new key, pairs(), #,
+ *   next, rawget, rawlen, setmetatable, ferry.array) first fills in the keys
+ *   not read yet ("materialises" it), drops the slot and the marks and the
+ *   lazy metatable: from then on it is the plain table it always was.
+ * - The json_t is the caller's, borrowed for one run: the proxies of the run
+ *   are listed, and ferry__lua_records_release clears their slots when the
+ *   run ends, so that a proxy a script kept raises a clear error instead of
+ *   reading freed memory.
+ *
+ * The shared state `st` (upvalue of every metamethod, and in both lazy
+ * metatables under &lazy_key) holds the list and the metatables.
+ */
+enum { LZ_LIVE = 1, LZ_OBJ_MT, LZ_ARR_MT };
+static const char json_slot = 0;
+
+static bool shared_value(const json_t *v)
+{
+    return json_is_boolean(v) || json_is_null(v);
+}
+
+/* The mark of an array's index i (0-based): unique among the keys of its proxy. */
+static const void *index_mark(const json_t *arr, size_t i)
+{
+    return (const char *)arr + i;
+}
+
+/* [-0, +0, v] the json_t behind the proxy at t; raises for one whose run ended. */
+static const json_t *lazy_json(lua_State *L, int t)
+{
+    const json_t *j;
+    lua_rawgetp(L, t, &json_slot);
+    j = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!j) {
+        luaL_error(L, "a source record was kept after the mapping run it was given to ended; "
+                      "copy the values a later run needs instead of the record");
+    }
+    return j;
+}
+
+/* [-0, +1, m] the value j as Lua; an object or array as a new proxy of this run. */
+static void lazy_push(lua_State *L, int st, const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+    case JSON_ARRAY: {
+        luaL_checkstack(L, 3, "JSON too deep");
+        /* Room for the slot and a few marks, so that reads seldom rehash. */
+        if (json_is_object(j)) {
+            lua_createtable(L, 0, (int)json_object_size(j) + 1);
+            lua_rawgeti(L, st, LZ_OBJ_MT);
+        } else {
+            size_t n = json_array_size(j);
+            lua_createtable(L, n > 1000000 ? 0 : (int)n, 4);
+            lua_rawgeti(L, st, LZ_ARR_MT);
+        }
+        lua_setmetatable(L, -2);
+        lua_pushlightuserdata(L, (void *)j);
+        lua_rawsetp(L, -2, &json_slot);
+        lua_rawgeti(L, st, LZ_LIVE);
+        lua_pushvalue(L, -2);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        lua_pop(L, 1);
+        return;
+    }
+    case JSON_STRING:
+        lua_pushlstring(L, json_string_value(j), json_string_length(j));
+        return;
+    case JSON_INTEGER:
+        lua_pushinteger(L, (lua_Integer)json_integer_value(j));
+        return;
+    case JSON_REAL:
+        lua_pushnumber(L, (lua_Number)json_real_value(j));
+        return;
+    case JSON_TRUE:
+        lua_pushboolean(L, 1);
+        return;
+    case JSON_FALSE:
+        lua_pushboolean(L, 0);
+        return;
+    case JSON_NULL:
+    default:
+        ferry__lua_push_null(L);
+        return;
+    }
+}
+
+/* Whether the proxy at t already took (and may since have changed) the value marked m. */
+static bool lazy_taken(lua_State *L, int t, const void *m)
+{
+    bool taken = lua_rawgetp(L, t, m) != LUA_TNIL;
+    lua_pop(L, 1);
+    return taken;
+}
+
+/* [-0, +0, e] fills in what the proxy at t has not read yet and makes it plain. */
+static void lazy_fill(lua_State *L, int st, int t)
+{
+    const json_t *j = lazy_json(L, t);
+    luaL_checkstack(L, 4, "JSON too deep");
+    if (json_is_object(j)) {
+        for (void *it = json_object_iter((json_t *)j); it;
+             it = json_object_iter_next((json_t *)j, it)) {
+            const json_t *v = json_object_iter_value(it);
+            const char *key;
+            size_t klen;
+            if (!shared_value(v) && lazy_taken(L, t, it)) {
+                lua_pushnil(L);
+                lua_rawsetp(L, t, it);
+                continue;
+            }
+            key = json_object_iter_key(it);
+            klen = json_object_iter_key_len(it);
+            /* A key with a NUL byte ends there, as a C string would. */
+            if (memchr(key, '\0', klen)) {
+                klen = strlen(key);
+            }
+            lua_pushlstring(L, key, klen);
+            lazy_push(L, st, v);
+            lua_rawset(L, t);
+        }
+        lua_pushnil(L);
+    } else {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            const json_t *v = json_array_get(j, i);
+            if (!shared_value(v) && lazy_taken(L, t, index_mark(j, i))) {
+                lua_pushnil(L);
+                lua_rawsetp(L, t, index_mark(j, i));
+                continue;
+            }
+            lazy_push(L, st, v);
+            lua_rawseti(L, t, (lua_Integer)i + 1);
+        }
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+    }
+    lua_setmetatable(L, t);
+    lua_pushnil(L);
+    lua_rawsetp(L, t, &json_slot);
+}
+
+/* __index(t, k): the value from the json_t, kept in t for the next read. */
+static int l_lazy_index(lua_State *L)
+{
+    const json_t *j = lazy_json(L, 1);
+    const json_t *v = NULL;
+    const void *mark = NULL;
+    if (json_is_object(j)) {
+        if (lua_type(L, 2) == LUA_TSTRING) {
+            size_t klen = 0;
+            const char *key = lua_tolstring(L, 2, &klen);
+            /* The entry, not just the value: its address marks the key. */
+            void *it = strlen(key) == klen ? json_object_iter_at((json_t *)j, key) : NULL;
+            v = it ? json_object_iter_value(it) : NULL;
+            mark = it;
+        }
+    } else if (lua_type(L, 2) == LUA_TNUMBER) {
+        int exact = 0;
+        lua_Integer i = lua_tointegerx(L, 2, &exact);
+        if (exact && i >= 1 && (size_t)i <= json_array_size(j)) {
+            v = json_array_get(j, (size_t)i - 1);
+            mark = index_mark(j, (size_t)i - 1);
+        }
+    }
+    if (!v || (!shared_value(v) && lazy_taken(L, 1, mark))) {
+        /* Absent, or read before and deleted by the script since. */
+        lua_pushnil(L);
+        return 1;
+    }
+    lazy_push(L, lua_upvalueindex(1), v);
+    if (!shared_value(v)) {
+        lua_pushvalue(L, 2);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, 1);
+        lua_pushboolean(L, 1);
+        lua_rawsetp(L, 1, mark);
+    }
+    return 1;
+}
+
+/* __newindex(t, k, v): t becomes a plain table first, then takes the write. */
+static int l_lazy_newindex(lua_State *L)
+{
+    lua_settop(L, 3);
+    lazy_fill(L, lua_upvalueindex(1), 1);
+    lua_rawset(L, 1);
+    return 0;
+}
+
+/* __len: counting needs the table's own contents (a deleted line, say). */
+static int l_lazy_len(lua_State *L)
+{
+    lazy_fill(L, lua_upvalueindex(1), 1);
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 1));
+    return 1;
+}
+
+/* __pairs: pairs() walks the plain table, as next() would. */
+static int l_lazy_pairs(lua_State *L)
+{
+    lazy_fill(L, lua_upvalueindex(1), 1);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+static int l_lazy_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_next(L, 1)) {
+        return 2;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+static void lazy_open(lua_State *L)
+{
+    int st;
+    lua_createtable(L, 3, 0);
+    st = lua_gettop(L);
+    lua_newtable(L);
+    lua_rawseti(L, st, LZ_LIVE);
+    for (int arr = 0; arr <= 1; arr++) {
+        lua_createtable(L, 0, 8);
+        lua_pushvalue(L, st);
+        lua_pushcclosure(L, l_lazy_index, 1);
+        lua_setfield(L, -2, "__index");
+        lua_pushvalue(L, st);
+        lua_pushcclosure(L, l_lazy_newindex, 1);
+        lua_setfield(L, -2, "__newindex");
+        lua_pushvalue(L, st);
+        lua_pushcclosure(L, l_lazy_len, 1);
+        lua_setfield(L, -2, "__len");
+        lua_pushvalue(L, st);
+        lua_pushcfunction(L, l_lazy_next);
+        lua_pushcclosure(L, l_lazy_pairs, 2);
+        lua_setfield(L, -2, "__pairs");
+        lua_pushvalue(L, st);
+        lua_rawsetp(L, -2, &lazy_key);
+        if (arr) {
+            /* What a plain array shows: tostring() and getmetatable() see the same. */
+            lua_pushliteral(L, "ferry.array");
+            lua_setfield(L, -2, "__name");
+            lua_pushliteral(L, "ferry.array");
+            lua_setfield(L, -2, "__metatable");
+            lua_pushboolean(L, 1);
+            lua_rawsetp(L, -2, &array_mt_key);
+        } else {
+            lua_pushboolean(L, 0);
+            lua_setfield(L, -2, "__metatable");
+        }
+        lua_rawseti(L, st, arr ? LZ_ARR_MT : LZ_OBJ_MT);
+    }
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lazy_key);
+}
+
+/* [-0, +1|0, -] pushes st when the value at idx is a proxy (its metatable's &lazy_key). */
+static int lazy_state(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) {
+        return 0;
+    }
+    if (lua_rawgetp(L, -1, &lazy_key) != LUA_TTABLE) {
+        lua_pop(L, 2);
+        return 0;
+    }
+    lua_remove(L, -2);
+    return 1;
+}
+
+bool ferry__lua_is_lazy(lua_State *L, int idx)
+{
+    if (!lua_checkstack(L, 2) || !lazy_state(L, idx)) {
+        return false;
+    }
+    lua_pop(L, 1);
+    return true;
+}
+
+void ferry__lua_materialize(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    luaL_checkstack(L, 2, "JSON too deep");
+    if (lazy_state(L, idx)) {
+        lazy_fill(L, lua_gettop(L), idx);
+        lua_pop(L, 1);
+    }
+}
+
+void ferry__lua_push_record(lua_State *L, const json_t *json)
+{
+    if (!json) {
+        ferry__lua_push_null(L);
+        return;
+    }
+    luaL_checkstack(L, 2, "JSON too deep");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_key);
+    lazy_push(L, lua_gettop(L), json);
+    lua_remove(L, -2);
+}
+
+void ferry__lua_records_release(lua_State *L)
+{
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, 4)) {
+        return;
+    }
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_key) == LUA_TTABLE) {
+        int live;
+        lua_rawgeti(L, top + 1, LZ_LIVE);
+        live = top + 2;
+        /* Assigning nil to a present key never allocates, so this cannot raise. */
+        for (lua_Integer i = (lua_Integer)lua_rawlen(L, live); i >= 1; i--) {
+            lua_rawgeti(L, live, i);
+            if (lua_rawgetp(L, -1, &json_slot) != LUA_TNIL) {
+                lua_pushnil(L);
+                lua_rawsetp(L, -3, &json_slot);
+            }
+            lua_pop(L, 2);
+            lua_pushnil(L);
+            lua_rawseti(L, live, i);
+        }
+    }
+    lua_settop(L, top);
 }
 
 /*
@@ -377,6 +729,101 @@ cleanup:
     return rc;
 }
 
+/*
+ * A record table still lazy: what it has not read, as the record has it;
+ * what it has read, as the script left it. Reads only, like the rest.
+ */
+static int lazy_to_json(struct to_json_ctx *c, int idx, int depth, const struct json_frame *f,
+                        json_t **out)
+{
+    lua_State *L = c->L;
+    const json_t *j;
+    json_t *res = NULL;
+    int rc = 0;
+    lua_rawgetp(L, idx, &json_slot);
+    j = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!j) {
+        return path_error(c, f, "a source record kept from an earlier mapping run");
+    }
+    res = json_is_object(j) ? json_object() : json_array();
+    if (!res) {
+        goto nomem;
+    }
+    if (json_is_object(j)) {
+        for (void *it = json_object_iter((json_t *)j); it;
+             it = json_object_iter_next((json_t *)j, it)) {
+            const json_t *v = json_object_iter_value(it);
+            if (!shared_value(v) && lazy_taken(L, idx, it)) {
+                continue;
+            }
+            if (json_object_setn_new_nocheck(res, json_object_iter_key(it),
+                                             json_object_iter_key_len(it), json_deep_copy(v)) < 0) {
+                goto nomem;
+            }
+        }
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                json_t *item = NULL;
+                size_t klen = 0;
+                const char *key = lua_tolstring(L, -2, &klen);
+                struct json_frame here = {f, key, klen, 0};
+                rc = to_json(c, lua_gettop(L), depth + 1, &here, &item);
+                if (rc < 0) {
+                    lua_pop(L, 2);
+                    goto cleanup;
+                }
+                if (json_object_setn_new_nocheck(res, key, klen, item) < 0) {
+                    lua_pop(L, 2);
+                    goto nomem;
+                }
+            }
+            lua_pop(L, 1);
+        }
+    } else {
+        size_t n = json_array_size(j);
+        bool hole = false;
+        for (size_t i = 0; i < n; i++) {
+            const json_t *v = json_array_get(j, i);
+            json_t *item = NULL;
+            if (!shared_value(v) && lazy_taken(L, idx, index_mark(j, i))) {
+                struct json_frame here = {f, NULL, 0, (lua_Integer)i + 1};
+                if (lua_rawgeti(L, idx, (lua_Integer)i + 1) == LUA_TNIL) {
+                    lua_pop(L, 1);
+                    hole = true;
+                    continue;
+                }
+                if (hole) {
+                    lua_pop(L, 1);
+                    rc = path_error(c, f, "array has keys other than 1..n");
+                    goto cleanup;
+                }
+                rc = to_json(c, lua_gettop(L), depth + 1, &here, &item);
+                lua_pop(L, 1);
+                if (rc < 0) {
+                    goto cleanup;
+                }
+            } else if (hole) {
+                rc = path_error(c, f, "array has keys other than 1..n");
+                goto cleanup;
+            } else {
+                item = json_deep_copy(v);
+            }
+            if (json_array_append_new(res, item) < 0) {
+                goto nomem;
+            }
+        }
+    }
+    *out = res;
+    return 0;
+nomem:
+    rc = ferry_err_set(c->err, FERRY_ENOMEM, "out of memory");
+cleanup:
+    json_decref(res);
+    return rc;
+}
+
 /* Whether the table at idx carries the array metatable. */
 static bool has_array_mt(const struct to_json_ctx *c, int idx)
 {
@@ -437,6 +884,10 @@ static int to_json(struct to_json_ctx *c, int idx, int depth, const struct json_
         /* A key, a value and the metatable; nested tables check again. */
         if (!lua_checkstack(L, 4)) {
             return path_error(c, f, "Lua stack exhausted");
+        }
+        if (lazy_state(L, idx)) {
+            lua_pop(L, 1);
+            return lazy_to_json(c, idx, depth, f, out);
         }
         is_array = has_array_mt(c, idx);
         if (!is_array) {

@@ -40,6 +40,21 @@ bool ferry__lua_is_array(lua_State *L, int idx);
 void ferry__lua_push_json(lua_State *L, const json_t *json);
 
 /*
+ * [-0, +1, e] pushes a source record (borrowed) for one mapping run: its
+ * objects and arrays read the json_t on demand and become plain tables on
+ * the first write or traversal (lua_json.c, "Records, read lazily"). The
+ * json_t must outlive the run; ferry__lua_records_release ends it.
+ */
+void ferry__lua_push_record(lua_State *L, const json_t *json);
+/* [-0, +0, -] ends the run's records: a table still lazy raises when read. */
+void ferry__lua_records_release(lua_State *L);
+/* [-0, +0, -] whether the value at idx is a record table not yet materialised. */
+bool ferry__lua_is_lazy(lua_State *L, int idx);
+/* [-0, +0, e] makes the lazy record table at idx plain (no-op for anything else);
+ * for functions that work on a table's raw contents (next, rawget, ...). */
+void ferry__lua_materialize(lua_State *L, int idx);
+
+/*
  * [-0, +0, -] converts the value at idx. Returns 0 with *out a new reference,
  * or FERRY_EMAPPING with err naming the offending path below `what` (e.g.
  * "intent[1].fields.Phone: cannot convert a function to JSON"). Never raises:

@@ -855,8 +855,63 @@ static int l_rawset(lua_State *L)
         }
         lua_pop(L, 2);
     }
+    ferry__lua_materialize(L, 1);
     lua_rawset(L, 1);
     return 1;
+}
+
+static int call_wrapped(lua_State *L);
+
+/*
+ * The raw functions below see a table's own contents, which a source record
+ * table does not have until it is materialised (lua_json.h): they fill it
+ * first, so that next(record) and rawget(record, k) answer as they would for
+ * the plain table.
+ */
+static int l_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    ferry__lua_materialize(L, 1);
+    if (lua_next(L, 1)) {
+        return 2;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+static int l_rawget(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    lua_settop(L, 2);
+    ferry__lua_materialize(L, 1);
+    lua_rawget(L, 1);
+    return 1;
+}
+
+static int l_rawlen(lua_State *L)
+{
+    int t = lua_type(L, 1);
+    luaL_argexpected(L, t == LUA_TTABLE || t == LUA_TSTRING, 1, "table or string");
+    ferry__lua_materialize(L, 1);
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 1));
+    return 1;
+}
+
+/* A record's object has no metatable to show, its array the array marker's. */
+static int l_getmetatable(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    if (ferry__lua_is_lazy(L, 1)) {
+        if (ferry__lua_is_array(L, 1)) {
+            lua_pushliteral(L, "ferry.array");
+        } else {
+            lua_pushnil(L);
+        }
+        return 1;
+    }
+    return call_wrapped(L);
 }
 
 /*
@@ -1000,6 +1055,7 @@ static int l_setmetatable(lua_State *L)
         }
         lua_pop(L, 1);
     }
+    ferry__lua_materialize(L, 1);
     return call_wrapped(L);
 }
 
@@ -1200,6 +1256,7 @@ static int l_ferry_array(lua_State *L)
     } else {
         luaL_checktype(L, 1, LUA_TTABLE);
         lua_settop(L, 1);
+        ferry__lua_materialize(L, 1);
     }
     ferry__lua_mark_array(L, -1);
     return 1;
@@ -1296,6 +1353,10 @@ static int protected_init(lua_State *L)
     guard_pattern_fn(L, "gsub");
     wrap_global(L, "load", l_load);
     wrap_global(L, "setmetatable", l_setmetatable);
+    wrap_global(L, "getmetatable", l_getmetatable);
+    lua_register(L, "next", l_next);
+    lua_register(L, "rawget", l_rawget);
+    lua_register(L, "rawlen", l_rawlen);
     lua_register(L, "pcall", l_pcall);
     lua_register(L, "xpcall", l_xpcall);
     lua_register(L, "print", l_print);
@@ -1805,7 +1866,7 @@ static int protected_run(lua_State *L)
     lua_rawgeti(L, -1, (lua_Integer)a->index + 1);
     lua_replace(L, 3);
     lua_settop(L, 3);
-    ferry__lua_push_json(L, a->record);
+    ferry__lua_push_record(L, a->record);
     if (json_is_object(a->context)) {
         ferry__lua_push_json(L, a->context);
     } else {
@@ -1850,9 +1911,12 @@ int ferry_mapping_set_run(struct ferry_mapping_set *set, const char *system, con
         rc = pcall_host(fl, protected_run, &a, 1, err);
         call_end(fl);
         if (rc < 0) {
+            ferry__lua_records_release(fl->L);
             goto cleanup;
         }
         rc = ferry__lua_to_json_at(fl->L, -1, m->path, ": intents", &batch, err);
+        /* After the conversion: an intent may hold a record table never read. */
+        ferry__lua_records_release(fl->L);
         lua_settop(fl->L, top);
         if (rc < 0) {
             goto cleanup;

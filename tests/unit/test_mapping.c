@@ -623,6 +623,212 @@ static void test_mapping_globals_stay_per_mapping(void **state)
     ferry_mapping_set_free(set);
 }
 
+/* Runs `body` as field X on `record_text`; returns X (new reference) or NULL with err set. */
+static json_t *run_body_on(struct fixture *f, const char *name, const char *body,
+                           const char *record_text, struct ferry_err *err)
+{
+    struct ferry_mapping_set *set = NULL;
+    json_t *record = json_loads(record_text, 0, NULL);
+    json_t *intents = NULL, *x = NULL;
+    assert_non_null(record);
+    if (load_one(f, write_field_mapping(f, name, body), &set, err) < 0) {
+        fail_msg("load: %s", err->msg);
+    }
+    if (ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, err) ==
+        0) {
+        x = json_incref(
+            json_object_get(json_object_get(json_array_get(intents, 0), "fields"), "X"));
+    }
+    json_decref(intents);
+    json_decref(record);
+    ferry_mapping_set_free(set);
+    return x;
+}
+
+static const char *const LAZY_RECORD =
+    "{\"id\": 7, \"email\": \"a@b.c\", \"name\": \"Ann\", \"vip\": true, \"note\": null,"
+    " \"addr\": {\"city\": \"Graz\", \"zip\": \"8010\", \"lines\": [\"Hauptplatz 1\"]},"
+    " \"lines\": [{\"sku\": \"A\", \"qty\": 2}, {\"sku\": \"B\", \"qty\": 1},"
+    " {\"sku\": \"C\", \"qty\": 5}], \"tags\": []}";
+
+/*
+ * A record reaches Lua lazily (lua_json.c): whatever a script does with it
+ * must answer as the plain table did. Each line is one behaviour; the field
+ * is the list of those that held, so that a failure names the broken one.
+ */
+static void test_mapping_record_reads_like_a_plain_table(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    json_t *x = run_body_on(
+        f, "plain.lua",
+        "    local ok = {}\n"
+        "    local function check(name, cond) ok[#ok + 1] = name .. '=' .. tostring(cond) end\n"
+        "    check('read', record.email == 'a@b.c' and record.id == 7)\n"
+        "    check('bool', record.vip == true and record.note == ferry.null)\n"
+        "    check('absent', record.nope == nil and record[1] == nil)\n"
+        "    check('same', record.addr == record.addr and record.lines[2] == record.lines[2])\n"
+        "    check('array', ferry.is_array(record.lines) and ferry.is_array(record.tags)\n"
+        "          and not ferry.is_array(record.addr))\n"
+        "    check('meta', getmetatable(record) == nil and getmetatable(record.lines) == "
+        "'ferry.array')\n"
+        "    local skus = ''\n"
+        "    for i, l in ipairs(record.lines) do skus = skus .. i .. l.sku end\n"
+        "    check('ipairs', skus == '1A2B3C')\n"
+        "    check('len', #record.lines == 3 and #record.tags == 0 and #record.addr.lines == 1)\n"
+        "    check('rawget', rawget(record.addr, 'zip') == '8010' and rawlen(record.lines) == 3)\n"
+        "    check('next', next(record.tags) == nil and next(record) ~= nil)\n"
+        "    local keys = {}\n"
+        "    for k in pairs(record) do keys[#keys + 1] = k end\n"
+        "    table.sort(keys)\n"
+        "    check('pairs', table.concat(keys, ',') == 'addr,email,id,lines,name,note,tags,vip')\n"
+        "    local c = 0\n"
+        "    for _ in pairs(record.addr) do c = c + 1 end\n"
+        "    check('pairs_after_read', c == 3)\n"
+        "    check('concat', table.concat(record.addr.lines, '|') == 'Hauptplatz 1')\n"
+        "    return table.concat(ok, ' ')",
+        LAZY_RECORD, &err);
+    if (!x) {
+        fail_msg("run: %s", err.msg);
+    }
+    assert_string_equal(json_string_value(x),
+                        "read=true bool=true absent=true same=true array=true meta=true "
+                        "ipairs=true len=true rawget=true next=true pairs=true "
+                        "pairs_after_read=true concat=true");
+    json_decref(x);
+}
+
+/* Writes and deletions stick, before and after the table is filled in. */
+static void test_mapping_record_writes_stick(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    json_t *x = run_body_on(
+        f, "writes.lua",
+        "    local ok = {}\n"
+        "    local function check(name, cond) ok[#ok + 1] = name .. '=' .. tostring(cond) end\n"
+        "    local e = record.email\n"
+        "    record.email = nil\n"
+        "    check('deleted', e == 'a@b.c' and record.email == nil)\n"
+        "    local n = 0\n"
+        "    for k in pairs(record) do n = n + 1; if k == 'email' then n = 100 end end\n"
+        "    check('deleted_after_fill', n == 7 and record.email == nil)\n"
+        "    record.addr.city = 'Wien'\n"
+        "    check('new_value', record.addr.city == 'Wien' and record.addr.zip == '8010')\n"
+        "    local l = record.lines\n"
+        "    local last = l[3]\n"
+        "    table.remove(l)\n"
+        "    check('remove', #l == 2 and l[3] == nil and last.sku == 'C')\n"
+        "    table.insert(l, 1, {sku = 'Z'})\n"
+        "    check('insert', #l == 3 and l[1].sku == 'Z' and l[2].sku == 'A')\n"
+        "    rawset(record, 'raw', 1)\n"
+        "    local mt = {}\n"
+        "    setmetatable(record.addr, mt)\n"
+        "    check('raw', record.raw == 1 and getmetatable(record.addr) == mt\n"
+        "          and record.addr.zip == '8010')\n"
+        "    return table.concat(ok, ' ')",
+        LAZY_RECORD, &err);
+    if (!x) {
+        fail_msg("run: %s", err.msg);
+    }
+    assert_string_equal(json_string_value(x), "deleted=true deleted_after_fill=true new_value=true "
+                                              "remove=true insert=true raw=true");
+    json_decref(x);
+}
+
+/* A record table handed back as a value converts as the script left it. */
+static void test_mapping_record_table_as_a_value(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    json_t *want = json_loads("{\"addr\": {\"city\": \"Graz\", \"zip\": \"8010\", \"lines\": "
+                              "[\"Hauptplatz 1\"]}, \"changed\": {\"city\": \"Linz\", \"lines\": "
+                              "[\"Hauptplatz 1\"]}, \"lines\": [{\"sku\": \"A\", \"qty\": 2}, "
+                              "{\"sku\": \"B\", \"qty\": 1}], \"vip\": true, \"tags\": []}",
+                              0, NULL);
+    /* Untouched, read, changed, deleted, an array shortened: never filled in. */
+    json_t *x =
+        run_body_on(f, "value.lua",
+                    "    local a = record.addr\n"
+                    "    local _ = a.zip\n"
+                    "    local l = record.lines\n"
+                    "    local _ = l[3]\n"
+                    "    l[3] = nil\n"
+                    "    return { addr = record.addr, vip = record.vip, tags = record.tags,\n"
+                    "             lines = l, changed = (function()\n"
+                    "               local b = record.addr\n"
+                    "               return b end)() }",
+                    LAZY_RECORD, &err);
+    if (!x) {
+        fail_msg("run: %s", err.msg);
+    }
+    /* addr and changed are the same table: both show the state at the end. */
+    json_object_set_new(want, "changed", json_deep_copy(json_object_get(want, "addr")));
+    assert_true(json_equal(x, want));
+    json_decref(x);
+
+    x = run_body_on(f, "value2.lua",
+                    "    local a = record.addr\n"
+                    "    local _ = a.city .. a.zip\n"
+                    "    a.zip = nil\n"
+                    "    rawequal(a, a)\n"
+                    "    local c = record.addr\n"
+                    "    return c",
+                    LAZY_RECORD, &err);
+    if (!x) {
+        fail_msg("run: %s", err.msg);
+    }
+    assert_true(json_equal(x, json_object_get(json_loads("{\"a\": {\"city\": \"Graz\", "
+                                                         "\"lines\": [\"Hauptplatz 1\"]}}",
+                                                         0, NULL),
+                                              "a")));
+    json_decref(x);
+    json_decref(want);
+
+    /* A hole in a record's array is an error, as for any table. */
+    x = run_body_on(f, "hole.lua",
+                    "    local l = record.lines\n"
+                    "    local _ = l[2]\n"
+                    "    l[2] = nil\n"
+                    "    return l",
+                    LAZY_RECORD, &err);
+    assert_null(x);
+    assert_non_null(strstr(err.msg, "array has keys other than 1..n"));
+}
+
+/* A record kept in a global for a later run fails with a clear error there. */
+static void test_mapping_record_kept_past_its_run(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *intents = NULL;
+    const char *path =
+        write_field_mapping(f, "keeper.lua",
+                            "    if kept == nil then kept = record; return 'kept' end\n"
+                            "    return kept.name");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    for (int round = 0; round < 2; round++) {
+        json_t *record = json_loads(LAZY_RECORD, 0, NULL);
+        int rc =
+            ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err);
+        /* The first record is freed before the second run reads it. */
+        json_decref(record);
+        if (round == 0) {
+            assert_int_equal(rc, 0);
+            json_decref(intents);
+            intents = NULL;
+        } else {
+            assert_int_equal(rc, FERRY_EMAPPING);
+            assert_non_null(strstr(err.msg, "keeper.lua:"));
+            assert_non_null(strstr(err.msg, "kept after the mapping run it was given to ended"));
+        }
+    }
+    ferry_mapping_set_free(set);
+}
+
 /* ---- JSON bridge ----------------------------------------------------------- */
 
 static lua_State *bridge_state(void)
@@ -1097,6 +1303,11 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_libraries_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_globals_stay_per_mapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_record_reads_like_a_plain_table, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_record_writes_stick, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_record_table_as_a_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_record_kept_past_its_run, setup, teardown),
         cmocka_unit_test(test_mapping_json_round_trip),
         cmocka_unit_test(test_mapping_json_lua_errors),
         cmocka_unit_test_setup_teardown(test_mapping_load_all_or_nothing, setup, teardown),
