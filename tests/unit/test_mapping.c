@@ -741,8 +741,7 @@ static void test_mapping_record_table_as_a_value(void **state)
 {
     struct fixture *f = *state;
     struct ferry_err err = {0};
-    json_t *want = json_loads("{\"addr\": {\"city\": \"Graz\", \"zip\": \"8010\", \"lines\": "
-                              "[\"Hauptplatz 1\"]}, \"changed\": {\"city\": \"Linz\", \"lines\": "
+    json_t *want = json_loads("{\"addr\": {\"city\": \"Graz\", \"zip\": \"8010!\", \"lines\": "
                               "[\"Hauptplatz 1\"]}, \"lines\": [{\"sku\": \"A\", \"qty\": 2}, "
                               "{\"sku\": \"B\", \"qty\": 1}], \"vip\": true, \"tags\": []}",
                               0, NULL);
@@ -750,7 +749,7 @@ static void test_mapping_record_table_as_a_value(void **state)
     json_t *x =
         run_body_on(f, "value.lua",
                     "    local a = record.addr\n"
-                    "    local _ = a.zip\n"
+                    "    a.zip = a.zip .. '!'\n"
                     "    local l = record.lines\n"
                     "    local _ = l[3]\n"
                     "    l[3] = nil\n"
@@ -778,10 +777,9 @@ static void test_mapping_record_table_as_a_value(void **state)
     if (!x) {
         fail_msg("run: %s", err.msg);
     }
-    assert_true(json_equal(x, json_object_get(json_loads("{\"a\": {\"city\": \"Graz\", "
-                                                         "\"lines\": [\"Hauptplatz 1\"]}}",
-                                                         0, NULL),
-                                              "a")));
+    json_decref(want);
+    want = json_loads("{\"city\": \"Graz\", \"lines\": [\"Hauptplatz 1\"]}", 0, NULL);
+    assert_true(json_equal(x, want));
     json_decref(x);
     json_decref(want);
 
