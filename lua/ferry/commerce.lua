@@ -147,13 +147,22 @@ end
 -- numbers (20.83). Amounts stay strings (SAP's Edm.Decimal in JSON) and are
 -- never summed in floating point here.
 
+-- At least two decimals, trailing zeros beyond them dropped ("9000" -> "90").
+-- One string made, not one per dropped zero: order lines go through here
+-- two or three times each.
+local PAD = { [0] = "00", [1] = "0" }
 local function trim_decimals(int, frac)
   frac = frac or ""
-  while #frac > 2 and frac:sub(-1) == "0" do
-    frac = frac:sub(1, -2)
+  local n = #frac
+  if n < 2 then
+    return int .. "." .. frac .. PAD[n]
   end
-  while #frac < 2 do
-    frac = frac .. "0"
+  local j = n
+  while j > 2 and byte(frac, j) == 48 do
+    j = j - 1
+  end
+  if j < n then
+    frac = sub(frac, 1, j)
   end
   return int .. "." .. frac
 end
@@ -185,7 +194,12 @@ function commerce.quantity(v)
   if d == nil then
     return nil
   end
-  return (d:gsub("%.0+$", ""))
+  -- decimal() keeps two decimals at least and no zeros beyond, so a whole
+  -- number always ends in exactly ".00".
+  if sub(d, -3) == ".00" then
+    return sub(d, 1, -4)
+  end
+  return d
 end
 
 -- For comparisons with thresholds only (never for amounts that are written).

@@ -794,6 +794,33 @@ static void test_mapping_record_table_as_a_value(void **state)
     assert_non_null(strstr(err.msg, "array has keys other than 1..n"));
 }
 
+/* ferry.commerce's amounts and quantities: strings in, SAP's decimal strings out. */
+static void test_mapping_commerce_decimal_and_quantity(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    json_t *x = run_body_on(
+        f, "money.lua",
+        "    local c = require 'ferry.commerce'\n"
+        "    local out = {}\n"
+        "    for _, v in ipairs({ '370.9500', 98.0, '12', 12, '1.5', '0.1230', '-3.000',\n"
+        "                         ' 7 ', '2.', 'abc', '1e5', '100.10' }) do\n"
+        "      out[#out + 1] = tostring(c.decimal(v))\n"
+        "    end\n"
+        "    for _, v in ipairs({ '2', '2.5000', 3, '1.000', '0.0010', '10.00', 'x', 2.25 }) do\n"
+        "      out[#out + 1] = tostring(c.quantity(v))\n"
+        "    end\n"
+        "    return table.concat(out, ' ')",
+        LAZY_RECORD, &err);
+    if (!x) {
+        fail_msg("run: %s", err.msg);
+    }
+    assert_string_equal(json_string_value(x),
+                        "370.95 98.00 12.00 12.00 1.50 0.123 -3.00 7.00 2.00 nil nil 100.10 "
+                        "2 2.50 3 1 0.001 10 nil 2.25");
+    json_decref(x);
+}
+
 /* A record kept in a global for a later run fails with a clear error there. */
 static void test_mapping_record_kept_past_its_run(void **state)
 {
@@ -1306,6 +1333,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_record_writes_stick, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_record_table_as_a_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_record_kept_past_its_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_commerce_decimal_and_quantity, setup,
+                                        teardown),
         cmocka_unit_test(test_mapping_json_round_trip),
         cmocka_unit_test(test_mapping_json_lua_errors),
         cmocka_unit_test_setup_teardown(test_mapping_load_all_or_nothing, setup, teardown),
