@@ -293,6 +293,7 @@ static struct {
     pthread_cond_t cond;  /* wakes the thread to stop */
     struct ferry_lua *states;
     bool running;
+    bool started; /* the thread is in its loop */
     bool stop;
     pthread_t thread;
     struct sigaction old_action;
@@ -351,6 +352,8 @@ static void *guard_main(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&guard.mu);
+    guard.started = true;
+    pthread_cond_broadcast(&guard.cond);
     while (!guard.stop) {
         int64_t now = monotonic_ms();
         int64_t tick = GUARD_TICK_MAX_MS;
@@ -413,6 +416,17 @@ static int guard_start(struct ferry_err *err)
         return ferry_err_set(err, FERRY_ENOMEM, "cannot start the mapping time guard: %s",
                              strerror(rc));
     }
+    /*
+     * Return only once the thread runs its loop, which takes no lock outside
+     * guard.mu and allocates nothing: a thread still starting may hold the
+     * allocator's locks, and a process that forks then (a test that kills a
+     * child mid-job does) leaves its child waiting on them forever.
+     */
+    pthread_mutex_lock(&guard.mu);
+    while (!guard.started) {
+        pthread_cond_wait(&guard.cond, &guard.mu);
+    }
+    pthread_mutex_unlock(&guard.mu);
     guard.running = true;
     return 0;
 }
@@ -462,6 +476,7 @@ static void guard_remove(struct ferry_lua *fl)
         pthread_cond_destroy(&guard.cond);
         sigaction(GUARD_SIGNAL, &guard.old_action, NULL);
         guard.stop = false;
+        guard.started = false;
         guard.running = false;
     }
     pthread_mutex_unlock(&guard.life);
