@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json_read.h"
 #include "log.h"
 #include "metrics.h"
 #include "targets.h"
@@ -290,6 +291,7 @@ int ferry_runtime_new_empty(struct ferry_runtime **out, const struct ferry_confi
         .kv_put = host_kv_put,
         .kv_free = host_kv_free,
         .quota = host_quota,
+        .json_loadb = ferry_json_loadb,
     };
     rt->http_opts = (struct ferry_http_options){
         .timeout_ms = cfg->http_timeout_ms,
