@@ -68,6 +68,25 @@ int ferry_err_set(struct ferry_err *err, int code, const char *fmt, ...)
     return code;
 }
 
+int ferry_err_join(struct ferry_err *err, int code, const char *const *parts, size_t n)
+{
+    if (err) {
+        size_t len = 0, room = sizeof(err->msg) - 1;
+        err->code = code;
+        for (size_t i = 0; i < n && len < room; i++) {
+            const char *p = parts[i] ? parts[i] : "(null)";
+            size_t k = strlen(p);
+            if (k > room - len) {
+                k = room - len;
+            }
+            memcpy(err->msg + len, p, k);
+            len += k;
+        }
+        err->msg[len] = '\0';
+    }
+    return code;
+}
+
 void ferry_err_clear(struct ferry_err *err)
 {
     if (err) {

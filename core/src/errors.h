@@ -29,6 +29,12 @@ bool ferry_err_transient(int code);
  * err may be NULL.
  */
 int ferry_err_set(struct ferry_err *err, int code, const char *fmt, ...) FERRY_PRINTF(3, 4);
+/*
+ * As ferry_err_set with a message of n strings joined ("%s%s...": NULL reads
+ * "(null)", truncated alike), without printf's cost: for failures a caller
+ * expects and mostly drops, such as "not found" on a lookup.
+ */
+int ferry_err_join(struct ferry_err *err, int code, const char *const *parts, size_t n);
 /* Clears err (code 0, empty message, no retry hint); err may be NULL. */
 void ferry_err_clear(struct ferry_err *err);
 

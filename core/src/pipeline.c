@@ -1360,10 +1360,40 @@ static json_t *job_context(struct ferry_worker *w, const char *event, const char
      * the field out) never holds a job; one without waits for the record it
      * names, so mappings give defaults to every reference the target does
      * not require. */
-    return json_pack("{s:s, s:s, s:s, s:s, s:O?, s:o, s:O?, s:{s:b}}", "event", event, "system",
-                     system, "object", object, "id", id, "event_data", event_data, "previous",
-                     previous_versions(w, system, object, id, linked), "mapping_settings",
-                     w->rt->cfg->mapping_settings, "features", "refs", 1);
+    json_t *features = json_object();
+    if (features && json_object_set_new_nocheck(features, "refs", json_true()) < 0) {
+        json_decref(features);
+        features = NULL;
+    }
+    /* What json_pack("{s:s, s:s, s:s, s:s, s:O?, s:o, s:O?, s:{s:b}}") built, without parsing
+     * that format for every job: a missing or non-UTF-8 string fails the whole context. */
+    static const char *const keys[] = {"event",      "system",   "object",           "id",
+                                       "event_data", "previous", "mapping_settings", "features"};
+    json_t *vals[] = {event ? json_string(event) : NULL,
+                      system ? json_string(system) : NULL,
+                      object ? json_string(object) : NULL,
+                      id ? json_string(id) : NULL,
+                      event_data ? json_incref((json_t *)event_data) : json_null(),
+                      previous_versions(w, system, object, id, linked),
+                      w->rt->cfg->mapping_settings ? json_incref(w->rt->cfg->mapping_settings)
+                                                   : json_null(),
+                      features};
+    json_t *ctx = json_object();
+    bool ok = ctx != NULL;
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        if (!vals[i]) {
+            ok = false;
+        } else if (!ok) {
+            json_decref(vals[i]);
+        } else if (json_object_set_new_nocheck(ctx, keys[i], vals[i]) < 0) {
+            ok = false;
+        }
+    }
+    if (!ok) {
+        json_decref(ctx);
+        return NULL;
+    }
+    return ctx;
 }
 
 /*

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json_read.h"
 #include "log.h"
 #include "metrics.h"
 #include "targets.h"
@@ -155,6 +156,17 @@ static void host_kv_free(char *value)
     free(value);
 }
 
+/* ferry_json_dumps writes jansson's compact forms; any other layout is jansson's to write. */
+static char *host_json_dumps(const json_t *v, size_t flags)
+{
+    size_t layout = flags & ~(size_t)(JSON_ENCODE_ANY | JSON_SORT_KEYS);
+    if (layout != JSON_COMPACT ||
+        (!(flags & JSON_ENCODE_ANY) && !json_is_object(v) && !json_is_array(v))) {
+        return json_dumps(v, flags);
+    }
+    return ferry_json_dumps(v, (flags & JSON_SORT_KEYS) != 0);
+}
+
 /* Held quota reports of one worker (ferry_worker_hold_quota); a few per connector. */
 #define QUOTA_NOTES_MAX 8
 
@@ -290,6 +302,8 @@ int ferry_runtime_new_empty(struct ferry_runtime **out, const struct ferry_confi
         .kv_put = host_kv_put,
         .kv_free = host_kv_free,
         .quota = host_quota,
+        .json_loadb = ferry_json_loadb,
+        .json_dumps = host_json_dumps,
     };
     rt->http_opts = (struct ferry_http_options){
         .timeout_ms = cfg->http_timeout_ms,

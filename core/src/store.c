@@ -1116,8 +1116,11 @@ int ferry_store_link_get(struct ferry_store *s, const struct ferry_link_key *key
     }
     int src = sqlite3_step(st);
     if (src == SQLITE_DONE) {
-        rc = ferry_err_set(err, FERRY_ENOTFOUND, "no link for %s/%s/%s -> %s/%s", key->src_system,
-                           key->src_object, key->src_id, key->dst_system, key->dst_object);
+        /* Planning a record asks for links that are mostly absent. */
+        const char *const msg[] = {
+            "no link for ", key->src_system, "/", key->src_object, "/", key->src_id,
+            " -> ",         key->dst_system, "/", key->dst_object};
+        rc = ferry_err_join(err, FERRY_ENOTFOUND, msg, sizeof(msg) / sizeof(msg[0]));
         goto cleanup;
     }
     if (src != SQLITE_ROW) {
@@ -1193,8 +1196,9 @@ int ferry_store_link_find_by_dst(struct ferry_store *s, const char *dst_system,
     }
     int src = sqlite3_step(st);
     if (src == SQLITE_DONE || (src == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL)) {
-        rc = ferry_err_set(err, FERRY_ENOTFOUND, "no %s/%s linked to %s/%s/%s", src_system,
-                           src_object, dst_system, dst_object, dst_id);
+        const char *const msg[] = {"no ",      src_system, "/",        src_object, " linked to ",
+                                   dst_system, "/",        dst_object, "/",        dst_id};
+        rc = ferry_err_join(err, FERRY_ENOTFOUND, msg, sizeof(msg) / sizeof(msg[0]));
     } else if (src != SQLITE_ROW) {
         rc = db_error(s, src, "find link by destination", err);
     } else {

@@ -365,6 +365,15 @@ static int send_once(const struct ferry_bc_state *st, struct ferry_call *call, i
     return 0;
 }
 
+json_t *ferry__bc_json_loadb(const struct ferry_bc_state *st, const char *buf, size_t len,
+                             size_t flags, json_error_t *error)
+{
+    if (FERRY_HOST_HAS(st->host, json_loadb) && st->host->json_loadb) {
+        return st->host->json_loadb(buf, len, flags, error);
+    }
+    return json_loadb(buf, len, flags, error);
+}
+
 int ferry__bc_request(const struct ferry_bc_state *st, struct ferry_call *call, int api,
                       const char *method, const char *url, const char *body, const char *object,
                       long *status, json_t **json, struct ferry_err *err)
@@ -443,7 +452,7 @@ int ferry__bc_request_flags(const struct ferry_bc_state *st, struct ferry_call *
         rc = 0;
         goto cleanup;
     }
-    root = json_loadb(resp.body ? resp.body : "", resp.body_len, 0, &jerr);
+    root = ferry__bc_json_loadb(st, resp.body ? resp.body : "", resp.body_len, 0, &jerr);
     if (!root) {
         rc = ferry__bc_err(err, FERRY_EPROTO,
                            "BigCommerce sent malformed JSON (HTTP %ld): %s at line %d", resp.status,

@@ -48,6 +48,13 @@ FERRY_BC_NODISCARD int ferry__bc_request(const struct ferry_bc_state *st, struct
                                          const char *body, const char *object, long *status,
                                          json_t **json, struct ferry_err *err);
 
+/*
+ * json_loadb through the host's reader when it has one (the same tree and
+ * errors, several times cheaper: list pages are most of a poll's work).
+ */
+json_t *ferry__bc_json_loadb(const struct ferry_bc_state *st, const char *buf, size_t len,
+                             size_t flags, json_error_t *error);
+
 /* As ferry__bc_request, with enum ferry_http_flags (e.g. a body that carries a secret). */
 FERRY_BC_NODISCARD int ferry__bc_request_flags(const struct ferry_bc_state *st,
                                                struct ferry_call *call, int api, const char *method,

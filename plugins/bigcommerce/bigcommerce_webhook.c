@@ -24,6 +24,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "bigcommerce_api.h"
+
 /* Generous bounds for text copied into the dedupe key (scopes are ~50 bytes, hashes 40). */
 #define BC_MAX_SCOPE 200
 #define BC_MAX_HASH  128
@@ -414,7 +416,8 @@ int ferry__bc_webhook_decode(const struct ferry_bc_state *st, struct ferry_call 
     char group[96] = "";
     int rc;
 
-    root = json_loadb(wh->body ? wh->body : "", wh->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    root = ferry__bc_json_loadb(st, wh->body ? wh->body : "", wh->body_len, JSON_REJECT_DUPLICATES,
+                                &jerr);
     if (!root) {
         rc = ferry__bc_err(err, FERRY_EBADINPUT, "webhook body is not valid JSON: %s", jerr.text);
         goto cleanup;

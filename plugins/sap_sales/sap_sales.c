@@ -95,6 +95,18 @@ static bool in_list(const char *const *list, const char *s)
     return false;
 }
 
+/*
+ * Compact JSON text of a request body through the host's writer when it has
+ * one (the same bytes as json_dumps; a $batch carries a body per record).
+ */
+static char *dump_compact(const struct ferry_sap_instance *inst, const json_t *v)
+{
+    if (FERRY_HOST_HAS(inst->host, json_dumps) && inst->host->json_dumps) {
+        return inst->host->json_dumps(v, JSON_COMPACT);
+    }
+    return json_dumps(v, JSON_COMPACT);
+}
+
 static char *dup_str(const char *s)
 {
     char *d = s ? malloc(strlen(s) + 1) : NULL;
@@ -1108,7 +1120,7 @@ static void apply_external_id(struct ferry_sap_instance *inst, struct ferry_call
     if (strcmp(strategy, "patch_external_id") == 0) {
         /* ExternalID is updatable but not creatable on opportunities (facts 8). */
         row = json_pack("{s:s}", "ExternalID", ext);
-        body = row ? json_dumps(row, JSON_COMPACT) : NULL;
+        body = row ? dump_compact(inst, row) : NULL;
         url = ferry__sap_entity_url(inst->root, object, id, "");
         rc = body && url ? patch_once(inst, call, object, url, *etag, body, &status, &new_etag, &e)
                          : ferry__sap_err_set(&e, FERRY_ENOMEM, "out of memory");
@@ -1125,7 +1137,7 @@ static void apply_external_id(struct ferry_sap_instance *inst, struct ferry_call
         if (row && scheme) {
             json_object_set_new(row, "RemoteIdentifierDefiningSchemeCode", json_string(scheme));
         }
-        body = row ? json_dumps(row, JSON_COMPACT) : NULL;
+        body = row ? dump_compact(inst, row) : NULL;
         url = concat(inst->root, "ObjectIdentifierMappingCollection", "");
         rc = body && url ? ferry__sap_send(inst, call, "POST", url, NULL, body,
                                            "ObjectIdentifierMappingCollection", &resp, &e)
@@ -1364,7 +1376,7 @@ static int sap_write(void *state, struct ferry_call *call, const struct ferry_wr
         /* An extension field is an ordinary property: it travels with the create itself. */
         json_object_set_new(fields, strategy + 10, json_string(ext));
     }
-    body = json_dumps(fields, JSON_COMPACT);
+    body = dump_compact(inst, fields);
     if (!body) {
         rc = ferry__sap_err_set(err, FERRY_ENOMEM, "out of memory");
         goto cleanup;
@@ -1421,7 +1433,7 @@ int ferry__sap_write_batch(struct ferry_sap_instance *inst, struct ferry_call *c
             goto cleanup;
         }
         f = prepare_fields(inst, call, meta, &writes[i], &ext);
-        bodies[i] = f ? json_dumps(f, JSON_COMPACT) : NULL;
+        bodies[i] = f ? dump_compact(inst, f) : NULL;
         json_decref(f);
         paths[i] = writes[i].op == FERRY_WRITE_CREATE
                        ? dup_str(writes[i].object)

@@ -217,6 +217,32 @@ static const char *read_headers(const char *p, const char *end, json_t *hdrs)
 static int parse_multipart(const char *body, size_t len, const char *boundary, json_t *out,
                            int depth, struct ferry_err *err);
 
+/*
+ * An object of n members, as json_pack would build it from literal ASCII keys
+ * and these values (steals each; a NULL value, e.g. a string json_string
+ * refused as invalid UTF-8, fails the whole object). json_pack parses its
+ * format again for every part of every $batch answer.
+ */
+static json_t *object_of(const char *const *keys, json_t **vals, size_t n)
+{
+    json_t *out = json_object();
+    bool ok = out != NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!vals[i]) {
+            ok = false;
+        } else if (!ok) {
+            json_decref(vals[i]);
+        } else if (json_object_set_new_nocheck(out, keys[i], vals[i]) < 0) {
+            ok = false;
+        }
+    }
+    if (!ok) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* One part: a nested multipart (a changeset) or application/http with a response. */
 static int parse_part(const char *p, const char *end, json_t *out, int depth, struct ferry_err *err)
 {
@@ -262,8 +288,10 @@ static int parse_part(const char *p, const char *end, json_t *out, int depth, st
     while (end > p && (end[-1] == '\n' || end[-1] == '\r')) {
         end--;
     }
-    if (json_array_append_new(out, json_pack("{s:i, s:O, s:s%}", "status", (int)status, "headers",
-                                             hdrs, "body", p, (size_t)(end - p))) < 0) {
+    static const char *const part_keys[] = {"status", "headers", "body"};
+    json_t *part_vals[] = {json_integer((int)status), json_incref(hdrs),
+                           json_stringn(p, (size_t)(end - p))};
+    if (json_array_append_new(out, object_of(part_keys, part_vals, 3)) < 0) {
         rc = ferry__sap_err_set(err, FERRY_ENOMEM, "out of memory");
         goto cleanup;
     }
@@ -371,8 +399,11 @@ static json_t *op_result(const json_t *part)
                 etag = ferry__sap_entity_etag(entity);
             }
         }
-        out = json_pack("{s:b, s:i, s:s?, s:s?, s:O?}", "ok", 1, "status", (int)status, "id", id,
-                        "etag", etag, "body", entity);
+        static const char *const ok_keys[] = {"ok", "status", "id", "etag", "body"};
+        json_t *ok_vals[] = {
+            json_true(), json_integer((int)status), id ? json_string(id) : json_null(),
+            etag ? json_string(etag) : json_null(), entity ? json_incref(entity) : json_null()};
+        out = object_of(ok_keys, ok_vals, 5);
         json_decref(entity);
         free(key);
         return out;

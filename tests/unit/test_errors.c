@@ -51,12 +51,34 @@ static void test_errors_set_formats_and_truncates(void **state)
     assert_int_equal(ferry_err_set(NULL, FERRY_EIO, "ignored"), FERRY_EIO);
 }
 
+static void test_errors_join_reads_as_set(void **state)
+{
+    struct ferry_err a, b;
+    char big[300];
+    memset(big, 'y', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    const char *const parts[] = {"no link for ", "bc", "/", NULL, " -> ", ""};
+    assert_int_equal(ferry_err_join(&a, FERRY_ENOTFOUND, parts, 6), FERRY_ENOTFOUND);
+    assert_int_equal(a.code, FERRY_ENOTFOUND);
+    /* glibc's printf writes a NULL string as "(null)". */
+    assert_string_equal(a.msg, "no link for bc/(null) -> ");
+    /* Truncated where printf truncates, however the parts fall. */
+    for (size_t cut = 0; cut < 300; cut += 37) {
+        const char *const long_parts[] = {big + cut, "|", big};
+        ferry_err_join(&a, FERRY_EIO, long_parts, 3);
+        ferry_err_set(&b, FERRY_EIO, "%s|%s", big + cut, big);
+        assert_string_equal(a.msg, b.msg);
+    }
+    assert_int_equal(ferry_err_join(NULL, FERRY_EIO, parts, 6), FERRY_EIO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors_names_and_texts),
         cmocka_unit_test(test_errors_classes),
         cmocka_unit_test(test_errors_set_formats_and_truncates),
+        cmocka_unit_test(test_errors_join_reads_as_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -380,6 +380,41 @@ static void test_runtime_kv_on_setup_and_worker_calls(void **state)
     assert_int_equal(h->kv_get(&w0, "nothing", &v, &at, &err), FERRY_ENOTFOUND);
 }
 
+/* The host's JSON services answer exactly as jansson's own functions, whatever the flags. */
+static void test_runtime_json_services_match_jansson(void **state)
+{
+    struct fx *fx = *state;
+    const struct ferry_host_api *h = &fx->rt->host;
+    const char *text = "{\"b\": [1, 2.5, \"x\\u00e9\", null, true], \"a\": {\"k\": \"v\"}}";
+    const size_t flags[] = {
+        JSON_COMPACT,   JSON_COMPACT | JSON_SORT_KEYS,   JSON_COMPACT | JSON_ENCODE_ANY, 0,
+        JSON_INDENT(2), JSON_COMPACT | JSON_ENSURE_ASCII};
+    assert_true(FERRY_HOST_HAS(h, json_dumps));
+    json_t *mine = h->json_loadb(text, strlen(text), 0, NULL);
+    json_t *theirs = json_loads(text, 0, NULL);
+    assert_non_null(mine);
+    assert_true(json_equal(mine, theirs));
+    json_t *scalar = json_string("s");
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        const json_t *vals[] = {mine, scalar};
+        for (size_t k = 0; k < 2; k++) {
+            char *a = h->json_dumps(vals[k], flags[i]);
+            char *b = json_dumps(vals[k], flags[i]);
+            if (!b) {
+                assert_null(a);
+            } else {
+                assert_non_null(a);
+                assert_string_equal(a, b);
+            }
+            free(a);
+            free(b);
+        }
+    }
+    json_decref(scalar);
+    json_decref(mine);
+    json_decref(theirs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runtime_describe_rejects_read_only_targets, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_runtime_kv_on_setup_and_worker_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_json_services_match_jansson, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
