@@ -142,6 +142,10 @@ local function is_blank(b)
 end
 map.trim = string_op("trim", function(s)
   local n = #s
+  local first, last = byte(s, 1), byte(s, n)
+  if first and first > 32 and last > 32 then
+    return s -- the usual case, decided without the loops
+  end
   local i, j = 1, n
   while i <= j and is_blank(byte(s, i)) do
     i = i + 1

@@ -25,7 +25,7 @@ local email = map.lower(map.trim "email")
 
 -- The address to use as the contact's business address: the first
 -- commercial one, else the first one.
-local function business_address(record)
+local function find_business_address(record)
   local addrs = record.addresses
   if type(addrs) ~= "table" then
     return nil
@@ -36,6 +36,16 @@ local function business_address(record)
     end
   end
   return addrs[1]
+end
+
+-- Six fields ask for it; the search runs once per record. Only the last
+-- record is remembered, and a new record is a new table.
+local last_record, last_address
+local function business_address(record)
+  if record ~= last_record then
+    last_record, last_address = record, find_business_address(record)
+  end
+  return last_address
 end
 
 local function address(path)
