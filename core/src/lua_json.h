@@ -6,6 +6,9 @@
  * stay floats, and JSON null becomes the sentinel ferry.null (a light
  * userdata) so that a script can tell "null" from "absent".
  *
+ * A mapping's source record goes in lazily instead (ferry__lua_push_record):
+ * scripts see the same tables, filled in as they read them.
+ *
  * Lua -> JSON: a table with the array metatable, or whose keys are exactly
  * 1..n, is an array; any other table is an object and must have string keys.
  * NaN, infinities, functions and other userdata are errors, and so is
