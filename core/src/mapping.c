@@ -121,6 +121,9 @@ struct ferry_mapping_set {
     struct ferry_mapping *maps;
     size_t nmaps;
     char hash[65];
+    /* The last answer of ferry_mapping_set_targets_of: asked for every job. */
+    char *targets_system, *targets_object;
+    json_t *targets;
 };
 
 static const char env_mt_key = 0;
@@ -1533,6 +1536,9 @@ void ferry_mapping_set_free(struct ferry_mapping_set *set)
         mapping_clear(&set->maps[i]);
     }
     free(set->maps);
+    free(set->targets_system);
+    free(set->targets_object);
+    json_decref(set->targets);
     free(set);
 }
 
@@ -2025,10 +2031,16 @@ json_t *ferry_mapping_set_targets(const struct ferry_mapping_set *set)
     return out;
 }
 
-json_t *ferry_mapping_set_targets_of(const struct ferry_mapping_set *set, const char *system,
+json_t *ferry_mapping_set_targets_of(struct ferry_mapping_set *set, const char *system,
                                      const char *object)
 {
-    json_t *out = json_array();
+    json_t *out;
+    char *sys_copy, *obj_copy;
+    if (set && set->targets && strcmp(set->targets_system, system) == 0 &&
+        strcmp(set->targets_object, object) == 0) {
+        return json_incref(set->targets);
+    }
+    out = json_array();
     for (size_t i = 0; out && set && i < set->nmaps; i++) {
         const struct ferry_mapping *m = &set->maps[i];
         if (strcmp(m->system, system) != 0 || strcmp(m->object, object) != 0) {
@@ -2037,5 +2049,19 @@ json_t *ferry_mapping_set_targets_of(const struct ferry_mapping_set *set, const 
         json_array_append_new(
             out, json_pack("{s:s, s:s}", "system", m->target_system, "object", m->target_object));
     }
+    sys_copy = strdup(system);
+    obj_copy = strdup(object);
+    if (!set || !out || !sys_copy || !obj_copy) {
+        /* Not kept, still answered. */
+        free(sys_copy);
+        free(obj_copy);
+        return out;
+    }
+    free(set->targets_system);
+    free(set->targets_object);
+    json_decref(set->targets);
+    set->targets_system = sys_copy;
+    set->targets_object = obj_copy;
+    set->targets = json_incref(out);
     return out;
 }

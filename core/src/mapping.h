@@ -76,8 +76,10 @@ json_t *ferry_mapping_set_sources(const struct ferry_mapping_set *set);
  */
 json_t *ferry_mapping_set_targets(const struct ferry_mapping_set *set);
 
-/* The main targets ({"system", "object"}) of the mappings whose source is (system, object). */
-json_t *ferry_mapping_set_targets_of(const struct ferry_mapping_set *set, const char *system,
+/* The main targets ({"system", "object"}) of the mappings whose source is (system, object):
+ * a reference for the caller to release, shared with the set's later answers, so read it
+ * only. */
+json_t *ferry_mapping_set_targets_of(struct ferry_mapping_set *set, const char *system,
                                      const char *object);
 
 /* Whether ferry_mapping_set_run would run any mapping for this event: when

@@ -961,6 +961,53 @@ static void test_mapping_load_all_or_nothing(void **state)
     assert_null(set);
 }
 
+/* The targets of a source, asked for every job: right for each source, also when remembered. */
+static void test_mapping_targets_of_each_source(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    const char *a = write_file(f, "ta.lua",
+                               "return { source = { 'shop', 'customer' },\n"
+                               "  target = { 'crm', 'Contact' }, fields = { N = 'name' } }\n");
+    const char *b = write_file(f, "tb.lua",
+                               "return { source = { 'shop', 'order' },\n"
+                               "  target = { 'crm', 'Order' }, fields = { N = 'name' } }\n");
+    const char *c = write_file(f, "tc.lua",
+                               "return { source = { 'shop', 'customer' },\n"
+                               "  target = { 'erp', 'Partner' }, fields = { N = 'name' } }\n");
+    const char *paths[] = {a, b, c};
+    json_t *want_customer = json_loads("[{\"system\": \"crm\", \"object\": \"Contact\"}, "
+                                       "{\"system\": \"erp\", \"object\": \"Partner\"}]",
+                                       0, NULL);
+    json_t *want_order = json_loads("[{\"system\": \"crm\", \"object\": \"Order\"}]", 0, NULL);
+    json_t *none = json_array();
+    if (ferry_mapping_set_load(f->fl, paths, 3, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    for (int round = 0; round < 2; round++) {
+        json_t *t1 = ferry_mapping_set_targets_of(set, "shop", "customer");
+        json_t *t2 = ferry_mapping_set_targets_of(set, "shop", "customer");
+        json_t *t3 = ferry_mapping_set_targets_of(set, "shop", "order");
+        json_t *t4 = ferry_mapping_set_targets_of(set, "shop", "cart");
+        json_t *t5 = ferry_mapping_set_targets_of(set, "other", "order");
+        assert_true(json_equal(t1, want_customer));
+        assert_true(json_equal(t2, want_customer));
+        assert_true(json_equal(t3, want_order));
+        assert_true(json_equal(t4, none));
+        assert_true(json_equal(t5, none));
+        json_decref(t1);
+        json_decref(t2);
+        json_decref(t3);
+        json_decref(t4);
+        json_decref(t5);
+    }
+    json_decref(want_customer);
+    json_decref(want_order);
+    json_decref(none);
+    ferry_mapping_set_free(set);
+}
+
 static void test_mapping_run_selects_by_source_and_event(void **state)
 {
     struct fixture *f = *state;
@@ -1338,6 +1385,7 @@ int main(void)
         cmocka_unit_test(test_mapping_json_round_trip),
         cmocka_unit_test(test_mapping_json_lua_errors),
         cmocka_unit_test_setup_teardown(test_mapping_load_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_targets_of_each_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_run_selects_by_source_and_event, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_filter_false_no_intents, setup, teardown),
