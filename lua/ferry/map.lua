@@ -92,6 +92,20 @@ end
 
 local function source(src, who, level)
   if type(src) == "string" then
+    local key = split(src).key
+    if key then
+      -- One plain key: what map.get does for it, without calling it.
+      return function(record)
+        if type(record) ~= "table" then
+          return nil
+        end
+        local v = record[key]
+        if v == null or v == "" then
+          return nil
+        end
+        return v
+      end
+    end
     return function(record)
       return map.get(record, src)
     end
