@@ -7,7 +7,10 @@
  *    out as an equal value (json_equal), so that a mapping that passes a
  *    field through never changes it. A value the bridge refuses (too deep)
  *    must be refused with a Lua error, never a crash.
- * 2. The same document, when it is an object, as a BigCommerce customer
+ * 2. The same value as a lazy record (what a mapping gets): converted back
+ *    untouched, and again after every value was read through the record's
+ *    metamethods (never pairs), it must still equal the input.
+ * 3. The same document, when it is an object, as a BigCommerce customer
  *    through customer_to_contact in the sandboxed mapping host: intents or
  *    a clean FERRY_EMAPPING, whatever shape the record has.
  */
@@ -59,6 +62,97 @@ static int push(lua_State *l)
     return 1;
 }
 
+static int json_depth(const json_t *j)
+{
+    int d = 0;
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_is_object(j)) {
+        json_object_foreach((json_t *)j, key, v)
+        {
+            int k = json_depth(v);
+            d = k > d ? k : d;
+        }
+        return d + 1;
+    }
+    if (json_is_array(j)) {
+        json_array_foreach(j, i, v)
+        {
+            int k = json_depth(v);
+            d = k > d ? k : d;
+        }
+        return d + 1;
+    }
+    return 0;
+}
+
+/* Reads every value of the record table at idx as a script would: t[k], t[i]. */
+static void touch(lua_State *l, int idx, const json_t *j)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+    luaL_checkstack(l, 2, "deep");
+    if (json_is_object(j)) {
+        json_object_foreach((json_t *)j, key, v)
+        {
+            lua_getfield(l, idx, key);
+            if (json_is_object(v) || json_is_array(v)) {
+                touch(l, lua_gettop(l), v);
+            }
+            lua_pop(l, 1);
+        }
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v)
+        {
+            lua_geti(l, idx, (lua_Integer)i + 1);
+            if (json_is_object(v) || json_is_array(v)) {
+                touch(l, lua_gettop(l), v);
+            }
+            lua_pop(l, 1);
+        }
+    }
+}
+
+static int push_record(lua_State *l)
+{
+    const json_t *j = lua_touserdata(l, 1);
+    ferry__lua_push_record(l, j);
+    if (lua_toboolean(l, 2)) {
+        touch(l, lua_gettop(l), j);
+    }
+    return 1;
+}
+
+/* Both lazy round trips; `in` is at most FERRY_LUA_JSON_MAX_DEPTH deep when read. */
+static void lazy_round_trips(const json_t *in)
+{
+    for (int read = 0; read <= 1; read++) {
+        struct ferry_err err = {0};
+        json_t *out = NULL;
+        if (read && json_depth(in) > FERRY_LUA_JSON_MAX_DEPTH) {
+            break; /* values read are converted with the depth limit, as any table */
+        }
+        lua_settop(L, 0);
+        lua_pushcfunction(L, push_record);
+        lua_pushlightuserdata(L, (void *)in);
+        lua_pushboolean(L, read);
+        if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+            fprintf(stderr, "lazy record refused: %s\n", lua_tostring(L, -1));
+            abort();
+        }
+        if (ferry__lua_to_json(L, -1, "fuzz", &out, &err) < 0 || !json_equal(in, out)) {
+            fprintf(stderr, "lazy round trip (%s) changed the value: %s\n",
+                    read ? "all read" : "untouched", err.msg);
+            abort();
+        }
+        json_decref(out);
+        ferry__lua_records_release(L);
+    }
+    lua_settop(L, 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
@@ -88,6 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* a refusal is an error message */
     }
     lua_settop(L, 0);
+    lazy_round_trips(in);
     if (++runs % 256 == 0) {
         lua_gc(L, LUA_GCCOLLECT);
     }
