@@ -286,6 +286,7 @@ static void put_connector(FILE *cfg, FILE *envf, const struct ferry_connector *c
     fputs("    },\n", cfg);
 }
 
+FERRY_PRINTF(3, 4)
 static void cli_log(struct ferry_call *call, int level, const char *fmt, ...)
 {
     va_list ap;

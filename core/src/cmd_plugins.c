@@ -20,6 +20,7 @@
 #include "log.h"
 #include "plugin_loader.h"
 
+FERRY_PRINTF(3, 4)
 static void cli_log(struct ferry_call *call, int level, const char *fmt, ...)
 {
     va_list ap;

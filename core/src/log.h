@@ -42,7 +42,8 @@ void ferry_log_ctx_clear(void);
 
 /* Writes one line if `level` is enabled; `connector` overrides the context's when non-NULL. */
 void ferry_log_write(int level, const char *connector, const char *fmt, ...) FERRY_PRINTF(3, 4);
-void ferry_log_writev(int level, const char *connector, const char *fmt, va_list ap);
+void ferry_log_writev(int level, const char *connector, const char *fmt, va_list ap)
+    FERRY_PRINTF(3, 0);
 
 /* Lines written so far (any thread); lets a progress display notice interleaved lines. */
 uint64_t ferry_log_lines_written(void);

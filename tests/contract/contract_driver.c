@@ -77,6 +77,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
     return grow_add(g, data, size * n) == 0 ? size * n : 0;
 }
 
+FERRY_PRINTF(3, 4)
 static void host_log(struct ferry_call *call, int level, const char *fmt, ...)
 {
     va_list ap;

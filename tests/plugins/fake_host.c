@@ -173,6 +173,7 @@ const char *fake_host_last_log(void)
     return last_log;
 }
 
+FERRY_PRINTF(3, 4)
 static void h_log(struct ferry_call *call, int level, const char *fmt, ...)
 {
     va_list ap;

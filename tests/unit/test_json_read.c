@@ -75,8 +75,8 @@ static void test_json_read_every_type_as_jansson(void **state)
         "{\"k\\u00e9y\": \"v\\n\", \"plain\": \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}",
         "[\"\x7f\"]",
         "[[[[[[[[[[]]]]]]]]]]",
-        "{\"id\": 1, \"email\": \"customer0001@example.com\", \"authentication\": "
-        "{\"force_password_reset\": false}, \"channel_ids\": null, \"addresses\": []}",
+        ("{\"id\": 1, \"email\": \"customer0001@example.com\", \"authentication\": "
+         "{\"force_password_reset\": false}, \"channel_ids\": null, \"addresses\": []}"),
     };
     for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
         assert_reads_like_jansson(docs[i]);

@@ -27,6 +27,7 @@
 #error "FERRY_TEST_PLUGIN_DIR must name the directory holding the tp_*.so test plugins"
 #endif
 
+FERRY_PRINTF(3, 4)
 static void host_log(struct ferry_call *call, int level, const char *fmt, ...)
 {
     va_list ap;
