@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 /* jansson's JSON_PARSER_MAX_DEPTH (load.c; not in its header): deeper is its error. */
 #define READ_MAX_DEPTH 2048
 
@@ -24,11 +26,27 @@
 /* Reals longer than this (never seen in records) are left to jansson. */
 #define READ_REAL_MAX 63
 
+/* Where one element of the kept array lies in the input. */
+struct span {
+    size_t start, end;
+    bool dup; /* it holds an object with a repeated key, which the text would keep */
+};
+
 struct reader {
+    const unsigned char *buf; /* the first byte */
     const unsigned char *p;   /* next byte */
     const unsigned char *end; /* one past the last byte */
     size_t flags;             /* json_loadb flags, within READ_FLAGS */
     int depth;                /* values open, counted as jansson counts them */
+    unsigned dups;            /* repeated keys met so far */
+    /* ferry_json_loadb_items: the top-level member whose array elements are kept. */
+    const char *member;
+    size_t member_len;
+    bool keep_next;    /* the array about to be read is that member's */
+    bool member_seen;  /* it came once already; a second one would replace the first */
+    bool spans_failed; /* no usable spans (out of memory, the member twice) */
+    struct span *spans;
+    size_t nspans, cap_spans;
 };
 
 static json_t *read_value(struct reader *r);
@@ -380,6 +398,7 @@ static json_t *read_word(struct reader *r, const char *word, size_t n, json_t *v
 static json_t *read_object(struct reader *r)
 {
     json_t *obj = json_object();
+    size_t nset = 0;
     if (!obj) {
         return NULL;
     }
@@ -414,6 +433,12 @@ static json_t *read_object(struct reader *r)
         }
         r->p++;
         skip_ws(r);
+        if (r->member && r->depth == 1 && klen == r->member_len &&
+            memcmp(key, r->member, klen) == 0) {
+            r->spans_failed = r->spans_failed || r->member_seen;
+            r->member_seen = true;
+            r->keep_next = r->p < r->end && *r->p == '[';
+        }
         v = r->p < r->end ? read_value(r) : NULL;
         /* A duplicate key replaces the value in place, as jansson's parser does. */
         rc = v ? json_object_setn_new_nocheck(obj, key, klen, v) : -1;
@@ -421,12 +446,16 @@ static json_t *read_object(struct reader *r)
         if (rc < 0) {
             goto fail;
         }
+        nset++;
         skip_ws(r);
         if (r->p == r->end) {
             goto fail;
         }
         if (*r->p == '}') {
             r->p++;
+            if (json_object_size(obj) != nset) {
+                r->dups++;
+            }
             return obj;
         }
         if (*r->p != ',') {
@@ -440,9 +469,31 @@ fail:
     return NULL;
 }
 
+static void keep_span(struct reader *r, const unsigned char *start, unsigned dups_before)
+{
+    if (r->spans_failed) {
+        return;
+    }
+    if (r->nspans == r->cap_spans) {
+        size_t cap = r->cap_spans ? r->cap_spans * 2 : 64;
+        struct span *s = realloc(r->spans, cap * sizeof(*s));
+        if (!s) {
+            r->spans_failed = true;
+            return;
+        }
+        r->spans = s;
+        r->cap_spans = cap;
+    }
+    r->spans[r->nspans++] = (struct span){.start = (size_t)(start - r->buf),
+                                          .end = (size_t)(r->p - r->buf),
+                                          .dup = r->dups != dups_before};
+}
+
 static json_t *read_array(struct reader *r)
 {
     json_t *arr = json_array();
+    bool keep = r->keep_next;
+    r->keep_next = false;
     if (!arr) {
         return NULL;
     }
@@ -453,9 +504,14 @@ static json_t *read_array(struct reader *r)
         return arr;
     }
     for (;;) {
+        const unsigned char *start = r->p;
+        unsigned dups_before = r->dups;
         json_t *v = r->p < r->end ? read_value(r) : NULL;
         if (!v || json_array_append_new(arr, v) < 0) {
             goto fail;
+        }
+        if (keep) {
+            keep_span(r, start, dups_before);
         }
         skip_ws(r);
         if (r->p == r->end) {
@@ -521,23 +577,24 @@ static json_t *read_value(struct reader *r)
     return v;
 }
 
-json_t *ferry_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error)
+/* The whole text as ferry_json_loadb reads it; r carries what the caller asked to keep. */
+static json_t *load(struct reader *r, const char *buf, size_t len, size_t flags,
+                    json_error_t *error, bool *mine)
 {
-    struct reader r = {
-        .p = (const unsigned char *)buf,
-        .end = (const unsigned char *)buf + (buf ? len : 0),
-        .flags = flags,
-    };
     json_t *v = NULL;
 
+    r->buf = r->p = (const unsigned char *)buf;
+    r->end = (const unsigned char *)buf + (buf ? len : 0);
+    r->flags = flags;
+    *mine = false;
     if (buf && !(flags & ~(size_t)READ_FLAGS)) {
-        skip_ws(&r);
-        if (r.p < r.end && ((flags & JSON_DECODE_ANY) || *r.p == '{' || *r.p == '[')) {
-            v = read_value(&r);
+        skip_ws(r);
+        if (r->p < r->end && ((flags & JSON_DECODE_ANY) || *r->p == '{' || *r->p == '[')) {
+            v = read_value(r);
         }
         if (v) {
-            skip_ws(&r);
-            if (r.p != r.end) {
+            skip_ws(r);
+            if (r->p != r->end) {
                 json_decref(v);
                 v = NULL;
             }
@@ -547,6 +604,7 @@ json_t *ferry_json_loadb(const char *buf, size_t len, size_t flags, json_error_t
         /* Errors, and what this reader is not certain of, are jansson's to read and report. */
         return json_loadb(buf, len, flags, error);
     }
+    *mine = true;
     if (error) {
         error->line = -1;
         error->column = -1;
@@ -554,5 +612,208 @@ json_t *ferry_json_loadb(const char *buf, size_t len, size_t flags, json_error_t
         error->text[0] = '\0';
         snprintf(error->source, sizeof(error->source), "%s", "<buffer>");
     }
+    return v;
+}
+
+json_t *ferry_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error)
+{
+    struct reader r = {0};
+    bool mine;
+    return load(&r, buf, len, flags, error, &mine);
+}
+
+/*
+ * One string of a valid text, from its opening quote at *pp, written as
+ * jansson's dump writes the string it decodes to (dump.c dump_string without
+ * flags: only '"', '\\' and control characters escaped, the short forms where
+ * there is one, else \u00XX in upper case; everything else as UTF-8).
+ * Never longer than the input: every escape it writes replaces one at least
+ * as long.
+ */
+static size_t compact_string(const unsigned char **pp, const unsigned char *end, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = *pp + 1;
+    size_t o = 1;
+
+    out[0] = '"';
+    for (;;) {
+        const unsigned char *run = p;
+        while (p < end && *p != '"' && *p != '\\') {
+            p++;
+        }
+        memcpy(out + o, run, (size_t)(p - run));
+        o += (size_t)(p - run);
+        if (p == end || *p == '"') {
+            break;
+        }
+        int32_t v = p[1];
+        switch (p[1]) {
+        case '/':
+            v = '/';
+            break;
+        case 'b':
+            v = '\b';
+            break;
+        case 'f':
+            v = '\f';
+            break;
+        case 'n':
+            v = '\n';
+            break;
+        case 'r':
+            v = '\r';
+            break;
+        case 't':
+            v = '\t';
+            break;
+        case 'u':
+            v = hex4(p + 2, end);
+            if (v >= 0xD800 && v <= 0xDBFF) {
+                v = ((v - 0xD800) << 10) + (hex4(p + 8, end) - 0xDC00) + 0x10000;
+                p += 6;
+            }
+            p += 4;
+            break;
+        default: /* '"' and '\\' */
+            break;
+        }
+        p += 2;
+        switch (v) {
+        case '"':
+            memcpy(out + o, "\\\"", 2);
+            o += 2;
+            break;
+        case '\\':
+            memcpy(out + o, "\\\\", 2);
+            o += 2;
+            break;
+        case '\b':
+            memcpy(out + o, "\\b", 2);
+            o += 2;
+            break;
+        case '\f':
+            memcpy(out + o, "\\f", 2);
+            o += 2;
+            break;
+        case '\n':
+            memcpy(out + o, "\\n", 2);
+            o += 2;
+            break;
+        case '\r':
+            memcpy(out + o, "\\r", 2);
+            o += 2;
+            break;
+        case '\t':
+            memcpy(out + o, "\\t", 2);
+            o += 2;
+            break;
+        default:
+            if (v < 0x20) {
+                char seq[6] = {'\\', 'u', '0', '0', hex[v >> 4], hex[v & 0xf]};
+                memcpy(out + o, seq, sizeof(seq));
+                o += sizeof(seq);
+            } else {
+                o += utf8_put(out + o, v);
+            }
+        }
+    }
+    out[o++] = '"';
+    *pp = p + 1;
+    return o;
+}
+
+/*
+ * The compact text jansson writes for the value whose valid text (as this
+ * reader accepted it) is s[0..n): into out, which has room for n bytes, as
+ * the text never grows. 0 for what it leaves to jansson's own formatting: a
+ * real, or -0 (read as the integer 0).
+ */
+static size_t compact_span(const unsigned char *s, size_t n, char *out)
+{
+    const unsigned char *p = s, *end = s + n;
+    size_t o = 0;
+
+    while (p < end) {
+        unsigned c = *p;
+        if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            p++;
+        } else if (c == '"') {
+            o += compact_string(&p, end, out + o);
+        } else if (c == '-' || is_digit(c)) {
+            const unsigned char *q = p + 1;
+            while (q < end && is_digit(*q)) {
+                q++;
+            }
+            if ((q < end && (*q == '.' || *q == 'e' || *q == 'E')) ||
+                (q - p == 2 && p[0] == '-' && p[1] == '0')) {
+                return 0;
+            }
+            memcpy(out + o, p, (size_t)(q - p));
+            o += (size_t)(q - p);
+            p = q;
+        } else {
+            out[o++] = (char)c; /* punctuation, and the letters of true, false and null */
+            p++;
+        }
+    }
+    return o;
+}
+
+/* The texts of arr's elements from the kept spans; NULL when they do not fit. */
+static json_t *element_texts(const struct reader *r, const json_t *arr)
+{
+    json_t *texts = NULL;
+    char *scratch = NULL;
+    size_t longest = 0;
+
+    if (r->spans_failed || !json_is_array(arr) || json_array_size(arr) != r->nspans) {
+        return NULL;
+    }
+    for (size_t i = 0; i < r->nspans; i++) {
+        size_t n = r->spans[i].end - r->spans[i].start;
+        longest = n > longest ? n : longest;
+    }
+    texts = json_array();
+    scratch = malloc(longest + 1);
+    if (!texts || !scratch) {
+        goto fail;
+    }
+    for (size_t i = 0; i < r->nspans; i++) {
+        const struct span *sp = &r->spans[i];
+        size_t n = sp->dup ? 0 : compact_span(r->buf + sp->start, sp->end - sp->start, scratch);
+        json_t *t;
+        if (n > 0) {
+            t = json_stringn_nocheck(scratch, n);
+        } else {
+            /* A repeated key, a real: as the dump of the value itself. */
+            char *d = ferry_json_dumps(json_array_get(arr, i), false);
+            t = d ? json_string_nocheck(d) : NULL;
+            free(d);
+        }
+        if (!t || json_array_append_new(texts, t) < 0) {
+            goto fail;
+        }
+    }
+    free(scratch);
+    return texts;
+fail:
+    free(scratch);
+    json_decref(texts);
+    return NULL;
+}
+
+json_t *ferry_json_loadb_items(const char *buf, size_t len, size_t flags, const char *member,
+                               json_t **texts, json_error_t *error)
+{
+    struct reader r = {.member = member, .member_len = member ? strlen(member) : 0};
+    bool mine;
+    json_t *v = load(&r, buf, len, flags, error, &mine);
+
+    *texts = NULL;
+    if (v && mine && member && r.member_seen && json_is_object(v)) {
+        *texts = element_texts(&r, json_object_get(v, member));
+    }
+    free(r.spans);
     return v;
 }

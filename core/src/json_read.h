@@ -23,4 +23,16 @@
  */
 json_t *ferry_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error);
 
+/*
+ * ferry_json_loadb, and for a top-level object whose member `member` is an
+ * array (a list page's records), *texts: a new array with each element's
+ * text exactly as ferry_json_dumps(element, false) writes it, taken from the
+ * element's own bytes in buf with the whitespace left out and the strings
+ * escaped as jansson escapes them. A connector that hands such an element on
+ * unchanged can hand its text on too, and nobody has to write it again.
+ * *texts is NULL when there is no such member, or the text went to jansson.
+ */
+json_t *ferry_json_loadb_items(const char *buf, size_t len, size_t flags, const char *member,
+                               json_t **texts, json_error_t *error);
+
 #endif

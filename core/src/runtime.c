@@ -304,6 +304,7 @@ int ferry_runtime_new_empty(struct ferry_runtime **out, const struct ferry_confi
         .quota = host_quota,
         .json_loadb = ferry_json_loadb,
         .json_dumps = host_json_dumps,
+        .json_loadb_items = ferry_json_loadb_items,
     };
     rt->http_opts = (struct ferry_http_options){
         .timeout_ms = cfg->http_timeout_ms,

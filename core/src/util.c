@@ -65,7 +65,10 @@ void ferry_sha256_hex(const void *data, size_t len, char out[FERRY_SHA256_HEX_LE
 struct jbuf {
     char *p;
     size_t len, cap;
-    bool failed; /* out of memory, or a value to leave to jansson */
+    bool failed;          /* out of memory, or a value to leave to jansson */
+    const json_t *raw_at; /* written as raw (ferry_json_dumps_with) */
+    const char *raw;
+    size_t raw_len;
 };
 
 static void jb_reserve(struct jbuf *b, size_t more)
@@ -205,6 +208,10 @@ static void jb_value(struct jbuf *b, const json_t *v, bool sort_keys, int depth)
         b->failed = true; /* as deep as jansson would go; let it decide */
         return;
     }
+    if (v == b->raw_at) {
+        jb_put(b, b->raw, b->raw_len);
+        return;
+    }
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         size_t n = json_object_size(v), i = 0;
@@ -297,6 +304,27 @@ char *ferry_json_dumps(const json_t *v, bool sort_keys)
     if (b.failed) {
         free(b.p);
         return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | (sort_keys ? JSON_SORT_KEYS : 0));
+    }
+    return b.p;
+}
+
+char *ferry_json_dumps_with(const json_t *v, const json_t *at, const char *text, size_t len)
+{
+    /* Anything but a container's text would not be what the caller thinks it is. */
+    bool container = text && len >= 2 &&
+                     ((text[0] == '{' && text[len - 1] == '}' && json_is_object(at)) ||
+                      (text[0] == '[' && text[len - 1] == ']' && json_is_array(at)));
+    struct jbuf b = {.raw_at = container ? at : NULL, .raw = text, .raw_len = len};
+    if (!v) {
+        return NULL;
+    }
+    /* The text is most of the result: one allocation instead of a doubling series. */
+    jb_reserve(&b, len + 256);
+    jb_value(&b, v, false, 0);
+    jb_put(&b, "", 1);
+    if (b.failed) {
+        free(b.p);
+        return ferry_json_dumps(v, false);
     }
     return b.p;
 }

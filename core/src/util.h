@@ -26,6 +26,13 @@ char *ferry_json_canonical(const json_t *v);
  * fraction of its cost. Caller frees; NULL where json_dumps fails too.
  */
 char *ferry_json_dumps(const json_t *v, bool sort_keys);
+/*
+ * ferry_json_dumps(v, false) where the value `at` inside v is written as
+ * `text`, which the caller knows to be that value's compact text (a list
+ * page's own bytes for a record, from ferry_json_loadb_items): the record
+ * is not written twice. `text` must be an object's or array's text.
+ */
+char *ferry_json_dumps_with(const json_t *v, const json_t *at, const char *text, size_t len);
 /* SHA-256 hex of the canonical text of v; returns 0 or FERRY_ENOMEM. */
 int ferry_json_hash(const json_t *v, char out[FERRY_SHA256_HEX_LEN + 1]);
 

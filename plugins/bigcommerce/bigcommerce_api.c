@@ -381,10 +381,11 @@ int ferry__bc_request(const struct ferry_bc_state *st, struct ferry_call *call, 
     return ferry__bc_request_flags(st, call, api, method, url, body, object, 0, status, json, err);
 }
 
-int ferry__bc_request_flags(const struct ferry_bc_state *st, struct ferry_call *call, int api,
-                            const char *method, const char *url, const char *body,
-                            const char *object, uint32_t flags, long *status, json_t **json,
-                            struct ferry_err *err)
+/* A request whose JSON answer is read with the texts of its array `items` when that is not NULL. */
+static int request_items(const struct ferry_bc_state *st, struct ferry_call *call, int api,
+                         const char *method, const char *url, const char *body, const char *object,
+                         uint32_t flags, long *status, json_t **json, const char *items,
+                         json_t **texts, struct ferry_err *err)
 {
     struct ferry_http_header headers[6] = {
         {"Accept", "application/json"},
@@ -407,6 +408,9 @@ int ferry__bc_request_flags(const struct ferry_bc_state *st, struct ferry_call *
     int rc;
 
     *json = NULL;
+    if (texts) {
+        *texts = NULL;
+    }
     if (api == FERRY_BC_API_B2B) {
         /* A store-level token needs the store named (facts 9.1). */
         headers[nheaders].name = "X-Store-Hash";
@@ -452,7 +456,13 @@ int ferry__bc_request_flags(const struct ferry_bc_state *st, struct ferry_call *
         rc = 0;
         goto cleanup;
     }
-    root = ferry__bc_json_loadb(st, resp.body ? resp.body : "", resp.body_len, 0, &jerr);
+    if (items && texts && FERRY_HOST_HAS(st->host, json_loadb_items) &&
+        st->host->json_loadb_items) {
+        root = st->host->json_loadb_items(resp.body ? resp.body : "", resp.body_len, 0, items,
+                                          texts, &jerr);
+    } else {
+        root = ferry__bc_json_loadb(st, resp.body ? resp.body : "", resp.body_len, 0, &jerr);
+    }
     if (!root) {
         rc = ferry__bc_err(err, FERRY_EPROTO,
                            "BigCommerce sent malformed JSON (HTTP %ld): %s at line %d", resp.status,
@@ -466,24 +476,43 @@ cleanup:
     return rc;
 }
 
-int ferry__bc_get_v3(const struct ferry_bc_state *st, struct ferry_call *call, const char *url,
-                     const char *object, json_t **out, struct ferry_err *err)
+int ferry__bc_request_flags(const struct ferry_bc_state *st, struct ferry_call *call, int api,
+                            const char *method, const char *url, const char *body,
+                            const char *object, uint32_t flags, long *status, json_t **json,
+                            struct ferry_err *err)
+{
+    return request_items(st, call, api, method, url, body, object, flags, status, json, NULL, NULL,
+                         err);
+}
+
+int ferry__bc_list_v3(const struct ferry_bc_state *st, struct ferry_call *call, const char *url,
+                      const char *object, json_t **out, json_t **texts, struct ferry_err *err)
 {
     json_t *root = NULL;
     long status = 0;
-    int rc = ferry__bc_request(st, call, FERRY_BC_API_STORE, "GET", url, NULL, object, &status,
-                               &root, err);
+    int rc = request_items(st, call, FERRY_BC_API_STORE, "GET", url, NULL, object, 0, &status,
+                           &root, texts ? "data" : NULL, texts, err);
     if (rc < 0) {
         return rc;
     }
     if (!json_is_object(root) || !json_object_get(root, "data")) {
         json_decref(root);
+        if (texts) {
+            json_decref(*texts);
+            *texts = NULL;
+        }
         return ferry__bc_err(err, FERRY_EPROTO,
                              "BigCommerce response (HTTP %ld) is not a v3 envelope with `data`",
                              status);
     }
     *out = root;
     return 0;
+}
+
+int ferry__bc_get_v3(const struct ferry_bc_state *st, struct ferry_call *call, const char *url,
+                     const char *object, json_t **out, struct ferry_err *err)
+{
+    return ferry__bc_list_v3(st, call, url, object, out, NULL, err);
 }
 
 int ferry__bc_get_b2b(const struct ferry_bc_state *st, struct ferry_call *call, const char *url,

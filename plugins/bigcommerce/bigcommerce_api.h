@@ -66,6 +66,14 @@ FERRY_BC_NODISCARD int ferry__bc_request_flags(const struct ferry_bc_state *st,
 FERRY_BC_NODISCARD int ferry__bc_get_v3(const struct ferry_bc_state *st, struct ferry_call *call,
                                         const char *url, const char *object, json_t **out,
                                         struct ferry_err *err);
+/*
+ * ferry__bc_get_v3 for a list: *texts (new reference, or NULL when the host
+ * cannot give them) has the compact text of each element of `data`, in
+ * order, for the page items of records handed on unchanged.
+ */
+FERRY_BC_NODISCARD int ferry__bc_list_v3(const struct ferry_bc_state *st, struct ferry_call *call,
+                                         const char *url, const char *object, json_t **out,
+                                         json_t **texts, struct ferry_err *err);
 /* GET returning a B2B envelope ({"code", "data", "meta"}); *out: new reference. */
 FERRY_BC_NODISCARD int ferry__bc_get_b2b(const struct ferry_bc_state *st, struct ferry_call *call,
                                          const char *url, const char *object, json_t **out,

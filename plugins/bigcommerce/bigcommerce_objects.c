@@ -115,17 +115,20 @@ static json_t *new_page(void)
     return p;
 }
 
+/* `text`: the record's compact text when it is handed on as it was read; may be NULL. */
 static int page_add(json_t *page, const char *id, const char *modified, json_t *record,
-                    struct ferry_err *err)
+                    json_t *text, struct ferry_err *err)
 {
     json_t *it = json_object();
     if (!it || json_object_set_new(it, "id", json_string(id)) < 0 ||
         json_object_set_new(it, "modified", json_string(modified)) < 0 ||
         json_object_set(it, "record", record) < 0 ||
-        json_array_append_new(json_object_get(page, "items"), it) < 0) {
+        (json_is_string(text) && json_object_set(it, "record_text", text) < 0)) {
+        json_decref(it);
         return BC_NOMEM(err);
     }
-    return 0;
+    /* Takes `it` even when it fails. */
+    return json_array_append_new(json_object_get(page, "items"), it) < 0 ? BC_NOMEM(err) : 0;
 }
 
 static int page_next(json_t *page, long long next, struct ferry_err *err)
@@ -355,7 +358,7 @@ static int customer_list(const struct ferry_bc_state *st, struct ferry_call *cal
     struct ferry_bc_buf url = {0};
     struct ferry_bc_keyset ks;
     struct ferry_bc_keyset_row rows[FERRY_BC_KEYSET_MAX_SEEN];
-    json_t *root = NULL, *out = NULL, *data, *el;
+    json_t *root = NULL, *out = NULL, *texts = NULL, *data, *el;
     int64_t since_s, total = -1;
     int have;
     size_t i, n = 0;
@@ -389,7 +392,8 @@ static int customer_list(const struct ferry_bc_state *st, struct ferry_call *cal
                          keyset_page_no(&ks));
     ferry__bc_buf_puts(&url, "&include=addresses,attributes,formfields");
     if ((rc = url_oom(&url, err)) < 0 ||
-        (rc = ferry__bc_get_v3(st, call, url.p, FERRY_BC_OBJECT_CUSTOMER, &root, err)) < 0) {
+        (rc = ferry__bc_list_v3(st, call, url.p, FERRY_BC_OBJECT_CUSTOMER, &root, &texts, err)) <
+            0) {
         goto cleanup;
     }
     data = json_object_get(root, "data");
@@ -419,7 +423,7 @@ static int customer_list(const struct ferry_bc_state *st, struct ferry_call *cal
         }
         /* Verbatim: ISO 8601 UTC "...Z" compares as a string in time order (facts 4.4). */
         if (ferry__bc_keyset_wanted(&ks, &rows[n]) &&
-            (rc = page_add(out, id, modified, el, err)) < 0) {
+            (rc = page_add(out, id, modified, el, json_array_get(texts, i), err)) < 0) {
             goto cleanup;
         }
         n++;
@@ -433,6 +437,7 @@ static int customer_list(const struct ferry_bc_state *st, struct ferry_call *cal
     rc = 0;
 cleanup:
     json_decref(out);
+    json_decref(texts);
     json_decref(root);
     ferry__bc_buf_free(&url);
     return rc;
@@ -516,7 +521,7 @@ static int address_list(const struct ferry_bc_state *st, struct ferry_call *call
                                page_no);
             goto cleanup;
         }
-        if ((rc = page_add(out, id, since ? since : BC_EPOCH_ISO, el, err)) < 0) {
+        if ((rc = page_add(out, id, since ? since : BC_EPOCH_ISO, el, NULL, err)) < 0) {
             goto cleanup;
         }
     }
@@ -809,7 +814,7 @@ static int order_list(const struct ferry_bc_state *st, struct ferry_call *call, 
         if (st->order_details_in_poll && (rc = order_details(st, call, el, err)) < 0) {
             goto cleanup;
         }
-        if ((rc = page_add(out, id, iso, el, err)) < 0) {
+        if ((rc = page_add(out, id, iso, el, NULL, err)) < 0) {
             goto cleanup;
         }
     }
@@ -937,7 +942,7 @@ static int refund_list(const struct ferry_bc_state *st, struct ferry_call *call,
         }
         snprintf(id, sizeof(id), "%s:%s", oid, rid);
         ferry__bc_format_iso(t, iso);
-        if ((rc = page_add(out, id, iso, el, err)) < 0) {
+        if ((rc = page_add(out, id, iso, el, NULL, err)) < 0) {
             goto cleanup;
         }
     }
@@ -1168,7 +1173,7 @@ static int product_list(const struct ferry_bc_state *st, struct ferry_call *call
         if ((rc = product_reference(st, el, &ref, err)) < 0) {
             goto cleanup;
         }
-        rc = page_add(out, id, iso, ref, err);
+        rc = page_add(out, id, iso, ref, NULL, err);
         json_decref(ref);
         if (rc < 0) {
             goto cleanup;
@@ -1357,7 +1362,7 @@ static int b2b_list(const struct ferry_bc_state *st, struct ferry_call *call,
                 continue;
             }
         }
-        if ((rc = page_add(out, id, iso, el, err)) < 0) {
+        if ((rc = page_add(out, id, iso, el, NULL, err)) < 0) {
             goto cleanup;
         }
     }

@@ -139,7 +139,8 @@ static int boundary_of(const char *ctype, char *out, size_t outlen)
         return -1;
     }
     for (; *p; p++) {
-        if (strncasecmp(p, "boundary=", 9) == 0 && (p == ctype || p[-1] == ';' || p[-1] == ' ')) {
+        if ((*p == 'b' || *p == 'B') && strncasecmp(p, "boundary=", 9) == 0 &&
+            (p == ctype || p[-1] == ';' || p[-1] == ' ')) {
             break;
         }
     }
@@ -214,6 +215,54 @@ static const char *read_headers(const char *p, const char *end, json_t *hdrs)
     return p;
 }
 
+/*
+ * read_headers for a part's MIME headers, of which only Content-Type is
+ * used: *ctype (caller frees; NULL when none) is the value read_headers
+ * would keep under "content-type", without an object of every header (a
+ * $batch answer has a few per record). Returns what follows the blank line.
+ */
+static const char *mime_content_type(const char *p, const char *end, char **ctype)
+{
+    *ctype = NULL;
+    while (p < end) {
+        size_t n;
+        const char *line = p;
+        p = next_line(p, end, &n);
+        if (n == 0) {
+            break;
+        }
+        const char *colon = memchr(line, ':', n);
+        /* A NUL ends the name read_headers keeps, as it ends any C string. */
+        if (!colon || strnlen(line, (size_t)(colon - line)) != 12 ||
+            strncasecmp(line, "content-type", 12) != 0) {
+            continue;
+        }
+        const char *v = colon + 1;
+        while (v < line + n && *v == ' ') {
+            v++;
+        }
+        size_t vl = (size_t)(line + n - v);
+        bool ascii = true;
+        for (size_t i = 0; i < vl && ascii; i++) {
+            ascii = (unsigned char)v[i] < 0x80;
+        }
+        if (!ascii) {
+            /* json_stringn refuses invalid UTF-8, and then read_headers keeps the earlier value. */
+            json_t *check = json_stringn(v, vl);
+            if (!check) {
+                continue;
+            }
+            json_decref(check);
+        }
+        char *c = strndup(v, vl);
+        if (c) {
+            free(*ctype);
+            *ctype = c;
+        }
+    }
+    return p;
+}
+
 static int parse_multipart(const char *body, size_t len, const char *boundary, json_t *out,
                            int depth, struct ferry_err *err);
 
@@ -246,9 +295,8 @@ static json_t *object_of(const char *const *keys, json_t **vals, size_t n)
 /* One part: a nested multipart (a changeset) or application/http with a response. */
 static int parse_part(const char *p, const char *end, json_t *out, int depth, struct ferry_err *err)
 {
-    json_t *mime = json_object();
     json_t *hdrs = NULL, *inner_parts = NULL;
-    const char *ctype;
+    char *ctype = NULL;
     char inner[128];
     size_t n;
     const char *line;
@@ -256,8 +304,7 @@ static int parse_part(const char *p, const char *end, json_t *out, int depth, st
     char *stop = NULL;
     int rc = FERRY_EPROTO;
 
-    p = read_headers(p, end, mime);
-    ctype = json_string_value(json_object_get(mime, "content-type"));
+    p = mime_content_type(p, end, &ctype);
     if (ctype && strncasecmp(ctype, "multipart/mixed", 15) == 0) {
         /* Changesets do not nest in OData v2; a deeper multipart is not ours to guess at. */
         if (boundary_of(ctype, inner, sizeof(inner)) < 0 || depth > 0) {
@@ -297,7 +344,7 @@ static int parse_part(const char *p, const char *end, json_t *out, int depth, st
     }
     rc = 0;
 cleanup:
-    json_decref(mime);
+    free(ctype);
     json_decref(hdrs);
     json_decref(inner_parts);
     return rc;

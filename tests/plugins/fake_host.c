@@ -43,6 +43,7 @@ static struct {
     int64_t at;
 } kv[FAKE_MAX_KV];
 static size_t nkv, kv_puts;
+static bool item_texts = true;
 static struct ferry_call loop_call = {0};
 
 static char *dupn(const char *s, size_t n)
@@ -89,6 +90,12 @@ void fake_host_reset(void)
     }
     memset(kv, 0, sizeof(kv));
     nkv = kv_puts = 0;
+    item_texts = true;
+}
+
+void fake_host_set_item_texts(bool on)
+{
+    item_texts = on;
 }
 
 void fake_host_push(long status, const char *headers, const char *body)
@@ -382,6 +389,28 @@ static void h_kv_free(char *value)
     free(value);
 }
 
+/* As the host's: jansson's tree, and each element's compact dump, which is what the host's are. */
+static json_t *h_json_loadb_items(const char *buf, size_t len, size_t flags, const char *member,
+                                  json_t **texts, json_error_t *error)
+{
+    json_t *v = json_loadb(buf, len, flags, error);
+    json_t *arr = json_object_get(v, member);
+    size_t i;
+    json_t *el;
+    *texts = NULL;
+    if (!item_texts || !json_is_array(arr)) {
+        return v;
+    }
+    *texts = json_array();
+    json_array_foreach(arr, i, el)
+    {
+        char *t = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_array_append_new(*texts, json_string(t));
+        free(t);
+    }
+    return v;
+}
+
 static const struct ferry_host_api fake_api = {
     .abi = FERRY_PLUGIN_ABI,
     .size = sizeof(struct ferry_host_api),
@@ -395,6 +424,7 @@ static const struct ferry_host_api fake_api = {
     .kv_get = h_kv_get,
     .kv_put = h_kv_put,
     .kv_free = h_kv_free,
+    .json_loadb_items = h_json_loadb_items,
 };
 
 const struct ferry_host_api *fake_host_api(void)

@@ -7,6 +7,7 @@
 #ifndef FERRY_FAKE_HOST_H
 #define FERRY_FAKE_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,8 @@ size_t fake_host_log_count(int max_level);
 const char *fake_host_last_log(void);
 
 const struct ferry_host_api *fake_host_api(void);
+/* Whether host->json_loadb_items gives texts (on again after fake_host_reset). */
+void fake_host_set_item_texts(bool on);
 /*
  * Load $FERRY_PLUGIN_DIR/<name>.so as the host would and hand it this fake
  * host: *dl for dlclose, *conn its descriptor. 0, or -1 with the reason on

@@ -461,6 +461,38 @@ static void test_list_changes_without_since(void **ts)
     json_decref(page);
 }
 
+/* A record handed on as read goes with its text; without texts from the host, without one. */
+static void test_list_changes_hands_on_record_texts(void **ts)
+{
+    struct fixture *f = *ts;
+    for (int with = 1; with >= 0; with--) {
+        struct ferry_err err = {0};
+        json_t *page = NULL;
+        char *body = customers_page(1, 2, 1, 1);
+        fake_host_set_item_texts(with);
+        fake_host_push(200, NULL, body);
+        free(body);
+        assert_int_equal(
+            conn->list_changes(f->state, fake_host_call(), "customer", NULL, NULL, &page, &err), 0);
+        json_t *items = json_object_get(page, "items");
+        assert_int_equal(json_array_size(items), 2);
+        for (size_t i = 0; i < 2; i++) {
+            json_t *it = json_array_get(items, i);
+            const char *text = json_string_value(json_object_get(it, "record_text"));
+            if (!with) {
+                assert_null(json_object_get(it, "record_text"));
+                continue;
+            }
+            char *want = json_dumps(json_object_get(it, "record"), JSON_COMPACT);
+            assert_non_null(text);
+            assert_string_equal(text, want);
+            free(want);
+        }
+        json_decref(page);
+    }
+    fake_host_set_item_texts(true);
+}
+
 static void test_list_changes_empty_page_ends(void **ts)
 {
     struct fixture *f = *ts;
@@ -1861,6 +1893,7 @@ int main(void)
         T(test_fetch_rejects_bad_id_and_object),
         T(test_list_changes_pages_through),
         T(test_list_changes_without_since),
+        T(test_list_changes_hands_on_record_texts),
         T(test_list_changes_empty_page_ends),
         T(test_list_changes_rejects_bad_input),
         T(test_errors_classified_by_status),

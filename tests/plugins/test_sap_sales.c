@@ -1441,6 +1441,46 @@ static void test_sap_batch_parses_real_sample(void **ts)
     free(body);
 }
 
+/* A part's Content-Type as its header block states it: any case, the last one, valid UTF-8 only. */
+static void test_sap_batch_part_content_type(void **ts)
+{
+    static const char body[] = "--b\r\n"
+                               "content-type: application/http\r\n"
+                               "CONTENT-TYPE: multipart/mixed; boundary=cs\r\n"
+                               "Content-Type: multipart/mixed; boundary=\xff\r\n"
+                               "Content-Typ: application/http\r\n"
+                               "\r\n"
+                               "--cs\r\n"
+                               "Content-Type:   application/http\r\n"
+                               "\r\n"
+                               "HTTP/1.1 201 Created\r\n"
+                               "Location: x('K')\r\n"
+                               "\r\n"
+                               "{}\r\n"
+                               "--cs--\r\n"
+                               "--b\r\n"
+                               "Content-Type: multipart/mixed; boundary=cs\r\n"
+                               "Content-Type: application/http\r\n"
+                               "\r\n"
+                               "HTTP/1.1 204 No Content\r\n"
+                               "\r\n"
+                               "\r\n"
+                               "--b--\r\n";
+    struct ferry_err err = {0};
+    json_t *parts = NULL;
+    assert_int_equal(
+        ferry__sap_batch_parse("multipart/mixed; boundary=b", body, strlen(body), &parts, &err), 0);
+    assert_int_equal(json_array_size(parts), 2);
+    json_t *cs = json_object_get(json_array_get(parts, 0), "changeset");
+    assert_int_equal(json_array_size(cs), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(cs, 0), "status")), 201);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(cs, 0), "headers"), "location")),
+                        "x('K')");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(parts, 1), "status")), 204);
+    json_decref(parts);
+}
+
 static const struct ferry_sap_batch_op three_ops[] = {
     {.method = "POST", .path = "ContactCollection", .body = "{\"LastName\":\"One\"}", .group = 0},
     {.method = "POST", .path = "ContactCollection", .body = "{}", .group = 1},
@@ -1935,6 +1975,7 @@ int main(void)
         cmocka_unit_test(test_sap_dates_convert_both_ways),
         T(test_sap_list_changes_pages_with_fixed_upper_bound),
         cmocka_unit_test(test_sap_batch_parses_real_sample),
+        cmocka_unit_test(test_sap_batch_part_content_type),
         cmocka_unit_test(test_sap_batch_builds_one_changeset_per_object),
         cmocka_unit_test(test_sap_batch_creates_answered_by_headers),
         cmocka_unit_test(test_sap_batch_reports_failed_changeset_per_object),

@@ -166,6 +166,10 @@ static void test_http_get_headers_arrive(void **state)
     assert_memory_equal(tp, "00-", 3);
     assert_int_equal(tp[35], '-');
     assert_string_equal(tp + 52, "-01");
+    char span[17];
+    memcpy(span, tp + 36, 16);
+    span[16] = '\0';
+    assert_int_equal(strspn(span, "0123456789abcdef"), 16);
     test_http_request_free(r);
 
     /* A job's correlation ID (32 hex chars) is the trace id itself. */
@@ -181,6 +185,8 @@ static void test_http_get_headers_arrive(void **state)
     tp = test_http_request_header(r, "traceparent");
     assert_non_null(tp);
     assert_memory_equal(tp, "00-0123456789abcdef0123456789abcdef-", 36);
+    /* Every request is a new span. */
+    assert_memory_not_equal(tp + 36, span, 16);
     test_http_request_free(r);
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "json_read.h"
+#include "util.h"
 
 /* Insertion order, exact reals and types all show in this text. */
 static char *exact_text(const json_t *v)
@@ -284,6 +285,101 @@ static void test_json_read_random_documents_as_jansson(void **state)
     }
 }
 
+/* Every text of *texts is jansson's compact dump of the element it stands for. */
+static void assert_texts_are_dumps(const json_t *arr, const json_t *texts)
+{
+    assert_non_null(texts);
+    assert_int_equal(json_array_size(texts), json_array_size(arr));
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        char *want = json_dumps(json_array_get(arr, i), JSON_COMPACT | JSON_ENCODE_ANY);
+        const json_t *t = json_array_get(texts, i);
+        assert_non_null(want);
+        assert_true(json_is_string(t));
+        assert_int_equal(json_string_length(t), strlen(want));
+        assert_string_equal(json_string_value(t), want);
+        free(want);
+    }
+}
+
+static void test_json_read_items_texts_are_compact_dumps(void **state)
+{
+    const char *doc =
+        "{\"meta\": {\"data\": [9]},\n \"data\": [\n"
+        "  {\"id\": 1, \"n\": -0, \"r\": 1.50, \"e\": 2E3},\n"
+        "  {\"s\": \"a\\/b \\u00e9\\u20ac \\ud83d\\ude00 "
+        "\\u0001\\u001F\\u0022\\u005c\\b\\f\\n\\r\\t\\\"\"},\n"
+        "  {\"k\": 1, \"k\": 2, \"z\": [ {\"k\" : 3 , \"k\":4} ] },\n"
+        "  \"caf\xc3\xa9 \x7f\", -12, 0, 9223372036854775807, true, false, null, [], {},\n"
+        "  [ 1 , [ 2 ] , { } ]\n"
+        "] }";
+    json_t *texts = NULL;
+    json_error_t e;
+    json_t *v = ferry_json_loadb_items(doc, strlen(doc), 0, "data", &texts, &e);
+    assert_non_null(v);
+    assert_texts_are_dumps(json_object_get(v, "data"), texts);
+    /* The plain elements are the page's own bytes, only without the blanks. */
+    assert_string_equal(json_string_value(json_array_get(texts, 12)), "[1,[2],{}]");
+    json_decref(texts);
+    json_decref(v);
+}
+
+static void test_json_read_items_none_when_unsure(void **state)
+{
+    const char *docs[] = {
+        "{\"data\": [1], \"data\": [2]}", /* the second replaces the first */
+        "{\"data\": {\"a\": 1}}",         /* not an array */
+        "{\"other\": [1]}",               /* no such member */
+        "[{\"data\": [1]}]",              /* not at the top */
+        "{\"data\": [1,]}",               /* an error: jansson reports it */
+    };
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        json_t *texts = (json_t *)docs; /* must be reset */
+        json_error_t e1, e2;
+        json_t *v = ferry_json_loadb_items(docs[i], strlen(docs[i]), 0, "data", &texts, &e1);
+        json_t *w = json_loadb(docs[i], strlen(docs[i]), 0, &e2);
+        assert_null(texts);
+        assert_int_equal(v == NULL, w == NULL);
+        assert_true(!v || json_equal(v, w));
+        if (!v) {
+            assert_string_equal(e1.text, e2.text);
+        }
+        json_decref(v);
+        json_decref(w);
+    }
+    json_t *texts = NULL;
+    json_t *v = ferry_json_loadb_items("{\"data\": []}", 12, 0, "data", &texts, NULL);
+    assert_non_null(v);
+    assert_non_null(texts);
+    assert_int_equal(json_array_size(texts), 0);
+    json_decref(texts);
+    json_decref(v);
+}
+
+/* Random pages in every style jansson writes: each element's text is its compact dump. */
+static void test_json_read_items_random_pages(void **state)
+{
+    const size_t styles[] = {JSON_COMPACT, JSON_INDENT(2), JSON_ENSURE_ASCII,
+                             JSON_INDENT(1) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(17)};
+    unsigned seed = 7;
+    for (int i = 0; i < 1000; i++) {
+        json_t *data = json_array();
+        for (int k = rand_r(&seed) % 5; k >= 0; k--) {
+            json_array_append_new(data, random_value(&seed, 0));
+        }
+        json_t *doc = json_pack("{s:i, s:o}", "total", i, "data", data);
+        char *text = json_dumps(doc, styles[i % 4]);
+        json_t *texts = NULL;
+        json_t *v = ferry_json_loadb_items(text, strlen(text), 0, "data", &texts, NULL);
+        assert_non_null(v);
+        assert_true(json_equal(v, doc));
+        assert_texts_are_dumps(json_object_get(v, "data"), texts);
+        json_decref(texts);
+        json_decref(v);
+        free(text);
+        json_decref(doc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +389,9 @@ int main(void)
         cmocka_unit_test(test_json_read_not_nul_terminated),
         cmocka_unit_test(test_json_read_depth_limit_as_jansson),
         cmocka_unit_test(test_json_read_random_documents_as_jansson),
+        cmocka_unit_test(test_json_read_items_texts_are_compact_dumps),
+        cmocka_unit_test(test_json_read_items_none_when_unsure),
+        cmocka_unit_test(test_json_read_items_random_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

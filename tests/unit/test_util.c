@@ -167,6 +167,37 @@ static void test_util_json_dumps_leaves_what_jansson_refuses_to_jansson(void **s
     json_decref(o);
 }
 
+static void test_util_json_dumps_with_writes_the_given_text(void **state)
+{
+    json_t *record = json_pack("{s:i, s:[s, s]}", "id", 7, "tags", "a", "b\"");
+    json_t *payload = json_pack("{s:s, s:O, s:s}", "source", "src", "record", record, "z", "end");
+    char *whole = ferry_json_dumps(payload, false);
+    char *rtext = ferry_json_dumps(record, false);
+
+    /* The record's own text: the same bytes as writing it. */
+    char *with = ferry_json_dumps_with(payload, record, rtext, strlen(rtext));
+    assert_string_equal(with, whole);
+    free(with);
+    /* And it is the given text that is written, not the record. */
+    with = ferry_json_dumps_with(payload, record, "{\"x\":1}", 7);
+    assert_string_equal(with, "{\"source\":\"src\",\"record\":{\"x\":1},\"z\":\"end\"}");
+    free(with);
+    /* What is not a text of that kind of value is not used. */
+    const char *wrong[] = {"[1]", "\"s\"", "{", ""};
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        with = ferry_json_dumps_with(payload, record, wrong[i], strlen(wrong[i]));
+        assert_string_equal(with, whole);
+        free(with);
+    }
+    with = ferry_json_dumps_with(payload, record, NULL, 0);
+    assert_string_equal(with, whole);
+    free(with);
+    free(rtext);
+    free(whole);
+    json_decref(payload);
+    json_decref(record);
+}
+
 /* Random documents from a fixed seed: any difference in bytes fails with the seed's case. */
 static json_t *random_value(unsigned *seed, int depth)
 {
@@ -226,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_util_json_dumps_escapes_every_ascii_byte_as_jansson),
         cmocka_unit_test(test_util_json_dumps_matches_jansson_on_every_type),
         cmocka_unit_test(test_util_json_dumps_leaves_what_jansson_refuses_to_jansson),
+        cmocka_unit_test(test_util_json_dumps_with_writes_the_given_text),
         cmocka_unit_test(test_util_json_dumps_matches_jansson_on_random_documents),
         cmocka_unit_test(test_util_path_join_and_scalars),
         cmocka_unit_test(test_util_iso8601_round_trip),

@@ -162,6 +162,17 @@ struct ferry_host_api {
      * free(). Thread-safe; needs no call.
      */
     char *(*json_dumps)(const json_t *v, size_t flags);
+    /*
+     * json_loadb of a list page (flags as json_loadb takes them), and for the
+     * array `member` of its top-level object, *texts: a new array with each
+     * element's text exactly as json_dumps(element, JSON_COMPACT) writes it,
+     * or NULL (then there are none: no such array, or an unusual text). A
+     * connector hands an element it lists unchanged on with its text, as the
+     * item's "record_text" (see list_changes), so that the host stores the
+     * page's own bytes instead of writing the record again. Thread-safe.
+     */
+    json_t *(*json_loadb_items)(const char *buf, size_t len, size_t flags, const char *member,
+                                json_t **texts, json_error_t *error);
 };
 
 #define FERRY_HOST_HAS(host, member)                                                               \
@@ -243,7 +254,10 @@ struct ferry_connector {
      * object:
      *   {"items": [{"id": "42", "modified": "<watermark>", "record": {...}}, ...],
      *    "next": "<page token>" | null}
-     * where `modified` values compare as strings in the order of change.
+     * where `modified` values compare as strings in the order of change. An
+     * item may also carry "record_text": the record's text exactly as
+     * host->json_dumps(record, JSON_COMPACT) writes it (from
+     * host->json_loadb_items), which the host then stores as it is.
      */
     int (*list_changes)(void *state, struct ferry_call *call, const char *object, const char *since,
                         const char *page_token, json_t **page, struct ferry_err *err);
