@@ -2367,7 +2367,14 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
             json_t *payload =
                 json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", system, "object", object, "id",
                           rid, "event", ev ? ev : "updated", "record", record);
-            char *text = payload ? ferry_json_dumps(payload, false) : NULL;
+            /* A record the connector handed on as listed comes with its text:
+             * the page's own bytes, not written a second time. */
+            json_t *rtext = json_object_get(item, "record_text");
+            char *text = !payload ? NULL
+                         : json_is_string(rtext)
+                             ? ferry_json_dumps_with(payload, record, json_string_value(rtext),
+                                                     json_string_length(rtext))
+                             : ferry_json_dumps(payload, false);
             free(rid);
             if (!text) {
                 json_decref(payload);
