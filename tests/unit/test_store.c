@@ -1130,6 +1130,61 @@ static int64_t enqueue_lane(struct ferry_store *s, const char *key, int lane, in
     return id;
 }
 
+/* A take callback that records the keys it saw and answers from a script. */
+struct take_script {
+    const char *skip;
+    const char *last;
+    int seen;
+};
+
+static enum ferry_job_take take_scripted(void *ud, const char *job_key, int lane)
+{
+    struct take_script *t = ud;
+    (void)lane;
+    t->seen++;
+    if (strcmp(job_key, t->skip) == 0) {
+        return FERRY_JOB_SKIP;
+    }
+    return strcmp(job_key, t->last) == 0 ? FERRY_JOB_TAKE_LAST : FERRY_JOB_TAKE;
+}
+
+/* Skipped rows are not returned, and nothing is read after the last taken one. */
+static void test_store_runnable_take_reads_only_what_it_needs(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    struct ferry_job **jobs = NULL;
+    size_t n = 0;
+
+    int64_t a = enqueue_in(f->s, "k:a", "{}", 100, FERRY_LANE_REALTIME);
+    enqueue_in(f->s, "k:b", "{}", 100, FERRY_LANE_REALTIME);
+    int64_t c = enqueue_in(f->s, "k:c", "{}", 100, FERRY_LANE_BACKFILL);
+    enqueue_in(f->s, "k:d", "{}", 100, FERRY_LANE_BACKFILL);
+
+    struct take_script t = {.skip = "k:b", .last = "k:c"};
+    assert_int_equal(
+        ferry_store_jobs_runnable_take(f->s, 200, 10, take_scripted, &t, &jobs, &n, &err), 0);
+    assert_int_equal(t.seen, 3);
+    assert_int_equal(n, 2);
+    assert_int_equal(jobs[0]->id, a);
+    assert_int_equal(jobs[1]->id, c);
+    assert_string_equal(jobs[1]->payload, "{}");
+    for (size_t i = 0; i < n; i++) {
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+
+    /* The limit counts the rows read, skipped ones too. */
+    struct take_script u = {.skip = "k:b", .last = "none"};
+    assert_int_equal(
+        ferry_store_jobs_runnable_take(f->s, 200, 2, take_scripted, &u, &jobs, &n, &err), 0);
+    assert_int_equal(u.seen, 2);
+    assert_int_equal(n, 1);
+    assert_int_equal(jobs[0]->id, a);
+    ferry_job_free(jobs[0]);
+    free(jobs);
+}
+
 static void test_store_runnable_lanes_and_key_order(void **state)
 {
     struct fixture *f = *state;
@@ -1428,6 +1483,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_set_synchronous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_open_fails_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_runnable_lanes_and_key_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_runnable_take_reads_only_what_it_needs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_store_kv_counters_and_webhook_scopes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_kv_list_by_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_intake_step_from_the_job_row, setup, teardown),
