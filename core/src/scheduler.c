@@ -46,6 +46,26 @@ size_t ferry_sched_select(struct ferry_job *const *pending, size_t n,
     return npicked;
 }
 
+enum ferry_job_take ferry_sched_take(void *ud, const char *job_key, int lane)
+{
+    struct ferry_sched_take *t = ud;
+    for (size_t r = 0; r < t->nrunning; r++) {
+        if (strcmp(t->running_keys[r], job_key) == 0) {
+            return FERRY_JOB_SKIP;
+        }
+    }
+    if (lane == FERRY_LANE_BACKFILL) {
+        if (t->backfill++ % t->batch_size == 0) {
+            t->workers++;
+        }
+        /* The last worker's batch is full, or another job would need one more. */
+        return t->workers >= t->nfree && t->backfill % t->batch_size == 0 ? FERRY_JOB_TAKE_LAST
+                                                                          : FERRY_JOB_TAKE;
+    }
+    t->workers++;
+    return t->workers >= t->nfree ? FERRY_JOB_TAKE_LAST : FERRY_JOB_TAKE;
+}
+
 enum task_kind {
     TASK_JOB = 1,
     TASK_POLL = 2,
@@ -384,11 +404,19 @@ void ferry_scheduler_kick(struct ferry_scheduler *s)
     if (s->nfree > 0) {
         int64_t now = s->rt->clock();
         int64_t next_due = INT64_MAX;
-        /* The store already applies the ordering rule (oldest unfinished job
-         * of each key, lanes by priority); select() below only guards the
-         * running keys and the number of free workers. */
+        /* The store applies the ordering rule (oldest unfinished job of each
+         * key, lanes by priority), and ferry_sched_take stops its reading at
+         * what the free workers can take, passing over running keys (which
+         * the window allows for); select() below guards both again. */
         size_t window = s->nfree * s->batch_size + s->nrunning;
-        int rc = ferry_store_jobs_runnable(s->store, now, window, &jobs, &njobs, &err);
+        struct ferry_sched_take take = {
+            .running_keys = (const char *const *)s->running_keys,
+            .nrunning = s->nrunning,
+            .nfree = s->nfree,
+            .batch_size = s->batch_size,
+        };
+        int rc = ferry_store_jobs_runnable_take(s->store, now, window, ferry_sched_take, &take,
+                                                &jobs, &njobs, &err);
         if (rc == 0) {
             rc = ferry_store_jobs_next_due(s->store, now, &next_due, &err);
         }

@@ -33,6 +33,23 @@ size_t ferry_sched_select(struct ferry_job *const *pending, size_t n,
                           const char *const *running_keys, size_t nrunning, int64_t now_ms,
                           size_t max_pick, size_t *picked, int64_t *next_due_ms);
 
+/*
+ * Which runnable jobs the scheduler can start, row by row as the store reads
+ * them (a ferry_job_take_fn; `ud` is this struct), so that it neither builds
+ * nor reads jobs it would drop: none of a running key, and no more than the
+ * free workers take. A real-time or retry job takes a worker; backfill jobs
+ * take one per batch_size of them, as the scheduler groups them.
+ */
+struct ferry_sched_take {
+    const char *const *running_keys;
+    size_t nrunning;
+    size_t nfree;      /* workers to fill, at least 1 */
+    size_t batch_size; /* backfill jobs per worker, at least 1 */
+    size_t workers;    /* taken so far, both start at 0 */
+    size_t backfill;
+};
+enum ferry_job_take ferry_sched_take(void *ud, const char *job_key, int lane);
+
 /* Longest the scheduler waits before looking at the store again. */
 #define FERRY_SCHED_RESCAN_MS 1000
 

@@ -41,8 +41,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
  * append here and never edit a released step.
  */
 static const char *const migrations[] = {
-    FERRY_SQL_MIGRATION_1, FERRY_SQL_MIGRATION_2, FERRY_SQL_MIGRATION_3, FERRY_SQL_MIGRATION_4,
-    FERRY_SQL_MIGRATION_5, FERRY_SQL_MIGRATION_6, FERRY_SQL_MIGRATION_7, FERRY_SQL_MIGRATION_8,
+    FERRY_SQL_MIGRATION_1, FERRY_SQL_MIGRATION_2, FERRY_SQL_MIGRATION_3,
+    FERRY_SQL_MIGRATION_4, FERRY_SQL_MIGRATION_5, FERRY_SQL_MIGRATION_6,
+    FERRY_SQL_MIGRATION_7, FERRY_SQL_MIGRATION_8, FERRY_SQL_MIGRATION_9,
 };
 #define STORE_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -675,7 +676,28 @@ cleanup:
     return rc;
 }
 
-/* Appends every row of a job query to *arr (grown by doubling), up to `limit` in all. */
+/* Appends the job of the current row of a job query to *arr (grown by doubling). */
+static int append_job(sqlite3_stmt *st, struct ferry_job ***arr, size_t *count, size_t *cap,
+                      struct ferry_err *err)
+{
+    /* Grow by doubling rather than preallocating the limit, which may be huge. */
+    if (*count == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        struct ferry_job **grown = realloc(*arr, ncap * sizeof(**arr));
+        if (!grown) {
+            return ferry_err_set(err, FERRY_ENOMEM, "out of memory listing jobs");
+        }
+        *arr = grown;
+        *cap = ncap;
+    }
+    int rc = job_from_row(st, &(*arr)[*count], err);
+    if (rc == 0) {
+        (*count)++;
+    }
+    return rc;
+}
+
+/* Appends every row of a job query to *arr, up to `limit` in all. */
 static int collect_jobs(struct ferry_store *s, sqlite3_stmt *st, struct ferry_job ***arr,
                         size_t *count, size_t *cap, size_t limit, struct ferry_err *err)
 {
@@ -687,21 +709,10 @@ static int collect_jobs(struct ferry_store *s, sqlite3_stmt *st, struct ferry_jo
         if (src != SQLITE_ROW) {
             return db_error(s, src, "list jobs", err);
         }
-        /* Grow by doubling rather than preallocating `limit`, which may be huge. */
-        if (*count == *cap) {
-            size_t ncap = *cap ? *cap * 2 : 8;
-            struct ferry_job **grown = realloc(*arr, ncap * sizeof(**arr));
-            if (!grown) {
-                return ferry_err_set(err, FERRY_ENOMEM, "out of memory listing jobs");
-            }
-            *arr = grown;
-            *cap = ncap;
-        }
-        int rc = job_from_row(st, &(*arr)[*count], err);
+        int rc = append_job(st, arr, count, cap, err);
         if (rc < 0) {
             return rc;
         }
-        (*count)++;
     }
     return 0;
 }
@@ -753,28 +764,71 @@ cleanup:
 int ferry_store_jobs_runnable(struct ferry_store *s, int64_t now_ms, size_t limit,
                               struct ferry_job ***jobs, size_t *n, struct ferry_err *err)
 {
+    return ferry_store_jobs_runnable_take(s, now_ms, limit, NULL, NULL, jobs, n, err);
+}
+
+/*
+ * Reads one lane's runnable rows, `take` choosing; *nread counts the rows
+ * read, *last tells that `take` wants no more.
+ */
+static int runnable_lane(struct ferry_store *s, int lane, int64_t now_ms, size_t limit,
+                         ferry_job_take_fn take, void *ud, struct ferry_job ***arr, size_t *count,
+                         size_t *cap, size_t *nread, bool *last, struct ferry_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = stmt_get(s, STMT_JOBS_RUNNABLE, &st, err);
+    if (rc == 0) {
+        rc = bind_int64(s, st, 1, lane, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 2, now_ms, err);
+    }
+    if (rc == 0) {
+        rc = bind_int64(s, st, 3, limit_arg(limit - *nread), err);
+    }
+    while (rc == 0 && !*last) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE) {
+            break;
+        }
+        if (src != SQLITE_ROW) {
+            rc = db_error(s, src, "list runnable jobs", err);
+            break;
+        }
+        (*nread)++;
+        enum ferry_job_take verdict = FERRY_JOB_TAKE;
+        if (take) {
+            const char *key = (const char *)sqlite3_column_text(st, 2);
+            if (!key) { /* NOT NULL in the schema: out of memory */
+                rc = db_error(s, sqlite3_errcode(s->db), "list runnable jobs", err);
+                break;
+            }
+            verdict = take(ud, key, sqlite3_column_int(st, 12));
+        }
+        if (verdict != FERRY_JOB_SKIP) {
+            *last = verdict == FERRY_JOB_TAKE_LAST;
+            rc = append_job(st, arr, count, cap, err);
+        }
+    }
+    stmt_done(st);
+    return rc;
+}
+
+int ferry_store_jobs_runnable_take(struct ferry_store *s, int64_t now_ms, size_t limit,
+                                   ferry_job_take_fn take, void *ud, struct ferry_job ***jobs,
+                                   size_t *n, struct ferry_err *err)
+{
     int rc = 0;
     struct ferry_job **arr = NULL;
-    size_t count = 0, cap = 0;
+    size_t count = 0, cap = 0, nread = 0;
+    bool last = false;
 
     *jobs = NULL;
     *n = 0;
-    for (int lane = FERRY_LANE_REALTIME; lane <= FERRY_LANE_BACKFILL && count < limit; lane++) {
-        sqlite3_stmt *st = NULL;
-        rc = stmt_get(s, STMT_JOBS_RUNNABLE, &st, err);
-        if (rc == 0) {
-            rc = bind_int64(s, st, 1, lane, err);
-        }
-        if (rc == 0) {
-            rc = bind_int64(s, st, 2, now_ms, err);
-        }
-        if (rc == 0) {
-            rc = bind_int64(s, st, 3, limit_arg(limit - count), err);
-        }
-        if (rc == 0) {
-            rc = collect_jobs(s, st, &arr, &count, &cap, limit, err);
-        }
-        stmt_done(st);
+    for (int lane = FERRY_LANE_REALTIME; lane <= FERRY_LANE_BACKFILL && nread < limit && !last;
+         lane++) {
+        rc =
+            runnable_lane(s, lane, now_ms, limit, take, ud, &arr, &count, &cap, &nread, &last, err);
         if (rc < 0) {
             goto cleanup;
         }

@@ -137,6 +137,25 @@ FERRY_NODISCARD int ferry_store_jobs_pending(struct ferry_store *s, int64_t afte
 FERRY_NODISCARD int ferry_store_jobs_runnable(struct ferry_store *s, int64_t now_ms, size_t limit,
                                               struct ferry_job ***jobs, size_t *n,
                                               struct ferry_err *err);
+/* What ferry_store_jobs_runnable_take does with a row it read. */
+enum ferry_job_take {
+    FERRY_JOB_SKIP = 0,      /* not wanted: the job is not built */
+    FERRY_JOB_TAKE = 1,      /* returned */
+    FERRY_JOB_TAKE_LAST = 2, /* returned, and nothing more is read */
+};
+typedef enum ferry_job_take (*ferry_job_take_fn)(void *ud, const char *job_key, int lane);
+/*
+ * ferry_store_jobs_runnable for a caller that can use only some of the jobs
+ * (the scheduler: as many as it has free workers for, none of a key it
+ * runs): `take` sees each row's key and lane before the job is built, and
+ * the reading ends once it took its last job or `limit` rows were read,
+ * skipped ones included. The rows a caller cannot use are never built,
+ * and those past its last are not even read.
+ */
+FERRY_NODISCARD int ferry_store_jobs_runnable_take(struct ferry_store *s, int64_t now_ms,
+                                                   size_t limit, ferry_job_take_fn take, void *ud,
+                                                   struct ferry_job ***jobs, size_t *n,
+                                                   struct ferry_err *err);
 /* Earliest next_attempt_at after now among pending jobs; INT64_MAX when none. */
 FERRY_NODISCARD int ferry_store_jobs_next_due(struct ferry_store *s, int64_t now_ms, int64_t *at_ms,
                                               struct ferry_err *err);

@@ -80,6 +80,28 @@ static void test_scheduler_select_respects_free_workers(void **state)
     assert_int_equal(ferry_sched_select(pending, 3, NULL, 0, 100, 0, picked, &next), 0);
 }
 
+/* Free workers are filled one real-time or retry job each, backfill jobs a batch each. */
+static void test_scheduler_take_stops_at_free_workers(void **state)
+{
+    const char *running[] = {"busy"};
+    struct ferry_sched_take t = {
+        .running_keys = running, .nrunning = 1, .nfree = 2, .batch_size = 3};
+    assert_int_equal(ferry_sched_take(&t, "busy", FERRY_LANE_REALTIME), FERRY_JOB_SKIP);
+    assert_int_equal(ferry_sched_take(&t, "w1", FERRY_LANE_REALTIME), FERRY_JOB_TAKE);
+    /* The second worker takes up to three backfill jobs. */
+    assert_int_equal(ferry_sched_take(&t, "b1", FERRY_LANE_BACKFILL), FERRY_JOB_TAKE);
+    assert_int_equal(ferry_sched_take(&t, "busy", FERRY_LANE_BACKFILL), FERRY_JOB_SKIP);
+    assert_int_equal(ferry_sched_take(&t, "b2", FERRY_LANE_BACKFILL), FERRY_JOB_TAKE);
+    assert_int_equal(ferry_sched_take(&t, "b3", FERRY_LANE_BACKFILL), FERRY_JOB_TAKE_LAST);
+
+    struct ferry_sched_take r = {.nfree = 2, .batch_size = 3};
+    assert_int_equal(ferry_sched_take(&r, "w1", FERRY_LANE_REALTIME), FERRY_JOB_TAKE);
+    assert_int_equal(ferry_sched_take(&r, "w2", FERRY_LANE_RETRY), FERRY_JOB_TAKE_LAST);
+
+    struct ferry_sched_take one = {.nfree = 1, .batch_size = 1};
+    assert_int_equal(ferry_sched_take(&one, "b1", FERRY_LANE_BACKFILL), FERRY_JOB_TAKE_LAST);
+}
+
 /* ---- the scheduler on a loop ---- */
 
 static int writes;
@@ -337,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_scheduler_select_running_key_blocks),
         cmocka_unit_test(test_scheduler_select_waiting_retry_holds_its_key_only),
         cmocka_unit_test(test_scheduler_select_respects_free_workers),
+        cmocka_unit_test(test_scheduler_take_stops_at_free_workers),
         cmocka_unit_test(test_scheduler_runs_all_jobs_then_idles),
         cmocka_unit_test(test_scheduler_poll_retries_transient_failures),
         cmocka_unit_test(test_scheduler_poll_gives_up_after_three_runs),

@@ -176,6 +176,66 @@ static void test_store_migrations_idempotent(void **state)
     assert_string_equal(got, buf);
 }
 
+/*
+ * Migration 9 on a database of version 8: jobs_due keeps pending jobs only,
+ * and the next due time still comes from it (JOBS_NEXT_DUE names the index,
+ * so a missing or different one fails the query instead of scanning).
+ */
+static void test_store_migration_9_narrows_jobs_due(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    char buf[160];
+    int version = ferry_store_schema_version(f->s);
+    assert_true(version >= 9);
+
+    struct ferry_job_new j = {
+        .job_key = "shop:customer:7",
+        .kind = "sync",
+        .payload = "{}",
+        .correlation_id = "corr-9",
+        .now_ms = 1000,
+        .not_before_ms = 5000,
+    };
+    int64_t later = 0, now = 0;
+    assert_int_equal(ferry_store_job_enqueue(f->s, &j, &later, NULL, &err), 0);
+    j.job_key = "shop:customer:8";
+    j.not_before_ms = 0;
+    assert_int_equal(ferry_store_job_enqueue(f->s, &j, &now, NULL, &err), 0);
+    ferry_store_close(f->s);
+    f->s = NULL;
+    raw_exec(f->path, "DROP INDEX jobs_due; CREATE INDEX jobs_due ON jobs (state, next_attempt_at);"
+                      " PRAGMA user_version = 8;");
+
+    assert_int_equal(ferry_store_open(&f->s, f->path, &err), 0);
+    assert_int_equal(ferry_store_schema_version(f->s), version);
+    raw_query_text(f->path, "SELECT sql FROM sqlite_master WHERE name = 'jobs_due'", buf,
+                   sizeof(buf));
+    assert_string_equal(buf, "CREATE INDEX jobs_due ON jobs (next_attempt_at) WHERE state = 0");
+    raw_query_text(f->path, "SELECT COUNT(*) FROM jobs INDEXED BY jobs_due WHERE state = 0", buf,
+                   sizeof(buf));
+    assert_string_equal(buf, "2");
+
+    int64_t due = 0;
+    assert_int_equal(ferry_store_jobs_next_due(f->s, 1000, &due, &err), 0);
+    assert_int_equal(due, 5000);
+    /* A leased job leaves the index; a retry brings it back with its new time. */
+    assert_int_equal(ferry_store_job_lease(f->s, later, 6000, 9000, &err), 0);
+    assert_int_equal(ferry_store_jobs_next_due(f->s, 1000, &due, &err), 0);
+    assert_int_equal(due, INT64_MAX);
+    raw_query_text(f->path, "SELECT COUNT(*) FROM jobs INDEXED BY jobs_due WHERE state = 0", buf,
+                   sizeof(buf));
+    assert_string_equal(buf, "1");
+    assert_int_equal(ferry_store_job_retry(f->s, later, 6000, 7000, "later", &err), 0);
+    assert_int_equal(ferry_store_jobs_next_due(f->s, 6000, &due, &err), 0);
+    assert_int_equal(due, 7000);
+    assert_int_equal(ferry_store_job_lease(f->s, now, 6000, 9000, &err), 0);
+    assert_int_equal(ferry_store_job_finish(f->s, now, 6500, &err), 0);
+    raw_query_text(f->path, "SELECT COUNT(*) FROM jobs INDEXED BY jobs_due WHERE state = 0", buf,
+                   sizeof(buf));
+    assert_string_equal(buf, "1");
+}
+
 static void test_store_newer_schema_refused(void **state)
 {
     struct fixture *f = *state;
@@ -1070,6 +1130,61 @@ static int64_t enqueue_lane(struct ferry_store *s, const char *key, int lane, in
     return id;
 }
 
+/* A take callback that records the keys it saw and answers from a script. */
+struct take_script {
+    const char *skip;
+    const char *last;
+    int seen;
+};
+
+static enum ferry_job_take take_scripted(void *ud, const char *job_key, int lane)
+{
+    struct take_script *t = ud;
+    (void)lane;
+    t->seen++;
+    if (strcmp(job_key, t->skip) == 0) {
+        return FERRY_JOB_SKIP;
+    }
+    return strcmp(job_key, t->last) == 0 ? FERRY_JOB_TAKE_LAST : FERRY_JOB_TAKE;
+}
+
+/* Skipped rows are not returned, and nothing is read after the last taken one. */
+static void test_store_runnable_take_reads_only_what_it_needs(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    struct ferry_job **jobs = NULL;
+    size_t n = 0;
+
+    int64_t a = enqueue_in(f->s, "k:a", "{}", 100, FERRY_LANE_REALTIME);
+    enqueue_in(f->s, "k:b", "{}", 100, FERRY_LANE_REALTIME);
+    int64_t c = enqueue_in(f->s, "k:c", "{}", 100, FERRY_LANE_BACKFILL);
+    enqueue_in(f->s, "k:d", "{}", 100, FERRY_LANE_BACKFILL);
+
+    struct take_script t = {.skip = "k:b", .last = "k:c"};
+    assert_int_equal(
+        ferry_store_jobs_runnable_take(f->s, 200, 10, take_scripted, &t, &jobs, &n, &err), 0);
+    assert_int_equal(t.seen, 3);
+    assert_int_equal(n, 2);
+    assert_int_equal(jobs[0]->id, a);
+    assert_int_equal(jobs[1]->id, c);
+    assert_string_equal(jobs[1]->payload, "{}");
+    for (size_t i = 0; i < n; i++) {
+        ferry_job_free(jobs[i]);
+    }
+    free(jobs);
+
+    /* The limit counts the rows read, skipped ones too. */
+    struct take_script u = {.skip = "k:b", .last = "none"};
+    assert_int_equal(
+        ferry_store_jobs_runnable_take(f->s, 200, 2, take_scripted, &u, &jobs, &n, &err), 0);
+    assert_int_equal(u.seen, 2);
+    assert_int_equal(n, 1);
+    assert_int_equal(jobs[0]->id, a);
+    ferry_job_free(jobs[0]);
+    free(jobs);
+}
+
 static void test_store_runnable_lanes_and_key_order(void **state)
 {
     struct fixture *f = *state;
@@ -1345,6 +1460,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_open_creates_private_wal_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_migrations_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_migration_9_narrows_jobs_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_enqueue_dedupe_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_pending_in_id_order, setup, teardown),
@@ -1367,6 +1483,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_set_synchronous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_open_fails_cleanly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_runnable_lanes_and_key_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_runnable_take_reads_only_what_it_needs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_store_kv_counters_and_webhook_scopes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_kv_list_by_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_intake_step_from_the_job_row, setup, teardown),
