@@ -20,6 +20,7 @@
 
 /* ---- host vtable ---- */
 
+FERRY_PRINTF(3, 4)
 static void host_log(struct ferry_call *call, int level, const char *fmt, ...)
 {
     va_list ap;
