@@ -373,10 +373,11 @@ static int l_lazy_pairs(lua_State *L)
     return 3;
 }
 
-static int l_lazy_next(lua_State *L)
+int ferry__lua_next(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 2);
+    ferry__lua_materialize(L, 1);
     if (lua_next(L, 1)) {
         return 2;
     }
@@ -403,7 +404,7 @@ static void lazy_open(lua_State *L)
         lua_pushcclosure(L, l_lazy_len, 1);
         lua_setfield(L, -2, "__len");
         lua_pushvalue(L, st);
-        lua_pushcfunction(L, l_lazy_next);
+        lua_pushcfunction(L, ferry__lua_next);
         lua_pushcclosure(L, l_lazy_pairs, 2);
         lua_setfield(L, -2, "__pairs");
         lua_pushvalue(L, st);

@@ -56,6 +56,8 @@ bool ferry__lua_is_lazy(lua_State *L, int idx);
 /* [-0, +0, e] makes the lazy record table at idx plain (no-op for anything else);
  * for functions that work on a table's raw contents (next, rawget, ...). */
 void ferry__lua_materialize(lua_State *L, int idx);
+/* next(t, k) as in lbaselib.c, for a record table too (materialised first). */
+int ferry__lua_next(lua_State *L);
 
 /*
  * [-0, +0, -] converts the value at idx. Returns 0 with *out a new reference,

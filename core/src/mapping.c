@@ -881,23 +881,11 @@ static int l_rawset(lua_State *L)
 static int call_wrapped(lua_State *L);
 
 /*
- * The raw functions below see a table's own contents, which a source record
- * table does not have until it is materialised (lua_json.h): they fill it
- * first, so that next(record) and rawget(record, k) answer as they would for
- * the plain table.
+ * The raw functions below (and next, ferry__lua_next) see a table's own
+ * contents, which a source record table does not have until it is
+ * materialised (lua_json.h): they fill it first, so that next(record) and
+ * rawget(record, k) answer as they would for the plain table.
  */
-static int l_next(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 2);
-    ferry__lua_materialize(L, 1);
-    if (lua_next(L, 1)) {
-        return 2;
-    }
-    lua_pushnil(L);
-    return 1;
-}
-
 static int l_rawget(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -1372,7 +1360,7 @@ static int protected_init(lua_State *L)
     wrap_global(L, "load", l_load);
     wrap_global(L, "setmetatable", l_setmetatable);
     wrap_global(L, "getmetatable", l_getmetatable);
-    lua_register(L, "next", l_next);
+    lua_register(L, "next", ferry__lua_next);
     lua_register(L, "rawget", l_rawget);
     lua_register(L, "rawlen", l_rawlen);
     lua_register(L, "pcall", l_pcall);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "json_read.h"
+#include "random_json.h"
 #include "util.h"
 
 /* Insertion order, exact reals and types all show in this text. */
@@ -203,16 +204,15 @@ static void test_json_read_depth_limit_as_jansson(void **state)
 }
 
 /* Random documents from a fixed seed, written by jansson in several styles. */
-static json_t *random_value(unsigned *seed, int depth)
+static json_t *random_scalar(unsigned *seed, int kind)
 {
-    int kind = depth > 4 ? (int)(rand_r(seed) % 5) : (int)(rand_r(seed) % 7);
     switch (kind) {
     case 0:
         return json_integer(((json_int_t)rand_r(seed) << 31) - (json_int_t)rand_r(seed));
     case 1:
         return json_real((double)rand_r(seed) / (double)(1 + rand_r(seed) % 1000) *
                          (rand_r(seed) % 2 ? 1e-5 : 1e5));
-    case 2: {
+    default: {
         /* Code points from every UTF-8 length, control characters and quotes included. */
         static const char *const pieces[] = {"a",
                                              "\"",
@@ -235,26 +235,6 @@ static json_t *random_value(unsigned *seed, int depth)
         }
         return json_stringn(s, n);
     }
-    case 3:
-        return rand_r(seed) % 2 ? json_true() : json_false();
-    case 4:
-        return json_null();
-    case 5: {
-        json_t *a = json_array();
-        for (int i = rand_r(seed) % 6; i > 0; i--) {
-            json_array_append_new(a, random_value(seed, depth + 1));
-        }
-        return a;
-    }
-    default: {
-        json_t *o = json_object();
-        for (int i = rand_r(seed) % 8; i > 0; i--) {
-            char k[8];
-            snprintf(k, sizeof(k), "%c%d", 'a' + (char)(rand_r(seed) % 26), rand_r(seed) % 50);
-            json_object_set_new(o, k, random_value(seed, depth + 1));
-        }
-        return o;
-    }
     }
 }
 
@@ -264,7 +244,7 @@ static void test_json_read_random_documents_as_jansson(void **state)
                              JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(17)};
     unsigned seed = 11;
     for (int i = 0; i < 2000; i++) {
-        json_t *v = random_value(&seed, 0);
+        json_t *v = random_json(&seed, random_scalar);
         json_t *doc = json_pack("{s:o}", "v", v);
         char *text = json_dumps(doc, styles[i % 4]);
         assert_non_null(text);
@@ -364,7 +344,7 @@ static void test_json_read_items_random_pages(void **state)
     for (int i = 0; i < 1000; i++) {
         json_t *data = json_array();
         for (int k = rand_r(&seed) % 5; k >= 0; k--) {
-            json_array_append_new(data, random_value(&seed, 0));
+            json_array_append_new(data, random_json(&seed, random_scalar));
         }
         json_t *doc = json_pack("{s:i, s:o}", "total", i, "data", data);
         char *text = json_dumps(doc, styles[i % 4]);
