@@ -203,11 +203,19 @@ static bool label_text(char *out, size_t cap, va_list ap)
     out[0] = '\0';
     while ((k = va_arg(ap, const char *)) != NULL) {
         const char *v = va_arg(ap, const char *);
-        int n = snprintf(out + pos, cap - pos, "%s%s=\"", pos ? "," : "", k);
-        if (n < 0 || (size_t)n >= cap - pos) {
+        size_t klen = strlen(k);
+        /* Joined by hand: every counted request and job formats its labels here. */
+        if ((pos ? 1 : 0) + klen + 2 >= cap - pos) {
             return false;
         }
-        pos += (size_t)n;
+        if (pos) {
+            out[pos++] = ',';
+        }
+        memcpy(out + pos, k, klen);
+        pos += klen;
+        out[pos++] = '=';
+        out[pos++] = '"';
+        out[pos] = '\0';
         pos = put_escaped(out, pos, cap, v ? v : "");
         if (pos + 2 >= cap) {
             return false;

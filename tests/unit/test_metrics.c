@@ -40,6 +40,38 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Labels that do not fit the label text (1 KiB) are dropped, never cut: a cut
+ * label would merge two series. */
+static void test_metrics_labels_that_do_not_fit(void **state)
+{
+    struct ferry_metrics *m = *state;
+    char key[1100], value[1100];
+    assert_int_equal(ferry_metrics_declare(m, "c_total", FERRY_METRIC_COUNTER, "C.", NULL, 0), 0);
+    /* k="v" of 1,022 bytes is the longest that fits (the escaper keeps room for a pair). */
+    memset(key, 'k', 10);
+    key[10] = '\0';
+    memset(value, 'v', 1022 - 10 - 3);
+    value[1022 - 10 - 3] = '\0';
+    ferry_metrics_add(m, "c_total", 1, key, value, NULL);
+    assert_true(ferry_metrics_value(m, "c_total", key, value, NULL) == 1);
+    /* One byte more in the value, then in the key alone: dropped. */
+    value[1022 - 10 - 3] = 'v';
+    value[1022 - 10 - 2] = '\0';
+    ferry_metrics_add(m, "c_total", 1, key, value, NULL);
+    assert_true(ferry_metrics_value(m, "c_total", key, value, NULL) == 0);
+    memset(key, 'k', 1022);
+    key[1022] = '\0';
+    ferry_metrics_add(m, "c_total", 1, key, "", NULL);
+    assert_true(ferry_metrics_value(m, "c_total", key, "", NULL) == 0);
+    /* A second label after a first that fills the text: dropped too. */
+    memset(key, 'k', 1018);
+    key[1018] = '\0';
+    ferry_metrics_add(m, "c_total", 1, key, "", "b", "", NULL);
+    assert_true(ferry_metrics_value(m, "c_total", key, "", "b", "", NULL) == 0);
+    ferry_metrics_add(m, "c_total", 1, key, "", NULL);
+    assert_true(ferry_metrics_value(m, "c_total", key, "", NULL) == 1);
+}
+
 static void test_metrics_exposition_text(void **state)
 {
     struct ferry_metrics *m = *state;
@@ -230,6 +262,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_metrics_exposition_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_labels_that_do_not_fit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_names_and_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_threads, setup, teardown),
         cmocka_unit_test(test_metrics_engine_calls),
