@@ -632,7 +632,6 @@ json_t *ferry_json_loadb(const char *buf, size_t len, size_t flags, json_error_t
  */
 static size_t compact_string(const unsigned char **pp, const unsigned char *end, char *out)
 {
-    static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = *pp + 1;
     size_t o = 1;
 
@@ -679,44 +678,8 @@ static size_t compact_string(const unsigned char **pp, const unsigned char *end,
             break;
         }
         p += 2;
-        switch (v) {
-        case '"':
-            memcpy(out + o, "\\\"", 2);
-            o += 2;
-            break;
-        case '\\':
-            memcpy(out + o, "\\\\", 2);
-            o += 2;
-            break;
-        case '\b':
-            memcpy(out + o, "\\b", 2);
-            o += 2;
-            break;
-        case '\f':
-            memcpy(out + o, "\\f", 2);
-            o += 2;
-            break;
-        case '\n':
-            memcpy(out + o, "\\n", 2);
-            o += 2;
-            break;
-        case '\r':
-            memcpy(out + o, "\\r", 2);
-            o += 2;
-            break;
-        case '\t':
-            memcpy(out + o, "\\t", 2);
-            o += 2;
-            break;
-        default:
-            if (v < 0x20) {
-                char seq[6] = {'\\', 'u', '0', '0', hex[v >> 4], hex[v & 0xf]};
-                memcpy(out + o, seq, sizeof(seq));
-                o += sizeof(seq);
-            } else {
-                o += utf8_put(out + o, v);
-            }
-        }
+        size_t k = v < 0x80 ? ferry_json_escape_byte((unsigned char)v, out + o) : 0;
+        o += k ? k : utf8_put(out + o, v);
     }
     out[o++] = '"';
     *pp = p + 1;

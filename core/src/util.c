@@ -137,9 +137,48 @@ static bool utf8_valid(const unsigned char *s, size_t n)
     return true;
 }
 
-static void jb_string(struct jbuf *b, const char *s, size_t n)
+size_t ferry_json_escape_byte(unsigned char c, char out[6])
 {
     static const char hex[] = "0123456789ABCDEF";
+    char e = 0;
+    switch (c) {
+    case '"':
+        e = '"';
+        break;
+    case '\\':
+        e = '\\';
+        break;
+    case '\b':
+        e = 'b';
+        break;
+    case '\f':
+        e = 'f';
+        break;
+    case '\n':
+        e = 'n';
+        break;
+    case '\r':
+        e = 'r';
+        break;
+    case '\t':
+        e = 't';
+        break;
+    default:
+        if (c >= 0x20) {
+            return 0;
+        }
+        memcpy(out, "\\u00", 4);
+        out[4] = hex[c >> 4];
+        out[5] = hex[c & 0xf];
+        return 6;
+    }
+    out[0] = '\\';
+    out[1] = e;
+    return 2;
+}
+
+static void jb_string(struct jbuf *b, const char *s, size_t n)
+{
     const unsigned char *u = (const unsigned char *)s;
     size_t start = 0;
     if (!utf8_valid(u, n)) {
@@ -155,33 +194,8 @@ static void jb_string(struct jbuf *b, const char *s, size_t n)
         }
         jb_put(b, s + start, i - start);
         start = i + 1;
-        switch (c) {
-        case '"':
-            jb_put(b, "\\\"", 2);
-            break;
-        case '\\':
-            jb_put(b, "\\\\", 2);
-            break;
-        case '\b':
-            jb_put(b, "\\b", 2);
-            break;
-        case '\f':
-            jb_put(b, "\\f", 2);
-            break;
-        case '\n':
-            jb_put(b, "\\n", 2);
-            break;
-        case '\r':
-            jb_put(b, "\\r", 2);
-            break;
-        case '\t':
-            jb_put(b, "\\t", 2);
-            break;
-        default: {
-            char seq[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
-            jb_put(b, seq, sizeof(seq));
-        }
-        }
+        char seq[6];
+        jb_put(b, seq, ferry_json_escape_byte(c, seq));
     }
     jb_put(b, s + start, n - start);
     jb_put(b, "\"", 1);

@@ -26,6 +26,11 @@ char *ferry_json_canonical(const json_t *v);
  * fraction of its cost. Caller frees; NULL where json_dumps fails too.
  */
 char *ferry_json_dumps(const json_t *v, bool sort_keys);
+
+/* The escape jansson's dump writes for byte c ('"', '\\' and control
+ * characters: the short form where there is one, else \u00XX in upper case),
+ * into out; its length, or 0 when c is written as it is. */
+size_t ferry_json_escape_byte(unsigned char c, char out[6]);
 /*
  * ferry_json_dumps(v, false) where the value `at` inside v is written as
  * `text`, which the caller knows to be that value's compact text (a list
