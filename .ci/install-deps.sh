@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config
     libuv1-dev libh2o-dev libcurl4-openssl-dev libjansson-dev liblua5.4-dev
-    libsqlite3-dev libxml2-dev libcmocka-dev libssl-dev
+    libsqlite3-dev libxml2-dev libcmocka-dev libssl-dev libmimalloc-dev
     python3 curl sqlite3 groff-base wrk valgrind strace openssl
 )
 # Extra packages for one target (make fuzz passes clang's), given as arguments.

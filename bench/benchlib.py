@@ -414,7 +414,9 @@ def component(ob):
     for pat, label in (("libsqlite3", "SQLite"), ("libcurl", "libcurl"), ("liblua", "Lua VM"),
                        ("libjansson", "jansson"), ("libxml2", "libxml2"),
                        ("libcrypto", "OpenSSL crypto"), ("libssl", "OpenSSL TLS"),
-                       ("libc.so", "libc (malloc, string, stdio)"), ("ld-linux", "dynamic loader"),
+                       ("libmimalloc", "mimalloc (malloc)"),
+                       ("libc.so", "libc (string, stdio, ...)"),
+                       ("ld-linux", "dynamic loader"),
                        ("libuv", "libuv"), ("libh2o", "h2o"), ("libz", "zlib"),
                        ("libnghttp2", "nghttp2"), ("bigcommerce.so", "bigcommerce plugin"),
                        ("sap_sales.so", "sap_sales plugin"), ("vgpreload", "valgrind preload")):

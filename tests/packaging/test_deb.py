@@ -9,6 +9,7 @@ defaults look for them; the packaged plugins load with the packaged binary."""
 import glob
 import json
 import os
+import shutil
 import stat
 import sys
 
@@ -40,6 +41,10 @@ def main():
         assert fields["Package"] == "ferry", fields
         assert fields["Version"] == version, fields
         assert "adduser" in fields.get("Depends", ""), fields
+        # The allocator is a shared library the binary needs at start
+        # (dpkg-shlibdeps finds it, when installed, like the others).
+        if os.environ.get("FERRY_ALLOCATOR") == "mimalloc" and shutil.which("dpkg-shlibdeps"):
+            assert "libmimalloc" in fields.get("Depends", ""), fields
 
         # The maintainer script: present, executable, valid shell.
         control = os.path.join(tmp, "control")
