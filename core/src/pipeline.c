@@ -121,7 +121,7 @@ static void audit(struct job_ctx *jc, const char *connector, const char *step, c
         return;
     }
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, ap);
+    ferry_vfmt(detail, sizeof(detail), fmt, ap);
     va_end(ap);
     ferry_worker_audit(jc->w, jc->job->id, jc->job->correlation_id, connector, step, detail);
 }
@@ -395,7 +395,7 @@ static void log_conflict(struct job_ctx *jc, const json_t *intent, const struct 
 {
     char skey[512];
     struct ferry_err err = {0};
-    snprintf(skey, sizeof(skey), "%s:%s:%s", jc->src_system, jc->src_object, jc->src_id);
+    ferry_fmt(skey, sizeof(skey), "%s:%s:%s", jc->src_system, jc->src_object, jc->src_id);
     char *sv = conflict_value(k, synced), *nv = conflict_value(k, source),
          *tv = conflict_value(k, target);
     struct ferry_conflict c = {
@@ -513,7 +513,7 @@ static int resolve_conflicts(struct job_ctx *jc, const json_t *intent, struct pl
 static void lookup_cache_key(char *out, size_t n, int idx, const char *tobj, const char *field,
                              const char *value)
 {
-    snprintf(out, n, "%d\x1f%s\x1f%s\x1f%s", idx, tobj, field, value);
+    ferry_fmt(out, n, "%d\x1f%s\x1f%s\x1f%s", idx, tobj, field, value);
 }
 
 /* Whether the batch already asked for this value: *found is then the answer (or NULL). */
@@ -573,7 +573,7 @@ static int match_linked(struct job_ctx *jc, const json_t *rule, const char *tsys
             json_t *fields = link.fields ? json_loads(link.fields, 0, NULL) : NULL;
             *found = json_pack("{s:s, s:s?, s:o}", "id", link.dst_id, "etag", link.etag, "record",
                                fields ? fields : json_object());
-            snprintf(how, hown, "link of %s %s", obj, id);
+            ferry_fmt(how, hown, "link of %s %s", obj, id);
         }
     }
     ferry_link_clear(&link);
@@ -650,7 +650,7 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
         rc = FERRY_ENOTFOUND;
     }
     if (rc == 0) {
-        snprintf(p->how, sizeof(p->how), "link");
+        ferry_fmt(p->how, sizeof(p->how), "link");
         p->dst_id = ferry_strdup(link.dst_id);
         prev = link.fields ? json_loads(link.fields, 0, NULL) : NULL;
         p->base = json_incref(prev);
@@ -768,7 +768,7 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
             goto cleanup;
         }
         lookups++;
-        snprintf(how_buf, sizeof(how_buf), "lookup %s", field);
+        ferry_fmt(how_buf, sizeof(how_buf), "lookup %s", field);
         how = how_buf;
     }
     if (found) {
@@ -788,7 +788,7 @@ static int plan_upsert(struct job_ctx *jc, const json_t *intent, bool ignore_lin
         }
         audit(jc, tsys, "match", "%s %s: matched by %s", tobj, id,
               strncmp(how, "lookup ", 7) == 0 ? how + 7 : how);
-        snprintf(p->how, sizeof(p->how), "%s", how);
+        ferry_fmt(p->how, sizeof(p->how), "%s", how);
         p->dst_id = ferry_strdup(id);
         p->base = json_incref(json_object_get(found, "record"));
         audit_owned(jc, p, owner);
@@ -1449,7 +1449,7 @@ static json_t *previous_versions(struct ferry_worker *w, const char *system, con
         struct ferry_link link = {0};
         struct ferry_err err = {0};
         char name[256];
-        snprintf(name, sizeof(name), "%s/%s", key.dst_system, key.dst_object);
+        ferry_fmt(name, sizeof(name), "%s/%s", key.dst_system, key.dst_object);
         int rc = ferry_store_link_get(w->store, &key, &link, &err);
         if (rc == 0 && link.fields) {
             json_t *fields = json_loads(link.fields, 0, NULL);
@@ -1493,7 +1493,7 @@ static int execute_ex(struct ferry_worker *w, const struct ferry_job *job,
     const char *event = json_string_value(json_object_get(payload, "event"));
     const json_t *record = json_object_get(payload, "record");
     if (event) {
-        snprintf(out->event, sizeof(out->event), "%s", event);
+        ferry_fmt(out->event, sizeof(out->event), "%s", event);
     }
     out->has_snapshot = record != NULL;
     if (!source || !object || !id || !event) {
@@ -1995,7 +1995,7 @@ static json_t *prefetch_lookups(struct ferry_worker *w, struct batch_member *ms,
                                      .dst_object = tobj};
         /* The context's read of this link, moments ago, is good enough to
          * decide whether to ask: plan_upsert reads it again and decides. */
-        snprintf(gkey, sizeof(gkey), "%s/%s", tsys, tobj);
+        ferry_fmt(gkey, sizeof(gkey), "%s/%s", tsys, tobj);
         const json_t *known =
             strcmp(key.src_id, ms[i].jc.src_id) == 0 ? json_object_get(ms[i].linked, gkey) : NULL;
         bool linked = json_is_true(known);
@@ -2020,7 +2020,7 @@ static json_t *prefetch_lookups(struct ferry_worker *w, struct batch_member *ms,
                 continue;
             }
             if (field && value && *value && json_object_size(json_object_get(rule, "where")) == 0) {
-                snprintf(gkey, sizeof(gkey), "%d\x1f%s\x1f%s", idx, tobj, field);
+                ferry_fmt(gkey, sizeof(gkey), "%d\x1f%s\x1f%s", idx, tobj, field);
                 json_t *vals = json_object_get(groups, gkey);
                 if (!vals) {
                     json_object_set_new(groups, gkey, vals = json_array());
@@ -2038,7 +2038,7 @@ static json_t *prefetch_lookups(struct ferry_worker *w, struct batch_member *ms,
         const char *tobj = strchr(g, '\x1f') + 1;
         const char *sep = strchr(tobj, '\x1f');
         char obj[256];
-        snprintf(obj, sizeof(obj), "%.*s", (int)(sep - tobj), tobj);
+        ferry_fmt(obj, sizeof(obj), "%.*s", (int)(sep - tobj), tobj);
         const char *field = sep + 1;
         size_t nv = json_array_size(vals), k;
         const char **v = calloc(nv, sizeof(*v));
@@ -2315,11 +2315,11 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
         free(stored);
         return ferry_err_set(err, FERRY_ENOMEM, "out of memory");
     }
-    snprintf(counter, sizeof(counter), "webhook_missed_total:%s:%s", system, object);
+    ferry_fmt(counter, sizeof(counter), "webhook_missed_total:%s:%s", system, object);
     char corr[33];
     char seed[256];
-    snprintf(seed, sizeof(seed), "poll:%s:%s:%s:%lld", system, object, since ? since : "",
-             (long long)rt->clock());
+    ferry_fmt(seed, sizeof(seed), "poll:%s:%s:%s:%lld", system, object, since ? since : "",
+              (long long)rt->clock());
     ferry_correlation_from(seed, corr);
     ferry_call_init(&call, rt, w, (size_t)idx, corr, 0);
     struct ferry_log_ctx lctx = {.correlation_id = corr, .connector = system, .object = object};
@@ -2360,9 +2360,9 @@ int ferry_pipeline_poll(struct ferry_worker *w, const char *system, const char *
             }
             res->records++;
             char dedupe[512], key[512], jcorr[33];
-            snprintf(dedupe, sizeof(dedupe), "poll:%s:%s:%s:%s", system, object, rid,
-                     modified ? modified : "");
-            snprintf(key, sizeof(key), "%s:%s:%s", system, object, rid);
+            ferry_fmt(dedupe, sizeof(dedupe), "poll:%s:%s:%s:%s", system, object, rid,
+                      modified ? modified : "");
+            ferry_fmt(key, sizeof(key), "%s:%s:%s", system, object, rid);
             ferry_correlation_from(dedupe, jcorr);
             json_t *payload =
                 json_pack("{s:s, s:s, s:s, s:s, s:O}", "source", system, "object", object, "id",

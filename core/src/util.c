@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -495,4 +496,164 @@ void ferry_iso8601_format(int64_t ms, char out[21])
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/*
+ * glibc's vsnprintf costs about a thousand instructions a call, most of it
+ * in generality these formats never use (locale, positional arguments,
+ * floating point); a synced event formatted some twenty such strings. The
+ * writer keeps counting past the end, as vsnprintf does, so callers that
+ * size a buffer from the return value get the same answer.
+ */
+struct fmt_out {
+    char *buf;
+    size_t size;
+    size_t len;
+};
+
+static void fmt_put(struct fmt_out *o, const char *s, size_t n)
+{
+    if (o->len + 1 < o->size) {
+        size_t room = o->size - 1 - o->len;
+        memcpy(o->buf + o->len, s, n < room ? n : room);
+    }
+    o->len += n;
+}
+
+static void fmt_unsigned(struct fmt_out *o, unsigned long long v, bool negative)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (negative) {
+        digits[--i] = '-';
+    }
+    fmt_put(o, digits + i, sizeof(digits) - i);
+}
+
+static void fmt_signed(struct fmt_out *o, long long v)
+{
+    /* The magnitude of LLONG_MIN does not fit a long long: negate unsigned. */
+    fmt_unsigned(o, v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v, v < 0);
+}
+
+int ferry_vfmt(char *out, size_t size, const char *fmt, va_list ap)
+{
+    struct fmt_out o = {out, size, 0};
+    va_list whole;
+    va_copy(whole, ap);
+    for (const char *p = fmt; *p;) {
+        const char *pct = strchr(p, '%');
+        if (!pct) {
+            fmt_put(&o, p, strlen(p));
+            break;
+        }
+        fmt_put(&o, p, (size_t)(pct - p));
+        p = pct + 1;
+        if (*p == '%') {
+            fmt_put(&o, "%", 1);
+            p++;
+            continue;
+        }
+        bool precise = false;
+        size_t precision = 0;
+        if (*p == '.') {
+            precise = true;
+            p++;
+            if (*p == '*') {
+                int v = va_arg(ap, int);
+                /* A negative precision is taken as none, as printf does. */
+                precise = v >= 0;
+                precision = v >= 0 ? (size_t)v : 0;
+                p++;
+            } else if (*p >= '0' && *p <= '9') {
+                while (*p >= '0' && *p <= '9' && precision < 100000000) {
+                    precision = precision * 10 + (size_t)(*p++ - '0');
+                }
+            } else {
+                goto whole;
+            }
+            if (*p != 's') {
+                goto whole;
+            }
+        }
+        switch (*p) {
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            size_t n;
+            if (!s) {
+                /* glibc prints "(null)" unless a precision cuts it short. */
+                s = precise && precision < 6 ? "" : "(null)";
+            }
+            n = precise ? strnlen(s, precision) : strlen(s);
+            fmt_put(&o, s, n);
+            p++;
+            break;
+        }
+        case 'c': {
+            char c = (char)va_arg(ap, int);
+            fmt_put(&o, &c, 1);
+            p++;
+            break;
+        }
+        case 'd':
+        case 'i':
+            fmt_signed(&o, va_arg(ap, int));
+            p++;
+            break;
+        case 'u':
+            fmt_unsigned(&o, va_arg(ap, unsigned), false);
+            p++;
+            break;
+        case 'z':
+            if (p[1] != 'u') {
+                goto whole;
+            }
+            fmt_unsigned(&o, va_arg(ap, size_t), false);
+            p += 2;
+            break;
+        case 'l':
+            if (p[1] == 'l' && (p[2] == 'd' || p[2] == 'i')) {
+                fmt_signed(&o, va_arg(ap, long long));
+                p += 3;
+            } else if (p[1] == 'l' && p[2] == 'u') {
+                fmt_unsigned(&o, va_arg(ap, unsigned long long), false);
+                p += 3;
+            } else if (p[1] == 'd' || p[1] == 'i') {
+                fmt_signed(&o, va_arg(ap, long));
+                p += 2;
+            } else if (p[1] == 'u') {
+                fmt_unsigned(&o, va_arg(ap, unsigned long), false);
+                p += 2;
+            } else {
+                goto whole;
+            }
+            break;
+        default:
+            goto whole;
+        }
+    }
+    if (size) {
+        out[o.len < size ? o.len : size - 1] = '\0';
+    }
+    va_end(whole);
+    return o.len > INT_MAX ? -1 : (int)o.len;
+whole : {
+    int n = vsnprintf(out, size, fmt, whole);
+    va_end(whole);
+    return n;
+}
+}
+
+int ferry_fmt(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = ferry_vfmt(out, size, fmt, ap);
+    va_end(ap);
+    return n;
 }

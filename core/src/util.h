@@ -5,11 +5,14 @@
 #ifndef FERRY_UTIL_H
 #define FERRY_UTIL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
+
+#include "ferry/plugin.h" /* FERRY_PRINTF */
 
 #define FERRY_SHA256_HEX_LEN 64
 
@@ -59,5 +62,15 @@ void ferry_iso8601_format(int64_t ms, char out[21]);
 
 /* Text of a JSON scalar as a new string (strings as-is, integers in decimal); NULL otherwise. */
 char *ferry_json_scalar_text(const json_t *v);
+
+/*
+ * snprintf and vsnprintf with the same output and return value, for the
+ * text a job builds on every event (audit details, cache and dedupe keys).
+ * %s, %.Ns, %.*s, %c, %d, %u, %ld, %lu, %lld, %llu, %zu and %% are done
+ * here; a format with anything else (a width, a flag, a float) goes to
+ * vsnprintf whole.
+ */
+int ferry_fmt(char *out, size_t size, const char *fmt, ...) FERRY_PRINTF(3, 4);
+int ferry_vfmt(char *out, size_t size, const char *fmt, va_list ap) FERRY_PRINTF(3, 0);
 
 #endif

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,54 @@ static void test_util_json_dumps_matches_jansson_on_random_documents(void **stat
     }
 }
 
+/*
+ * ferry_fmt against snprintf: the same text and the same return value at
+ * every buffer size from 0 to past the end, for each conversion it does
+ * itself and for formats it hands to vsnprintf.
+ */
+#define SAME_AS_SNPRINTF(...)                                                                      \
+    do {                                                                                           \
+        char want[600], got[600];                                                                  \
+        int wn = snprintf(want, sizeof(want), __VA_ARGS__);                                        \
+        assert_true(wn >= 0 && (size_t)wn < sizeof(want));                                         \
+        for (size_t size = 0; size <= (size_t)wn + 2; size++) {                                    \
+            memset(want, 'x', sizeof(want));                                                       \
+            memset(got, 'x', sizeof(got));                                                         \
+            assert_int_equal(ferry_fmt(size ? got : NULL, size, __VA_ARGS__),                      \
+                             snprintf(size ? want : NULL, size, __VA_ARGS__));                     \
+            assert_memory_equal(got, want, sizeof(want));                                          \
+        }                                                                                          \
+        checked++;                                                                                 \
+    } while (0)
+
+static void test_util_fmt_matches_snprintf(void **state)
+{
+    int checked = 0;
+    /* Read through a volatile, so that the compiler does not flag the NULLs. */
+    const char *volatile null_text = NULL;
+    const char *none = null_text;
+    long long big = LLONG_MIN;
+    SAME_AS_SNPRINTF("plain text, no conversion");
+    SAME_AS_SNPRINTF("%s", "");
+    SAME_AS_SNPRINTF("%s:%s:%s", "bigcommerce", "customer", "4711");
+    SAME_AS_SNPRINTF("%d\x1f%s\x1f%s\x1f%s", 3, "ContactCollection", "Email", "a@b.example");
+    SAME_AS_SNPRINTF("parked: %.*s", 20, "a reason longer than twenty bytes");
+    SAME_AS_SNPRINTF("%.*s|%.*s", -1, "negative precision is none", 0, "zero");
+    SAME_AS_SNPRINTF("%.200s and %.3s", "short", "longer");
+    SAME_AS_SNPRINTF("[%s] [%.3s] [%.6s] [%.10s]", none, none, none, none);
+    SAME_AS_SNPRINTF("%d %d %d %i", 0, -1, INT_MIN, INT_MAX);
+    SAME_AS_SNPRINTF("%u %lu %llu %zu", UINT_MAX, ULONG_MAX, ULLONG_MAX, SIZE_MAX);
+    SAME_AS_SNPRINTF("%ld %lld %lli %lld", LONG_MIN, big, 42LL, 1700000000123LL);
+    SAME_AS_SNPRINTF("100%% of %c%c", 'o', 'k');
+    SAME_AS_SNPRINTF("trailing percent sign %s%%", "here");
+    /* What it hands over whole: widths, flags, floats, hex, pointers. */
+    SAME_AS_SNPRINTF("%5d|%-4s|%02d", 7, "ab", 3);
+    SAME_AS_SNPRINTF("%s took %.1f s", "poll", 2.25);
+    SAME_AS_SNPRINTF("%x %lx %s", 255u, 4096ul, "after");
+    SAME_AS_SNPRINTF("%.*d", 4, 12);
+    assert_int_equal(checked, 17);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_util_json_dumps_matches_jansson_on_random_documents),
         cmocka_unit_test(test_util_path_join_and_scalars),
         cmocka_unit_test(test_util_iso8601_round_trip),
+        cmocka_unit_test(test_util_fmt_matches_snprintf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
