@@ -7,7 +7,6 @@
 #include "sap_sales_batch.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,51 +42,61 @@ static void buf_add(struct buf *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
-static void buf_printf(struct buf *b, const char *fmt, ...) FERRY_PRINTF(2, 3);
-static void buf_printf(struct buf *b, const char *fmt, ...)
+static void buf_str(struct buf *b, const char *s)
 {
-    char small[512];
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = true;
-    } else if ((size_t)n < sizeof(small)) {
-        buf_add(b, small, (size_t)n);
-    } else {
-        char *big = malloc((size_t)n + 1);
-        if (!big) {
-            b->failed = true;
-            return;
-        }
-        va_start(ap, fmt);
-        vsnprintf(big, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        buf_add(b, big, (size_t)n);
-        free(big);
+    buf_add(b, s, strlen(s));
+}
+
+/*
+ * The body is a few fixed lines per request around the caller's texts; it is
+ * joined by hand, since vsnprintf cost more than the rest of the building.
+ */
+static void buf_size(struct buf *b, size_t v)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_add(b, digits + i, sizeof(digits) - i);
+}
+
+/* The changeset's own boundary "<boundary>_cs<cs>", as a delimiter line starts it ("--") or not. */
+static void buf_changeset(struct buf *b, const char *boundary, size_t cs, bool dashes)
+{
+    if (dashes) {
+        buf_str(b, "--");
     }
+    buf_str(b, boundary);
+    buf_str(b, "_cs");
+    buf_size(b, cs);
 }
 
 /* One application/http part: MIME headers, blank line, request line, headers, blank, body. */
 static void add_request(struct buf *b, const struct ferry_sap_batch_op *op, size_t index)
 {
     size_t blen = op->body ? strlen(op->body) : 0;
-    buf_printf(b,
-               "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
-               "Content-ID: %zu\r\n\r\n",
-               index + 1);
-    buf_printf(b, "%s %s HTTP/1.1\r\n", op->method, op->path);
-    buf_printf(b, "Accept: application/json\r\n");
+    buf_str(b, "Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+               "Content-ID: ");
+    buf_size(b, index + 1);
+    buf_str(b, "\r\n\r\n");
+    buf_str(b, op->method);
+    buf_str(b, " ");
+    buf_str(b, op->path);
+    buf_str(b, " HTTP/1.1\r\nAccept: application/json\r\n");
     if (op->no_response_payload) {
-        buf_printf(b, "odata-no-response-payload: true\r\n");
+        buf_str(b, "odata-no-response-payload: true\r\n");
     }
     if (op->if_match) {
-        buf_printf(b, "If-Match: %s\r\n", op->if_match);
+        buf_str(b, "If-Match: ");
+        buf_str(b, op->if_match);
+        buf_str(b, "\r\n");
     }
     if (op->body) {
-        buf_printf(b, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", blen);
+        buf_str(b, "Content-Type: application/json\r\nContent-Length: ");
+        buf_size(b, blen);
+        buf_str(b, "\r\n\r\n");
         buf_add(b, op->body, blen);
         buf_add(b, "\r\n", 2);
     } else {
@@ -105,22 +114,31 @@ char *ferry__sap_batch_build(const char *boundary, const struct ferry_sap_batch_
     *len = 0;
     while (i < nops) {
         if (strcmp(ops[i].method, "GET") == 0) {
-            buf_printf(&b, "--%s\r\n", boundary);
+            buf_str(&b, "--");
+            buf_str(&b, boundary);
+            buf_str(&b, "\r\n");
             add_request(&b, &ops[i], i);
             i++;
             continue;
         }
-        buf_printf(&b, "--%s\r\nContent-Type: multipart/mixed; boundary=%s_cs%zu\r\n\r\n", boundary,
-                   boundary, cs);
+        buf_str(&b, "--");
+        buf_str(&b, boundary);
+        buf_str(&b, "\r\nContent-Type: multipart/mixed; boundary=");
+        buf_changeset(&b, boundary, cs, false);
+        buf_str(&b, "\r\n\r\n");
         for (size_t g = ops[i].group;
              i < nops && ops[i].group == g && strcmp(ops[i].method, "GET") != 0; i++) {
-            buf_printf(&b, "--%s_cs%zu\r\n", boundary, cs);
+            buf_changeset(&b, boundary, cs, true);
+            buf_str(&b, "\r\n");
             add_request(&b, &ops[i], i);
         }
-        buf_printf(&b, "--%s_cs%zu--\r\n", boundary, cs);
+        buf_changeset(&b, boundary, cs, true);
+        buf_str(&b, "--\r\n");
         cs++;
     }
-    buf_printf(&b, "--%s--\r\n", boundary);
+    buf_str(&b, "--");
+    buf_str(&b, boundary);
+    buf_str(&b, "--\r\n");
     if (b.failed) {
         free(b.data);
         return NULL;
