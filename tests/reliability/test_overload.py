@@ -10,7 +10,8 @@ Two phases:
    over FERRY_OVERLOAD_THREADS connections (default 32) against a running
    daemon: the acknowledged rate, refusals and group-commit batch sizes
    are reported; every acknowledged one has exactly one job.
-2. A fifth as many again, and SIGKILL while they arrive: every webhook
+2. A fifth as many again, or more so that they take ~1.5 s at phase 1's
+   rate, and SIGKILL while they arrive: every webhook
    acknowledged before the kill is a job after it (the 200 is only sent once
    the group commit is on disk, synchronous=FULL).
 
@@ -107,8 +108,12 @@ class OverloadTest(FerryTestCase):
                              r" \(largest (\d+)\)", s.log_tail(10 ** 6))
         s.start()
 
-        # Phase 2: SIGKILL while a flood is arriving.
-        n2 = max(500, COUNT // 5)
+        # Phase 2: SIGKILL while a flood is arriving. The flood must outlast
+        # the poll below that decides when to kill: sized for ~1.5 s at
+        # phase 1's rate (a fifth of phase 1 took 0.1 s once intake got
+        # faster, and the kill came after the last answer).
+        rate = len(acked) / seconds if seconds > 0 else 0.0
+        n2 = min(max(500, COUNT // 5, int(rate * 1.5)), 4 * COUNT)
         proc, out2 = self.flood(n2, "0000f200", 10 ** 7)
         try:
             # Kill once a random share of the flood has been answered.
