@@ -20,13 +20,20 @@ class PriorityLanesTest(FerryTestCase):
         return self.stack.query("SELECT count(*) AS n FROM jobs WHERE state = ? AND origin = 2",
                                 (PENDING,))[0]["n"]
 
+    def queued_backfill(self):
+        return self.stack.query("SELECT count(*) AS n FROM jobs WHERE origin = 2")[0]["n"]
+
     def test_webhook_overtakes_backfill(self):
         s = self.stack
         r = http_request(s.bc.base_url + "/__sim/seed", method="POST", body={"count": 1500})
         self.assertEqual(r.status, 200)
         s.start()
         s.register_hook()
-        s.wait_for(lambda: self.pending_backfill() > 500, 60, "the backfill to be queued")
+        # The whole seed queued first: a customer created while the poll
+        # still pages would be listed by it too, and its webhook job would
+        # rightly wait behind that backfill job of the same record.
+        s.wait_for(lambda: self.queued_backfill() >= 1500 and self.pending_backfill() > 500, 60,
+                   "the backfill to be queued")
         s.create_customers([{"email": "vip@example.com", "first_name": "Very",
                              "last_name": "Important"}])
         s.wait_for(lambda: any(c["Email"] == "vip@example.com" for c in s.sap_contacts()), 30,
@@ -34,6 +41,12 @@ class PriorityLanesTest(FerryTestCase):
         left = self.pending_backfill()
         print("backfill jobs still pending when the webhook's contact arrived: %d" % left)
         self.assertGreater(left, 0, "the webhook had to wait for the whole backfill")
+        # And from the job rows, which a slow check above cannot blur:
+        # backfill jobs ended after the webhook's job.
+        after = s.query("SELECT count(*) AS n FROM jobs WHERE origin = 2 AND (state = ? OR "
+                        "updated_at > (SELECT max(updated_at) FROM jobs WHERE origin = 0))",
+                        (PENDING,))[0]["n"]
+        self.assertGreater(after, 0, "every backfill job ended before the webhook's")
         self.assertEqual(s.stop(), 0)
 
 
