@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "errors.h"
+#include "ferry/text.h"
 
 /*
  * EVP_sha256() makes every digest look the implementation up again (an
@@ -522,16 +523,12 @@ static void fmt_put(struct fmt_out *o, const char *s, size_t n)
 
 static void fmt_unsigned(struct fmt_out *o, unsigned long long v, bool negative)
 {
-    char digits[24];
-    size_t i = sizeof(digits);
-    do {
-        digits[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    char digits[FERRY_DIGITS_MAX];
+    size_t n = ferry_digits(digits, v);
     if (negative) {
-        digits[--i] = '-';
+        fmt_put(o, "-", 1);
     }
-    fmt_put(o, digits + i, sizeof(digits) - i);
+    fmt_put(o, digits + FERRY_DIGITS_MAX - n, n);
 }
 
 static void fmt_signed(struct fmt_out *o, long long v)

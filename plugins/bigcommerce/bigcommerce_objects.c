@@ -24,6 +24,8 @@
 
 #include <jansson.h>
 
+#include "ferry/text.h"
+
 #include "bigcommerce_api.h"
 #include "bigcommerce_keyset.h"
 #include "bigcommerce_time.h"
@@ -147,18 +149,13 @@ static int member_id(json_t *obj, const char *key, char *out, size_t n)
     json_t *v = json_object_get(obj, key);
     if (json_is_integer(v) && json_integer_value(v) >= 0) {
         /* Digits by hand: every record of a list page passes here. */
-        char digits[24];
-        size_t i = sizeof(digits);
-        json_int_t x = json_integer_value(v);
-        do {
-            digits[--i] = (char)('0' + x % 10);
-            x /= 10;
-        } while (x);
-        if (sizeof(digits) - i >= n) {
+        char digits[FERRY_DIGITS_MAX];
+        size_t len = ferry_digits(digits, (unsigned long long)json_integer_value(v));
+        if (len >= n) {
             return -1;
         }
-        memcpy(out, digits + i, sizeof(digits) - i);
-        out[sizeof(digits) - i] = '\0';
+        memcpy(out, digits + FERRY_DIGITS_MAX - len, len);
+        out[len] = '\0';
         return 0;
     }
     if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < n) {

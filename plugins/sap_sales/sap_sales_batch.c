@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ferry/text.h"
+
 struct buf {
     char *data;
     size_t len, cap;
@@ -53,13 +55,9 @@ static void buf_str(struct buf *b, const char *s)
  */
 static void buf_size(struct buf *b, size_t v)
 {
-    char digits[24];
-    size_t i = sizeof(digits);
-    do {
-        digits[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_add(b, digits + i, sizeof(digits) - i);
+    char digits[FERRY_DIGITS_MAX];
+    size_t n = ferry_digits(digits, v);
+    buf_add(b, digits + FERRY_DIGITS_MAX - n, n);
 }
 
 /* The changeset's own boundary "<boundary>_cs<cs>", as a delimiter line starts it ("--") or not. */
