@@ -202,6 +202,15 @@ function commerce.quantity(v)
   return d
 end
 
+-- The currency of an order: the one the shopper saw (default_currency_code
+-- in v2), else the transactional one. The source is built once: built per
+-- call, its closures cost more than the read.
+local order_currency = map.first("default_currency_code", "currency_code")
+
+function commerce.currency(order)
+  return commerce.text(order_currency(order))
+end
+
 -- For comparisons with thresholds only (never for amounts that are written).
 function commerce.number(v)
   if type(v) == "number" then
@@ -439,6 +448,8 @@ function commerce.order_lines(order)
 end
 
 -- The lines of a v3 cart, all kinds, each { name, sku, quantity, amount }.
+local line_amount = map.first("extended_sale_price", "extended_list_price")
+
 function commerce.cart_lines(cart)
   local out = {}
   local items = type(cart.line_items) == "table" and cart.line_items or {}
@@ -447,8 +458,7 @@ function commerce.cart_lines(cart)
     if type(list) == "table" then
       for _, it in ipairs(list) do
         out[#out + 1] = { name = commerce.text(map.get(it, "name")), sku = commerce.text(map.get(it, "sku")),
-                          quantity = map.get(it, "quantity"),
-                          amount = map.first("extended_sale_price", "extended_list_price")(it) }
+                          quantity = map.get(it, "quantity"), amount = line_amount(it) }
       end
     end
   end

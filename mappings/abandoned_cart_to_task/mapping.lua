@@ -17,6 +17,9 @@ local map = require "ferry.map"
 local commerce = require "ferry.commerce"
 local owner = require "ferry.owner"
 
+-- When the cart was left: its last change, else its creation.
+local cart_time = map.first("updated_time", "created_time")
+
 local function registered(cart)
   local c = commerce.id(map.get(cart, "customer_id") or 0)
   return c ~= nil and c ~= "0"
@@ -50,7 +53,7 @@ return {
       return commerce.cut(s, 765)
     end,
     DueDateTime = function(cart, ctx)
-      return commerce.after(map.first("updated_time", "created_time")(cart),
+      return commerce.after(cart_time(cart),
                             commerce.number_setting(ctx, "due_hours", 24))
     end,
     MainContactPartyID = function(cart, ctx)                           -- String(60)

@@ -17,6 +17,7 @@ local commerce = require "ferry.commerce"
 local owner = require "ferry.owner"
 
 local email = map.lower(map.trim "companyEmail")
+local company_id = map.first("companyId", "id")
 
 -- SAP keeps a name in 40-character parts (Name, AdditionalName); B2B allows
 -- 200. Split at the last blank within 40 so that "Name 2" continues the
@@ -72,7 +73,7 @@ return {
       return s ~= nil and table_[commerce.id(s)] or nil
     end,
     OwnerID = owner.field("CorporateAccountCollection", function(record)
-      return { id = map.first("companyId", "id")(record), country = country(record),
+      return { id = company_id(record), country = country(record),
                region = commerce.text(map.get(record, "state")) }
     end),                                                               -- String(20)
   },

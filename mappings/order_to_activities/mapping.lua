@@ -59,9 +59,11 @@ local function buyer_name(order)
                        map.get(order, "billing_address.last_name")) or buyer_email(order) or "the buyer"
 end
 
+-- When the order last changed: its status change, else its placing.
+local order_time = map.first("date_modified", "date_created")
+
 local function total(order)
-  return commerce.money(map.get(order, "total_inc_tax"),
-                        map.first("default_currency_code", "currency_code")(order))
+  return commerce.money(map.get(order, "total_inc_tax"), commerce.currency(order))
 end
 
 -- The buyer's contact (registered: by the customer link; guest: by e-mail).
@@ -187,7 +189,7 @@ return commerce.rules_only {
         key = "status-" .. status,
         fields = {
           Subject = commerce.cut(fill(spec.subject or "Order {id} changed status", order), 765),
-          DueDateTime = commerce.after(map.first("date_modified", "date_created")(order),
+          DueDateTime = commerce.after(order_time(order),
                                        commerce.number(spec.hours) or 24),
           MainContactPartyID = commerce.ref(ctx, contact(order, "ContactID", ferry.null)),
           MainEmployeeResponsiblePartyID = responsible(order, ctx, "TasksCollection"),

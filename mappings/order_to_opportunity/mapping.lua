@@ -97,8 +97,7 @@ return {
       return commerce.decimal(v)
     end),                                                                -- Decimal
     ExpectedRevenueAmountCurrencyCode = from_band("expected_value", function(v, order)
-      return v ~= nil and commerce.text(map.first("default_currency_code", "currency_code")(order))
-             or nil
+      return v ~= nil and commerce.currency(order) or nil
     end),                                                                -- String(3)
   },
   filter = function(order, ctx)
@@ -111,8 +110,7 @@ return {
       "Order {id} ({total}) placed: move the account's opportunity to phase {phase} by hand "
       .. "(ferry may not change it: in approval or not changeable)")
     local values = { id = id, phase = commerce.text(b.phase) or "?",
-                     total = commerce.money(map.get(order, "total_inc_tax"),
-                                            map.first("default_currency_code", "currency_code")(order))
+                     total = commerce.money(map.get(order, "total_inc_tax"), commerce.currency(order))
                              or "?" }
     return map.activity {
       target = { "sap_sales", "TasksCollection" },

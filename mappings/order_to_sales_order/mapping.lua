@@ -57,47 +57,47 @@ local function person(ctx)
   return "ContactCollection", "ContactID"
 end
 
--- The buyer's account party: a reference to the buyer's record, else the
--- configured default.
-local function buyer_party(order, ctx)
+-- Who bought, worked out once per record for the helpers below: a guest or
+-- a customer, and the person set of the model with its party-ID property.
+local function buyer_of(order, ctx)
   local set, id_prop = person(ctx)
-  -- B2B orders are bought by the contact's account, B2C by the person.
-  local prop = set == "ContactCollection" and "AccountID" or id_prop
-  local default = commerce.setting(ctx, "default_buyer_party_id", nil)
-  if is_guest(order) then
-    return commerce.ref(ctx, { lookup = { target = set, field = "Email", value = buyer_email(order) },
+  return { guest = is_guest(order), customer_id = map.get(order, "customer_id"),
+           set = set, id_prop = id_prop }
+end
+
+-- A reference to the buyer's record (the person's `prop`), or `default`.
+local function buyer_ref(order, ctx, b, prop, default)
+  if b.guest then
+    return commerce.ref(ctx, { lookup = { target = b.set, field = "Email", value = buyer_email(order) },
                                property = prop, default = default })
   end
-  return commerce.ref(ctx, { object = "customer", id = map.get(order, "customer_id"),
-                             target = set, property = prop, default = default })
+  return commerce.ref(ctx, { object = "customer", id = b.customer_id,
+                             target = b.set, property = prop, default = default })
 end
 
-local function buyer_contact(order, ctx)
-  local set, id_prop = person(ctx)
-  if set ~= "ContactCollection" then
+-- The buyer's account party: a reference to the buyer's record, else the
+-- configured default.
+local function buyer_party(order, ctx, b)
+  -- B2B orders are bought by the contact's account, B2C by the person.
+  local prop = b.set == "ContactCollection" and "AccountID" or b.id_prop
+  return buyer_ref(order, ctx, b, prop, commerce.setting(ctx, "default_buyer_party_id", nil))
+end
+
+local function buyer_contact(order, ctx, b)
+  if b.set ~= "ContactCollection" then
     return nil
   end
-  if is_guest(order) then
-    return commerce.ref(ctx, { lookup = { target = set, field = "Email", value = buyer_email(order) },
-                               property = id_prop, default = ferry.null })
-  end
-  return commerce.ref(ctx, { object = "customer", id = map.get(order, "customer_id"),
-                             target = set, property = id_prop, default = ferry.null })
-end
-
-local function currency(order)
-  return commerce.text(map.first("default_currency_code", "currency_code")(order))
+  return buyer_ref(order, ctx, b, b.id_prop, ferry.null)
 end
 
 -- The responsible employee (settings `owner`): the buyer's own owner when
 -- references work, else territory of the billing address, team, fallback.
-local function responsible(order, ctx, id)
+local function responsible(order, ctx, id, b)
   local country, region = commerce.place(order.billing_address)
   local where = { id = id, country = country, region = region }
-  if not is_guest(order) then
-    local set = person(ctx)
-    where.inherit = { object = "customer", id = map.get(order, "customer_id"), target = set,
-                      property = set == "ContactCollection" and "ContactOwnerID" or "OwnerID" }
+  if not b.guest then
+    where.inherit = { object = "customer", id = b.customer_id, target = b.set,
+                      property = b.set == "ContactCollection" and "ContactOwnerID" or "OwnerID" }
   end
   return (owner.pick(ctx, "CustomerOrderCollection", where))
 end
@@ -111,7 +111,7 @@ local function items(order, ctx)
   local product_id = commerce.setting(ctx, "product_id", "sku")
   local with_tax = commerce.setting(ctx, "prices_include_tax", false)
   local unit = commerce.setting(ctx, "unit_code", "EA")
-  local cur = currency(order)
+  local cur = commerce.currency(order)
   local out = ferry.array {}
   for i, l in ipairs(lines) do
     local pid
@@ -203,7 +203,8 @@ return commerce.rules_only {
 
     sales_order = function(order, ctx)
       local id = commerce.id(map.get(order, "id"))
-      local party = buyer_party(order, ctx)
+      local b = buyer_of(order, ctx)
+      local party = buyer_party(order, ctx, b)
       if party == nil then
         error("order " .. id .. ": no buyer party for the sales order: set "
               .. "default_buyer_party_id (the order names no buyer to refer to)")
@@ -222,15 +223,15 @@ return commerce.rules_only {
           BuyerID = buyer_id,                                         -- String(35)
           Name = commerce.setting(ctx, "name_prefix", "BigCommerce order ") .. id, -- String(255)
           DateTime = commerce.iso(commerce.time(map.get(order, "date_created"))),
-          CurrencyCode = currency(order),
+          CurrencyCode = commerce.currency(order),
           BuyerPartyID = party,                                       -- String(60), mandatory
-          BuyerContactPartyID = buyer_contact(order, ctx),            -- String(60)
+          BuyerContactPartyID = buyer_contact(order, ctx, b),         -- String(60)
           OrderExternalLifeCycleStatusCode = status,                  -- String(2)
           ProcessingTypeCode = commerce.setting(ctx, "processing_type_code", nil),
           SalesOrganisationID = commerce.setting(ctx, "sales_organisation_id", nil),
           DistributionChannelCode = commerce.setting(ctx, "distribution_channel_code", nil),
           DivisionCode = commerce.setting(ctx, "division_code", nil),
-          EmployeeResponsiblePartyID = responsible(order, ctx, id),   -- String(60)
+          EmployeeResponsiblePartyID = responsible(order, ctx, id, b), -- String(60)
           CustomerOrderItem = items(order, ctx),
         },
         -- The CRM's users own the responsible employee; the lines are
