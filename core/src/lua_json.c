@@ -77,6 +77,31 @@ bool ferry__lua_is_array(lua_State *L, int idx)
  * stack slot `mt` instead of the registry. Tables are sized and filled in
  * the object's order as before, so pairs() walks them as it always did.
  */
+/* [-0, +1, m] a JSON scalar as Lua; null (and anything else) as ferry.null. */
+static void push_scalar(lua_State *L, const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_STRING:
+        lua_pushlstring(L, json_string_value(j), json_string_length(j));
+        break;
+    case JSON_INTEGER:
+        lua_pushinteger(L, (lua_Integer)json_integer_value(j));
+        break;
+    case JSON_REAL:
+        lua_pushnumber(L, (lua_Number)json_real_value(j));
+        break;
+    case JSON_TRUE:
+        lua_pushboolean(L, 1);
+        break;
+    case JSON_FALSE:
+        lua_pushboolean(L, 0);
+        break;
+    default:
+        ferry__lua_push_null(L);
+        break;
+    }
+}
+
 static void push_json(lua_State *L, const json_t *json, int depth, int mt)
 {
     if (depth > FERRY_LUA_JSON_MAX_DEPTH) {
@@ -113,24 +138,8 @@ static void push_json(lua_State *L, const json_t *json, int depth, int mt)
         lua_setmetatable(L, -2);
         break;
     }
-    case JSON_STRING:
-        lua_pushlstring(L, json_string_value(json), json_string_length(json));
-        break;
-    case JSON_INTEGER:
-        lua_pushinteger(L, (lua_Integer)json_integer_value(json));
-        break;
-    case JSON_REAL:
-        lua_pushnumber(L, (lua_Number)json_real_value(json));
-        break;
-    case JSON_TRUE:
-        lua_pushboolean(L, 1);
-        break;
-    case JSON_FALSE:
-        lua_pushboolean(L, 0);
-        break;
-    case JSON_NULL:
     default:
-        ferry__lua_push_null(L);
+        push_scalar(L, json);
         break;
     }
 }
@@ -231,24 +240,8 @@ static void lazy_push(lua_State *L, int st, const json_t *j)
         lua_pop(L, 1);
         return;
     }
-    case JSON_STRING:
-        lua_pushlstring(L, json_string_value(j), json_string_length(j));
-        return;
-    case JSON_INTEGER:
-        lua_pushinteger(L, (lua_Integer)json_integer_value(j));
-        return;
-    case JSON_REAL:
-        lua_pushnumber(L, (lua_Number)json_real_value(j));
-        return;
-    case JSON_TRUE:
-        lua_pushboolean(L, 1);
-        return;
-    case JSON_FALSE:
-        lua_pushboolean(L, 0);
-        return;
-    case JSON_NULL:
     default:
-        ferry__lua_push_null(L);
+        push_scalar(L, j);
         return;
     }
 }
