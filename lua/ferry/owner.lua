@@ -128,10 +128,17 @@ end
 --                         target = "ContactCollection", property = "ContactOwnerID" } }
 --           `inherit` is a commerce.ref spec (a lookup works too); leave it out
 --           when the record has nothing to inherit from.
+--           May also be a function returning that table: it is called only
+--           when `object` has owner settings, so that a deployment without
+--           them does not pay for finding the record's address on every
+--           record (owner.field passes its `where` this way).
 function owner.pick(ctx, object, where)
   local spec = spec_for(ctx, object)
   if spec == nil then
     return nil, nil
+  end
+  if type(where) == "function" then
+    where = where()
   end
   local order = type(spec.order) == "table" and spec.order or DEFAULT_ORDER
   local function from(i)
@@ -160,7 +167,9 @@ end
 -- return { id = record.id, country = ..., region = ... } end)
 function owner.field(object, where)
   return function(record, ctx)
-    return (owner.pick(ctx, object, where(record, ctx)))
+    return (owner.pick(ctx, object, function()
+      return where(record, ctx)
+    end))
   end
 end
 

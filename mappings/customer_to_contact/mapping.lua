@@ -81,9 +81,10 @@ return {
       if ctx.event ~= "created" then
         return nil
       end
-      local country, region = commerce.place(business_address(record))
-      return (owner.pick(ctx, "ContactCollection",
-                         { id = record.id, country = country, region = region }))
+      return (owner.pick(ctx, "ContactCollection", function()
+        local country, region = commerce.place(business_address(record))
+        return { id = record.id, country = country, region = region }
+      end))
     end,
   },
   -- Sales reps keep phone numbers current in SAP; the shop only seeds them.

@@ -77,9 +77,11 @@ local function contact(order, property, default)
 end
 
 local function responsible(order, ctx, set)
-  local country, region = commerce.place(order.billing_address)
-  return (owner.pick(ctx, set, { id = map.get(order, "id"), country = country, region = region,
-                                 inherit = contact(order, "ContactOwnerID") }))
+  return (owner.pick(ctx, set, function()
+    local country, region = commerce.place(order.billing_address)
+    return { id = map.get(order, "id"), country = country, region = region,
+             inherit = contact(order, "ContactOwnerID") }
+  end))
 end
 
 local function fill(template, order)

@@ -93,13 +93,15 @@ end
 -- The responsible employee (settings `owner`): the buyer's own owner when
 -- references work, else territory of the billing address, team, fallback.
 local function responsible(order, ctx, id, b)
-  local country, region = commerce.place(order.billing_address)
-  local where = { id = id, country = country, region = region }
-  if not b.guest then
-    where.inherit = { object = "customer", id = b.customer_id, target = b.set,
-                      property = b.set == "ContactCollection" and "ContactOwnerID" or "OwnerID" }
-  end
-  return (owner.pick(ctx, "CustomerOrderCollection", where))
+  return (owner.pick(ctx, "CustomerOrderCollection", function()
+    local country, region = commerce.place(order.billing_address)
+    local where = { id = id, country = country, region = region }
+    if not b.guest then
+      where.inherit = { object = "customer", id = b.customer_id, target = b.set,
+                        property = b.set == "ContactCollection" and "ContactOwnerID" or "OwnerID" }
+    end
+    return where
+  end))
 end
 
 local function items(order, ctx)

@@ -77,13 +77,13 @@ return {
              or nil
     end,
     MainEmployeeResponsiblePartyID = function(record, ctx)             -- String(60)
-      local set, _, owner_prop = person(record, ctx)
-      local addr = type(record.addresses) == "table" and record.addresses[1] or nil
-      local country, region = commerce.place(addr)
-      return (owner.pick(ctx, "TasksCollection", {
-        id = record.id, country = country, region = region,
-        inherit = { object = "customer", id = record.id, target = set, property = owner_prop },
-      }))
+      return (owner.pick(ctx, "TasksCollection", function()
+        local set, _, owner_prop = person(record, ctx)
+        local addr = type(record.addresses) == "table" and record.addresses[1] or nil
+        local country, region = commerce.place(addr)
+        return { id = record.id, country = country, region = region,
+                 inherit = { object = "customer", id = record.id, target = set, property = owner_prop } }
+      end))
     end,
     PriorityCode = map.setting("priority_code", nil),                  -- String(1)
   },

@@ -821,6 +821,37 @@ static void test_mapping_commerce_decimal_and_quantity(void **state)
     json_decref(x);
 }
 
+/*
+ * ferry.owner: a `where` given as a function is called only when the object
+ * has owner settings (a deployment without them skips the address work),
+ * and then decides exactly as the table would.
+ */
+static void test_mapping_owner_where_function_only_when_configured(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    json_t *x =
+        run_body_on(f, "owner_lazy.lua",
+                    "    local owner = require 'ferry.owner'\n"
+                    "    local calls = 0\n"
+                    "    local function where()\n"
+                    "      calls = calls + 1\n"
+                    "      return { id = 7, country = 'DE', region = 'Berlin' }\n"
+                    "    end\n"
+                    "    local none = owner.pick({ settings = {} }, 'TasksCollection', where)\n"
+                    "    local before = calls\n"
+                    "    local ctx = { settings = { owner = { territories = { DE = 'E1' } } } }\n"
+                    "    local v, how = owner.pick(ctx, 'TasksCollection', where)\n"
+                    "    local t = owner.pick(ctx, 'TasksCollection', where())\n"
+                    "    return table.concat({ tostring(none), before, v, how, t, calls }, ' ')",
+                    LAZY_RECORD, &err);
+    if (!x) {
+        fail_msg("run: %s", err.msg);
+    }
+    assert_string_equal(json_string_value(x), "nil 0 E1 territory DE E1 2");
+    json_decref(x);
+}
+
 /* A record kept in a global for a later run fails with a clear error there. */
 static void test_mapping_record_kept_past_its_run(void **state)
 {
@@ -1382,6 +1413,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_record_kept_past_its_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_commerce_decimal_and_quantity, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_owner_where_function_only_when_configured,
+                                        setup, teardown),
         cmocka_unit_test(test_mapping_json_round_trip),
         cmocka_unit_test(test_mapping_json_lua_errors),
         cmocka_unit_test_setup_teardown(test_mapping_load_all_or_nothing, setup, teardown),
