@@ -169,50 +169,139 @@ void ferry__lua_push_json(lua_State *L, const json_t *json)
  *   its json_t under the unforgeable key &json_slot. __index looks the key up
  *   in the json_t, converts the value (objects and arrays again as proxies)
  *   and stores it in the proxy, so the next read is a plain table read.
- * - A stored value is marked (a light userdata key, which scripts cannot
- *   make: the address of the object's entry for the key, or an address
- *   inside the array's json_t for an index), so that a key the script
- *   deleted after reading it is not read again from the json_t. JSON true,
+ * - The slot is a userdata (struct lazy_slot) that also marks each value
+ *   handed out (the address of the object's entry for the key, or the
+ *   array index), so that a key the script deleted after reading it is not
+ *   read again from the json_t. The marks are a small set in C memory, not
+ *   keys of the proxy: a Lua key per read cost two table operations and
+ *   rehashes, on the path every field of every record takes. JSON true,
  *   false and null are not stored: a read of one costs a metamethod call,
  *   and there is nothing to mark.
  * - Anything that needs the whole table (a write of a new key, pairs(), #,
  *   next, rawget, rawlen, setmetatable, ferry.array) first fills in the keys
  *   not read yet ("materialises" it), drops the slot and the marks and the
  *   lazy metatable: from then on it is the plain table it always was.
- * - The json_t is the caller's, borrowed for one run: the proxies of the run
- *   are listed, and ferry__lua_records_release clears their slots when the
- *   run ends, so that a proxy a script kept raises a clear error instead of
- *   reading freed memory.
+ * - The json_t is the caller's, borrowed for one run: each slot carries the
+ *   number of the run it was made in, ferry__lua_records_release moves the
+ *   state's run number on, and a proxy a script kept past its run raises a
+ *   clear error instead of reading freed memory. Ending a run costs the same
+ *   whatever number of proxies it made.
  *
  * The shared state `st` (upvalue of every metamethod, and in both lazy
  * metatables under &lazy_key) holds the list and the metatables.
  */
-enum { LZ_LIVE = 1, LZ_OBJ_MT, LZ_ARR_MT };
+enum { LZ_RUN = 1, LZ_OBJ_MT, LZ_ARR_MT };
 static const char json_slot = 0;
+
+/*
+ * A proxy's slot. marks[] is, for an object, an open-addressing set of the
+ * entries handed out (NULL = empty; cap a power of two, at least twice the
+ * object's size, so a probe ends soon); for an array, a bitset of indexes.
+ */
+struct lazy_slot {
+    const json_t *json;
+    const lua_Integer *current; /* the state's run number (a userdata in st) */
+    lua_Integer run;            /* the run this proxy belongs to */
+    size_t cap;                 /* objects: slots in marks[]; arrays: bits */
+    const void *marks[];
+};
 
 static bool shared_value(const json_t *v)
 {
     return json_is_boolean(v) || json_is_null(v);
 }
 
-/* The mark of an array's index i (0-based): unique among the keys of its proxy. */
-static const void *index_mark(const json_t *arr, size_t i)
+static size_t mark_home(const struct lazy_slot *s, const void *entry)
 {
-    return (const char *)arr + i;
+    /* Fibonacci hashing: jansson's entries are separate allocations, so the
+     * low bits alone would cluster. */
+    return (size_t)(((uint64_t)(uintptr_t)entry * UINT64_C(0x9E3779B97F4A7C15)) >> 32) &
+           (s->cap - 1);
 }
 
-/* [-0, +0, v] the json_t behind the proxy at t; raises for one whose run ended. */
-static const json_t *lazy_json(lua_State *L, int t)
+/* Whether the proxy already handed out (and may since have changed) object entry e. */
+static bool entry_taken(const struct lazy_slot *s, const void *e)
 {
-    const json_t *j;
+    for (size_t i = mark_home(s, e);; i = (i + 1) & (s->cap - 1)) {
+        if (s->marks[i] == e) {
+            return true;
+        }
+        if (!s->marks[i]) {
+            return false;
+        }
+    }
+}
+
+static void entry_mark(struct lazy_slot *s, const void *e)
+{
+    size_t i = mark_home(s, e);
+    while (s->marks[i] && s->marks[i] != e) {
+        i = (i + 1) & (s->cap - 1);
+    }
+    s->marks[i] = e;
+}
+
+static bool index_taken(const struct lazy_slot *s, size_t i)
+{
+    const unsigned char *bits = (const unsigned char *)s->marks;
+    return i < s->cap && (bits[i / 8] & (1u << (i % 8))) != 0;
+}
+
+static void index_mark(struct lazy_slot *s, size_t i)
+{
+    unsigned char *bits = (unsigned char *)s->marks;
+    if (i < s->cap) {
+        bits[i / 8] |= (unsigned char)(1u << (i % 8));
+    }
+}
+
+/* [-0, +0, -] the slot of the proxy at t, or NULL when its run has ended. */
+static struct lazy_slot *lazy_slot_of(lua_State *L, int t)
+{
+    struct lazy_slot *s;
     lua_rawgetp(L, t, &json_slot);
-    j = lua_touserdata(L, -1);
+    s = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    if (!j) {
+    return s && *s->current == s->run ? s : NULL;
+}
+
+/* [-0, +0, v] the slot of the proxy at t; raises for one whose run ended. */
+static struct lazy_slot *lazy_slot(lua_State *L, int t)
+{
+    struct lazy_slot *s = lazy_slot_of(L, t);
+    if (!s) {
         luaL_error(L, "a source record was kept after the mapping run it was given to ended; "
                       "copy the values a later run needs instead of the record");
     }
-    return j;
+    return s;
+}
+
+/* [-0, +1, m] a new slot for j, of the state's current run. */
+static void slot_new(lua_State *L, int st, const json_t *j)
+{
+    struct lazy_slot *s;
+    size_t cap;
+    size_t bytes;
+    const lua_Integer *current;
+    lua_rawgeti(L, st, LZ_RUN);
+    current = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (json_is_object(j)) {
+        cap = 4;
+        while (cap < 2 * json_object_size(j)) {
+            cap *= 2;
+        }
+        bytes = cap * sizeof(s->marks[0]);
+    } else {
+        cap = json_array_size(j);
+        bytes = (cap + 7) / 8;
+    }
+    s = lua_newuserdatauv(L, sizeof(*s) + bytes, 0);
+    s->json = j;
+    s->current = current;
+    s->run = *current;
+    s->cap = cap;
+    memset(s->marks, 0, bytes);
 }
 
 /* [-0, +1, m] the value j as Lua; an object or array as a new proxy of this run. */
@@ -232,12 +321,8 @@ static void lazy_push(lua_State *L, int st, const json_t *j)
             lua_rawgeti(L, st, LZ_ARR_MT);
         }
         lua_setmetatable(L, -2);
-        lua_pushlightuserdata(L, (void *)j);
+        slot_new(L, st, j);
         lua_rawsetp(L, -2, &json_slot);
-        lua_rawgeti(L, st, LZ_LIVE);
-        lua_pushvalue(L, -2);
-        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-        lua_pop(L, 1);
         return;
     }
     default:
@@ -246,18 +331,11 @@ static void lazy_push(lua_State *L, int st, const json_t *j)
     }
 }
 
-/* Whether the proxy at t already took (and may since have changed) the value marked m. */
-static bool lazy_taken(lua_State *L, int t, const void *m)
-{
-    bool taken = lua_rawgetp(L, t, m) != LUA_TNIL;
-    lua_pop(L, 1);
-    return taken;
-}
-
 /* [-0, +0, e] fills in what the proxy at t has not read yet and makes it plain. */
 static void lazy_fill(lua_State *L, int st, int t)
 {
-    const json_t *j = lazy_json(L, t);
+    const struct lazy_slot *s = lazy_slot(L, t);
+    const json_t *j = s->json;
     luaL_checkstack(L, 4, "JSON too deep");
     if (json_is_object(j)) {
         for (void *it = json_object_iter((json_t *)j); it;
@@ -265,9 +343,7 @@ static void lazy_fill(lua_State *L, int st, int t)
             const json_t *v = json_object_iter_value(it);
             const char *key;
             size_t klen;
-            if (!shared_value(v) && lazy_taken(L, t, it)) {
-                lua_pushnil(L);
-                lua_rawsetp(L, t, it);
+            if (!shared_value(v) && entry_taken(s, it)) {
                 continue;
             }
             key = json_object_iter_key(it);
@@ -285,9 +361,7 @@ static void lazy_fill(lua_State *L, int st, int t)
         size_t n = json_array_size(j);
         for (size_t i = 0; i < n; i++) {
             const json_t *v = json_array_get(j, i);
-            if (!shared_value(v) && lazy_taken(L, t, index_mark(j, i))) {
-                lua_pushnil(L);
-                lua_rawsetp(L, t, index_mark(j, i));
+            if (!shared_value(v) && index_taken(s, i)) {
                 continue;
             }
             lazy_push(L, st, v);
@@ -303,28 +377,34 @@ static void lazy_fill(lua_State *L, int st, int t)
 /* __index(t, k): the value from the json_t, kept in t for the next read. */
 static int l_lazy_index(lua_State *L)
 {
-    const json_t *j = lazy_json(L, 1);
+    struct lazy_slot *s = lazy_slot(L, 1);
+    const json_t *j = s->json;
     const json_t *v = NULL;
-    const void *mark = NULL;
+    void *entry = NULL;
+    size_t index = 0;
     if (json_is_object(j)) {
         if (lua_type(L, 2) == LUA_TSTRING) {
             size_t klen = 0;
             const char *key = lua_tolstring(L, 2, &klen);
             /* The entry, not just the value: its address marks the key. */
-            void *it = strlen(key) == klen ? json_object_iter_at((json_t *)j, key) : NULL;
-            v = it ? json_object_iter_value(it) : NULL;
-            mark = it;
+            entry = strlen(key) == klen ? json_object_iter_at((json_t *)j, key) : NULL;
+            v = entry ? json_object_iter_value(entry) : NULL;
+            if (v && !shared_value(v) && entry_taken(s, entry)) {
+                v = NULL; /* read before and deleted by the script since */
+            }
         }
     } else if (lua_type(L, 2) == LUA_TNUMBER) {
         int exact = 0;
         lua_Integer i = lua_tointegerx(L, 2, &exact);
         if (exact && i >= 1 && (size_t)i <= json_array_size(j)) {
-            v = json_array_get(j, (size_t)i - 1);
-            mark = index_mark(j, (size_t)i - 1);
+            index = (size_t)i - 1;
+            v = json_array_get(j, index);
+            if (v && !shared_value(v) && index_taken(s, index)) {
+                v = NULL;
+            }
         }
     }
-    if (!v || (!shared_value(v) && lazy_taken(L, 1, mark))) {
-        /* Absent, or read before and deleted by the script since. */
+    if (!v) {
         lua_pushnil(L);
         return 1;
     }
@@ -333,8 +413,13 @@ static int l_lazy_index(lua_State *L)
         lua_pushvalue(L, 2);
         lua_pushvalue(L, -2);
         lua_rawset(L, 1);
-        lua_pushboolean(L, 1);
-        lua_rawsetp(L, 1, mark);
+        /* Marked after the store, which may raise (memory): a failed read
+         * leaves the entry readable. */
+        if (entry) {
+            entry_mark(s, entry);
+        } else {
+            index_mark(s, index);
+        }
     }
     return 1;
 }
@@ -381,10 +466,12 @@ int ferry__lua_next(lua_State *L)
 static void lazy_open(lua_State *L)
 {
     int st;
+    lua_Integer *run;
     lua_createtable(L, 3, 0);
     st = lua_gettop(L);
-    lua_newtable(L);
-    lua_rawseti(L, st, LZ_LIVE);
+    run = lua_newuserdatauv(L, sizeof(*run), 0);
+    *run = 0;
+    lua_rawseti(L, st, LZ_RUN);
     for (int arr = 0; arr <= 1; arr++) {
         lua_createtable(L, 0, 8);
         lua_pushvalue(L, st);
@@ -467,23 +554,15 @@ void ferry__lua_push_record(lua_State *L, const json_t *json)
 void ferry__lua_records_release(lua_State *L)
 {
     int top = lua_gettop(L);
-    if (!lua_checkstack(L, 4)) {
+    if (!lua_checkstack(L, 2)) {
         return;
     }
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_key) == LUA_TTABLE) {
-        int live;
-        lua_rawgeti(L, top + 1, LZ_LIVE);
-        live = top + 2;
-        /* Assigning nil to a present key never allocates, so this cannot raise. */
-        for (lua_Integer i = (lua_Integer)lua_rawlen(L, live); i >= 1; i--) {
-            lua_rawgeti(L, live, i);
-            if (lua_rawgetp(L, -1, &json_slot) != LUA_TNIL) {
-                lua_pushnil(L);
-                lua_rawsetp(L, -3, &json_slot);
-            }
-            lua_pop(L, 2);
-            lua_pushnil(L);
-            lua_rawseti(L, live, i);
+        lua_Integer *run;
+        lua_rawgeti(L, top + 1, LZ_RUN);
+        run = lua_touserdata(L, -1);
+        if (run) {
+            ++*run;
         }
     }
     lua_settop(L, top);
@@ -731,15 +810,14 @@ static int lazy_to_json(struct to_json_ctx *c, int idx, int depth, const struct 
                         json_t **out)
 {
     lua_State *L = c->L;
+    const struct lazy_slot *s = lazy_slot_of(L, idx);
     const json_t *j;
     json_t *res = NULL;
     int rc = 0;
-    lua_rawgetp(L, idx, &json_slot);
-    j = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (!j) {
+    if (!s) {
         return path_error(c, f, "a source record kept from an earlier mapping run");
     }
+    j = s->json;
     res = json_is_object(j) ? json_object() : json_array();
     if (!res) {
         goto nomem;
@@ -748,7 +826,7 @@ static int lazy_to_json(struct to_json_ctx *c, int idx, int depth, const struct 
         for (void *it = json_object_iter((json_t *)j); it;
              it = json_object_iter_next((json_t *)j, it)) {
             const json_t *v = json_object_iter_value(it);
-            if (!shared_value(v) && lazy_taken(L, idx, it)) {
+            if (!shared_value(v) && entry_taken(s, it)) {
                 continue;
             }
             if (json_object_setn_new_nocheck(res, json_object_iter_key(it),
@@ -781,7 +859,7 @@ static int lazy_to_json(struct to_json_ctx *c, int idx, int depth, const struct 
         for (size_t i = 0; i < n; i++) {
             const json_t *v = json_array_get(j, i);
             json_t *item = NULL;
-            if (!shared_value(v) && lazy_taken(L, idx, index_mark(j, i))) {
+            if (!shared_value(v) && index_taken(s, i)) {
                 struct json_frame here = {f, NULL, 0, (lua_Integer)i + 1};
                 if (lua_rawgeti(L, idx, (lua_Integer)i + 1) == LUA_TNIL) {
                     lua_pop(L, 1);
