@@ -293,10 +293,16 @@ function commerce.time(v)
   if type(v) ~= "string" then
     return nil
   end
-  if v:match("^%d+$") then
-    return tonumber(v)
+  -- Only a number or an ISO date starts with a digit, and an RFC 2822 date
+  -- (every v2 order) never does: it goes to its own pattern at once.
+  local c = byte(v, 1)
+  local y, mo, d, h, mi, s, rest
+  if c and c >= 48 and c <= 57 then
+    if v:match("^%d+$") then
+      return tonumber(v)
+    end
+    y, mo, d, h, mi, s, rest = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):?(%d*)(.*)$")
   end
-  local y, mo, d, h, mi, s, rest = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):?(%d*)(.*)$")
   local tz
   if y then
     tz = rest:gsub("^%.%d+", "")

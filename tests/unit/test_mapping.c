@@ -821,6 +821,35 @@ static void test_mapping_commerce_decimal_and_quantity(void **state)
     json_decref(x);
 }
 
+/* ferry.commerce's dates: the store's four formats to Unix seconds and back as ISO UTC. */
+static void test_mapping_commerce_time_formats(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    json_t *x = run_body_on(
+        f, "dates.lua",
+        "    local c = require 'ferry.commerce'\n"
+        "    local out = {}\n"
+        "    for _, v in ipairs({ 'Tue, 04 Jun 2024 09:12:40 +0000', '04 Jun 2024 11:12:40 "
+        "+0200',\n"
+        "                         '2024-06-04T09:12:40Z', '2024-06-04 10:12:40.123+01:00',\n"
+        "                         '1717492360', 1717492360, 1717492360.7,\n"
+        "                         'Tue, 04 Foo 2024 09:12:40 +0000', '2024-06-04T09:12:40 CET',\n"
+        "                         'yesterday', '' }) do\n"
+        "      out[#out + 1] = tostring(c.iso(c.time(v)))\n"
+        "    end\n"
+        "    return table.concat(out, ' ')",
+        LAZY_RECORD, &err);
+    if (!x) {
+        fail_msg("run: %s", err.msg);
+    }
+    assert_string_equal(json_string_value(x),
+                        "2024-06-04T09:12:40Z 2024-06-04T09:12:40Z 2024-06-04T09:12:40Z "
+                        "2024-06-04T09:12:40Z 2024-06-04T09:12:40Z 2024-06-04T09:12:40Z "
+                        "2024-06-04T09:12:40Z nil nil nil nil");
+    json_decref(x);
+}
+
 /*
  * ferry.owner: a `where` given as a function is called only when the object
  * has owner settings (a deployment without them skips the address work),
@@ -1415,6 +1444,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_owner_where_function_only_when_configured,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_commerce_time_formats, setup, teardown),
         cmocka_unit_test(test_mapping_json_round_trip),
         cmocka_unit_test(test_mapping_json_lua_errors),
         cmocka_unit_test_setup_teardown(test_mapping_load_all_or_nothing, setup, teardown),
