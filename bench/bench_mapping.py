@@ -61,6 +61,15 @@ def cases():
     return out
 
 
+def floor_case(the_cases):
+    """The bench-only hand-written order mapping on the shipped order's fixture, or None."""
+    for label, d, fx, shipped in the_cases:
+        if shipped and os.path.basename(d) == "order_to_sales_order":
+            return ("order -> sales document, by hand (floor)",
+                    os.path.join(bl.HERE, "mappings", "order_floor"), fx, False)
+    return None
+
+
 def run_bench(binary, budget, the_cases, valgrind=None):
     cmd = [binary, os.path.join(bl.REPO, "lua"), budget]
     for _, d, fx, _ in the_cases:
@@ -146,6 +155,22 @@ def main():
                 t.row("%s: instructions per record" % label, bl.fmt_int(ir),
                       "callgrind, inside ferry_mapping_set_run")
                 t.figure("%s_ir_per_record" % c["object"], round(ir))
+    floor = floor_case(the_cases)
+    if floor:
+        # In a state of its own, so that the figures above stay those of the
+        # shipped mappings loaded together.
+        f = run_bench(binary, "%g" % seconds, [floor])["cases"][0]
+        t.row("%s: map only" % floor[0], "%s rec/s" % bl.fmt_int(f["map_per_s"]),
+              "the host's share of an order (no target)")
+        t.figure("order_floor_map_per_s", round(f["map_per_s"]))
+        if args.callgrind or os.environ.get("FERRY_BENCH_CALLGRIND") == "1":
+            if not bl.sanitized() and bl.which("valgrind"):
+                ir = callgrind_per_record(binary, [floor], 2000 if args.size == "full" else 200)[0]
+                t.row("%s: instructions per record" % floor[0], bl.fmt_int(ir),
+                      "callgrind, inside ferry_mapping_set_run")
+                t.figure("order_floor_ir_per_record", round(ir))
+        t.note("%s: bench/mappings/order_floor, the same sales order by hand (no helpers, no "
+               "rules): what is left when a mapping does nothing more" % floor[0])
     t.note("measured for %.1f s each after a warm-up; one thread" % seconds)
     t.print()
 
