@@ -651,6 +651,19 @@ static const char *const LAZY_RECORD =
     " \"lines\": [{\"sku\": \"A\", \"qty\": 2}, {\"sku\": \"B\", \"qty\": 1},"
     " {\"sku\": \"C\", \"qty\": 5}], \"tags\": []}";
 
+/* Runs body on LAZY_RECORD and checks the text it returns. */
+static void assert_body_text(struct fixture *f, const char *name, const char *body,
+                             const char *want)
+{
+    struct ferry_err err = {0};
+    json_t *x = run_body_on(f, name, body, LAZY_RECORD, &err);
+    if (!x) {
+        fail_msg("run: %s", err.msg);
+    }
+    assert_string_equal(json_string_value(x), want);
+    json_decref(x);
+}
+
 /*
  * A record reaches Lua lazily (lua_json.c): whatever a script does with it
  * must answer as the plain table did. Each line is one behaviour; the field
@@ -797,10 +810,8 @@ static void test_mapping_record_table_as_a_value(void **state)
 /* ferry.commerce's amounts and quantities: strings in, SAP's decimal strings out. */
 static void test_mapping_commerce_decimal_and_quantity(void **state)
 {
-    struct fixture *f = *state;
-    struct ferry_err err = {0};
-    json_t *x = run_body_on(
-        f, "money.lua",
+    assert_body_text(
+        *state, "money.lua",
         "    local c = require 'ferry.commerce'\n"
         "    local out = {}\n"
         "    for _, v in ipairs({ '370.9500', 98.0, '12', 12, '1.5', '0.1230', '-3.000',\n"
@@ -811,27 +822,19 @@ static void test_mapping_commerce_decimal_and_quantity(void **state)
         "      out[#out + 1] = tostring(c.quantity(v))\n"
         "    end\n"
         "    return table.concat(out, ' ')",
-        LAZY_RECORD, &err);
-    if (!x) {
-        fail_msg("run: %s", err.msg);
-    }
-    assert_string_equal(json_string_value(x),
-                        "370.95 98.00 12.00 12.00 1.50 0.123 -3.00 7.00 2.00 nil nil 100.10 "
-                        "2 2.50 3 1 0.001 10 nil 2.25");
-    json_decref(x);
+        "370.95 98.00 12.00 12.00 1.50 0.123 -3.00 7.00 2.00 nil nil 100.10 "
+        "2 2.50 3 1 0.001 10 nil 2.25");
 }
 
 /* ferry.commerce's dates: the store's four formats to Unix seconds and back as ISO UTC. */
 static void test_mapping_commerce_time_formats(void **state)
 {
-    struct fixture *f = *state;
-    struct ferry_err err = {0};
-    json_t *x = run_body_on(
-        f, "dates.lua",
+    assert_body_text(
+        *state, "dates.lua",
         "    local c = require 'ferry.commerce'\n"
         "    local out = {}\n"
-        "    for _, v in ipairs({ 'Tue, 04 Jun 2024 09:12:40 +0000', '04 Jun 2024 11:12:40 "
-        "+0200',\n"
+        "    for _, v in ipairs({ 'Tue, 04 Jun 2024 09:12:40 +0000',\n"
+        "                         '04 Jun 2024 11:12:40 +0200',\n"
         "                         '2024-06-04T09:12:40Z', '2024-06-04 10:12:40.123+01:00',\n"
         "                         '1717492360', 1717492360, 1717492360.7,\n"
         "                         'Tue, 04 Foo 2024 09:12:40 +0000', '2024-06-04T09:12:40 CET',\n"
@@ -839,15 +842,9 @@ static void test_mapping_commerce_time_formats(void **state)
         "      out[#out + 1] = tostring(c.iso(c.time(v)))\n"
         "    end\n"
         "    return table.concat(out, ' ')",
-        LAZY_RECORD, &err);
-    if (!x) {
-        fail_msg("run: %s", err.msg);
-    }
-    assert_string_equal(json_string_value(x),
-                        "2024-06-04T09:12:40Z 2024-06-04T09:12:40Z 2024-06-04T09:12:40Z "
-                        "2024-06-04T09:12:40Z 2024-06-04T09:12:40Z 2024-06-04T09:12:40Z "
-                        "2024-06-04T09:12:40Z nil nil nil nil");
-    json_decref(x);
+        "2024-06-04T09:12:40Z 2024-06-04T09:12:40Z 2024-06-04T09:12:40Z "
+        "2024-06-04T09:12:40Z 2024-06-04T09:12:40Z 2024-06-04T09:12:40Z "
+        "2024-06-04T09:12:40Z nil nil nil nil");
 }
 
 /*
@@ -857,28 +854,20 @@ static void test_mapping_commerce_time_formats(void **state)
  */
 static void test_mapping_owner_where_function_only_when_configured(void **state)
 {
-    struct fixture *f = *state;
-    struct ferry_err err = {0};
-    json_t *x =
-        run_body_on(f, "owner_lazy.lua",
-                    "    local owner = require 'ferry.owner'\n"
-                    "    local calls = 0\n"
-                    "    local function where()\n"
-                    "      calls = calls + 1\n"
-                    "      return { id = 7, country = 'DE', region = 'Berlin' }\n"
-                    "    end\n"
-                    "    local none = owner.pick({ settings = {} }, 'TasksCollection', where)\n"
-                    "    local before = calls\n"
-                    "    local ctx = { settings = { owner = { territories = { DE = 'E1' } } } }\n"
-                    "    local v, how = owner.pick(ctx, 'TasksCollection', where)\n"
-                    "    local t = owner.pick(ctx, 'TasksCollection', where())\n"
-                    "    return table.concat({ tostring(none), before, v, how, t, calls }, ' ')",
-                    LAZY_RECORD, &err);
-    if (!x) {
-        fail_msg("run: %s", err.msg);
-    }
-    assert_string_equal(json_string_value(x), "nil 0 E1 territory DE E1 2");
-    json_decref(x);
+    assert_body_text(*state, "owner_lazy.lua",
+                     "    local owner = require 'ferry.owner'\n"
+                     "    local calls = 0\n"
+                     "    local function where()\n"
+                     "      calls = calls + 1\n"
+                     "      return { id = 7, country = 'DE', region = 'Berlin' }\n"
+                     "    end\n"
+                     "    local none = owner.pick({ settings = {} }, 'TasksCollection', where)\n"
+                     "    local before = calls\n"
+                     "    local ctx = { settings = { owner = { territories = { DE = 'E1' } } } }\n"
+                     "    local v, how = owner.pick(ctx, 'TasksCollection', where)\n"
+                     "    local t = owner.pick(ctx, 'TasksCollection', where())\n"
+                     "    return table.concat({ tostring(none), before, v, how, t, calls }, ' ')",
+                     "nil 0 E1 territory DE E1 2");
 }
 
 /* A record kept in a global for a later run fails with a clear error there. */
