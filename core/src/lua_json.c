@@ -188,7 +188,7 @@ void ferry__lua_push_json(lua_State *L, const json_t *json)
  *   whatever number of proxies it made.
  *
  * The shared state `st` (upvalue of every metamethod, and in both lazy
- * metatables under &lazy_key) holds the list and the metatables.
+ * metatables under &lazy_key) holds the run number and the metatables.
  */
 enum { LZ_RUN = 1, LZ_OBJ_MT, LZ_ARR_MT };
 static const char json_slot = 0;
