@@ -125,6 +125,17 @@ static int load_one(struct fixture *f, const char *path, struct ferry_mapping_se
     return ferry_mapping_set_load(f->fl, &path, 1, set, err);
 }
 
+/* Writes a one-field mapping and loads it; the test fails on a load error. */
+static struct ferry_mapping_set *load_field(struct fixture *f, const char *name, const char *body)
+{
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    if (load_one(f, write_field_mapping(f, name, body), &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    return set;
+}
+
 /* Runs the set on {"id": 7, ...extra} for shop/customer/created; returns fields.X. */
 static int run_x(struct ferry_mapping_set *set, json_t **x, struct ferry_err *err)
 {
@@ -147,7 +158,7 @@ static void test_mapping_sandbox_globals_absent(void **state)
     struct ferry_mapping_set *set = NULL;
     struct ferry_err err = {0};
     json_t *x = NULL;
-    const char *path = write_field_mapping(
+    set = load_field(
         f, "sandbox.lua",
         "    local names = {}\n"
         "    for _, n in ipairs { 'io', 'os', 'debug', 'package', 'loadfile', 'dofile',\n"
@@ -156,9 +167,6 @@ static void test_mapping_sandbox_globals_absent(void **state)
         "    end\n"
         "    if string.dump ~= nil then names[#names + 1] = 'string.dump' end\n"
         "    return #names == 0 and 'none' or table.concat(names, ',')");
-    if (load_one(f, path, &set, &err) < 0) {
-        fail_msg("load: %s", err.msg);
-    }
     assert_int_equal(run_x(set, &x, &err), 0);
     assert_string_equal(json_string_value(x), "none");
     json_decref(x);
@@ -172,15 +180,12 @@ static void test_mapping_sandbox_type_as_library(void **state)
     struct ferry_mapping_set *set = NULL;
     struct ferry_err err = {0};
     json_t *x = NULL;
-    const char *path = write_field_mapping(
-        f, "type.lua",
-        "    local ok, msg = pcall(type)\n"
-        "    return table.concat({ type(nil), type(1), type(1.5), type('s'), type({}),\n"
-        "      type(print), type(type), type(true), type(ferry.null), type(record),\n"
-        "      tostring(ok), msg }, ',')");
-    if (load_one(f, path, &set, &err) < 0) {
-        fail_msg("load: %s", err.msg);
-    }
+    set =
+        load_field(f, "type.lua",
+                   "    local ok, msg = pcall(type)\n"
+                   "    return table.concat({ type(nil), type(1), type(1.5), type('s'), type({}),\n"
+                   "      type(print), type(type), type(true), type(ferry.null), type(record),\n"
+                   "      tostring(ok), msg }, ',')");
     assert_int_equal(run_x(set, &x, &err), 0);
     assert_string_equal(json_string_value(x),
                         "nil,number,number,string,table,function,function,boolean,userdata,table,"
@@ -195,14 +200,10 @@ static void test_mapping_sandbox_binary_chunk_refused(void **state)
     struct ferry_mapping_set *set = NULL;
     struct ferry_err err = {0};
     json_t *x = NULL;
-    const char *path = write_field_mapping(
-        f, "binary.lua",
-        "    local fn, msg = load('\\27LuaT\\0\\25\\147\\r\\n\\26\\n', 'x', 'b')\n"
-        "    local ok = load('return 1 + 1')\n"
-        "    return tostring(fn) .. '|' .. tostring(msg) .. '|' .. ok()");
-    if (load_one(f, path, &set, &err) < 0) {
-        fail_msg("load: %s", err.msg);
-    }
+    set = load_field(f, "binary.lua",
+                     "    local fn, msg = load('\\27LuaT\\0\\25\\147\\r\\n\\26\\n', 'x', 'b')\n"
+                     "    local ok = load('return 1 + 1')\n"
+                     "    return tostring(fn) .. '|' .. tostring(msg) .. '|' .. ok()");
     assert_int_equal(run_x(set, &x, &err), 0);
     assert_true(json_is_string(x));
     assert_non_null(strstr(json_string_value(x), "nil|"));
@@ -380,13 +381,10 @@ static void test_mapping_memory_cap_stops_doubling(void **state)
     json_t *x = NULL;
     json_t *record = json_pack("{s:i}", "id", 8);
     json_t *intents = NULL;
-    const char *path = write_field_mapping(f, "hog.lua",
-                                           "    if record.id ~= 7 then return 'small' end\n"
-                                           "    local s = 'x'\n"
-                                           "    while true do s = s .. s end");
-    if (load_one(f, path, &set, &err) < 0) {
-        fail_msg("load: %s", err.msg);
-    }
+    set = load_field(f, "hog.lua",
+                     "    if record.id ~= 7 then return 'small' end\n"
+                     "    local s = 'x'\n"
+                     "    while true do s = s .. s end");
     assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
     assert_non_null(strstr(err.msg, "memory"));
     assert_non_null(strstr(err.msg, "hog.lua"));
