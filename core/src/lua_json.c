@@ -20,8 +20,10 @@
 static const char null_sentinel = 0;
 static const char array_mt_key = 0;
 static const char lazy_key = 0;
+static const char built_mt_key = 0;
 
 static void lazy_open(lua_State *L);
+static int l_built_gc(lua_State *L);
 
 void ferry__lua_json_open(lua_State *L)
 {
@@ -32,6 +34,14 @@ void ferry__lua_json_open(lua_State *L)
     lua_pushliteral(L, "ferry.array");
     lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
+    lua_newtable(L);
+    lua_pushcfunction(L, l_built_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, "ferry.json");
+    lua_setfield(L, -2, "__name");
+    lua_pushliteral(L, "ferry.json");
+    lua_setfield(L, -2, "__metatable");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &built_mt_key);
     lazy_open(L);
 }
 
@@ -583,6 +593,7 @@ struct json_frame {
 struct to_json_ctx {
     lua_State *L;
     const void *array_mt; /* the array metatable, compared by address */
+    const void *built_mt; /* the metatable of values the host built (struct built) */
     const char *what;     /* the root's name ... */
     const char *what2;    /* ... and the rest of it */
     struct ferry_err *err;
@@ -907,6 +918,48 @@ static bool has_array_mt(const struct to_json_ctx *c, int idx)
     return is;
 }
 
+/*
+ * A JSON value the host built ahead, held by a full userdata: the parts of
+ * an intent that are the same for every record of a mapping (its op, names,
+ * target and owner), converted once when the mapping is compiled and then
+ * shared by reference, instead of converted again for each record. Nothing
+ * downstream changes an intent's target or owner, so sharing them is safe.
+ */
+struct built {
+    json_t *json; /* NULL until filled */
+};
+
+static int l_built_gc(lua_State *L)
+{
+    struct built *b = lua_touserdata(L, 1);
+    json_decref(b->json);
+    b->json = NULL;
+    return 0;
+}
+
+/* [-0, +1, m] a new, empty holder; made before its json_t so that a memory error leaks nothing. */
+static struct built *built_new(lua_State *L)
+{
+    struct built *b = lua_newuserdatauv(L, sizeof(*b), 0);
+    b->json = NULL;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &built_mt_key);
+    lua_setmetatable(L, -2);
+    return b;
+}
+
+/* The built value at idx, or NULL for any other userdata (or one still empty). */
+static const struct built *built_at(const struct to_json_ctx *c, int idx)
+{
+    const struct built *b = NULL;
+    if (lua_getmetatable(c->L, idx)) {
+        if (lua_topointer(c->L, -1) == c->built_mt) {
+            b = lua_touserdata(c->L, idx);
+        }
+        lua_pop(c->L, 1);
+    }
+    return b && b->json ? b : NULL;
+}
+
 static int to_json(struct to_json_ctx *c, int idx, int depth, const struct json_frame *f,
                    json_t **out)
 {
@@ -949,6 +1002,14 @@ static int to_json(struct to_json_ctx *c, int idx, int depth, const struct json_
             break;
         }
         return path_error(c, f, "cannot convert a userdata to JSON");
+    case LUA_TUSERDATA: {
+        const struct built *b = built_at(c, idx);
+        if (!b) {
+            return path_error(c, f, "cannot convert a userdata to JSON");
+        }
+        j = json_incref(b->json);
+        break;
+    }
     case LUA_TTABLE: {
         lua_Integer n = 0;
         bool seq = false;
@@ -999,21 +1060,131 @@ static int to_json(struct to_json_ctx *c, int idx, int depth, const struct json_
     return 0;
 }
 
+static void ctx_metatables(struct to_json_ctx *c)
+{
+    lua_rawgetp(c->L, LUA_REGISTRYINDEX, &array_mt_key);
+    c->array_mt = lua_topointer(c->L, -1);
+    lua_rawgetp(c->L, LUA_REGISTRYINDEX, &built_mt_key);
+    c->built_mt = lua_topointer(c->L, -1);
+    lua_pop(c->L, 2);
+}
+
 int ferry__lua_to_json_at(lua_State *L, int idx, const char *what, const char *what2, json_t **out,
                           struct ferry_err *err)
 {
-    struct to_json_ctx c = {L, NULL, what ? what : "value", what2 ? what2 : "", err};
+    struct to_json_ctx c = {L, NULL, NULL, what ? what : "value", what2 ? what2 : "", err};
     idx = lua_absindex(L, idx);
-    if (!lua_checkstack(L, 1)) {
+    if (!lua_checkstack(L, 2)) {
         return ferry_err_set(err, FERRY_EMAPPING, "%s%s: Lua stack exhausted", c.what, c.what2);
     }
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &array_mt_key);
-    c.array_mt = lua_topointer(L, -1);
-    lua_pop(L, 1);
+    ctx_metatables(&c);
     return to_json(&c, idx, 0, NULL, out);
 }
 
 int ferry__lua_to_json(lua_State *L, int idx, const char *what, json_t **out, struct ferry_err *err)
 {
     return ferry__lua_to_json_at(L, idx, what, NULL, out, err);
+}
+
+int ferry__lua_intent_head(lua_State *L)
+{
+    struct ferry_err err = {0};
+    json_t *j = NULL;
+    struct built *b;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    b = built_new(L);
+    if (ferry__lua_to_json(L, 1, "intent head", &j, &err) < 0) {
+        lua_pushstring(L, err.msg);
+        return lua_error(L);
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return luaL_error(L, "intent head: expected a table with string keys");
+    }
+    b->json = j;
+    return 1;
+}
+
+/*
+ * The parts of an intent that differ per record, in the order a failed
+ * conversion reports them (stack slots 3.. of ferry__lua_intent).
+ */
+static const char *const intent_parts[] = {"source.id", "source.event", "match", "fields",
+                                           "conflict",  "instead",      "notes"};
+
+int ferry__lua_intent(lua_State *L)
+{
+    struct ferry_err err = {0};
+    struct to_json_ctx c = {L, NULL, NULL, NULL, ": intents", &err};
+    /* The intent is element 1 of the engine's list, as the host names it. */
+    struct json_frame root = {NULL, NULL, 0, 1};
+    struct json_frame source = {&root, "source", 6, 0};
+    const struct built *head;
+    struct built *b;
+    json_t *intent = NULL;
+    json_t *src = NULL;
+    const char *key;
+    json_t *v;
+    int rc = 0;
+    lua_settop(L, 9);
+    luaL_checkstack(L, 8, "intent");
+    ctx_metatables(&c);
+    head = lua_type(L, 1) == LUA_TUSERDATA ? built_at(&c, 1) : NULL;
+    if (!head || !json_is_object(head->json)) {
+        return luaL_argerror(L, 1, "expected an intent head (ferry.intent_head)");
+    }
+    c.what = luaL_checkstring(L, 2);
+    luaL_checktype(L, 3, LUA_TSTRING);
+    b = built_new(L);
+    intent = json_object();
+    if (!intent) {
+        goto nomem;
+    }
+    json_object_foreach(head->json, key, v)
+    {
+        if (strcmp(key, "source") == 0) {
+            /* Its own object: the id and event are this record's. */
+            src = json_copy(v);
+            if (!src || json_object_set_new_nocheck(intent, key, src) < 0) {
+                goto nomem;
+            }
+        } else if (json_object_set_nocheck(intent, key, v) < 0) {
+            goto nomem;
+        }
+    }
+    for (int i = 0; i < (int)(sizeof(intent_parts) / sizeof(intent_parts[0])); i++) {
+        const char *name = intent_parts[i];
+        bool in_source = strncmp(name, "source.", 7) == 0;
+        struct json_frame here = {&root, name, strlen(name), 0};
+        json_t *item = NULL;
+        int idx = 3 + i;
+        if (lua_isnil(L, idx)) {
+            continue;
+        }
+        if (in_source) {
+            if (!src) {
+                return luaL_argerror(L, 1, "the intent head has no source");
+            }
+            here.up = &source;
+            here.key = name + 7;
+            here.klen = strlen(here.key);
+        }
+        /* Depth as in the host's conversion of the whole list: list 0, intent 1. */
+        rc = to_json(&c, idx, in_source ? 3 : 2, &here, &item);
+        if (rc < 0) {
+            goto fail;
+        }
+        if (json_object_set_new_nocheck(in_source ? src : intent, here.key, item) < 0) {
+            goto nomem;
+        }
+    }
+    b->json = intent;
+    return 1;
+nomem:
+    ferry_err_set(&err, FERRY_ENOMEM, "%s: out of memory", c.what);
+fail:
+    json_decref(intent);
+    lua_pushstring(L, err.msg);
+    return lua_error(L);
 }

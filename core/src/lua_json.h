@@ -72,4 +72,20 @@ FERRY_NODISCARD int ferry__lua_to_json(lua_State *L, int idx, const char *what, 
 FERRY_NODISCARD int ferry__lua_to_json_at(lua_State *L, int idx, const char *what,
                                           const char *what2, json_t **out, struct ferry_err *err);
 
+/*
+ * ferry.intent_head(t): t converted once into a value the conversions above
+ * pass through by reference (a userdata). For the engine: the parts of a
+ * mapping's intent that are the same for every record.
+ */
+int ferry__lua_intent_head(lua_State *L);
+/*
+ * ferry.intent(head, path, source_id, event, match, fields, conflict,
+ * instead, notes): the engine's first intent of a run, converted now and
+ * held like a head; its source is the head's with the id and event added,
+ * and nil parts are left out. A value that does not convert raises the
+ * error the host's conversion of the list would give ("<path>: intents[1].
+ * fields.X: ...").
+ */
+int ferry__lua_intent(lua_State *L);
+
 #endif

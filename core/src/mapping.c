@@ -1377,6 +1377,10 @@ static int protected_init(lua_State *L)
     lua_setfield(L, -2, "array");
     lua_pushcfunction(L, l_ferry_is_array);
     lua_setfield(L, -2, "is_array");
+    lua_pushcfunction(L, ferry__lua_intent_head);
+    lua_setfield(L, -2, "intent_head");
+    lua_pushcfunction(L, ferry__lua_intent);
+    lua_setfield(L, -2, "intent");
     lua_setglobal(L, "ferry");
     protect_libraries(L);
 

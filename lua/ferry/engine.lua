@@ -11,6 +11,7 @@ local map = require "ferry.map"
 
 local null = ferry.null
 local array = ferry.array
+local intent_head, intent = ferry.intent_head, ferry.intent
 local get = map.get
 
 -- Library functions as upvalues: a global is a miss in this module's own
@@ -301,6 +302,11 @@ function engine.compile(spec, name, path)
     run.validate_rules[i] = m.validate[k]
   end
   m.run = run
+  -- What every intent of this mapping repeats, converted to JSON once here
+  -- and shared by the host's intents, instead of converted per record.
+  m.head = intent_head { op = m.op, mapping = m.name,
+                         source = { system = m.source.system, object = m.source.object },
+                         target = m.target, owner = m.owner, link_from = m.link_from }
   return m
 end
 
@@ -426,28 +432,17 @@ function engine.run(m, record, ctx, event)
   end
 
   local sid = id_string(id, m)
-  -- target and owner are the compiled mapping's own tables: the host only
-  -- reads an intent, and nothing here changes them.
-  local out = array {
-    {
-      op = m.op,
-      mapping = m.name,
-      source = { system = m.source.system, object = m.source.object, id = sid, event = event },
-      target = m.target,
-      match = match,
-      fields = fields,
-      owner = m.owner,
-      conflict = conflict,
-      link_from = m.link_from,
-    },
-  }
+  -- The mapping's own intent is out[1], made last (ferry.intent): it takes
+  -- the alternative and the notes the rules below may add.
+  local out = array { false }
 
   -- What to create when the target refuses the write as not allowed (e.g.
   -- an opportunity in approval): a task for a person instead of a retry.
+  local instead
   if m.instead then
     local alt = m.instead(record, ctx)
     if alt ~= nil then
-      out[1].instead = map.finish_intent(alt, m, sid, event, "instead", 1, record, ctx)
+      instead = map.finish_intent(alt, m, sid, event, "instead", 1, record, ctx)
     end
   end
 
@@ -472,14 +467,17 @@ function engine.run(m, record, ctx, event)
   end
   -- Decisions helpers recorded while mapping (e.g. which rule chose an
   -- owner), for the job's audit.
+  local notes
   if type(ctx.notes) == "table" and #ctx.notes > 0 then
-    local notes = array {}
+    notes = array {}
     for i, n in ipairs(ctx.notes) do
       notes[i] = n
     end
-    out[1].notes = notes
   end
 
+  -- The head holds op, mapping, the source's system and object, target,
+  -- owner and link_from: the compiled mapping's own values.
+  out[1] = intent(m.head, m.path, sid, event, match, fields, conflict, instead, notes)
   return out
 end
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -194,6 +195,102 @@ static void test_lua_json_depth_limit_is_exact(void **state)
     lua_close(L);
 }
 
+/* A state with ferry.intent_head and ferry.intent, as the mapping host registers them. */
+static lua_State *intent_state(void)
+{
+    lua_State *L = new_state();
+    lua_newtable(L);
+    lua_pushcfunction(L, ferry__lua_intent_head);
+    lua_setfield(L, -2, "intent_head");
+    lua_pushcfunction(L, ferry__lua_intent);
+    lua_setfield(L, -2, "intent");
+    lua_setglobal(L, "ferry");
+    return L;
+}
+
+static void test_lua_json_intent_shares_the_head_and_adds_the_record(void **state)
+{
+    (void)state;
+    lua_State *L = intent_state();
+    json_t *out = NULL;
+    struct ferry_err err = {0};
+    eval(L, "local head = ferry.intent_head { op = 'upsert', mapping = 'm',\n"
+            "  source = { system = 's', object = 'o' }, target = { system = 't', object = 'T' },\n"
+            "  owner = { Phone = 't' } }\n"
+            "return { ferry.intent(head, 'm.lua', '7', 'created', { { rule = 'link' } },\n"
+            "                      { A = 'x', N = 2 }, nil, nil, nil),\n"
+            "         ferry.intent(head, 'm.lua', '8', nil, {}, {}, { policy = 'park' },\n"
+            "                      nil, { 'why' }) }");
+    assert_int_equal(ferry__lua_to_json(L, -1, "list", &out, &err), 0);
+    json_t *a = json_array_get(out, 0);
+    json_t *b = json_array_get(out, 1);
+    json_t *want_a = json_loads(
+        "{\"op\":\"upsert\",\"mapping\":\"m\",\"source\":{\"system\":\"s\",\"object\":\"o\","
+        "\"id\":\"7\",\"event\":\"created\"},\"target\":{\"system\":\"t\",\"object\":\"T\"},"
+        "\"owner\":{\"Phone\":\"t\"},\"match\":[{\"rule\":\"link\"}],\"fields\":{\"A\":\"x\","
+        "\"N\":2}}",
+        0, NULL);
+    assert_non_null(want_a);
+    assert_true(json_equal(a, want_a));
+    /* nil parts are left out; an absent event too. */
+    assert_null(json_object_get(json_object_get(b, "source"), "event"));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(b, "source"), "id")),
+                        "8");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(b, "conflict"), "policy")), "park");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(b, "notes"), 0)), "why");
+    assert_null(json_object_get(a, "conflict"));
+    assert_null(json_object_get(a, "notes"));
+    /* The head's parts are shared, the source is each intent's own. */
+    assert_ptr_equal(json_object_get(a, "target"), json_object_get(b, "target"));
+    assert_ptr_equal(json_object_get(a, "owner"), json_object_get(b, "owner"));
+    assert_ptr_not_equal(json_object_get(a, "source"), json_object_get(b, "source"));
+    json_decref(want_a);
+    json_decref(out);
+    lua_close(L);
+}
+
+/* Returns the message of the error `chunk` raises, as a new string. */
+static char *eval_error(lua_State *L, const char *chunk)
+{
+    assert_int_equal(luaL_loadstring(L, chunk), LUA_OK);
+    assert_int_not_equal(lua_pcall(L, 0, 0, 0), LUA_OK);
+    char *msg = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return msg;
+}
+
+static void test_lua_json_intent_errors_name_the_intent_path(void **state)
+{
+    (void)state;
+    lua_State *L = intent_state();
+    char *msg;
+    eval(L, "head = ferry.intent_head { op = 'upsert', source = { system = 's', object = 'o' } }"
+            " return true");
+    lua_pop(L, 1);
+    msg = eval_error(L, "ferry.intent(head, 'm.lua', '1', 'e', {}, { X = function() end })");
+    assert_string_equal(msg, "m.lua: intents[1].fields.X: cannot convert a function to JSON");
+    free(msg);
+    msg = eval_error(L, "ferry.intent(head, 'm.lua', '\\xff', 'e', {}, {})");
+    assert_string_equal(msg, "m.lua: intents[1].source.id: string is not valid UTF-8");
+    free(msg);
+    msg = eval_error(L,
+                     "ferry.intent(head, 'm.lua', '1', 'e', {}, {}, nil, nil, { function() end })");
+    assert_string_equal(msg, "m.lua: intents[1].notes[1]: cannot convert a function to JSON");
+    free(msg);
+    /* Only a head will do, and a head must be an object. */
+    msg = eval_error(L, "ferry.intent({}, 'm.lua', '1', 'e', {}, {})");
+    assert_non_null(strstr(msg, "expected an intent head"));
+    free(msg);
+    msg = eval_error(L, "ferry.intent_head { 1, 2 }");
+    assert_non_null(strstr(msg, "intent head: expected a table with string keys"));
+    free(msg);
+    msg = eval_error(L, "ferry.intent_head { f = function() end }");
+    assert_string_equal(msg, "intent head.f: cannot convert a function to JSON");
+    free(msg);
+    lua_close(L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +299,8 @@ int main(void)
         cmocka_unit_test(test_lua_json_long_path_is_truncated),
         cmocka_unit_test(test_lua_json_utf8_checked_beyond_ascii),
         cmocka_unit_test(test_lua_json_depth_limit_is_exact),
+        cmocka_unit_test(test_lua_json_intent_shares_the_head_and_adds_the_record),
+        cmocka_unit_test(test_lua_json_intent_errors_name_the_intent_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
