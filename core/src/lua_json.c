@@ -926,7 +926,8 @@ static bool has_array_mt(const struct to_json_ctx *c, int idx)
  * downstream changes an intent's target or owner, so sharing them is safe.
  */
 struct built {
-    json_t *json; /* NULL until filled */
+    json_t *json; /* NULL until filled, and once handed over */
+    bool once;    /* an intent: its conversion takes the value (a head's shares it) */
 };
 
 static int l_built_gc(lua_State *L)
@@ -942,15 +943,16 @@ static struct built *built_new(lua_State *L)
 {
     struct built *b = lua_newuserdatauv(L, sizeof(*b), 0);
     b->json = NULL;
+    b->once = false;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &built_mt_key);
     lua_setmetatable(L, -2);
     return b;
 }
 
 /* The built value at idx, or NULL for any other userdata (or one still empty). */
-static const struct built *built_at(const struct to_json_ctx *c, int idx)
+static struct built *built_at(const struct to_json_ctx *c, int idx)
 {
-    const struct built *b = NULL;
+    struct built *b = NULL;
     if (lua_getmetatable(c->L, idx)) {
         if (lua_topointer(c->L, -1) == c->built_mt) {
             b = lua_touserdata(c->L, idx);
@@ -1003,11 +1005,16 @@ static int to_json(struct to_json_ctx *c, int idx, int depth, const struct json_
         }
         return path_error(c, f, "cannot convert a userdata to JSON");
     case LUA_TUSERDATA: {
-        const struct built *b = built_at(c, idx);
+        struct built *b = built_at(c, idx);
         if (!b) {
             return path_error(c, f, "cannot convert a userdata to JSON");
         }
-        j = json_incref(b->json);
+        /* An intent is converted once, by the host, at the end of its run:
+         * handing it over frees it with the others, not at the next collection. */
+        j = b->once ? b->json : json_incref(b->json);
+        if (b->once) {
+            b->json = NULL;
+        }
         break;
     }
     case LUA_TTABLE: {
@@ -1107,18 +1114,19 @@ int ferry__lua_intent_head(lua_State *L)
 }
 
 /*
- * The parts of an intent that differ per record, in the order a failed
- * conversion reports them (stack slots 3.. of ferry__lua_intent).
+ * The parts of an intent that differ per record or rule, in the order of
+ * ferry__lua_intent's arguments from the fourth on.
  */
-static const char *const intent_parts[] = {"source.id", "source.event", "match", "fields",
+static const char *const intent_parts[] = {"source.id", "source.event", "op",     "rule",
+                                           "target",    "match",        "fields", "owner",
                                            "conflict",  "instead",      "notes"};
+#define INTENT_PARTS (int)(sizeof(intent_parts) / sizeof(intent_parts[0]))
 
 int ferry__lua_intent(lua_State *L)
 {
     struct ferry_err err = {0};
     struct to_json_ctx c = {L, NULL, NULL, NULL, ": intents", &err};
-    /* The intent is element 1 of the engine's list, as the host names it. */
-    struct json_frame root = {NULL, NULL, 0, 1};
+    struct json_frame root = {NULL, NULL, 0, 0};
     struct json_frame source = {&root, "source", 6, 0};
     const struct built *head;
     struct built *b;
@@ -1127,15 +1135,17 @@ int ferry__lua_intent(lua_State *L)
     const char *key;
     json_t *v;
     int rc = 0;
-    lua_settop(L, 9);
+    lua_settop(L, 3 + INTENT_PARTS);
     luaL_checkstack(L, 8, "intent");
     ctx_metatables(&c);
     head = lua_type(L, 1) == LUA_TUSERDATA ? built_at(&c, 1) : NULL;
-    if (!head || !json_is_object(head->json)) {
-        return luaL_argerror(L, 1, "expected an intent head (ferry.intent_head)");
+    if (!head || !json_is_object(json_object_get(head->json, "source"))) {
+        return luaL_argerror(L, 1, "expected an intent head with a source (ferry.intent_head)");
     }
     c.what = luaL_checkstring(L, 2);
-    luaL_checktype(L, 3, LUA_TSTRING);
+    /* Where the host's list will have it, for the path in an error. */
+    root.index = luaL_checkinteger(L, 3);
+    luaL_checktype(L, 4, LUA_TSTRING);
     b = built_new(L);
     intent = json_object();
     if (!intent) {
@@ -1153,19 +1163,16 @@ int ferry__lua_intent(lua_State *L)
             goto nomem;
         }
     }
-    for (int i = 0; i < (int)(sizeof(intent_parts) / sizeof(intent_parts[0])); i++) {
+    for (int i = 0; i < INTENT_PARTS; i++) {
         const char *name = intent_parts[i];
         bool in_source = strncmp(name, "source.", 7) == 0;
         struct json_frame here = {&root, name, strlen(name), 0};
         json_t *item = NULL;
-        int idx = 3 + i;
+        int idx = 4 + i;
         if (lua_isnil(L, idx)) {
             continue;
         }
         if (in_source) {
-            if (!src) {
-                return luaL_argerror(L, 1, "the intent head has no source");
-            }
             here.up = &source;
             here.key = name + 7;
             here.klen = strlen(here.key);
@@ -1180,6 +1187,7 @@ int ferry__lua_intent(lua_State *L)
         }
     }
     b->json = intent;
+    b->once = true;
     return 1;
 nomem:
     ferry_err_set(&err, FERRY_ENOMEM, "%s: out of memory", c.what);

@@ -79,12 +79,13 @@ FERRY_NODISCARD int ferry__lua_to_json_at(lua_State *L, int idx, const char *wha
  */
 int ferry__lua_intent_head(lua_State *L);
 /*
- * ferry.intent(head, path, source_id, event, match, fields, conflict,
- * instead, notes): the engine's first intent of a run, converted now and
- * held like a head; its source is the head's with the id and event added,
- * and nil parts are left out. A value that does not convert raises the
- * error the host's conversion of the list would give ("<path>: intents[1].
- * fields.X: ...").
+ * ferry.intent(head, path, index, source_id, event, op, rule, target, match,
+ * fields, owner, conflict, instead, notes): an intent of the engine's list,
+ * converted now and held like a head (the host's conversion of the list
+ * takes it over). It has the head's parts, its source with the id and event
+ * added, and the non-nil parts given, which replace the head's. A value
+ * that does not convert raises the error the host's conversion of the list
+ * would give ("<path>: intents[<index>].fields.X: ...").
  */
 int ferry__lua_intent(lua_State *L);
 

@@ -307,6 +307,8 @@ function engine.compile(spec, name, path)
   m.head = intent_head { op = m.op, mapping = m.name,
                          source = { system = m.source.system, object = m.source.object },
                          target = m.target, owner = m.owner, link_from = m.link_from }
+  m.rule_head = intent_head { mapping = m.name,
+                              source = { system = m.source.system, object = m.source.object } }
   return m
 end
 
@@ -461,7 +463,8 @@ function engine.run(m, record, ctx, event)
         got = { got }
       end
       for i = 1, #got do
-        out[#out + 1] = map.finish_intent(got[i], m, sid, event, rule.name, i, record, ctx)
+        local at = #out + 1
+        out[at] = map.finish_intent(got[i], m, sid, event, rule.name, i, record, ctx, at)
       end
     end
   end
@@ -477,7 +480,8 @@ function engine.run(m, record, ctx, event)
 
   -- The head holds op, mapping, the source's system and object, target,
   -- owner and link_from: the compiled mapping's own values.
-  out[1] = intent(m.head, m.path, sid, event, match, fields, conflict, instead, notes)
+  out[1] = intent(m.head, m.path, 1, sid, event, nil, nil, nil, match, fields, nil, conflict,
+                  instead, notes)
   return out
 end
 

@@ -342,13 +342,19 @@ function map.update(spec)
   return intent("update", spec, "map.update")
 end
 
+local NO_OWNER = {}
+
 -- Used by the engine: a rule's intent in the host's format (core/src/mapping.h).
-function map.finish_intent(it, m, source_id, event, rule, n, record, ctx)
+-- With `index` (its place in the engine's list), made by the host at once
+-- (ferry.intent) from the mapping's rule_head; without, as a table (an
+-- alternative inside another intent).
+function map.finish_intent(it, m, source_id, event, rule, n, record, ctx, index)
   if type(it) ~= "table" or (it.op ~= "upsert" and it.op ~= "update") then
     error(m.path .. ": rules." .. rule .. "[" .. n .. "] is not an intent (use map.activity or map.update)", 0)
   end
-  local fields = {}
-  for k, v in pairs(it.fields) do
+  -- Checked, not copied: the intent is converted before the rule runs again.
+  local fields = it.fields
+  for k, v in pairs(fields) do
     if type(k) ~= "string" then
       error(m.path .. ": rules." .. rule .. ": field names must be strings", 0)
     end
@@ -356,7 +362,6 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx)
       -- A rule gives values; a source function here is almost surely a slip.
       error(m.path .. ": rules." .. rule .. ": field " .. k .. " is a function, not a value", 0)
     end
-    fields[k] = v
   end
   local match = array {}
   for _, r in ipairs(it.match) do
@@ -378,22 +383,23 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx)
       end
     end
   end
-  local owner = {}
-  for k, v in pairs(it.owner or {}) do
-    owner[k] = v
-  end
+  local owner = it.owner or NO_OWNER
   local instead
   if it.instead ~= nil then
     -- The alternative gets a link of its own (rule key + "-instead"), so a
     -- retried job finds the task it already made.
     instead = map.finish_intent(it.instead, m, source_id, event, rule .. "-instead", n, record, ctx)
   end
+  local id = source_id .. "#" .. (it.key or rule)
+  if index then
+    return ferry.intent(m.rule_head, m.path, index, id, event, it.op, rule, it.target, match,
+                        fields, owner, nil, instead, nil)
+  end
   return {
     op = it.op,
     mapping = m.name,
     rule = rule,
-    source = { system = m.source.system, object = m.source.object,
-               id = source_id .. "#" .. (it.key or rule), event = event },
+    source = { system = m.source.system, object = m.source.object, id = id, event = event },
     target = it.target,
     match = match,
     fields = fields,

@@ -217,13 +217,16 @@ static void test_lua_json_intent_shares_the_head_and_adds_the_record(void **stat
     eval(L, "local head = ferry.intent_head { op = 'upsert', mapping = 'm',\n"
             "  source = { system = 's', object = 'o' }, target = { system = 't', object = 'T' },\n"
             "  owner = { Phone = 't' } }\n"
-            "return { ferry.intent(head, 'm.lua', '7', 'created', { { rule = 'link' } },\n"
-            "                      { A = 'x', N = 2 }, nil, nil, nil),\n"
-            "         ferry.intent(head, 'm.lua', '8', nil, {}, {}, { policy = 'park' },\n"
-            "                      nil, { 'why' }) }");
+            "return { ferry.intent(head, 'm.lua', 1, '7', 'created', nil, nil, nil,\n"
+            "                      { { rule = 'link' } }, { A = 'x', N = 2 }),\n"
+            "         ferry.intent(head, 'm.lua', 2, '8', nil, 'update', 'r',\n"
+            "                      { system = 'u', object = 'U' }, {}, {}, {},\n"
+            "                      { policy = 'park' }, nil, { 'why' }),\n"
+            "         ferry.intent(head, 'm.lua', 3, '9', 'created', nil, nil, nil, {}, {}) }");
     assert_int_equal(ferry__lua_to_json(L, -1, "list", &out, &err), 0);
     json_t *a = json_array_get(out, 0);
     json_t *b = json_array_get(out, 1);
+    json_t *c = json_array_get(out, 2);
     json_t *want_a = json_loads(
         "{\"op\":\"upsert\",\"mapping\":\"m\",\"source\":{\"system\":\"s\",\"object\":\"o\","
         "\"id\":\"7\",\"event\":\"created\"},\"target\":{\"system\":\"t\",\"object\":\"T\"},"
@@ -239,12 +242,22 @@ static void test_lua_json_intent_shares_the_head_and_adds_the_record(void **stat
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(b, "conflict"), "policy")), "park");
     assert_string_equal(json_string_value(json_array_get(json_object_get(b, "notes"), 0)), "why");
+    /* Parts given replace the head's. */
+    assert_string_equal(json_string_value(json_object_get(b, "op")), "update");
+    assert_string_equal(json_string_value(json_object_get(b, "rule")), "r");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(b, "target"), "object")),
+                        "U");
+    assert_int_equal(json_object_size(json_object_get(b, "owner")), 0);
+    assert_null(json_object_get(a, "rule"));
     assert_null(json_object_get(a, "conflict"));
     assert_null(json_object_get(a, "notes"));
     /* The head's parts are shared, the source is each intent's own. */
-    assert_ptr_equal(json_object_get(a, "target"), json_object_get(b, "target"));
-    assert_ptr_equal(json_object_get(a, "owner"), json_object_get(b, "owner"));
-    assert_ptr_not_equal(json_object_get(a, "source"), json_object_get(b, "source"));
+    assert_ptr_equal(json_object_get(a, "target"), json_object_get(c, "target"));
+    assert_ptr_equal(json_object_get(a, "owner"), json_object_get(c, "owner"));
+    assert_ptr_not_equal(json_object_get(a, "source"), json_object_get(c, "source"));
+    /* An intent is handed over, not shared: the list holds the only reference. */
+    assert_int_equal(a->refcount, 1);
+    assert_int_equal(b->refcount, 1);
     json_decref(want_a);
     json_decref(out);
     lua_close(L);
@@ -268,18 +281,19 @@ static void test_lua_json_intent_errors_name_the_intent_path(void **state)
     eval(L, "head = ferry.intent_head { op = 'upsert', source = { system = 's', object = 'o' } }"
             " return true");
     lua_pop(L, 1);
-    msg = eval_error(L, "ferry.intent(head, 'm.lua', '1', 'e', {}, { X = function() end })");
+    msg = eval_error(L, "ferry.intent(head, 'm.lua', 1, '1', 'e', nil, nil, nil, {},\n"
+                        "  { X = function() end })");
     assert_string_equal(msg, "m.lua: intents[1].fields.X: cannot convert a function to JSON");
     free(msg);
-    msg = eval_error(L, "ferry.intent(head, 'm.lua', '\\xff', 'e', {}, {})");
-    assert_string_equal(msg, "m.lua: intents[1].source.id: string is not valid UTF-8");
+    msg = eval_error(L, "ferry.intent(head, 'm.lua', 3, '\\xff', 'e', nil, nil, nil, {}, {})");
+    assert_string_equal(msg, "m.lua: intents[3].source.id: string is not valid UTF-8");
     free(msg);
-    msg = eval_error(L,
-                     "ferry.intent(head, 'm.lua', '1', 'e', {}, {}, nil, nil, { function() end })");
-    assert_string_equal(msg, "m.lua: intents[1].notes[1]: cannot convert a function to JSON");
+    msg = eval_error(L, "ferry.intent(head, 'm.lua', 2, '1', 'e', nil, nil, nil, {}, {}, nil,\n"
+                        "  nil, nil, { function() end })");
+    assert_string_equal(msg, "m.lua: intents[2].notes[1]: cannot convert a function to JSON");
     free(msg);
     /* Only a head will do, and a head must be an object. */
-    msg = eval_error(L, "ferry.intent({}, 'm.lua', '1', 'e', {}, {})");
+    msg = eval_error(L, "ferry.intent({}, 'm.lua', 1, '1', 'e')");
     assert_non_null(strstr(msg, "expected an intent head"));
     free(msg);
     msg = eval_error(L, "ferry.intent_head { 1, 2 }");
