@@ -1122,6 +1122,50 @@ static const char *const intent_parts[] = {"source.id", "source.event", "op",   
                                            "conflict",  "instead",      "notes"};
 #define INTENT_PARTS (int)(sizeof(intent_parts) / sizeof(intent_parts[0]))
 
+/*
+ * fields from two lists (names[i] = values[i], a nil value left out): the
+ * engine keeps them so, reused from record to record, instead of filling
+ * a new table per record for this conversion to walk.
+ */
+static int fields_from_lists(struct to_json_ctx *c, int names, int values,
+                             const struct json_frame *up, json_t **out)
+{
+    lua_State *L = c->L;
+    json_t *fields = json_object();
+    lua_Integer n = (lua_Integer)lua_rawlen(L, names);
+    int rc = 0;
+    if (!fields) {
+        return ferry_err_set(c->err, FERRY_ENOMEM, "out of memory");
+    }
+    for (lua_Integer i = 1; i <= n && rc == 0; i++) {
+        json_t *item = NULL;
+        size_t klen = 0;
+        const char *key;
+        if (lua_rawgeti(L, values, i) == LUA_TNIL) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_rawgeti(L, names, i);
+        key = lua_tolstring(L, -1, &klen);
+        if (!key) {
+            rc = path_error(c, up, "field name %lld is not a string", (long long)i);
+        } else {
+            struct json_frame here = {up, key, klen, 0};
+            rc = to_json(c, lua_gettop(L) - 1, 3, &here, &item);
+            if (rc == 0 && json_object_setn_new_nocheck(fields, key, klen, item) < 0) {
+                rc = ferry_err_set(c->err, FERRY_ENOMEM, "out of memory");
+            }
+        }
+        lua_pop(L, 2);
+    }
+    if (rc < 0) {
+        json_decref(fields);
+        return rc;
+    }
+    *out = fields;
+    return 0;
+}
+
 int ferry__lua_intent(lua_State *L)
 {
     struct ferry_err err = {0};
@@ -1135,7 +1179,7 @@ int ferry__lua_intent(lua_State *L)
     const char *key;
     json_t *v;
     int rc = 0;
-    lua_settop(L, 3 + INTENT_PARTS);
+    lua_settop(L, 3 + INTENT_PARTS + 2);
     luaL_checkstack(L, 8, "intent");
     ctx_metatables(&c);
     head = lua_type(L, 1) == LUA_TUSERDATA ? built_at(&c, 1) : NULL;
@@ -1146,6 +1190,10 @@ int ferry__lua_intent(lua_State *L)
     /* Where the host's list will have it, for the path in an error. */
     root.index = luaL_checkinteger(L, 3);
     luaL_checktype(L, 4, LUA_TSTRING);
+    if (!lua_isnil(L, 4 + INTENT_PARTS)) {
+        luaL_checktype(L, 4 + INTENT_PARTS, LUA_TTABLE);
+        luaL_checktype(L, 5 + INTENT_PARTS, LUA_TTABLE);
+    }
     b = built_new(L);
     intent = json_object();
     if (!intent) {
@@ -1183,6 +1231,17 @@ int ferry__lua_intent(lua_State *L)
             goto fail;
         }
         if (json_object_set_new_nocheck(in_source ? src : intent, here.key, item) < 0) {
+            goto nomem;
+        }
+    }
+    if (!lua_isnil(L, 4 + INTENT_PARTS)) {
+        struct json_frame here = {&root, "fields", 6, 0};
+        json_t *fields = NULL;
+        rc = fields_from_lists(&c, 4 + INTENT_PARTS, 5 + INTENT_PARTS, &here, &fields);
+        if (rc < 0) {
+            goto fail;
+        }
+        if (json_object_set_new_nocheck(intent, "fields", fields) < 0) {
             goto nomem;
         }
     }

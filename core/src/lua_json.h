@@ -80,7 +80,9 @@ FERRY_NODISCARD int ferry__lua_to_json_at(lua_State *L, int idx, const char *wha
 int ferry__lua_intent_head(lua_State *L);
 /*
  * ferry.intent(head, path, index, source_id, event, op, rule, target, match,
- * fields, owner, conflict, instead, notes): an intent of the engine's list,
+ * fields, owner, conflict, instead, notes[, names, values]): an intent of the
+ * engine's list (with names and values, its fields are names[i] = values[i]
+ * for each value that is not nil),
  * converted now and held like a head (the host's conversion of the list
  * takes it over). It has the head's parts, its source with the id and event
  * added, and the non-nil parts given, which replace the head's. A value

@@ -289,17 +289,23 @@ function engine.compile(spec, name, path)
   -- What run() walks for every record, as lists built once here: a numeric
   -- loop over them costs less than pairs() over the tables above, which
   -- stay as they are for the host and for integrators reading them.
-  local run = { field_names = {}, field_paths = {}, field_fns = {}, owner = {},
-                validate_names = {}, validate_rules = {} }
+  -- field_values is each run's scratch list of values (field_names[i] =
+  -- field_values[i]), reused from record to record: the host reads it
+  -- into the intent (ferry.intent) before the next run writes it again.
+  local run = { field_names = {}, field_paths = {}, field_fns = {}, field_values = {}, owner = {},
+                validate_names = {}, validate_rules = {}, validate_index = {} }
+  local field_index = {}
   for i, k in ipairs(sorted_keys(m.fields)) do
     local src = m.fields[k]
     run.field_names[i] = k
     run.field_paths[i] = type(src) == "string" and src or false
     run.field_fns[i] = type(src) == "function" and src or false
+    field_index[k] = i
   end
   for i, k in ipairs(sorted_keys(m.validate)) do
     run.validate_names[i] = k
     run.validate_rules[i] = m.validate[k]
+    run.validate_index[i] = field_index[k]
   end
   m.run = run
   -- What every intent of this mapping repeats, converted to JSON once here
@@ -353,18 +359,14 @@ function engine.run(m, record, ctx, event)
   end
 
   local run = m.run
-  local fields = {}
-  local names, paths, fns = run.field_names, run.field_paths, run.field_fns
+  local names, paths, fns, values = run.field_names, run.field_paths, run.field_fns,
+                                    run.field_values
   for i = 1, #names do
     local p = paths[i]
-    local v
     if p then
-      v = get(record, p)
+      values[i] = get(record, p)
     else
-      v = fns[i](record, ctx)
-    end
-    if v ~= nil then
-      fields[names[i]] = v
+      values[i] = fns[i](record, ctx)
     end
   end
 
@@ -383,10 +385,10 @@ function engine.run(m, record, ctx, event)
     end
   end
 
-  local vnames, vrules = run.validate_names, run.validate_rules
+  local vnames, vrules, vindex = run.validate_names, run.validate_rules, run.validate_index
   for i = 1, #vnames do
     local name, rule = vnames[i], vrules[i]
-    local v = fields[name]
+    local v = values[vindex[i]]
     if v == nil then
       if rule.required then
         fail(m.path, "validate: %s is required but the record gives none", name)
@@ -480,8 +482,8 @@ function engine.run(m, record, ctx, event)
 
   -- The head holds op, mapping, the source's system and object, target,
   -- owner and link_from: the compiled mapping's own values.
-  out[1] = intent(m.head, m.path, 1, sid, event, nil, nil, nil, match, fields, nil, conflict,
-                  instead, notes)
+  out[1] = intent(m.head, m.path, 1, sid, event, nil, nil, nil, match, nil, nil, conflict,
+                  instead, notes, names, values)
   return out
 end
 

@@ -263,6 +263,23 @@ static void test_lua_json_intent_shares_the_head_and_adds_the_record(void **stat
     lua_close(L);
 }
 
+static void test_lua_json_intent_fields_from_lists(void **state)
+{
+    (void)state;
+    lua_State *L = intent_state();
+    json_t *out = NULL;
+    struct ferry_err err = {0};
+    eval(L, "local head = ferry.intent_head { source = { system = 's', object = 'o' } }\n"
+            "return ferry.intent(head, 'm.lua', 1, '7', 'e', nil, nil, nil, {}, nil, nil, nil,\n"
+            "                    nil, nil, { 'A', 'B', 'C' }, { 'x', nil, 3 })");
+    assert_int_equal(ferry__lua_to_json(L, -1, "intent", &out, &err), 0);
+    json_t *want = json_loads("{\"A\":\"x\",\"C\":3}", 0, NULL);
+    assert_true(json_equal(json_object_get(out, "fields"), want));
+    json_decref(want);
+    json_decref(out);
+    lua_close(L);
+}
+
 /* Returns the message of the error `chunk` raises, as a new string. */
 static char *eval_error(lua_State *L, const char *chunk)
 {
@@ -292,6 +309,10 @@ static void test_lua_json_intent_errors_name_the_intent_path(void **state)
                         "  nil, nil, { function() end })");
     assert_string_equal(msg, "m.lua: intents[2].notes[1]: cannot convert a function to JSON");
     free(msg);
+    msg = eval_error(L, "ferry.intent(head, 'm.lua', 1, '1', 'e', nil, nil, nil, {}, nil, nil,\n"
+                        "  nil, nil, nil, { 'A', 'B' }, { 'x', function() end })");
+    assert_string_equal(msg, "m.lua: intents[1].fields.B: cannot convert a function to JSON");
+    free(msg);
     /* Only a head will do, and a head must be an object. */
     msg = eval_error(L, "ferry.intent({}, 'm.lua', 1, '1', 'e')");
     assert_non_null(strstr(msg, "expected an intent head"));
@@ -315,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_lua_json_depth_limit_is_exact),
         cmocka_unit_test(test_lua_json_intent_shares_the_head_and_adds_the_record),
         cmocka_unit_test(test_lua_json_intent_errors_name_the_intent_path),
+        cmocka_unit_test(test_lua_json_intent_fields_from_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -484,6 +484,30 @@ static void test_mapping_unconvertible_value_names_file_and_path(void **state)
     ferry_mapping_set_free(set);
 }
 
+/* The engine reuses its list of field values from run to run: a value must
+ * not outlive its run, not even past a run that failed half-way. */
+static void test_mapping_field_value_does_not_outlive_its_run(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    json_t *x = NULL;
+    struct ferry_mapping_set *set = load_field(f, "stale.lua",
+                                               "    n = (n or 0) + 1\n"
+                                               "    if n == 1 then return 'first' end\n"
+                                               "    if n == 2 then error('second run fails') end\n"
+                                               "    return nil");
+    assert_int_equal(run_x(set, &x, &err), 0);
+    assert_string_equal(json_string_value(x), "first");
+    json_decref(x);
+    x = NULL;
+    assert_int_equal(run_x(set, &x, &err), FERRY_EMAPPING);
+    assert_non_null(strstr(err.msg, "second run fails"));
+    ferry_err_clear(&err);
+    assert_int_equal(run_x(set, &x, &err), 0);
+    assert_null(x);
+    ferry_mapping_set_free(set);
+}
+
 static void test_mapping_non_string_error_carries_file_line(void **state)
 {
     struct fixture *f = *state;
@@ -1417,6 +1441,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_runaway_scripts_do_not_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_error_carries_file_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_unconvertible_value_names_file_and_path, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_field_value_does_not_outlive_its_run, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_non_string_error_carries_file_line, setup,
                                         teardown),
