@@ -352,15 +352,20 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx, index)
   if type(it) ~= "table" or (it.op ~= "upsert" and it.op ~= "update") then
     error(m.path .. ": rules." .. rule .. "[" .. n .. "] is not an intent (use map.activity or map.update)", 0)
   end
-  -- Checked, not copied: the intent is converted before the rule runs again.
-  local fields = it.fields
-  for k, v in pairs(fields) do
+  -- Made at once (index), the intent is converted before any rule runs
+  -- again, so the rule's own table will do; a table intent is converted
+  -- only at the end of the run, so it gets a copy a later rule cannot change.
+  local fields = index and it.fields or {}
+  for k, v in pairs(it.fields) do
     if type(k) ~= "string" then
       error(m.path .. ": rules." .. rule .. ": field names must be strings", 0)
     end
     if type(v) == "function" then
       -- A rule gives values; a source function here is almost surely a slip.
       error(m.path .. ": rules." .. rule .. ": field " .. k .. " is a function, not a value", 0)
+    end
+    if not index then
+      fields[k] = v
     end
   end
   local match = array {}
@@ -384,6 +389,12 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx, index)
     end
   end
   local owner = it.owner or NO_OWNER
+  if not index then
+    owner = {}
+    for k, v in pairs(it.owner or NO_OWNER) do
+      owner[k] = v
+    end
+  end
   local instead
   if it.instead ~= nil then
     -- The alternative gets a link of its own (rule key + "-instead"), so a

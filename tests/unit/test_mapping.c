@@ -508,6 +508,56 @@ static void test_mapping_field_value_does_not_outlive_its_run(void **state)
     ferry_mapping_set_free(set);
 }
 
+/* A rule's intent is made when the rule returns it, the mapping's own
+ * alternative when the run ends: what a later rule does to a table they
+ * were given must reach neither. */
+static void test_mapping_intent_keeps_what_its_rule_gave(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *record = json_pack("{s:i}", "id", 7);
+    json_t *intents = NULL;
+    const char *path = write_file(
+        f, "rules.lua",
+        "local map = require 'ferry.map'\n"
+        "local shared = {}\n"
+        "local function task(key)\n"
+        "  shared.S = 'given'\n"
+        "  return map.activity { target = { 'crm', 'Task' }, key = key, fields = shared,\n"
+        "                        owner = shared }\n"
+        "end\n"
+        "return {\n"
+        "  source = { 'shop', 'customer', on = { 'created' } },\n"
+        "  target = { 'crm', 'Contact' },\n"
+        "  fields = { X = function() return 'x' end },\n"
+        "  instead = function() return task('alt') end,\n"
+        "  rules = {\n"
+        "    a = function() return task('a') end,\n"
+        "    b = function() shared.S = 'changed later'; return nil end,\n"
+        "  },\n"
+        "}\n");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    if (ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err) <
+        0) {
+        fail_msg("run: %s", err.msg);
+    }
+    assert_int_equal(json_array_size(intents), 2);
+    json_t *made[] = {json_object_get(json_array_get(intents, 0), "instead"),
+                      json_array_get(intents, 1)};
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(made[i], "fields"), "S")), "given");
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(made[i], "owner"), "S")), "given");
+    }
+    json_decref(intents);
+    json_decref(record);
+    ferry_mapping_set_free(set);
+}
+
 static void test_mapping_non_string_error_carries_file_line(void **state)
 {
     struct fixture *f = *state;
@@ -1443,6 +1493,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_unconvertible_value_names_file_and_path, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_field_value_does_not_outlive_its_run, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_intent_keeps_what_its_rule_gave, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_non_string_error_carries_file_line, setup,
                                         teardown),
