@@ -25,22 +25,24 @@ static const char built_mt_key = 0;
 static void lazy_open(lua_State *L);
 static int l_built_gc(lua_State *L);
 
-void ferry__lua_json_open(lua_State *L)
+/* [-0, +1, m] a new metatable named `name`, which getmetatable() shows instead
+ * of the table, so that scripts cannot swap the marker away. */
+static void named_metatable(lua_State *L, const char *name)
 {
     lua_newtable(L);
-    lua_pushliteral(L, "ferry.array");
+    lua_pushstring(L, name);
     lua_setfield(L, -2, "__name");
-    /* Scripts must not swap the marker away: getmetatable() sees a string. */
-    lua_pushliteral(L, "ferry.array");
+    lua_pushstring(L, name);
     lua_setfield(L, -2, "__metatable");
+}
+
+void ferry__lua_json_open(lua_State *L)
+{
+    named_metatable(L, "ferry.array");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &array_mt_key);
-    lua_newtable(L);
+    named_metatable(L, "ferry.json");
     lua_pushcfunction(L, l_built_gc);
     lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, "ferry.json");
-    lua_setfield(L, -2, "__name");
-    lua_pushliteral(L, "ferry.json");
-    lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &built_mt_key);
     lazy_open(L);
 }
