@@ -11,7 +11,8 @@
  *
  * Lua -> JSON: a table with the array metatable, or whose keys are exactly
  * 1..n, is an array; any other table is an object and must have string keys.
- * NaN, infinities, functions and other userdata are errors, and so is
+ * A value the host built (ferry.intent_head, ferry.intent) passes through as
+ * its JSON. NaN, infinities, functions and other userdata are errors, and so is
  * nesting deeper than FERRY_LUA_JSON_MAX_DEPTH (which also catches cycles).
  */
 #ifndef FERRY_LUA_JSON_H
