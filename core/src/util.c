@@ -415,8 +415,7 @@ char *ferry_json_scalar_text(const json_t *v)
     return NULL;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t ferry_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -486,7 +485,7 @@ int ferry_iso8601_parse(const char *text, int64_t *ms)
     if (*p != '\0') {
         return FERRY_EINVAL;
     }
-    int64_t days = days_from_civil(y, mo, d);
+    int64_t days = ferry_days_from_civil(y, mo, d);
     *ms = (((days * 24 + h) * 60 + mi - off_min) * 60 + sec) * 1000 + frac_ms;
     return 0;
 }

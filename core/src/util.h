@@ -57,6 +57,12 @@ char *ferry_path_join(const char *a, const char *b);
  * epoch. Returns 0 or FERRY_EINVAL.
  */
 int ferry_iso8601_parse(const char *text, int64_t *ms);
+/*
+ * Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * algorithm). Months 0 to 99 and days 0 to 99 give what the formula gives,
+ * for callers that take a store's dates as they come.
+ */
+int64_t ferry_days_from_civil(int64_t y, int m, int d);
 /* Format ms since the epoch as "YYYY-MM-DDTHH:MM:SSZ" into out (at least 21 bytes). */
 void ferry_iso8601_format(int64_t ms, char out[21]);
 

@@ -25,7 +25,7 @@ local null = ferry.null
 -- so the copies never go stale.
 local type, tostring, tonumber, ipairs, error = type, tostring, tonumber, ipairs, error
 local math_type, math_floor, math_tointeger = math.type, math.floor, math.tointeger
-local byte, sub, format, lower = string.byte, string.sub, string.format, string.lower
+local format, lower = string.format, string.lower
 
 local commerce = {}
 
@@ -80,30 +80,12 @@ function commerce.present(v)
   return v ~= nil and v ~= null and v ~= ""
 end
 
--- Trimmed string, or nil when blank (shoppers type spaces around everything).
-function commerce.text(v)
-  local t = type(v)
-  if t == "number" then
-    v = math_type(v) == "integer" and int_text(v) or tostring(v)
-  elseif t ~= "string" then
-    return nil
-  end
-  local n = #v
-  local i, j = 1, n
-  while i <= j and byte(v, i) <= 32 do
-    i = i + 1
-  end
-  while j >= i and byte(v, j) <= 32 do
-    j = j - 1
-  end
-  if i > j then
-    return nil
-  end
-  if i == 1 and j == n then
-    return v -- nothing to trim: the same string, without copying it
-  end
-  return sub(v, i, j)
-end
+-- The normal forms of values (trimmed text, decimal amounts, dates, cut
+-- text) are the host's: ferry.text, ferry.decimal, ferry.quantity,
+-- ferry.time, ferry.iso and ferry.cut (core/src/normal.c, docs/mappings.md).
+-- They run for nearly every field of every record, and written here in Lua
+-- they were a quarter of an order's mapping cost.
+commerce.text = ferry.text
 
 -- The e-mail in the normal form the contact mappings use for lookups.
 function commerce.email(v)
@@ -127,80 +109,18 @@ end
 -- At most n characters (UTF-8), the last one an ellipsis when cut. Only for
 -- free text such as a task subject; names and codes are validated instead,
 -- because a silently shortened name is a wrong name.
-function commerce.cut(s, n)
-  if s == nil then
-    return nil
-  end
-  local len = utf8.len(s)
-  if len == nil then
-    return #s <= n and s or s:sub(1, n)
-  end
-  if len <= n then
-    return s
-  end
-  local head = s:sub(1, utf8.offset(s, n) - 1)
-  return (commerce.text(head) or "") .. "\u{2026}"
-end
+commerce.cut = ferry.cut
 
 -- ---------------------------------------------------------------------------
 -- Money. The v2 API sends 4-decimal strings ("370.9500"), v3 sends JSON
 -- numbers (20.83). Amounts stay strings (SAP's Edm.Decimal in JSON) and are
 -- never summed in floating point here.
 
--- At least two decimals, trailing zeros beyond them dropped ("9000" -> "90").
--- One string made, not one per dropped zero: order lines go through here
--- two or three times each.
-local PAD = { [0] = "00", [1] = "0" }
-local function trim_decimals(int, frac)
-  frac = frac or ""
-  local n = #frac
-  if n < 2 then
-    return int .. "." .. frac .. PAD[n]
-  end
-  local j = n
-  while j > 2 and byte(frac, j) == 48 do
-    j = j - 1
-  end
-  if j < n then
-    frac = sub(frac, 1, j)
-  end
-  return int .. "." .. frac
-end
-
 -- "370.9500" -> "370.95", 98.0 -> "98.00", "12" -> "12.00"; nil if not a number.
-function commerce.decimal(v)
-  if type(v) == "number" then
-    if math_type(v) == "integer" then
-      return format("%d.00", v)
-    end
-    if v ~= v or v == math.huge or v == -math.huge then
-      return nil
-    end
-    v = format("%.4f", v)
-  end
-  if type(v) ~= "string" then
-    return nil
-  end
-  local sign, int, frac = v:match("^%s*(%-?)(%d+)%.?(%d*)%s*$")
-  if not int then
-    return nil
-  end
-  return trim_decimals(sign .. int, frac)
-end
+commerce.decimal = ferry.decimal
 
 -- A quantity: "2" for whole numbers, a decimal string otherwise.
-function commerce.quantity(v)
-  local d = commerce.decimal(v)
-  if d == nil then
-    return nil
-  end
-  -- decimal() keeps two decimals at least and no zeros beyond, so a whole
-  -- number always ends in exactly ".00".
-  if sub(d, -3) == ".00" then
-    return sub(d, 1, -4)
-  end
-  return d
-end
+commerce.quantity = ferry.quantity
 
 -- The currency of an order: the one the shopper saw (default_currency_code
 -- in v2), else the transactional one. The source is built once: built per
@@ -238,99 +158,11 @@ end
 -- seconds (B2B). All become Unix seconds; targets get ISO 8601 UTC, which
 -- SAP accepts for Edm.DateTimeOffset.
 
--- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-local function days_from_civil(y, m, d)
-  if m <= 2 then
-    y = y - 1
-  end
-  local era = y // 400
-  local yoe = y - era * 400
-  local mp = m > 2 and m - 3 or m + 9
-  local doy = (153 * mp + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return era * 146097 + doe - 719468
-end
-
-local function civil_from_days(z)
-  z = z + 719468
-  local era = z // 146097
-  local doe = z - era * 146097
-  local yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-  local doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-  local mp = (5 * doy + 2) // 153
-  local d = doy - (153 * mp + 2) // 5 + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then
-    y = y + 1
-  end
-  return y, m, d
-end
-
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-
-local function offset_seconds(tz)
-  if tz == nil or tz == "" or tz == "Z" or tz == "z" then
-    return 0
-  end
-  local sign, hh, mm = tz:match("^([+-])(%d%d):?(%d%d)$")
-  if not sign then
-    return nil
-  end
-  local s = tonumber(hh) * 3600 + tonumber(mm) * 60
-  return sign == "+" and s or -s
-end
-
 -- Unix seconds of a store timestamp, or nil when it is none of the formats.
-function commerce.time(v)
-  if math_type(v) == "integer" then
-    return v
-  end
-  if type(v) == "number" then
-    return math_floor(v)
-  end
-  if type(v) ~= "string" then
-    return nil
-  end
-  -- Only a number or an ISO date starts with a digit, and an RFC 2822 date
-  -- (every v2 order) never does: it goes to its own pattern at once.
-  local c = byte(v, 1)
-  local y, mo, d, h, mi, s, rest
-  if c and c >= 48 and c <= 57 then
-    if v:match("^%d+$") then
-      return tonumber(v)
-    end
-    y, mo, d, h, mi, s, rest = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[T ](%d%d):(%d%d):?(%d*)(.*)$")
-  end
-  local tz
-  if y then
-    tz = rest:gsub("^%.%d+", "")
-  else
-    local dd, mon, yy, hh, mm, ss, z = v:match("^%a*,? *(%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) *([+-]%d%d%d%d)$")
-    if not dd or not MONTHS[mon] then
-      return nil
-    end
-    y, mo, d, h, mi, s, tz = yy, MONTHS[mon], dd, hh, mm, ss, z
-  end
-  local off = offset_seconds(tz)
-  if off == nil then
-    return nil
-  end
-  local days = days_from_civil(tonumber(y), tonumber(mo), tonumber(d))
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + (tonumber(s) or 0) - off
-end
+commerce.time = ferry.time
 
 -- ISO 8601 UTC ("2024-03-07T10:12:44Z") of Unix seconds.
-function commerce.iso(t)
-  if t == nil then
-    return nil
-  end
-  local days, secs = t // 86400, t % 86400
-  local y, m, d = civil_from_days(days)
-  return format("%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, secs // 3600,
-                       secs % 3600 // 60, secs % 60)
-end
+commerce.iso = ferry.iso
 
 -- The record's timestamp moved by `hours` (for due dates), as ISO 8601 UTC.
 function commerce.after(v, hours)

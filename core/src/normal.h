@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Normal forms of the values mappings write: trimmed text, decimal strings,
+ * timestamps as Unix seconds and back as ISO 8601 UTC, text cut to a length
+ * in characters. Mappings call these for nearly every field of every record;
+ * written in Lua they were about a quarter of an order's mapping cost, so
+ * the host provides them (ferry.text, ferry.decimal, ...; docs/mappings.md).
+ *
+ * The C functions below are what the Lua ones are made of, so that they can
+ * be tested (and used) without a Lua state.
+ */
+#ifndef FERRY_NORMAL_H
+#define FERRY_NORMAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+/* Longest ferry_normal_iso text, with its NUL (a year of up to 19 digits). */
+#define FERRY_NORMAL_ISO_MAX 48
+
+/*
+ * s without the bytes <= 32 at either end (spaces, tabs, line ends: what
+ * shoppers type around everything); NULL when nothing is left.
+ */
+const char *ferry_normal_trim(const char *s, size_t len, size_t *out_len);
+
+/*
+ * A decimal string in the form targets take for amounts: at least two
+ * decimals, trailing zeros beyond them dropped ("370.9500" -> "370.95",
+ * "12" -> "12.00", " -3.000 " -> "-3.00"). Spaces around, a leading '-'
+ * and a '.' with or without decimals are accepted, nothing else (no '+',
+ * no exponent). out needs len + 4 bytes; false when s is not such a number.
+ */
+bool ferry_normal_decimal(const char *s, size_t len, char *out, size_t *out_len);
+
+/*
+ * Unix seconds of a timestamp in one of the forms stores send: ISO 8601 /
+ * RFC 3339 ("2024-06-04T09:12:40Z", "2024-06-04 10:12:40.123+01:00", no
+ * offset meaning UTC) or RFC 2822 ("Tue, 04 Jun 2024 09:12:40 +0000").
+ * Plain digits (Unix seconds as text) are the caller's (they may not fit).
+ * Fields are not range-checked, as a store's own dates are not wrong.
+ */
+bool ferry_normal_time(const char *s, size_t len, int64_t *t);
+
+/* "YYYY-MM-DDTHH:MM:SSZ" of Unix seconds into out; its length. */
+size_t ferry_normal_iso(int64_t t, char out[FERRY_NORMAL_ISO_MAX]);
+
+/* Number of characters of s when it is valid UTF-8 (no overlong forms, no
+ * surrogates, nothing past U+10FFFF), else false. */
+bool ferry_normal_utf8_len(const char *s, size_t len, size_t *chars);
+
+/*
+ * [-0, +0, e] adds text, decimal, quantity, time, iso and cut to the table
+ * at the top of the stack (the `ferry` table mappings see).
+ */
+void ferry__lua_normal_register(lua_State *L);
+
+#endif
