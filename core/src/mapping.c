@@ -1275,6 +1275,53 @@ static int l_ferry_is_array(lua_State *L)
     return 1;
 }
 
+/*
+ * ferry.get(record, path), which ferry.map offers as map.get: the value at a
+ * dotted path, nil when a step is missing or the value is JSON null or "".
+ * An all-digit step indexes an array (1-based), any other step is a key.
+ * Mappings call it for most fields they read; in Lua it cost a function
+ * call and a loop per read on top of the lookups themselves.
+ */
+static int l_ferry_get(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, 2, &len);
+    lua_settop(L, 2);
+    lua_pushvalue(L, 1);
+    for (size_t i = 0; i < len;) {
+        if (path[i] == '.') {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        bool digits = true;
+        for (; j < len && path[j] != '.'; j++) {
+            digits = digits && path[j] >= '0' && path[j] <= '9';
+        }
+        if (lua_type(L, 3) != LUA_TTABLE) {
+            lua_pushnil(L);
+            return 1;
+        }
+        /* Eighteen digits always fit a lua_Integer; a longer index finds nothing anyway. */
+        if (digits && j - i <= 18 && ferry__lua_is_array(L, 3)) {
+            lua_Integer n = 0;
+            for (size_t k = i; k < j; k++) {
+                n = n * 10 + (path[k] - '0');
+            }
+            lua_geti(L, 3, n);
+        } else {
+            lua_pushlstring(L, path + i, j - i);
+            lua_gettable(L, 3);
+        }
+        lua_replace(L, 3);
+        i = j;
+    }
+    if (ferry__lua_is_null(L, 3) || (lua_type(L, 3) == LUA_TSTRING && lua_rawlen(L, 3) == 0)) {
+        lua_pushnil(L);
+    }
+    return 1;
+}
+
 /* ---- state ----------------------------------------------------------------- */
 
 static void remove_global(lua_State *L, const char *table, const char *name)
@@ -1378,6 +1425,8 @@ static int protected_init(lua_State *L)
     lua_setfield(L, -2, "array");
     lua_pushcfunction(L, l_ferry_is_array);
     lua_setfield(L, -2, "is_array");
+    lua_pushcfunction(L, l_ferry_get);
+    lua_setfield(L, -2, "get");
     lua_pushcfunction(L, ferry__lua_intent_head);
     lua_setfield(L, -2, "intent_head");
     lua_pushcfunction(L, ferry__lua_intent);

@@ -12,7 +12,6 @@
 -- field on purpose, return ferry.null from a function.
 
 local null = ferry.null
-local is_array = ferry.is_array
 local array = ferry.array
 
 -- Library functions as upvalues: a global is a miss in this module's own
@@ -21,78 +20,28 @@ local array = ferry.array
 -- so the copies never go stale.
 local type, tostring, tonumber, ipairs, pairs, select, error =
   type, tostring, tonumber, ipairs, pairs, select, error
-local gmatch, str_match, byte, sub = string.gmatch, string.match, string.byte, string.sub
+local find, str_match, byte, sub = string.find, string.match, string.byte, string.sub
 local math_floor = math.floor
 
 local map = {}
 
--- Paths are a mapping's constants, read once per record and field: split
--- each one once. steps[2i-1] is the i-th step as a key, steps[2i] its array
--- index when the step is all digits (else false). A mapping that builds
--- paths at run time could grow the cache without end, so it starts over
--- past SPLIT_MAX entries.
-local SPLIT_MAX = 4096
-local split_cache = {}
-local split_count = 0
-
-local function split(path)
-  local steps = split_cache[path]
-  if steps then
-    return steps
+-- The path when it is one plain key ("email", not "a.b" or "2"): a value
+-- source for it reads the key itself, without a call to map.get.
+local function plain_key(path)
+  if find(path, ".", 1, true) or str_match(path, "^%d+$") then
+    return nil
   end
-  steps = {}
-  local n = 0
-  for step in gmatch(path, "[^.]+") do
-    steps[n + 1] = step
-    steps[n + 2] = str_match(step, "^%d+$") and tonumber(step) or false
-    n = n + 2
-  end
-  -- Most paths are one plain key ("email"): map.get reads it directly.
-  if n == 2 and not steps[2] then
-    steps.key = steps[1]
-  end
-  if split_count >= SPLIT_MAX then
-    split_cache = {}
-    split_count = 0
-  end
-  split_cache[path] = steps
-  split_count = split_count + 1
-  return steps
+  return path
 end
 
 -- The value at `path` in `record`, or nil when any step is missing or empty.
 -- A numeric step indexes an array (1-based, as Lua); otherwise it is a key.
-function map.get(record, path)
-  local steps = split_cache[path] or split(path)
-  local v = record
-  local key = steps.key
-  if key then
-    if type(v) ~= "table" then
-      return nil
-    end
-    v = v[key]
-  else
-    for i = 1, #steps, 2 do
-      if type(v) ~= "table" then
-        return nil
-      end
-      local index = steps[i + 1]
-      if index and is_array(v) then
-        v = v[index]
-      else
-        v = v[steps[i]]
-      end
-    end
-  end
-  if v == null or v == "" then
-    return nil
-  end
-  return v
-end
+-- The host's (ferry.get): mappings read most fields through it.
+map.get = ferry.get
 
 local function source(src, who, level)
   if type(src) == "string" then
-    local key = split(src).key
+    local key = plain_key(src)
     if key then
       -- One plain key: what map.get does for it, without calling it.
       return function(record)

@@ -879,6 +879,36 @@ static void test_mapping_record_table_as_a_value(void **state)
     assert_non_null(strstr(err.msg, "array has keys other than 1..n"));
 }
 
+/*
+ * map.get (the host's ferry.get) on the lazy record and on plain tables:
+ * digits index arrays only, empty steps are skipped, and a missing step,
+ * a non-table on the way, JSON null and "" all read as nil.
+ */
+static void test_mapping_get_reads_paths_as_documented(void **state)
+{
+    assert_body_text(
+        *state, "get.lua",
+        "    local get = require('ferry.map').get\n"
+        "    local plain = { ['2'] = 'key', list = ferry.array { 'x', 'y' }, e = '', n = "
+        "ferry.null }\n"
+        "    local out = {}\n"
+        "    local got = table.pack(get(record, 'lines.2.sku'), get(record, 'addr.lines.1'),\n"
+        "                         get(record, 'addr..city.'), get(record, 'id'), get(record, '') "
+        "== record,\n"
+        "                         get(record, 'lines.4.sku'), get(record, 'email.x'), get(record, "
+        "'note'),\n"
+        "                         get(record, 'addr.1'), get(plain, '2'), get(plain, 'list.02'),\n"
+        "                         get(plain, 'e'), get(plain, 'n'), get(42, 'a'),\n"
+        "                         get(record, 'lines.99999999999999999999'))\n"
+        "    for i = 1, got.n do\n"
+        "      out[i] = tostring(got[i])\n"
+        "    end\n"
+        "    local ok, err = pcall(get, record, {})\n"
+        "    out[#out + 1] = tostring(not ok and err:find('string expected') ~= nil)\n"
+        "    return table.concat(out, ' ')",
+        "B Hauptplatz 1 Graz 7 true nil nil nil nil key y nil nil nil nil true");
+}
+
 /* ferry.commerce's amounts and quantities: strings in, SAP's decimal strings out. */
 static void test_mapping_commerce_decimal_and_quantity(void **state)
 {
@@ -1505,6 +1535,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_record_writes_stick, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_record_table_as_a_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_record_kept_past_its_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_get_reads_paths_as_documented, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_mapping_commerce_decimal_and_quantity, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_owner_where_function_only_when_configured,
