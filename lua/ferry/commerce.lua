@@ -123,12 +123,17 @@ commerce.decimal = ferry.decimal
 commerce.quantity = ferry.quantity
 
 -- The currency of an order: the one the shopper saw (default_currency_code
--- in v2), else the transactional one. The source is built once: built per
--- call, its closures cost more than the read.
-local order_currency = map.first("default_currency_code", "currency_code")
-
+-- in v2), else the transactional one. Read directly (as map.first would,
+-- empty values skipped): it is asked for once per order and once per line.
 function commerce.currency(order)
-  return commerce.text(order_currency(order))
+  if type(order) ~= "table" then
+    return nil
+  end
+  local v = order.default_currency_code
+  if v == nil or v == null or v == "" then
+    v = order.currency_code
+  end
+  return commerce.text(v)
 end
 
 -- For comparisons with thresholds only (never for amounts that are written).

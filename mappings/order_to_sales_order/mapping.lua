@@ -41,12 +41,26 @@ local owner = require "ferry.owner"
 
 local ORDERS = { "sap_sales", "CustomerOrderCollection" }
 
+local text, decimal, quantity, null = ferry.text, ferry.decimal, ferry.quantity, ferry.null
+local type, ipairs, format = type, ipairs, string.format
+-- An order line that is not an object reads as one without fields.
+local NO_LINE = {}
+-- Incomplete orders (status 0) when skip_status_ids is not set.
+local SKIP_STATUS_IDS = { 0 }
+
 local function buyer_email(order)
   return commerce.email(map.get(order, "billing_address.email"))
 end
 
+-- customer_id 0 (or none) is a guest. Read directly, as this runs for every
+-- order in the filter's wake and in both rules: "", null and absent are 0,
+-- and text is trimmed as commerce.id would.
 local function is_guest(order)
-  return commerce.id(map.get(order, "customer_id") or 0) == "0"
+  local c = order.customer_id
+  if c == nil or c == null or c == "" or c == 0 then
+    return true
+  end
+  return type(c) == "string" and text(c) == "0"
 end
 
 -- The person set and the property that is a party ID there, per model.
@@ -114,22 +128,28 @@ local function items(order, ctx)
   local with_tax = commerce.setting(ctx, "prices_include_tax", false)
   local unit = commerce.setting(ctx, "unit_code", "EA")
   local cur = commerce.currency(order)
+  local price_key = with_tax and "price_inc_tax" or "price_ex_tax"
   local out = ferry.array {}
+  -- Fields are read directly, not through map.get: the normal forms treat
+  -- null and "" as nil already, and this runs for every line.
   for i, l in ipairs(lines) do
+    if type(l) ~= "table" then
+      l = NO_LINE
+    end
     local pid
     if product_id == "sku" then
-      pid = commerce.text(map.get(l, "sku"))
+      pid = text(l.sku)
     elseif product_id == "product_id" then
-      pid = commerce.id(map.get(l, "product_id"))
+      pid = commerce.id(l.product_id)
     end
-    local price = commerce.decimal(map.get(l, with_tax and "price_inc_tax" or "price_ex_tax"))
+    local price = decimal(l[price_key])
     out[#out + 1] = {
-      ID = string.format("%d", i * 10),                            -- String(10), 10, 20, ...
+      ID = format("%d", i * 10),                                   -- String(10), 10, 20, ...
       ProductID = pid,                                             -- String(60)
       -- Description is 40 characters; the product is identified by
       -- ProductID, so a long name is shortened here, visibly.
-      Description = commerce.cut(commerce.text(map.get(l, "name")), 40),
-      Quantity = commerce.quantity(map.get(l, "quantity")),
+      Description = commerce.cut(text(l.name), 40),
+      Quantity = quantity(l.quantity),
       QuantityMeasureUnitCode = unit,
       NetPriceAmount = price,
       NetPriceAmountCurrencyCode = price and cur or nil,
@@ -148,8 +168,9 @@ return commerce.rules_only {
   -- Incomplete orders (status 0, a checkout that never finished) are not
   -- sales; the connector drops them already unless configured otherwise.
   filter = function(order, ctx)
-    for _, s in ipairs(commerce.setting(ctx, "skip_status_ids", { 0 })) do
-      if commerce.id(s) == commerce.id(map.get(order, "status_id")) then
+    local status = commerce.id(order.status_id)
+    for _, s in ipairs(commerce.setting(ctx, "skip_status_ids", SKIP_STATUS_IDS)) do
+      if commerce.id(s) == status then
         return false
       end
     end
@@ -204,7 +225,7 @@ return commerce.rules_only {
     end,
 
     sales_order = function(order, ctx)
-      local id = commerce.id(map.get(order, "id"))
+      local id = commerce.id(order.id)
       local b = buyer_of(order, ctx)
       local party = buyer_party(order, ctx, b)
       if party == nil then
@@ -214,7 +235,7 @@ return commerce.rules_only {
       local status = nil
       local codes = commerce.setting(ctx, "status_codes", {})
       if type(codes) == "table" then
-        status = codes[commerce.id(map.get(order, "status_id"))]
+        status = codes[commerce.id(order.status_id)]
       end
       local buyer_id = commerce.setting(ctx, "buyer_id_prefix", "BC-") .. id
       return map.activity {
@@ -224,7 +245,7 @@ return commerce.rules_only {
         fields = {
           BuyerID = buyer_id,                                         -- String(35)
           Name = commerce.setting(ctx, "name_prefix", "BigCommerce order ") .. id, -- String(255)
-          DateTime = commerce.iso(commerce.time(map.get(order, "date_created"))),
+          DateTime = commerce.iso(commerce.time(order.date_created)),
           CurrencyCode = commerce.currency(order),
           BuyerPartyID = party,                                       -- String(60), mandatory
           BuyerContactPartyID = buyer_contact(order, ctx, b),         -- String(60)
