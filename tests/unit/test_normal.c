@@ -322,13 +322,21 @@ static void call_form(lua_State *L, int table, const char *name, int v, int extr
     lua_insert(L, -2);
 }
 
-static void test_normal_lua_forms_agree_with_reference(void **state)
+/* A state with the standard libraries and, on top, a table with the forms. */
+static lua_State *new_state(void)
 {
-    (void)state;
     lua_State *L = luaL_newstate();
+    assert_non_null(L);
     luaL_openlibs(L);
     lua_newtable(L);
     ferry__lua_normal_register(L);
+    return L;
+}
+
+static void test_normal_lua_forms_agree_with_reference(void **state)
+{
+    (void)state;
+    lua_State *L = new_state();
     int host = lua_gettop(L);
     assert_int_equal(luaL_loadstring(L, REFERENCE), LUA_OK);
     assert_int_equal(lua_pcall(L, 0, 1, 0), LUA_OK);
@@ -376,10 +384,7 @@ static void test_normal_lua_forms_agree_with_reference(void **state)
 static void test_normal_lua_text_and_errors(void **state)
 {
     (void)state;
-    lua_State *L = luaL_newstate();
-    luaL_openlibs(L);
-    lua_newtable(L);
-    ferry__lua_normal_register(L);
+    lua_State *L = new_state();
     lua_setglobal(L, "ferry");
     const char *script =
         "local s = 'kept'\n"
