@@ -232,15 +232,20 @@ bool ferry_normal_time(const char *s, size_t len, int64_t *t)
     return rfc2822_time(s, end, t);
 }
 
+/* a / b rounded down, for b > 0 (C's division rounds toward zero). */
 static int64_t floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+    return a % b < 0 ? q - 1 : q;
 }
 
 size_t ferry_normal_iso(int64_t t, char out[FERRY_NORMAL_ISO_MAX])
 {
-    int64_t days = floor_div(t, 86400), secs = t - days * 86400;
+    /* Not t - days * 86400: near INT64_MIN that product overflows. */
+    int64_t days = floor_div(t, 86400), secs = t % 86400;
+    if (secs < 0) {
+        secs += 86400;
+    }
     /* The inverse of ferry_days_from_civil (H. Hinnant's algorithm). */
     int64_t z = days + 719468;
     int64_t era = floor_div(z, 146097);
