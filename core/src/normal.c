@@ -90,23 +90,6 @@ bool ferry_normal_decimal(const char *s, size_t len, char *out, size_t *out_len)
     return true;
 }
 
-/* Exactly n digits at p (within end) as a number. */
-static bool fixed_digits(const char *p, const char *end, int n, int *out)
-{
-    if (end - p < n) {
-        return false;
-    }
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!is_digit((unsigned char)p[i])) {
-            return false;
-        }
-        v = v * 10 + (p[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
 /* An offset as "", "Z", "z", "+hh:mm" or "+hhmm" (also '-'), in seconds. */
 static bool offset_seconds(const char *p, const char *end, int64_t *off)
 {
@@ -119,14 +102,14 @@ static bool offset_seconds(const char *p, const char *end, int64_t *off)
         return false;
     }
     const char *q = p + 1;
-    if (!fixed_digits(q, end, 2, &hh)) {
+    if (!ferry_fixed_digits(q, end, 2, &hh)) {
         return false;
     }
     q += 2;
     if (q < end && *q == ':') {
         q++;
     }
-    if (!fixed_digits(q, end, 2, &mm) || q + 2 != end) {
+    if (!ferry_fixed_digits(q, end, 2, &mm) || q + 2 != end) {
         return false;
     }
     int64_t s = (int64_t)hh * 3600 + (int64_t)mm * 60;
@@ -138,10 +121,11 @@ static bool offset_seconds(const char *p, const char *end, int64_t *off)
 static bool iso_time(const char *p, const char *end, int64_t *t)
 {
     int y, mo, d, h, mi;
-    if (!fixed_digits(p, end, 4, &y) || end - p < 16 || p[4] != '-' ||
-        !fixed_digits(p + 5, end, 2, &mo) || p[7] != '-' || !fixed_digits(p + 8, end, 2, &d) ||
-        (p[10] != 'T' && p[10] != ' ') || !fixed_digits(p + 11, end, 2, &h) || p[13] != ':' ||
-        !fixed_digits(p + 14, end, 2, &mi)) {
+    if (!ferry_fixed_digits(p, end, 4, &y) || end - p < 16 || p[4] != '-' ||
+        !ferry_fixed_digits(p + 5, end, 2, &mo) || p[7] != '-' ||
+        !ferry_fixed_digits(p + 8, end, 2, &d) || (p[10] != 'T' && p[10] != ' ') ||
+        !ferry_fixed_digits(p + 11, end, 2, &h) || p[13] != ':' ||
+        !ferry_fixed_digits(p + 14, end, 2, &mi)) {
         return false;
     }
     p += 16;
@@ -203,9 +187,10 @@ static bool rfc2822_time(const char *p, const char *end, int64_t *t)
         return false;
     }
     p += 5;
-    if (!fixed_digits(p, end, 4, &y) || end - p < 13 || p[4] != ' ' ||
-        !fixed_digits(p + 5, end, 2, &h) || p[7] != ':' || !fixed_digits(p + 8, end, 2, &mi) ||
-        p[10] != ':' || !fixed_digits(p + 11, end, 2, &s)) {
+    if (!ferry_fixed_digits(p, end, 4, &y) || end - p < 13 || p[4] != ' ' ||
+        !ferry_fixed_digits(p + 5, end, 2, &h) || p[7] != ':' ||
+        !ferry_fixed_digits(p + 8, end, 2, &mi) || p[10] != ':' ||
+        !ferry_fixed_digits(p + 11, end, 2, &s)) {
         return false;
     }
     p += 13;

@@ -425,8 +425,11 @@ int64_t ferry_days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-static bool digits(const char *p, int n, int *out)
+bool ferry_fixed_digits(const char *p, const char *end, int n, int *out)
 {
+    if (end - p < n) {
+        return false;
+    }
     int v = 0;
     for (int i = 0; i < n; i++) {
         if (p[i] < '0' || p[i] > '9') {
@@ -442,18 +445,21 @@ int ferry_iso8601_parse(const char *text, int64_t *ms)
 {
     int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0, off_min = 0;
     const char *p = text;
-    if (!p || !digits(p, 4, &y) || p[4] != '-' || !digits(p + 5, 2, &mo) || p[7] != '-' ||
-        !digits(p + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31) {
+    const char *end = text ? text + strlen(text) : NULL;
+    if (!p || !ferry_fixed_digits(p, end, 4, &y) || p[4] != '-' ||
+        !ferry_fixed_digits(p + 5, end, 2, &mo) || p[7] != '-' ||
+        !ferry_fixed_digits(p + 8, end, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31) {
         return FERRY_EINVAL;
     }
     p += 10;
     if (*p == 'T' || *p == ' ') {
-        if (!digits(p + 1, 2, &h) || p[3] != ':' || !digits(p + 4, 2, &mi) || h > 23 || mi > 59) {
+        if (!ferry_fixed_digits(p + 1, end, 2, &h) || p[3] != ':' ||
+            !ferry_fixed_digits(p + 4, end, 2, &mi) || h > 23 || mi > 59) {
             return FERRY_EINVAL;
         }
         p += 6;
         if (*p == ':') {
-            if (!digits(p + 1, 2, &sec) || sec > 60) {
+            if (!ferry_fixed_digits(p + 1, end, 2, &sec) || sec > 60) {
                 return FERRY_EINVAL;
             }
             p += 3;
@@ -475,7 +481,8 @@ int ferry_iso8601_parse(const char *text, int64_t *ms)
         } else if (*p == '+' || *p == '-') {
             int oh, om;
             int sign = *p == '-' ? -1 : 1;
-            if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om)) {
+            if (!ferry_fixed_digits(p + 1, end, 2, &oh) || p[3] != ':' ||
+                !ferry_fixed_digits(p + 4, end, 2, &om)) {
                 return FERRY_EINVAL;
             }
             off_min = sign * (oh * 60 + om);

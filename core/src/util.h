@@ -63,6 +63,8 @@ int ferry_iso8601_parse(const char *text, int64_t *ms);
  * for callers that take a store's dates as they come.
  */
 int64_t ferry_days_from_civil(int64_t y, int m, int d);
+/* Exactly n digits at p, before end, as a number in *out; false when not. */
+bool ferry_fixed_digits(const char *p, const char *end, int n, int *out);
 /* Format ms since the epoch as "YYYY-MM-DDTHH:MM:SSZ" into out (at least 21 bytes). */
 void ferry_iso8601_format(int64_t ms, char out[21]);
 
