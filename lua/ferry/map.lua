@@ -18,8 +18,8 @@ local array = ferry.array
 -- environment and then a lookup in the shared globals, on every call, and
 -- these run for every field of every record. The libraries are read-only,
 -- so the copies never go stale.
-local type, tostring, tonumber, ipairs, pairs, select, error =
-  type, tostring, tonumber, ipairs, pairs, select, error
+local type, tostring, ipairs, pairs, select, error =
+  type, tostring, ipairs, pairs, select, error
 local find, str_match, byte, sub = string.find, string.match, string.byte, string.sub
 local math_floor = math.floor
 
