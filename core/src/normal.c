@@ -291,44 +291,78 @@ bool ferry_normal_utf8_len(const char *s, size_t len, size_t *chars)
 /* ---------------------------------------------------------------------------
  * The Lua functions. */
 
-/* ferry.text(v): trimmed text, numbers as Lua writes them, nil when blank. */
-static int l_text(lua_State *L)
+/*
+ * [-0, +1, m] an integer's text, as Lua's "%d" writes it, without going
+ * through snprintf: ids are written this way for nearly every record.
+ */
+static void push_integer_text(lua_State *L, lua_Integer i)
+{
+    char buf[24];
+    char *p = buf + sizeof(buf);
+    lua_Unsigned u = i < 0 ? 0u - (lua_Unsigned)i : (lua_Unsigned)i;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (i < 0) {
+        *--p = '-';
+    }
+    lua_pushlstring(L, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+void ferry__lua_push_text(lua_State *L, int idx)
 {
     size_t len, out_len;
     const char *s;
-    switch (lua_type(L, 1)) {
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
     case LUA_TSTRING:
-        s = lua_tolstring(L, 1, &len);
+        s = lua_tolstring(L, idx, &len);
         break;
     case LUA_TNUMBER:
-        lua_settop(L, 1);
-        lua_pushvalue(L, 1);
-        s = lua_tolstring(L, 2, &len); /* the copy becomes a string, not the argument */
+        if (lua_isinteger(L, idx)) {
+            push_integer_text(L, lua_tointeger(L, idx));
+            return;
+        }
+        lua_pushvalue(L, idx);
+        s = lua_tolstring(L, -1, &len); /* the copy becomes a string, not the value */
         break;
     default:
         lua_pushnil(L);
-        return 1;
+        return;
     }
     const char *t = ferry_normal_trim(s, len, &out_len);
+    bool copy = lua_type(L, idx) == LUA_TNUMBER; /* the number's text is on top */
     if (t == NULL) {
+        if (copy) {
+            lua_pop(L, 1);
+        }
         lua_pushnil(L);
     } else if (out_len == len) {
-        /* Nothing trimmed: the same string (a number's text is already on top). */
-        if (lua_type(L, 1) == LUA_TSTRING) {
-            lua_pushvalue(L, 1);
+        if (!copy) {
+            lua_pushvalue(L, idx);
         }
     } else {
         lua_pushlstring(L, t, out_len);
+        if (copy) {
+            lua_remove(L, -2);
+        }
     }
+}
+
+/* ferry.text(v): trimmed text, numbers as Lua writes them, nil when blank. */
+static int l_text(lua_State *L)
+{
+    ferry__lua_push_text(L, 1);
     return 1;
 }
 
-/* [-0, +1, m] the decimal normal form of the value at idx, or nil. */
-static void push_decimal(lua_State *L, int idx)
+void ferry__lua_push_decimal(lua_State *L, int idx)
 {
     char num[512];
     const char *s;
     size_t len;
+    idx = lua_absindex(L, idx);
     if (lua_type(L, idx) == LUA_TNUMBER) {
         if (lua_isinteger(L, idx)) {
             lua_pushfstring(L, "%I.00", (LUAI_UACINT)lua_tointeger(L, idx));
@@ -364,20 +398,52 @@ static void push_decimal(lua_State *L, int idx)
 /* ferry.decimal(v): "370.9500" -> "370.95", 98.0 -> "98.00"; nil if not a number. */
 static int l_decimal(lua_State *L)
 {
-    push_decimal(L, 1);
+    ferry__lua_push_decimal(L, 1);
     return 1;
 }
 
-/* ferry.quantity(v): "2" for whole numbers, a decimal string otherwise. */
-static int l_quantity(lua_State *L)
+void ferry__lua_push_quantity(lua_State *L, int idx)
 {
-    push_decimal(L, 1);
+    ferry__lua_push_decimal(L, idx);
     size_t len;
     const char *d = lua_tolstring(L, -1, &len);
     /* A decimal keeps exactly ".00" when it is whole. */
     if (d != NULL && len >= 3 && memcmp(d + len - 3, ".00", 3) == 0) {
         lua_pushlstring(L, d, len - 3);
+        lua_remove(L, -2);
     }
+}
+
+/* ferry.quantity(v): "2" for whole numbers, a decimal string otherwise. */
+static int l_quantity(lua_State *L)
+{
+    ferry__lua_push_quantity(L, 1);
+    return 1;
+}
+
+void ferry__lua_push_id(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) == LUA_TNUMBER && !lua_isinteger(L, idx)) {
+        lua_Number f = lua_tonumber(L, idx);
+        lua_Integer i;
+        if (f == floor(f)) {
+            /* Integral but past the integers (1e300, infinity): no id. */
+            if (!lua_numbertointeger(f, &i)) {
+                lua_pushnil(L);
+                return;
+            }
+            push_integer_text(L, i);
+            return;
+        }
+    }
+    ferry__lua_push_text(L, idx);
+}
+
+/* ferry.id(v): an identifier as text ("250", never "250.0"), trimmed; nil when blank. */
+static int l_id(lua_State *L)
+{
+    ferry__lua_push_id(L, 1);
     return 1;
 }
 
@@ -448,27 +514,22 @@ static int l_iso(lua_State *L)
  * cut (the kept part trimmed first). Text that is not valid UTF-8 is cut at
  * n bytes instead, with no ellipsis, as there are no characters to count.
  */
-static int l_cut(lua_State *L)
+void ferry__lua_push_cut(lua_State *L, int idx, lua_Integer n)
 {
-    if (lua_isnoneornil(L, 1)) {
-        lua_pushnil(L);
-        return 1;
-    }
     size_t len, chars;
-    const char *s = luaL_checklstring(L, 1, &len);
-    lua_Integer n = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, n >= 1, 2, "at least one character");
+    const char *s = lua_tolstring(L, idx, &len);
+    idx = lua_absindex(L, idx);
     if (!ferry_normal_utf8_len(s, len, &chars)) {
         if (len <= (lua_Unsigned)n) {
-            lua_settop(L, 1);
+            lua_pushvalue(L, idx);
         } else {
             lua_pushlstring(L, s, (size_t)n);
         }
-        return 1;
+        return;
     }
     if (chars <= (lua_Unsigned)n) {
-        lua_settop(L, 1);
-        return 1;
+        lua_pushvalue(L, idx);
+        return;
     }
     /* The first n - 1 characters end where the n-th begins. */
     size_t at = 0;
@@ -487,6 +548,18 @@ static int l_cut(lua_State *L)
     }
     luaL_addstring(&b, "\xE2\x80\xA6"); /* U+2026 */
     luaL_pushresult(&b);
+}
+
+static int l_cut(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    luaL_checkstring(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 1, 2, "at least one character");
+    ferry__lua_push_cut(L, 1, n);
     return 1;
 }
 
@@ -495,7 +568,7 @@ void ferry__lua_normal_register(lua_State *L)
     static const luaL_Reg fns[] = {
         {"text", l_text}, {"decimal", l_decimal}, {"quantity", l_quantity},
         {"time", l_time}, {"iso", l_iso},         {"cut", l_cut},
-        {NULL, NULL},
+        {"id", l_id},     {NULL, NULL},
     };
     luaL_setfuncs(L, fns, 0);
 }

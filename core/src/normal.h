@@ -53,9 +53,22 @@ size_t ferry_normal_iso(int64_t t, char out[FERRY_NORMAL_ISO_MAX]);
 bool ferry_normal_utf8_len(const char *s, size_t len, size_t *chars);
 
 /*
- * [-0, +0, e] adds text, decimal, quantity, time, iso and cut to the table
- * at the top of the stack (the `ferry` table mappings see).
+ * [-0, +0, e] adds text, decimal, quantity, time, iso, cut and id to the
+ * table at the top of the stack (the `ferry` table mappings see).
  */
 void ferry__lua_normal_register(lua_State *L);
+
+/*
+ * [-0, +1, m] the normal form of the value at idx, or nil: what ferry.text,
+ * ferry.decimal, ferry.quantity and ferry.id return for it. For the host's
+ * own evaluation of declared fields (rows.c), which has the value on the
+ * stack already and should not pay for a Lua call.
+ */
+void ferry__lua_push_text(lua_State *L, int idx);
+void ferry__lua_push_decimal(lua_State *L, int idx);
+void ferry__lua_push_quantity(lua_State *L, int idx);
+void ferry__lua_push_id(lua_State *L, int idx);
+/* [-0, +1, m] ferry.cut(s, n) of the string at idx (n >= 1). */
+void ferry__lua_push_cut(lua_State *L, int idx, lua_Integer n);
 
 #endif

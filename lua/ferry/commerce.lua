@@ -24,29 +24,10 @@ local null = ferry.null
 -- these run for every field of every record. The libraries are read-only,
 -- so the copies never go stale.
 local type, tostring, tonumber, ipairs, error = type, tostring, tonumber, ipairs, error
-local math_type, math_floor, math_tointeger = math.type, math.floor, math.tointeger
-local format, lower = string.format, string.lower
+local math_floor = math.floor
+local lower = string.lower
 
 local commerce = {}
-
--- Integers as text ("%d"): string.format goes through snprintf, and the
--- same few ids (a record's own, its customer's, its status) are asked for
--- several times per record. Bounded like map.lua's path cache.
-local INT_TEXT_MAX = 4096
-local int_text_cache, int_text_count = {}, 0
-
-local function int_text(v)
-  local s = int_text_cache[v]
-  if s == nil then
-    s = format("%d", v)
-    if int_text_count >= INT_TEXT_MAX then
-      int_text_cache, int_text_count = {}, 0
-    end
-    int_text_cache[v] = s
-    int_text_count = int_text_count + 1
-  end
-  return s
-end
 
 -- ---------------------------------------------------------------------------
 -- Settings and values
@@ -93,18 +74,9 @@ function commerce.email(v)
   return s and lower(s) or nil
 end
 
--- An id as the string the pipeline uses ("250", never "250.0").
-function commerce.id(v)
-  local mt = math_type(v)
-  if mt == "float" and v == math_floor(v) then
-    v = math_tointeger(v)
-    mt = math_type(v)
-  end
-  if mt == "integer" then
-    return int_text(v)
-  end
-  return commerce.text(v)
-end
+-- An id as the string the pipeline uses ("250", never "250.0"); an integral
+-- number past the integers (1e300) is no id.
+commerce.id = ferry.id
 
 -- At most n characters (UTF-8), the last one an ellipsis when cut. Only for
 -- free text such as a task subject; names and codes are validated instead,

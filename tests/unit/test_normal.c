@@ -142,6 +142,12 @@ static const char REFERENCE[] =
     "  if i > j then return nil end\n"
     "  return sub(v, i, j)\n"
     "end\n"
+    "function R.id(v)\n"
+    "  local mt = math_type(v)\n"
+    "  if mt == 'float' and v == math.floor(v) then v = math.tointeger(v); mt = math_type(v) end\n"
+    "  if mt == 'integer' then return format('%d', v) end\n"
+    "  return R.text(v)\n"
+    "end\n"
     "function R.cut(s, n)\n"
     "  if s == nil then return nil end\n"
     "  local len = utf8.len(s)\n"
@@ -297,6 +303,12 @@ static void push_generated(lua_State *L, unsigned *seed)
         lua_pushnumber(L, ((double)rand_r(seed) - RAND_MAX / 2.0) / 1000.0);
         return;
     }
+    if (kind == 2) {
+        /* Integral floats, as JSON gives ids ("250.0"), and one past the integers. */
+        int r = rand_r(seed) % 100;
+        lua_pushnumber(L, r == 0 ? 1e300 : (double)(r - 50) * 1000.0);
+        return;
+    }
     char buf[256];
     size_t n = 0;
     int pieces = 1 + rand_r(seed) % 5;
@@ -342,13 +354,13 @@ static void test_normal_lua_forms_agree_with_reference(void **state)
     assert_int_equal(lua_pcall(L, 0, 1, 0), LUA_OK);
     int ref = lua_gettop(L);
 
-    static const char *forms[] = {"text", "decimal", "quantity", "time", "cut"};
+    static const char *forms[] = {"text", "decimal", "quantity", "time", "cut", "id"};
     unsigned seed = 20261126;
     int compared = 0, non_nil = 0;
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < 24000; i++) {
         int base = lua_gettop(L);
         push_generated(L, &seed);
-        const char *form = forms[i % 5];
+        const char *form = forms[i % 6];
         if (strcmp(form, "cut") == 0) {
             lua_tolstring(L, base + 1, NULL); /* cut is for text; a number becomes its text */
         }
@@ -374,7 +386,7 @@ static void test_normal_lua_forms_agree_with_reference(void **state)
         }
         lua_settop(L, base);
     }
-    assert_int_equal(compared, 20000);
+    assert_int_equal(compared, 24000);
     /* The generator reaches the valid forms, not only the nil answers. */
     assert_true(non_nil > 5000);
     lua_close(L);
@@ -404,6 +416,8 @@ static void test_normal_lua_text_and_errors(void **state)
         "'integer')\n"
         "assert(ferry.time('99999999999999999999') == 1e20)\n"
         "assert(ferry.quantity('2.5000') == '2.50' and ferry.quantity(3) == '3')\n"
+        "assert(ferry.id(250.0) == '250' and ferry.id(' 7 ') == '7' and ferry.id(1e300) == nil)\n"
+        "assert(ferry.id(true) == nil and ferry.id('') == nil and ferry.id(-3) == '-3')\n"
         "return true";
     if (luaL_dostring(L, script) != LUA_OK) {
         fail_msg("%s", lua_tostring(L, -1));
