@@ -532,6 +532,35 @@ static int lazy_state(lua_State *L, int idx)
     return 1;
 }
 
+/* Whether the proxy has handed out none of its values yet. */
+static bool slot_untouched(const struct lazy_slot *s)
+{
+    size_t n = json_is_object(s->json) ? s->cap * sizeof(s->marks[0]) : (s->cap + 7) / 8;
+    const unsigned char *bytes = (const unsigned char *)s->marks;
+    for (size_t i = 0; i < n; i++) {
+        if (bytes[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+const json_t *ferry__lua_record_json(lua_State *L, int idx)
+{
+    const struct lazy_slot *s;
+    const json_t *j = NULL;
+    idx = lua_absindex(L, idx);
+    if (!lua_checkstack(L, 2) || !lazy_state(L, idx)) {
+        return NULL;
+    }
+    lua_pop(L, 1);
+    s = lazy_slot_of(L, idx);
+    if (s && slot_untouched(s)) {
+        j = s->json;
+    }
+    return j;
+}
+
 bool ferry__lua_is_lazy(lua_State *L, int idx)
 {
     if (!lua_checkstack(L, 2) || !lazy_state(L, idx)) {
@@ -1093,6 +1122,11 @@ int ferry__lua_to_json_at(lua_State *L, int idx, const char *what, const char *w
 int ferry__lua_to_json(lua_State *L, int idx, const char *what, json_t **out, struct ferry_err *err)
 {
     return ferry__lua_to_json_at(L, idx, what, NULL, out, err);
+}
+
+json_t **ferry__lua_push_built(lua_State *L)
+{
+    return &built_new(L)->json;
 }
 
 int ferry__lua_intent_head(lua_State *L)

@@ -74,6 +74,21 @@ FERRY_NODISCARD int ferry__lua_to_json_at(lua_State *L, int idx, const char *wha
                                           const char *what2, json_t **out, struct ferry_err *err);
 
 /*
+ * [-0, +0, -] the json_t behind the record table at idx (borrowed, for this
+ * run) when the table is still lazy and has handed out none of its values,
+ * so that the json_t is all there is to it; NULL otherwise (then convert it).
+ */
+const json_t *ferry__lua_record_json(lua_State *L, int idx);
+
+/*
+ * [-0, +1, m] a new value the host builds (as ferry.intent_head's): the
+ * caller stores a json_t in the returned slot, which the value then owns
+ * (freed when it is collected) and which conversions take by reference.
+ * Made empty first, so that nothing leaks when making it raises.
+ */
+json_t **ferry__lua_push_built(lua_State *L);
+
+/*
  * ferry.intent_head(t): t converted once into a value the conversions above
  * pass through by reference (a userdata). For the engine: the parts of a
  * mapping's intent that are the same for every record.

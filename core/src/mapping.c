@@ -33,6 +33,7 @@
 #include "log.h"
 #include "lua_json.h"
 #include "normal.h"
+#include "rows.h"
 
 #define DEFAULT_MEM_MAX       ((size_t)64 * 1024 * 1024)
 #define DEFAULT_TIME_LIMIT_MS 1000
@@ -1432,6 +1433,7 @@ static int protected_init(lua_State *L)
     lua_pushcfunction(L, ferry__lua_intent);
     lua_setfield(L, -2, "intent");
     ferry__lua_normal_register(L);
+    ferry__lua_rows_register(L);
     lua_setglobal(L, "ferry");
     protect_libraries(L);
 

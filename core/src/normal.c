@@ -291,15 +291,11 @@ bool ferry_normal_utf8_len(const char *s, size_t len, size_t *chars)
 /* ---------------------------------------------------------------------------
  * The Lua functions. */
 
-/*
- * [-0, +1, m] an integer's text, as Lua's "%d" writes it, without going
- * through snprintf: ids are written this way for nearly every record.
- */
-static void push_integer_text(lua_State *L, lua_Integer i)
+size_t ferry_normal_int_text(int64_t i, char out[FERRY_NORMAL_INT_MAX])
 {
-    char buf[24];
+    char buf[FERRY_NORMAL_INT_MAX];
     char *p = buf + sizeof(buf);
-    lua_Unsigned u = i < 0 ? 0u - (lua_Unsigned)i : (lua_Unsigned)i;
+    uint64_t u = i < 0 ? 0u - (uint64_t)i : (uint64_t)i;
     do {
         *--p = (char)('0' + u % 10);
         u /= 10;
@@ -307,7 +303,16 @@ static void push_integer_text(lua_State *L, lua_Integer i)
     if (i < 0) {
         *--p = '-';
     }
-    lua_pushlstring(L, p, (size_t)(buf + sizeof(buf) - p));
+    size_t n = (size_t)(buf + sizeof(buf) - p);
+    memcpy(out, p, n);
+    return n;
+}
+
+/* [-0, +1, m] an integer's text without snprintf: ids are written so for nearly every record. */
+static void push_integer_text(lua_State *L, lua_Integer i)
+{
+    char buf[FERRY_NORMAL_INT_MAX];
+    lua_pushlstring(L, buf, ferry_normal_int_text((int64_t)i, buf));
 }
 
 void ferry__lua_push_text(lua_State *L, int idx)
@@ -514,39 +519,49 @@ static int l_iso(lua_State *L)
  * cut (the kept part trimmed first). Text that is not valid UTF-8 is cut at
  * n bytes instead, with no ellipsis, as there are no characters to count.
  */
-void ferry__lua_push_cut(lua_State *L, int idx, lua_Integer n)
+const char *ferry_normal_cut(const char *s, size_t len, size_t n, size_t *out_len, bool *ellipsis)
 {
-    size_t len, chars;
-    const char *s = lua_tolstring(L, idx, &len);
-    idx = lua_absindex(L, idx);
+    size_t chars;
+    *ellipsis = false;
     if (!ferry_normal_utf8_len(s, len, &chars)) {
-        if (len <= (lua_Unsigned)n) {
-            lua_pushvalue(L, idx);
-        } else {
-            lua_pushlstring(L, s, (size_t)n);
-        }
-        return;
+        *out_len = len <= n ? len : n;
+        return s;
     }
-    if (chars <= (lua_Unsigned)n) {
-        lua_pushvalue(L, idx);
-        return;
+    if (chars <= n) {
+        *out_len = len;
+        return s;
     }
     /* The first n - 1 characters end where the n-th begins. */
     size_t at = 0;
-    for (lua_Integer k = 1; k < n; k++) {
+    for (size_t k = 1; k < n; k++) {
         at++;
         while (at < len && ((unsigned char)s[at] & 0xC0) == 0x80) {
             at++;
         }
     }
-    size_t head_len;
-    const char *head = ferry_normal_trim(s, at, &head_len);
+    *ellipsis = true;
+    return ferry_normal_trim(s, at, out_len);
+}
+
+void ferry__lua_push_cut(lua_State *L, int idx, lua_Integer n)
+{
+    size_t len, keep;
+    bool ellipsis;
+    const char *s = lua_tolstring(L, idx, &len);
+    idx = lua_absindex(L, idx);
+    const char *head = ferry_normal_cut(s, len, (size_t)n, &keep, &ellipsis);
+    if (!ellipsis && keep == len) {
+        lua_pushvalue(L, idx);
+        return;
+    }
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     if (head != NULL) {
-        luaL_addlstring(&b, head, head_len);
+        luaL_addlstring(&b, head, keep);
     }
-    luaL_addstring(&b, "\xE2\x80\xA6"); /* U+2026 */
+    if (ellipsis) {
+        luaL_addstring(&b, FERRY_NORMAL_ELLIPSIS);
+    }
     luaL_pushresult(&b);
 }
 

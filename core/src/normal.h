@@ -48,6 +48,23 @@ bool ferry_normal_time(const char *s, size_t len, int64_t *t);
 /* "YYYY-MM-DDTHH:MM:SSZ" of Unix seconds into out; its length. */
 size_t ferry_normal_iso(int64_t t, char out[FERRY_NORMAL_ISO_MAX]);
 
+/* Longest ferry_normal_int_text, "-9223372036854775808" (no NUL is written). */
+#define FERRY_NORMAL_INT_MAX 20
+
+/* An integer's text as Lua's "%d" writes it, into out; its length. */
+size_t ferry_normal_int_text(int64_t i, char out[FERRY_NORMAL_INT_MAX]);
+
+/* What ferry.cut appends to text it shortened: U+2026, the ellipsis. */
+#define FERRY_NORMAL_ELLIPSIS "\xE2\x80\xA6"
+
+/*
+ * ferry.cut's work: of s, the part to keep (*out_len bytes from the
+ * returned pointer, which is NULL for none) and whether an ellipsis follows
+ * it. Valid UTF-8 longer than n characters keeps its first n - 1, trimmed,
+ * and the ellipsis makes n; other text is cut at n bytes, with no ellipsis.
+ */
+const char *ferry_normal_cut(const char *s, size_t len, size_t n, size_t *out_len, bool *ellipsis);
+
 /* Number of characters of s when it is valid UTF-8 (no overlong forms, no
  * surrogates, nothing past U+10FFFF), else false. */
 bool ferry_normal_utf8_len(const char *s, size_t len, size_t *chars);

@@ -41,10 +41,8 @@ local owner = require "ferry.owner"
 
 local ORDERS = { "sap_sales", "CustomerOrderCollection" }
 
-local text, decimal, quantity, null = ferry.text, ferry.decimal, ferry.quantity, ferry.null
-local type, ipairs, format = type, ipairs, string.format
--- An order line that is not an object reads as one without fields.
-local NO_LINE = {}
+local text, null = ferry.text, ferry.null
+local type, ipairs, tostring = type, ipairs, tostring
 -- Incomplete orders (status 0) when skip_status_ids is not set.
 local SKIP_STATUS_IDS = { 0 }
 
@@ -118,47 +116,47 @@ local function responsible(order, ctx, id, b)
   end))
 end
 
+-- The item lines, declared once per choice of settings (product_id: sku
+-- or product_id; prices with or without tax) and evaluated by the host on
+-- the order's JSON (ferry.rows): a line that is not an object reads as
+-- one without fields, and a list without lines gives nil.
+local LINES = {}
+
+local function line_rows(product_id, with_tax)
+  local key = tostring(product_id) .. (with_tax and "/inc" or "/ex")
+  local rows = LINES[key]
+  if rows == nil then
+    local pid
+    if product_id == "sku" then
+      pid = { "sku", "text" }
+    elseif product_id == "product_id" then
+      pid = { "product_id", "id" }
+    end
+    rows = ferry.rows {
+      ID = { index = 10 },                                          -- String(10), 10, 20, ...
+      ProductID = pid,                                              -- String(60)
+      -- Description is 40 characters; the product is identified by
+      -- ProductID, so a long name is shortened here, visibly.
+      Description = { "name", "text", cut = 40 },
+      Quantity = { "quantity", "quantity" },
+      QuantityMeasureUnitCode = { arg = 1 },
+      NetPriceAmount = { with_tax and "price_inc_tax" or "price_ex_tax", "decimal" },
+      NetPriceAmountCurrencyCode = { arg = 2, when = "NetPriceAmount" },
+    }
+    LINES[key] = rows
+  end
+  return rows
+end
+
 local function items(order, ctx)
   local lines = commerce.order_lines(order)
   if lines == nil then
     error("order " .. tostring(order.id) .. " carries no product lines (a poll with "
           .. "order_details_in_poll = false?): the sales order needs its items")
   end
-  local product_id = commerce.setting(ctx, "product_id", "sku")
-  local with_tax = commerce.setting(ctx, "prices_include_tax", false)
-  local unit = commerce.setting(ctx, "unit_code", "EA")
-  local cur = commerce.currency(order)
-  local price_key = with_tax and "price_inc_tax" or "price_ex_tax"
-  local out = ferry.array {}
-  -- Fields are read directly, not through map.get: the normal forms treat
-  -- null and "" as nil already, and this runs for every line.
-  for i, l in ipairs(lines) do
-    if type(l) ~= "table" then
-      l = NO_LINE
-    end
-    local pid
-    if product_id == "sku" then
-      pid = text(l.sku)
-    elseif product_id == "product_id" then
-      pid = commerce.id(l.product_id)
-    end
-    local price = decimal(l[price_key])
-    out[#out + 1] = {
-      ID = format("%d", i * 10),                                   -- String(10), 10, 20, ...
-      ProductID = pid,                                             -- String(60)
-      -- Description is 40 characters; the product is identified by
-      -- ProductID, so a long name is shortened here, visibly.
-      Description = commerce.cut(text(l.name), 40),
-      Quantity = quantity(l.quantity),
-      QuantityMeasureUnitCode = unit,
-      NetPriceAmount = price,
-      NetPriceAmountCurrencyCode = price and cur or nil,
-    }
-  end
-  if #out == 0 then
-    return nil
-  end
-  return out
+  local rows = line_rows(commerce.setting(ctx, "product_id", "sku"),
+                         commerce.setting(ctx, "prices_include_tax", false))
+  return rows(lines, commerce.setting(ctx, "unit_code", "EA"), commerce.currency(order))
 end
 
 return commerce.rules_only {
