@@ -14,6 +14,7 @@
 
 #include <lauxlib.h>
 
+#include "ferry/text.h"
 #include "util.h"
 
 static bool is_digit(unsigned char c)
@@ -293,19 +294,14 @@ bool ferry_normal_utf8_len(const char *s, size_t len, size_t *chars)
 
 size_t ferry_normal_int_text(int64_t i, char out[FERRY_NORMAL_INT_MAX])
 {
-    char buf[FERRY_NORMAL_INT_MAX];
-    char *p = buf + sizeof(buf);
-    uint64_t u = i < 0 ? 0u - (uint64_t)i : (uint64_t)i;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
+    char digits[FERRY_DIGITS_MAX];
+    size_t n = ferry_digits(digits, i < 0 ? 0u - (uint64_t)i : (uint64_t)i);
+    size_t k = 0;
     if (i < 0) {
-        *--p = '-';
+        out[k++] = '-';
     }
-    size_t n = (size_t)(buf + sizeof(buf) - p);
-    memcpy(out, p, n);
-    return n;
+    memcpy(out + k, digits + FERRY_DIGITS_MAX - n, n);
+    return k + n;
 }
 
 /* [-0, +1, m] an integer's text without snprintf: ids are written so for nearly every record. */
