@@ -34,6 +34,7 @@
 #include "lua_json.h"
 #include "normal.h"
 #include "rows.h"
+#include "util.h"
 
 #define DEFAULT_MEM_MAX       ((size_t)64 * 1024 * 1024)
 #define DEFAULT_TIME_LIMIT_MS 1000
@@ -1285,37 +1286,25 @@ static int l_ferry_is_array(lua_State *L)
  */
 static int l_ferry_get(lua_State *L)
 {
-    size_t len;
+    size_t len, at = 0, step_len;
     const char *path = luaL_checklstring(L, 2, &len);
+    const char *step;
+    bool is_index;
+    uint64_t n;
     lua_settop(L, 2);
     lua_pushvalue(L, 1);
-    for (size_t i = 0; i < len;) {
-        if (path[i] == '.') {
-            i++;
-            continue;
-        }
-        size_t j = i;
-        bool digits = true;
-        for (; j < len && path[j] != '.'; j++) {
-            digits = digits && path[j] >= '0' && path[j] <= '9';
-        }
+    while (ferry_path_step(path, len, &at, &step, &step_len, &is_index, &n)) {
         if (lua_type(L, 3) != LUA_TTABLE) {
             lua_pushnil(L);
             return 1;
         }
-        /* Eighteen digits always fit a lua_Integer; a longer index finds nothing anyway. */
-        if (digits && j - i <= 18 && ferry__lua_is_array(L, 3)) {
-            lua_Integer n = 0;
-            for (size_t k = i; k < j; k++) {
-                n = n * 10 + (path[k] - '0');
-            }
-            lua_geti(L, 3, n);
+        if (is_index && ferry__lua_is_array(L, 3)) {
+            lua_geti(L, 3, (lua_Integer)n);
         } else {
-            lua_pushlstring(L, path + i, j - i);
+            lua_pushlstring(L, step, step_len);
             lua_gettable(L, 3);
         }
         lua_replace(L, 3);
-        i = j;
     }
     if (ferry__lua_is_null(L, 3) || (lua_type(L, 3) == LUA_TSTRING && lua_rawlen(L, 3) == 0)) {
         lua_pushnil(L);

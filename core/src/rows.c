@@ -17,11 +17,16 @@
 
 #include "lua_json.h"
 #include "normal.h"
+#include "util.h"
 
 enum row_source { SRC_PATH, SRC_INDEX, SRC_ARG };
 enum row_form { FORM_RAW, FORM_TEXT, FORM_DECIMAL, FORM_QUANTITY, FORM_ID };
 
 static const char *const FORM_NAMES[] = {"raw", "text", "decimal", "quantity", "id", NULL};
+/* The Lua form of each, by enum row_form (raw: the value itself). */
+static void (*const FORM_FNS[])(lua_State *, int) = {NULL, ferry__lua_push_text,
+                                                     ferry__lua_push_decimal,
+                                                     ferry__lua_push_quantity, ferry__lua_push_id};
 
 struct row_field {
     char *name;
@@ -240,28 +245,19 @@ static void compile_when(lua_State *L, int spec, struct row_program *p)
 static const json_t *row_path(const json_t *row, const char *path, size_t len)
 {
     const json_t *v = row;
-    for (size_t i = 0; i < len && v;) {
-        if (path[i] == '.') {
-            i++;
-            continue;
-        }
-        size_t j = i;
-        bool digits = true;
-        for (; j < len && path[j] != '.'; j++) {
-            digits = digits && path[j] >= '0' && path[j] <= '9';
-        }
-        if (json_is_array(v) && digits && j - i <= 18) {
-            size_t n = 0;
-            for (size_t k = i; k < j; k++) {
-                n = n * 10 + (size_t)(path[k] - '0');
-            }
-            v = n >= 1 ? json_array_get(v, n - 1) : NULL;
+    size_t at = 0;
+    const char *step;
+    size_t step_len;
+    bool is_index;
+    uint64_t n;
+    while (v && ferry_path_step(path, len, &at, &step, &step_len, &is_index, &n)) {
+        if (json_is_array(v) && is_index) {
+            v = n >= 1 ? json_array_get(v, (size_t)n - 1) : NULL;
         } else if (json_is_object(v)) {
-            v = json_object_getn(v, path + i, j - i);
+            v = json_object_getn(v, step, step_len);
         } else {
             v = NULL;
         }
-        i = j;
     }
     if (json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0)) {
         return NULL;
@@ -367,24 +363,10 @@ static json_t *in_form(lua_State *L, const struct row_field *f, const json_t *v,
         return out;
     }
     ferry__lua_push_json(L, v);
-    switch (f->form) {
-    case FORM_TEXT:
-        ferry__lua_push_text(L, -1);
-        break;
-    case FORM_DECIMAL:
-        ferry__lua_push_decimal(L, -1);
-        break;
-    case FORM_QUANTITY:
-        ferry__lua_push_quantity(L, -1);
-        break;
-    case FORM_ID:
-        ferry__lua_push_id(L, -1);
-        break;
-    case FORM_RAW:
-        lua_pushvalue(L, -1);
-        break;
+    if (FORM_FNS[f->form]) {
+        FORM_FNS[f->form](L, -1);
+        lua_remove(L, -2);
     }
-    lua_remove(L, -2);
     if (f->cut > 0 && lua_type(L, -1) == LUA_TSTRING) {
         ferry__lua_push_cut(L, -1, f->cut);
         lua_remove(L, -2);

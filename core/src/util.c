@@ -660,3 +660,32 @@ int ferry_fmt(char *out, size_t size, const char *fmt, ...)
     va_end(ap);
     return n;
 }
+
+bool ferry_path_step(const char *path, size_t len, size_t *at, const char **step, size_t *step_len,
+                     bool *is_index, uint64_t *index)
+{
+    size_t i = *at;
+    while (i < len && path[i] == '.') {
+        i++;
+    }
+    if (i >= len) {
+        *at = len;
+        return false;
+    }
+    size_t j = i;
+    bool digits = true;
+    for (; j < len && path[j] != '.'; j++) {
+        digits = digits && path[j] >= '0' && path[j] <= '9';
+    }
+    *index = 0;
+    *is_index = digits && j - i <= 18;
+    if (*is_index) {
+        for (size_t k = i; k < j; k++) {
+            *index = *index * 10 + (uint64_t)(path[k] - '0');
+        }
+    }
+    *step = path + i;
+    *step_len = j - i;
+    *at = j;
+    return true;
+}

@@ -81,4 +81,14 @@ char *ferry_json_scalar_text(const json_t *v);
 int ferry_fmt(char *out, size_t size, const char *fmt, ...) FERRY_PRINTF(3, 4);
 int ferry_vfmt(char *out, size_t size, const char *fmt, va_list ap) FERRY_PRINTF(3, 0);
 
+/*
+ * The next step of a dotted path ("billing_address.email", "lines.1.sku")
+ * from *at on: its bytes (*step, *step_len) and, when it is all digits and
+ * at most 18 of them (which always fit), *is_index and its value in
+ * *index: the step that indexes an array. An empty step ("a..b") is
+ * skipped. False at the end of the path.
+ */
+bool ferry_path_step(const char *path, size_t len, size_t *at, const char **step, size_t *step_len,
+                     bool *is_index, uint64_t *index);
+
 #endif

@@ -278,6 +278,37 @@ static void test_util_fmt_matches_snprintf(void **state)
     assert_int_equal(checked, 17);
 }
 
+/* Steps of a dotted path, as ferry.get and ferry.rows walk them. */
+static void test_util_path_steps(void **state)
+{
+    (void)state;
+    static const char path[] = "..lines.2.sku..0.1234567890123456789.";
+    const char *want[] = {"lines", "2", "sku", "0", "1234567890123456789"};
+    const bool want_index[] = {false, true, false, true, false};
+    const uint64_t want_n[] = {0, 2, 0, 0, 0};
+    size_t at = 0, len;
+    const char *step;
+    bool is_index;
+    uint64_t n;
+    int k = 0;
+    while (ferry_path_step(path, strlen(path), &at, &step, &len, &is_index, &n)) {
+        assert_true(k < 5);
+        assert_int_equal(len, strlen(want[k]));
+        assert_memory_equal(step, want[k], len);
+        assert_int_equal(is_index, want_index[k]);
+        assert_int_equal(n, want_n[k]);
+        k++;
+    }
+    assert_int_equal(k, 5);
+    assert_int_equal(at, strlen(path));
+    at = 0;
+    assert_false(ferry_path_step("...", 3, &at, &step, &len, &is_index, &n));
+    at = 0;
+    assert_true(ferry_path_step("123456789012345678", 18, &at, &step, &len, &is_index, &n));
+    assert_true(is_index);
+    assert_int_equal(n, 123456789012345678ULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_util_path_join_and_scalars),
         cmocka_unit_test(test_util_iso8601_round_trip),
         cmocka_unit_test(test_util_fmt_matches_snprintf),
+        cmocka_unit_test(test_util_path_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
