@@ -80,6 +80,20 @@ static char *dup_string(lua_State *L, const char *s, size_t len)
     return d;
 }
 
+/* [-0, +0, e] the string at idx as f's path. */
+static void set_path(lua_State *L, int idx, struct row_field *f)
+{
+    size_t len;
+    const char *path = lua_tolstring(L, idx, &len);
+    if (len == 0) {
+        luaL_error(L, "ferry.rows: field %s: the path is empty", f->name);
+        return;
+    }
+    f->source = SRC_PATH;
+    f->path = dup_string(L, path, len);
+    f->path_len = len;
+}
+
 /* [-0, +0, e] the field's declaration (the value at the top of the stack) into f. */
 static void compile_field(lua_State *L, struct row_field *f)
 {
@@ -87,15 +101,7 @@ static void compile_field(lua_State *L, struct row_field *f)
     int t = lua_gettop(L);
     f->form = FORM_RAW;
     if (lua_type(L, t) == LUA_TSTRING) {
-        size_t len;
-        const char *path = lua_tolstring(L, t, &len);
-        if (len == 0) {
-            luaL_error(L, "ferry.rows: field %s: the path is empty", name);
-            return;
-        }
-        f->source = SRC_PATH;
-        f->path = dup_string(L, path, len);
-        f->path_len = len;
+        set_path(L, t, f);
         return;
     }
     if (lua_type(L, t) != LUA_TTABLE) {
@@ -123,15 +129,7 @@ static void compile_field(lua_State *L, struct row_field *f)
     }
     int sources = 0;
     if (lua_geti(L, t, 1) == LUA_TSTRING) {
-        size_t len;
-        const char *path = lua_tolstring(L, -1, &len);
-        if (len == 0) {
-            luaL_error(L, "ferry.rows: field %s: the path is empty", name);
-            return;
-        }
-        f->source = SRC_PATH;
-        f->path = dup_string(L, path, len);
-        f->path_len = len;
+        set_path(L, -1, f);
         sources++;
     } else if (!lua_isnil(L, -1)) {
         luaL_error(L, "ferry.rows: field %s: the path must be a string", name);
