@@ -314,40 +314,32 @@ static void push_integer_text(lua_State *L, lua_Integer i)
 void ferry__lua_push_text(lua_State *L, int idx)
 {
     size_t len, out_len;
-    const char *s;
     idx = lua_absindex(L, idx);
     switch (lua_type(L, idx)) {
     case LUA_TSTRING:
-        s = lua_tolstring(L, idx, &len);
         break;
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
             push_integer_text(L, lua_tointeger(L, idx));
-            return;
+        } else {
+            /* A copy becomes the string, not the value; a float's text has
+             * nothing to trim. */
+            lua_pushvalue(L, idx);
+            lua_tolstring(L, -1, NULL);
         }
-        lua_pushvalue(L, idx);
-        s = lua_tolstring(L, -1, &len); /* the copy becomes a string, not the value */
-        break;
+        return;
     default:
         lua_pushnil(L);
         return;
     }
+    const char *s = lua_tolstring(L, idx, &len);
     const char *t = ferry_normal_trim(s, len, &out_len);
-    bool copy = lua_type(L, idx) == LUA_TNUMBER; /* the number's text is on top */
     if (t == NULL) {
-        if (copy) {
-            lua_pop(L, 1);
-        }
         lua_pushnil(L);
     } else if (out_len == len) {
-        if (!copy) {
-            lua_pushvalue(L, idx);
-        }
+        lua_pushvalue(L, idx); /* nothing trimmed: the very string */
     } else {
         lua_pushlstring(L, t, out_len);
-        if (copy) {
-            lua_remove(L, -2);
-        }
     }
 }
 

@@ -393,7 +393,7 @@ static json_t *index_text(lua_Integer step, size_t row)
 
 /* [-0, +0, e] fills row object `out` from the list's element `v` (any JSON). */
 static void fill_row(lua_State *L, const struct row_program *p, const json_t *v, size_t row,
-                     json_t *const *args, json_t *out)
+                     const json_t *const *args, json_t *out)
 {
     /* Those without a condition first, so that a condition sees its field. */
     for (int pass = 0; pass < 2; pass++) {
@@ -459,7 +459,7 @@ static const json_t *as_json(lua_State *L, int idx, const char *what)
 static int l_rows_apply(lua_State *L)
 {
     const struct row_program *p = luaL_checkudata(L, lua_upvalueindex(1), ROWS_MT);
-    json_t *args[16] = {NULL};
+    const json_t *args[16] = {NULL};
     int nargs = lua_gettop(L) - 1;
     const json_t *list;
     json_t **slot;
@@ -473,7 +473,7 @@ static int l_rows_apply(lua_State *L)
     lua_settop(L, 1 + p->args);
     list = as_json(L, 1, "rows list");
     for (int a = 0; a < p->args; a++) {
-        args[a] = a < nargs ? (json_t *)as_json(L, 2 + a, "rows argument") : NULL;
+        args[a] = a < nargs ? as_json(L, 2 + a, "rows argument") : NULL;
     }
     /* An empty table converts to {}: no rows either way. */
     if (json_is_object(list) && json_object_size(list) == 0) {
