@@ -239,18 +239,18 @@ function map.linked(object, id, opts)
            max_age_ms = hours and math_floor(hours * 3600000) or nil }
 end
 
-local function copy_match(rules, who)
-  local out = {}
-  for i, r in ipairs(rules or { "link" }) do
-    if r == "link" then
-      out[i] = { rule = "link" }
-    elseif type(r) == "table" and (r.rule == "lookup" or r.rule == "linked") then
-      out[i] = r
-    else
+-- A rule's match list, checked where the rule made it; finish_intent builds
+-- the intent's own list from it, so it is not copied here.
+local DEFAULT_MATCH = { "link" }
+
+local function check_match(rules, who)
+  rules = rules or DEFAULT_MATCH
+  for i, r in ipairs(rules) do
+    if r ~= "link" and (type(r) ~= "table" or (r.rule ~= "lookup" and r.rule ~= "linked")) then
       error(who .. ": match[" .. i .. "] must be \"link\", map.lookup(...) or map.linked(...)", 3)
     end
   end
-  return out
+  return rules
 end
 
 local function intent(op, spec, who)
@@ -272,7 +272,7 @@ local function intent(op, spec, who)
     error(who .. ": instead must be a map.activity{...} (what to create when the write is refused)", 3)
   end
   return { op = op, key = spec.key, target = { system = t[1], object = t[2] },
-           match = copy_match(spec.match, who), fields = spec.fields, owner = spec.owner,
+           match = check_match(spec.match, who), fields = spec.fields, owner = spec.owner,
            instead = spec.instead }
 end
 
@@ -292,6 +292,8 @@ function map.update(spec)
 end
 
 local NO_OWNER = {}
+-- The link rule as intents carry it; only read (converted to JSON), so shared.
+local LINK = { rule = "link" }
 
 -- Used by the engine: a rule's intent in the host's format (core/src/mapping.h).
 -- With `index` (its place in the engine's list), made by the host at once
@@ -319,8 +321,8 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx, index)
   end
   local match = array {}
   for _, r in ipairs(it.match) do
-    if r.rule == "link" then
-      match[#match + 1] = { rule = "link" }
+    if r == "link" then
+      match[#match + 1] = LINK
     elseif r.rule == "linked" then
       if r.id ~= nil and r.id ~= null and r.id ~= "" then
         match[#match + 1] = { rule = "linked", object = r.object, id = tostring(r.id),
@@ -333,7 +335,7 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx, index)
       end
       if v ~= nil and v ~= null and v ~= "" then
         match[#match + 1] = { rule = "lookup", field = r.field, value = v,
-                              where = map.where_values(r.where, record, ctx) }
+                              where = r.where and map.where_values(r.where, record, ctx) }
       end
     end
   end
