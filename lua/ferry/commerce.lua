@@ -237,10 +237,9 @@ function commerce.ref(ctx, spec)
 end
 
 -- A mapping whose intents all come from its rules (an order becomes a phone
--- call or a task, depending). The engine always produces one intent for the
--- mapping's own target, so this makes that one harmless: an "update" with no
--- fields and no match rules, which the pipeline skips ("no record to
--- update"). Remove once mappings may omit target and fields.
+-- call or a task, depending): its own intent becomes an "update" with no
+-- fields and no match rules, which the engine leaves out as it can change
+-- nothing (docs/mappings.md). The target stays, as every mapping names one.
 function commerce.rules_only(spec)
   spec.op = "update"
   spec.match = {}

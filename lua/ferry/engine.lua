@@ -21,6 +21,7 @@ local get = map.get
 local type, tostring, pairs, ipairs, error = type, tostring, pairs, ipairs, error
 local math_type, math_floor, math_tointeger = math.type, math.floor, math.tointeger
 local utf8_len = utf8.len
+local table_insert = table.insert
 
 local engine = {}
 
@@ -307,6 +308,10 @@ function engine.compile(spec, name, path)
     run.validate_rules[i] = m.validate[k]
     run.validate_index[i] = field_index[k]
   end
+  -- An update with no fields and no match rules can change nothing: the
+  -- mapping is its rules (commerce.rules_only), and its own intent, which
+  -- the pipeline would only skip ("no record to update"), is not made.
+  run.idle = m.op == "update" and #run.field_names == 0 and #m.match == 0
   m.run = run
   -- What every intent of this mapping repeats, converted to JSON once here
   -- and shared by the host's intents, instead of converted per record.
@@ -437,8 +442,9 @@ function engine.run(m, record, ctx, event)
 
   local sid = id_string(id, m)
   -- The mapping's own intent is out[1], made last (ferry.intent): it takes
-  -- the alternative and the notes the rules below may add.
-  local out = array { false }
+  -- the alternative and the notes the rules below may add. An idle one (see
+  -- compile) is left out when it carries neither.
+  local out = run.idle and array {} or array { false }
 
   -- What to create when the target refuses the write as not allowed (e.g.
   -- an opportunity in approval): a task for a person instead of a retry.
@@ -480,6 +486,12 @@ function engine.run(m, record, ctx, event)
     end
   end
 
+  if run.idle then
+    if notes == nil and conflict == nil and instead == nil then
+      return out
+    end
+    table_insert(out, 1, false)
+  end
   -- The head holds op, mapping, the source's system and object, target,
   -- owner and link_from: the compiled mapping's own values.
   out[1] = intent(m.head, m.path, 1, sid, event, nil, nil, nil, match, nil, nil, conflict,
