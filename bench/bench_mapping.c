@@ -37,9 +37,9 @@ struct bench_case {
     const char *dir;
     const char *fixture;
     char system[64], object[64], event[64];
-    json_t *record;  /* the fixture, parsed */
-    char *text;      /* the fixture as the job payload would hold it */
-    json_t *context; /* what the pipeline passes as ctx */
+    json_t *record;          /* the fixture, parsed */
+    char *text;              /* the fixture as the job payload would hold it */
+    json_t *context;         /* what the pipeline passes as ctx */
     json_t *fixture_context; /* the fixture's own ctx, merged into each job's */
     double map_rate, job_rate;
     int64_t map_n, job_n;
@@ -108,7 +108,10 @@ static int run_once(struct ferry_mapping_set *set, struct bench_case *c, bool as
                  json_is_integer(id) ? json_integer_value(id) : (json_int_t)0);
         context = make_context(c, idbuf);
         if (context && c->fixture_context) {
-            json_t *merged = json_deep_copy(c->fixture_context);
+            /* A new object per job holding the fixture's settings by
+             * reference, as the pipeline's job context holds the
+             * configuration's (job_context). */
+            json_t *merged = json_copy(c->fixture_context);
             if (merged) {
                 json_object_update(merged, context);
             }
@@ -116,8 +119,7 @@ static int run_once(struct ferry_mapping_set *set, struct bench_case *c, bool as
             context = merged;
         }
     }
-    rc = ferry_mapping_set_run(set, c->system, c->object, c->event, record, context, &intents,
-                               err);
+    rc = ferry_mapping_set_run(set, c->system, c->object, c->event, record, context, &intents, err);
     if (rc < 0) {
         goto cleanup;
     }
@@ -163,8 +165,8 @@ static int measure(struct ferry_mapping_set *set, struct bench_case *cases, size
                 goto cleanup;
             }
             if (got == 0) {
-                rc = ferry_err_set(err, FERRY_EINVAL, "%s produced no intent for %s",
-                                   c->dir, c->fixture);
+                rc = ferry_err_set(err, FERRY_EINVAL, "%s produced no intent for %s", c->dir,
+                                   c->fixture);
                 goto cleanup;
             }
             c->intents = got;
@@ -270,10 +272,10 @@ int main(int argc, char **argv)
     double mixed_map = 0, mixed_job = 0;
     int64_t mixed_map_n = 0, mixed_job_n = 0;
     for (size_t i = 0; i < ncases; i++) {
-        if (measure(set, cases, ncases, (int)i, false, b, &cases[i].map_rate,
-                    &cases[i].map_n, &err) < 0 ||
-            measure(set, cases, ncases, (int)i, true, b, &cases[i].job_rate,
-                    &cases[i].job_n, &err) < 0) {
+        if (measure(set, cases, ncases, (int)i, false, b, &cases[i].map_rate, &cases[i].map_n,
+                    &err) < 0 ||
+            measure(set, cases, ncases, (int)i, true, b, &cases[i].job_rate, &cases[i].job_n,
+                    &err) < 0) {
             fprintf(stderr, "bench_mapping: %s\n", err.msg);
             goto cleanup;
         }
@@ -291,8 +293,8 @@ int main(int argc, char **argv)
         printf("%s{\"mapping\": \"%s\", \"fixture\": \"%s\", \"object\": \"%s\", \"event\": "
                "\"%s\", \"intents\": %zu, \"record_bytes\": %zu, \"map_per_s\": %.1f, "
                "\"map_n\": %" PRId64 ", \"job_per_s\": %.1f, \"job_n\": %" PRId64 "}",
-               i ? ", " : "", c->dir, c->fixture, c->object, c->event, c->intents,
-               strlen(c->text), c->map_rate, c->map_n, c->job_rate, c->job_n);
+               i ? ", " : "", c->dir, c->fixture, c->object, c->event, c->intents, strlen(c->text),
+               c->map_rate, c->map_n, c->job_rate, c->job_n);
     }
     printf("], \"mixed\": {\"map_per_s\": %.1f, \"map_n\": %" PRId64 ", \"job_per_s\": %.1f, "
            "\"job_n\": %" PRId64 "}}\n",

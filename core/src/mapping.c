@@ -127,6 +127,10 @@ struct ferry_mapping_set {
     /* The last answer of ferry_mapping_set_targets_of: asked for every job. */
     char *targets_system, *targets_object;
     json_t *targets;
+    /* The settings objects the last run's context carried (held), and a
+     * number that changes with them: see settings_seen. */
+    json_t *settings_seen[2];
+    lua_Integer settings_gen;
 };
 
 static const char env_mt_key = 0;
@@ -1573,6 +1577,8 @@ void ferry_mapping_set_free(struct ferry_mapping_set *set)
     free(set->targets_system);
     free(set->targets_object);
     json_decref(set->targets);
+    json_decref(set->settings_seen[0]);
+    json_decref(set->settings_seen[1]);
     free(set);
 }
 
@@ -1909,7 +1915,33 @@ struct run_args {
     const char *event;
 };
 
-/* [-0, +1, e] engine.run(mapping, record, ctx, event) */
+/*
+ * A mapping may derive what it needs from its settings once (its `prepare`,
+ * docs/mappings.md): the engine calls it again when the number passed with
+ * each run changes, which it does whenever the context carries other
+ * settings objects than the last run's. The set keeps a reference to the
+ * objects it saw, so that a new one cannot arrive at a freed one's address
+ * and pass for it; and settings objects are not changed once made (the
+ * configuration's, a fixture's), so the same object means the same settings.
+ */
+static void settings_seen(struct ferry_mapping_set *set, const json_t *context)
+{
+    static const char *const keys[2] = {"settings", "mapping_settings"};
+    bool changed = false;
+    for (int i = 0; i < 2; i++) {
+        json_t *s = json_object_get(context, keys[i]);
+        if (s != set->settings_seen[i]) {
+            json_decref(set->settings_seen[i]);
+            set->settings_seen[i] = json_incref(s);
+            changed = true;
+        }
+    }
+    if (changed) {
+        set->settings_gen++;
+    }
+}
+
+/* [-0, +1, e] engine.run(mapping, record, ctx, event, settings_gen) */
 static int protected_run(lua_State *L)
 {
     struct run_args *a = lua_touserdata(L, 1);
@@ -1928,7 +1960,8 @@ static int protected_run(lua_State *L)
         lua_newtable(L);
     }
     lua_pushstring(L, a->event);
-    lua_call(L, 4, 1);
+    lua_pushinteger(L, a->set->settings_gen);
+    lua_call(L, 5, 1);
     return 1;
 }
 
@@ -1954,6 +1987,7 @@ int ferry_mapping_set_run(struct ferry_mapping_set *set, const char *system, con
         ferry_err_set(err, rc, "out of memory");
         goto cleanup;
     }
+    settings_seen(set, context);
     for (size_t i = 0; i < set->nmaps; i++) {
         const struct ferry_mapping *m = &set->maps[i];
         struct run_args a = {set, i, record, context, event};

@@ -29,6 +29,7 @@ local TOP_KEYS = {
   source = true, target = true, key = true, match = true,
   fields = true, owner = true, filter = true, description = true,
   op = true, validate = true, rules = true, conflict = true, instead = true, link_from = true,
+  prepare = true,
 }
 
 -- What happens to a field both systems changed since the last sync.
@@ -283,6 +284,10 @@ function engine.compile(spec, name, path)
     fail(path, "'filter' must be a function(record, ctx)")
   end
   m.filter = spec.filter
+  if spec.prepare ~= nil and type(spec.prepare) ~= "function" then
+    fail(path, "'prepare' must be a function(settings)")
+  end
+  m.prepare = spec.prepare
   if spec.description ~= nil and type(spec.description) ~= "string" then
     fail(path, "'description' must be a string")
   end
@@ -341,7 +346,7 @@ local function id_string(v, m)
 end
 
 -- Runs mapping `m` on one record: a list of intents (empty when filtered out).
-function engine.run(m, record, ctx, event)
+function engine.run(m, record, ctx, event, settings_gen)
   if ctx.event == nil then
     ctx.event = event
   end
@@ -354,6 +359,16 @@ function engine.run(m, record, ctx, event)
     ctx.settings = ctx.mapping_settings[m.name]
   end
   ctx.mapping_settings = nil
+  -- What the mapping derives from its settings, made again only when they
+  -- change (the host's settings_gen; none: every run).
+  if m.prepare then
+    if settings_gen == nil or m.prepared_gen ~= settings_gen then
+      m.prepared_gen = nil
+      m.prepared = m.prepare(ctx.settings)
+      m.prepared_gen = settings_gen
+    end
+    ctx.prepared = m.prepared
+  end
   if m.filter and not m.filter(record, ctx) then
     return array {}
   end

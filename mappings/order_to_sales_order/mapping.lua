@@ -62,8 +62,8 @@ local function is_guest(order)
 end
 
 -- The person set and the property that is a party ID there, per model.
-local function person(ctx)
-  if commerce.setting(ctx, "customer_model", "b2b") == "b2c" then
+local function person(model)
+  if model == "b2c" then
     return "IndividualCustomerCollection", "CustomerID"
   end
   return "ContactCollection", "ContactID"
@@ -71,10 +71,9 @@ end
 
 -- Who bought, worked out once per record for the helpers below: a guest or
 -- a customer, and the person set of the model with its party-ID property.
-local function buyer_of(order, ctx)
-  local set, id_prop = person(ctx)
+local function buyer_of(order, p)
   return { guest = is_guest(order), customer_id = map.get(order, "customer_id"),
-           set = set, id_prop = id_prop }
+           set = p.set, id_prop = p.id_prop }
 end
 
 -- A reference to the buyer's record (the person's `prop`), or `default`.
@@ -89,10 +88,10 @@ end
 
 -- The buyer's account party: a reference to the buyer's record, else the
 -- configured default.
-local function buyer_party(order, ctx, b)
+local function buyer_party(order, ctx, b, p)
   -- B2B orders are bought by the contact's account, B2C by the person.
   local prop = b.set == "ContactCollection" and "AccountID" or b.id_prop
-  return buyer_ref(order, ctx, b, prop, commerce.setting(ctx, "default_buyer_party_id", nil))
+  return buyer_ref(order, ctx, b, prop, p.default_buyer_party_id)
 end
 
 local function buyer_contact(order, ctx, b)
@@ -148,15 +147,45 @@ local function line_rows(product_id, with_tax)
   return rows
 end
 
-local function items(order, ctx)
+local function items(order, p)
   local lines = commerce.order_lines(order)
   if lines == nil then
     error("order " .. tostring(order.id) .. " carries no product lines (a poll with "
           .. "order_details_in_poll = false?): the sales order needs its items")
   end
-  local rows = line_rows(commerce.setting(ctx, "product_id", "sku"),
-                         commerce.setting(ctx, "prices_include_tax", false))
-  return rows(lines, commerce.setting(ctx, "unit_code", "EA"), commerce.currency(order))
+  return p.lines(lines, p.unit_code, commerce.currency(order))
+end
+
+-- What the rules need of the settings, read once for all records with the
+-- same settings (the mapping's `prepare`).
+local function prepare(settings)
+  local ctx = { settings = settings }
+  local function setting(name, default)
+    return commerce.setting(ctx, name, default)
+  end
+  local p = {
+    default_buyer_party_id = setting("default_buyer_party_id", nil),
+    status_codes = setting("status_codes", {}),
+    buyer_id_prefix = setting("buyer_id_prefix", "BC-"),
+    name_prefix = setting("name_prefix", "BigCommerce order "),
+    processing_type_code = setting("processing_type_code", nil),
+    sales_organisation_id = setting("sales_organisation_id", nil),
+    distribution_channel_code = setting("distribution_channel_code", nil),
+    division_code = setting("division_code", nil),
+    role_code = setting("role_code", "CRM000"),
+    unit_code = setting("unit_code", "EA"),
+    lines = line_rows(setting("product_id", "sku"), setting("prices_include_tax", false)),
+    -- The status ids not to sync, as the ids commerce.id makes of them.
+    skip = {},
+  }
+  p.set, p.id_prop = person(setting("customer_model", "b2b"))
+  for _, s in ipairs(setting("skip_status_ids", SKIP_STATUS_IDS)) do
+    local sid = commerce.id(s)
+    if sid ~= nil then
+      p.skip[sid] = true
+    end
+  end
+  return p
 end
 
 return commerce.rules_only {
@@ -165,14 +194,10 @@ return commerce.rules_only {
   target = ORDERS,
   -- Incomplete orders (status 0, a checkout that never finished) are not
   -- sales; the connector drops them already unless configured otherwise.
+  prepare = prepare,
   filter = function(order, ctx)
     local status = commerce.id(order.status_id)
-    for _, s in ipairs(commerce.setting(ctx, "skip_status_ids", SKIP_STATUS_IDS)) do
-      if commerce.id(s) == status then
-        return false
-      end
-    end
-    return true
+    return status == nil or not ctx.prepared.skip[status]
   end,
   rules = {
     -- A guest's person, matched by the billing e-mail before any create.
@@ -186,7 +211,8 @@ return commerce.rules_only {
       if email == nil then
         return nil
       end
-      local set = person(ctx)
+      local p = ctx.prepared
+      local set = p.set
       local b = type(order.billing_address) == "table" and order.billing_address or {}
       local country, region = commerce.place(b)
       local fields = {
@@ -203,7 +229,7 @@ return commerce.rules_only {
         fields.City = commerce.text(map.get(b, "city"))
         fields.StreetPostalCode = commerce.text(map.get(b, "zip"))
         fields.CountryCode = country
-        fields.RoleCode = commerce.setting(ctx, "role_code", "CRM000")
+        fields.RoleCode = p.role_code
         fields.OwnerID = own
       else
         fields.BusinessAddressStreet = commerce.text(map.get(b, "street_1"))
@@ -224,36 +250,37 @@ return commerce.rules_only {
 
     sales_order = function(order, ctx)
       local id = commerce.id(order.id)
-      local b = buyer_of(order, ctx)
-      local party = buyer_party(order, ctx, b)
+      local p = ctx.prepared
+      local b = buyer_of(order, p)
+      local party = buyer_party(order, ctx, b, p)
       if party == nil then
         error("order " .. id .. ": no buyer party for the sales order: set "
               .. "default_buyer_party_id (the order names no buyer to refer to)")
       end
       local status = nil
-      local codes = commerce.setting(ctx, "status_codes", {})
+      local codes = p.status_codes
       if type(codes) == "table" then
         status = codes[commerce.id(order.status_id)]
       end
-      local buyer_id = commerce.setting(ctx, "buyer_id_prefix", "BC-") .. id
+      local buyer_id = p.buyer_id_prefix .. id
       return map.activity {
         target = ORDERS,
         key = "sales-order",
         match = { "link", map.lookup("BuyerID", map.const(buyer_id)) },
         fields = {
           BuyerID = buyer_id,                                         -- String(35)
-          Name = commerce.setting(ctx, "name_prefix", "BigCommerce order ") .. id, -- String(255)
+          Name = p.name_prefix .. id, -- String(255)
           DateTime = commerce.iso(commerce.time(order.date_created)),
           CurrencyCode = commerce.currency(order),
           BuyerPartyID = party,                                       -- String(60), mandatory
           BuyerContactPartyID = buyer_contact(order, ctx, b),         -- String(60)
           OrderExternalLifeCycleStatusCode = status,                  -- String(2)
-          ProcessingTypeCode = commerce.setting(ctx, "processing_type_code", nil),
-          SalesOrganisationID = commerce.setting(ctx, "sales_organisation_id", nil),
-          DistributionChannelCode = commerce.setting(ctx, "distribution_channel_code", nil),
-          DivisionCode = commerce.setting(ctx, "division_code", nil),
+          ProcessingTypeCode = p.processing_type_code,
+          SalesOrganisationID = p.sales_organisation_id,
+          DistributionChannelCode = p.distribution_channel_code,
+          DivisionCode = p.division_code,
           EmployeeResponsiblePartyID = responsible(order, ctx, id, b), -- String(60)
-          CustomerOrderItem = items(order, ctx),
+          CustomerOrderItem = items(order, p),
         },
         -- The CRM's users own the responsible employee; the lines are
         -- written with the create only (no deep update in OData v2).

@@ -578,6 +578,93 @@ static void test_mapping_intent_keeps_what_its_rule_gave(void **state)
     ferry_mapping_set_free(set);
 }
 
+/* Runs the set on {"id": 7} with `context`; returns fields.X (a new reference) or NULL on error. */
+static json_t *run_with_context(struct ferry_mapping_set *set, json_t *context,
+                                struct ferry_err *err)
+{
+    json_t *record = json_pack("{s:i}", "id", 7);
+    json_t *intents = NULL, *x = NULL;
+    if (ferry_mapping_set_run(set, "shop", "customer", "created", record, context, &intents, err) ==
+        0) {
+        x = json_incref(
+            json_object_get(json_object_get(json_array_get(intents, 0), "fields"), "X"));
+    }
+    json_decref(intents);
+    json_decref(record);
+    return x;
+}
+
+/* prepare runs once per settings object, again when other settings come, and after its error. */
+static void test_mapping_prepare_once_per_settings(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    const char *path =
+        write_file(f, "prepare.lua",
+                   "local calls = 0\n"
+                   "return {\n"
+                   "  source = { 'shop', 'customer', on = { 'created' } },\n"
+                   "  target = { 'crm', 'Contact' },\n"
+                   "  prepare = function(settings)\n"
+                   "    calls = calls + 1\n"
+                   "    if settings and settings.fail then error('no prefix configured') end\n"
+                   "    return { prefix = settings and settings.prefix or '-', calls = calls }\n"
+                   "  end,\n"
+                   "  fields = { X = function(record, ctx)\n"
+                   "    return ctx.prepared.prefix .. ctx.prepared.calls\n"
+                   "  end },\n"
+                   "}\n");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    json_t *settings = json_pack("{s:s}", "prefix", "a");
+    for (int i = 0; i < 3; i++) {
+        /* A new context per job, the same settings object: prepared once. */
+        json_t *ctx = json_pack("{s:O, s:s}", "settings", settings, "id", "7");
+        json_t *x = run_with_context(set, ctx, &err);
+        if (!x) {
+            fail_msg("run: %s", err.msg);
+        }
+        assert_string_equal(json_string_value(x), "a1");
+        json_decref(x);
+        json_decref(ctx);
+    }
+    /* Other settings (an equal text would still be another object): prepared again. */
+    json_t *other = json_pack("{s:s}", "prefix", "b");
+    json_t *ctx = json_pack("{s:O}", "settings", other);
+    json_t *x = run_with_context(set, ctx, &err);
+    assert_non_null(x);
+    assert_string_equal(json_string_value(x), "b2");
+    json_decref(x);
+    json_decref(ctx);
+    /* A failing prepare fails the run, with its message, and runs again next time. */
+    json_t *bad = json_pack("{s:b}", "fail", 1);
+    ctx = json_pack("{s:O}", "settings", bad);
+    for (int i = 0; i < 2; i++) {
+        assert_null(run_with_context(set, ctx, &err));
+        assert_non_null(strstr(err.msg, "no prefix configured"));
+    }
+    json_decref(ctx);
+    /* No settings at all: prepare(nil). */
+    x = run_with_context(set, NULL, &err);
+    assert_non_null(x);
+    assert_string_equal(json_string_value(x), "-5");
+    json_decref(x);
+    json_decref(settings);
+    json_decref(other);
+    json_decref(bad);
+    ferry_mapping_set_free(set);
+
+    /* prepare must be a function. */
+    set = NULL;
+    path = write_file(f, "prepare_bad.lua",
+                      "return { source = { 'shop', 'customer' }, target = { 'crm', 'Contact' },\n"
+                      "  prepare = 'x', fields = { X = 'id' } }\n");
+    assert_int_equal(load_one(f, path, &set, &err), FERRY_EMAPPING);
+    assert_non_null(strstr(err.msg, "'prepare' must be a function(settings)"));
+}
+
 static void test_mapping_non_string_error_carries_file_line(void **state)
 {
     struct fixture *f = *state;
@@ -1546,6 +1633,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_intent_keeps_what_its_rule_gave, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_prepare_once_per_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_non_string_error_carries_file_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_libraries_read_only, setup, teardown),
