@@ -139,11 +139,16 @@ function engine.compile(spec, name, path)
     if r == "link" then
       m.match[i] = { rule = "link" }
     elseif type(r) == "table" and r.rule == "lookup" and type(r.field) == "string"
-        and (type(r.value) == "function" or type(r.value) == "string") then
+        and (type(r.value) == "function" or type(r.value) == "string" or r.literal) then
       if r.where ~= nil and type(r.where) ~= "table" then
         fail(path, "match[%d]: where must be a table", i)
       end
-      m.match[i] = { rule = "lookup", field = r.field, value = r.value, where = r.where }
+      -- The engine reads a string as a path; map.lookup_value's is the value.
+      local value = r.value
+      if r.literal then
+        value = map.const(value)
+      end
+      m.match[i] = { rule = "lookup", field = r.field, value = value, where = r.where }
     else
       fail(path, "match[%d] must be \"link\" or map.lookup(field, value)", i)
     end

@@ -156,6 +156,19 @@ function map.lookup(field, src, where)
   return { rule = "lookup", field = field, value = source(src, "map.lookup", 2), where = where }
 end
 
+-- map.lookup_value(field, value[, where]): map.lookup with the value itself
+-- rather than where to read it (a string is a value here, not a path), for
+-- rules, which have their values at hand: no function per record.
+function map.lookup_value(field, value, where)
+  if type(field) ~= "string" or field == "" then
+    error("map.lookup_value: expected a target field name, got " .. type(field), 2)
+  end
+  if where ~= nil and type(where) ~= "table" then
+    error("map.lookup_value: where must be a table { TargetField = value or list }", 2)
+  end
+  return { rule = "lookup", field = field, value = value, where = where, literal = true }
+end
+
 -- The conditions of a lookup for one record: functions called, lists kept
 -- as arrays, empty values dropped. nil when there are none.
 function map.where_values(where, record, ctx)

@@ -135,7 +135,7 @@ return commerce.rules_only {
           target = { "sap_sales", "PhoneCallCollection" },
           key = "welcome-call",
           -- A free external key on calls: finds the call again if the link is lost.
-          match = { "link", map.lookup("GroupwareItemID", map.const("bigcommerce:order:" .. id .. ":welcome-call")) },
+          match = { "link", map.lookup_value("GroupwareItemID", "bigcommerce:order:" .. id .. ":welcome-call") },
           fields = {
             Subject = commerce.cut(fill(commerce.setting(ctx, "first_order_subject",
               "Welcome call: first order {id} ({total}) from {buyer}"), order), 765),
@@ -223,7 +223,7 @@ return commerce.rules_only {
       end
       return map.update {
         target = { "sap_sales", "LeadCollection" },
-        match = { "link", map.lookup("ContactEMail", map.const(email)) },
+        match = { "link", map.lookup_value("ContactEMail", email) },
         fields = { UserStatusCode = status },
       }
     end,

@@ -40,6 +40,10 @@ local commerce = require "ferry.commerce"
 local owner = require "ferry.owner"
 
 local ORDERS = { "sap_sales", "CustomerOrderCollection" }
+-- The CRM's users own the responsible employee; the lines are written with
+-- the create only (no deep update in OData v2). The same for every order,
+-- and only read.
+local ORDER_OWNED = { EmployeeResponsiblePartyID = "sap_sales", CustomerOrderItem = "sap_sales" }
 
 local text, null = ferry.text, ferry.null
 local type, ipairs, tostring = type, ipairs, tostring
@@ -242,7 +246,7 @@ return commerce.rules_only {
       return map.activity {
         target = { "sap_sales", set },
         key = "buyer",
-        match = { "link", map.lookup("Email", map.const(email)) },
+        match = { "link", map.lookup_value("Email", email) },
         fields = fields,
         owner = owned,
       }
@@ -266,7 +270,7 @@ return commerce.rules_only {
       return map.activity {
         target = ORDERS,
         key = "sales-order",
-        match = { "link", map.lookup("BuyerID", map.const(buyer_id)) },
+        match = { "link", map.lookup_value("BuyerID", buyer_id) },
         fields = {
           BuyerID = buyer_id,                                         -- String(35)
           Name = p.name_prefix .. id, -- String(255)
@@ -282,9 +286,7 @@ return commerce.rules_only {
           EmployeeResponsiblePartyID = responsible(order, ctx, id, b), -- String(60)
           CustomerOrderItem = items(order, p),
         },
-        -- The CRM's users own the responsible employee; the lines are
-        -- written with the create only (no deep update in OData v2).
-        owner = { EmployeeResponsiblePartyID = "sap_sales", CustomerOrderItem = "sap_sales" },
+        owner = ORDER_OWNED,
       }
     end,
   },

@@ -665,6 +665,48 @@ static void test_mapping_prepare_once_per_settings(void **state)
     assert_non_null(strstr(err.msg, "'prepare' must be a function(settings)"));
 }
 
+/* map.lookup_value's value is the value, not a path: at the top level and in a rule. */
+static void test_mapping_lookup_value_is_literal(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *record = json_pack("{s:i, s:s}", "id", 7, "email", "from@record");
+    json_t *intents = NULL;
+    const char *path = write_file(
+        f, "lookup_value.lua",
+        "local map = require 'ferry.map'\n"
+        "return {\n"
+        "  source = { 'shop', 'customer', on = { 'created' } },\n"
+        "  target = { 'crm', 'Contact' },\n"
+        "  match = { 'link', map.lookup_value('Email', 'email') },\n"
+        "  fields = { X = 'id' },\n"
+        "  rules = { task = function(record)\n"
+        "    return map.activity { target = { 'crm', 'Task' }, key = 't', fields = { S = 's' },\n"
+        "                          match = { map.lookup_value('Code', 'email', { Kind = 'a' }) } "
+        "}\n"
+        "  end },\n"
+        "}\n");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    if (ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err) <
+        0) {
+        fail_msg("run: %s", err.msg);
+    }
+    assert_int_equal(json_array_size(intents), 2);
+    json_t *own = json_array_get(json_object_get(json_array_get(intents, 0), "match"), 1);
+    json_t *rule = json_array_get(json_object_get(json_array_get(intents, 1), "match"), 0);
+    assert_string_equal(json_string_value(json_object_get(own, "value")), "email");
+    assert_string_equal(json_string_value(json_object_get(rule, "value")), "email");
+    assert_string_equal(json_string_value(json_object_get(rule, "field")), "Code");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(rule, "where"), "Kind")),
+                        "a");
+    json_decref(intents);
+    json_decref(record);
+    ferry_mapping_set_free(set);
+}
+
 static void test_mapping_non_string_error_carries_file_line(void **state)
 {
     struct fixture *f = *state;
@@ -1634,6 +1676,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_intent_keeps_what_its_rule_gave, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_prepare_once_per_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_lookup_value_is_literal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_non_string_error_carries_file_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_libraries_read_only, setup, teardown),
