@@ -131,6 +131,9 @@ struct ferry_mapping_set {
      * number that changes with them: see settings_seen. */
     json_t *settings_seen[2];
     lua_Integer settings_gen;
+    /* Those objects as Lua (registry refs), made for generation settings_ref_gen. */
+    int settings_ref[2];
+    lua_Integer settings_ref_gen;
 };
 
 static const char env_mt_key = 0;
@@ -1569,6 +1572,8 @@ void ferry_mapping_set_free(struct ferry_mapping_set *set)
         if (set->ref != LUA_NOREF && set->ref != LUA_REFNIL) {
             luaL_unref(set->fl->L, LUA_REGISTRYINDEX, set->ref);
         }
+        luaL_unref(set->fl->L, LUA_REGISTRYINDEX, set->settings_ref[0]);
+        luaL_unref(set->fl->L, LUA_REGISTRYINDEX, set->settings_ref[1]);
     }
     for (size_t i = 0; i < set->nmaps; i++) {
         mapping_clear(&set->maps[i]);
@@ -1746,6 +1751,7 @@ int ferry_mapping_set_load(struct ferry_lua *fl, const char *const *paths, size_
         goto cleanup;
     }
     set->ref = LUA_NOREF;
+    set->settings_ref[0] = set->settings_ref[1] = LUA_NOREF;
     set->fl = fl;
     set->next = fl->sets;
     fl->sets = set;
@@ -1941,6 +1947,47 @@ static void settings_seen(struct ferry_mapping_set *set, const json_t *context)
     }
 }
 
+/*
+ * [-0, +1, e] the context as Lua. Its settings objects are converted once
+ * per settings generation and then shared by the runs, which only read them
+ * (ctx.settings is read-only, docs/mappings.md): the daemon's context holds
+ * the settings of every mapping, converted for each job before. The rest
+ * (event, id, previous versions) is the job's own and converted each time.
+ */
+static void push_context(lua_State *L, struct ferry_mapping_set *set, const json_t *context)
+{
+    static const char *const keys[2] = {"settings", "mapping_settings"};
+    const char *key;
+    json_t *v;
+    if (!json_is_object(context)) {
+        lua_newtable(L);
+        return;
+    }
+    if (set->settings_ref_gen != set->settings_gen) {
+        for (int i = 0; i < 2; i++) {
+            luaL_unref(L, LUA_REGISTRYINDEX, set->settings_ref[i]);
+            set->settings_ref[i] = LUA_NOREF;
+            if (set->settings_seen[i]) {
+                ferry__lua_push_json(L, set->settings_seen[i]);
+                set->settings_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+            }
+        }
+        set->settings_ref_gen = set->settings_gen;
+    }
+    lua_createtable(L, 0, (int)json_object_size(context));
+    json_object_foreach((json_t *)context, key, v)
+    {
+        int i = strcmp(key, keys[0]) == 0 ? 0 : strcmp(key, keys[1]) == 0 ? 1 : -1;
+        if (i >= 0 && v == set->settings_seen[i] && set->settings_ref[i] != LUA_NOREF) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, set->settings_ref[i]);
+        } else {
+            ferry__lua_push_json(L, v);
+        }
+        /* A key with a NUL byte ends there, as ferry__lua_push_json has it. */
+        lua_setfield(L, -2, key);
+    }
+}
+
 /* [-0, +1, e] engine.run(mapping, record, ctx, event, settings_gen) */
 static int protected_run(lua_State *L)
 {
@@ -1954,11 +2001,7 @@ static int protected_run(lua_State *L)
     lua_replace(L, 3);
     lua_settop(L, 3);
     ferry__lua_push_record(L, a->record);
-    if (json_is_object(a->context)) {
-        ferry__lua_push_json(L, a->context);
-    } else {
-        lua_newtable(L);
-    }
+    push_context(L, a->set, a->context);
     lua_pushstring(L, a->event);
     lua_pushinteger(L, a->set->settings_gen);
     lua_call(L, 5, 1);

@@ -665,6 +665,54 @@ static void test_mapping_prepare_once_per_settings(void **state)
     assert_non_null(strstr(err.msg, "'prepare' must be a function(settings)"));
 }
 
+/* ctx.settings is converted once per settings object and shared by the runs; the rest is per run.
+ */
+static void test_mapping_settings_converted_once(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_err err = {0};
+    struct ferry_mapping_set *set = NULL;
+    /* `prev` holds the last run's table, so that its address cannot be reused. */
+    const char *path =
+        write_file(f, "settings_once.lua",
+                   "local prev\n"
+                   "return {\n"
+                   "  source = { 'shop', 'customer', on = { 'created' } },\n"
+                   "  target = { 'crm', 'Contact' },\n"
+                   "  fields = { X = function(record, ctx)\n"
+                   "    local same = prev == ctx.settings\n"
+                   "    prev = ctx.settings\n"
+                   "    return string.format('%s|%s|%s', tostring(same), ctx.settings.v, ctx.id)\n"
+                   "  end },\n"
+                   "}\n");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    json_t *settings = json_pack("{s:s}", "v", "one");
+    const char *want[] = {"false|one|a", "true|one|b", "true|one|b"};
+    for (int i = 0; i < 3; i++) {
+        json_t *ctx = json_pack("{s:O, s:s}", "settings", settings, "id", i == 0 ? "a" : "b");
+        json_t *x = run_with_context(set, ctx, &err);
+        if (!x) {
+            fail_msg("run: %s", err.msg);
+        }
+        /* The same table from the second run on; the job's own values still its own. */
+        assert_string_equal(json_string_value(x), want[i]);
+        json_decref(x);
+        json_decref(ctx);
+    }
+    json_t *other = json_pack("{s:s}", "v", "two");
+    json_t *ctx = json_pack("{s:O, s:s}", "settings", other, "id", "c");
+    json_t *x = run_with_context(set, ctx, &err);
+    assert_non_null(x);
+    assert_string_equal(json_string_value(x), "false|two|c");
+    json_decref(x);
+    json_decref(ctx);
+    json_decref(settings);
+    json_decref(other);
+    ferry_mapping_set_free(set);
+}
+
 /* map.lookup_value's value is the value, not a path: at the top level and in a rule. */
 static void test_mapping_lookup_value_is_literal(void **state)
 {
@@ -1677,6 +1725,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_prepare_once_per_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_lookup_value_is_literal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_settings_converted_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_non_string_error_carries_file_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_sandbox_libraries_read_only, setup, teardown),
