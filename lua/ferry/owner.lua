@@ -121,6 +121,13 @@ local function rule(spec, name, where, ctx, rest)
   return nil
 end
 
+-- Whether `settings` (a mapping's, as ctx.settings) has owner rules for
+-- `object`: for a mapping's prepare, so that records of a deployment without
+-- them skip owner.pick altogether.
+function owner.configured(settings, object)
+  return spec_for({ settings = settings }, object) ~= nil
+end
+
 -- owner.pick(ctx, object, where) -> value, how
 --   object  the target set ("ContactCollection"): its own settings, if any
 --   where   { id = record id, country = "DE", region = "Berlin",

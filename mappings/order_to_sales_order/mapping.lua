@@ -108,6 +108,9 @@ end
 -- The responsible employee (settings `owner`): the buyer's own owner when
 -- references work, else territory of the billing address, team, fallback.
 local function responsible(order, ctx, id, b)
+  if not ctx.prepared.owned then
+    return nil
+  end
   return (owner.pick(ctx, "CustomerOrderCollection", function()
     local country, region = commerce.place(order.billing_address)
     local where = { id = id, country = country, region = region }
@@ -183,6 +186,8 @@ local function prepare(settings)
     skip = {},
   }
   p.set, p.id_prop = person(setting("customer_model", "b2b"))
+  -- Without owner rules for sales orders there is no responsible employee to pick.
+  p.owned = owner.configured(settings, "CustomerOrderCollection")
   for _, s in ipairs(setting("skip_status_ids", SKIP_STATUS_IDS)) do
     local sid = commerce.id(s)
     if sid ~= nil then
