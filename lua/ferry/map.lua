@@ -146,13 +146,17 @@ end
 -- must also meet, { TargetField = value, list of values, or function(record,
 -- ctx) returning either }, e.g. { LifeCycleStatusCode = { "1", "2" } } for
 -- open opportunities only.
-function map.lookup(field, src, where)
+local function check_lookup(who, field, where)
   if type(field) ~= "string" or field == "" then
-    error("map.lookup: expected a target field name, got " .. type(field), 2)
+    error(who .. ": expected a target field name, got " .. type(field), 3)
   end
   if where ~= nil and type(where) ~= "table" then
-    error("map.lookup: where must be a table { TargetField = value or list }", 2)
+    error(who .. ": where must be a table { TargetField = value or list }", 3)
   end
+end
+
+function map.lookup(field, src, where)
+  check_lookup("map.lookup", field, where)
   return { rule = "lookup", field = field, value = source(src, "map.lookup", 2), where = where }
 end
 
@@ -160,12 +164,7 @@ end
 -- rather than where to read it (a string is a value here, not a path), for
 -- rules, which have their values at hand: no function per record.
 function map.lookup_value(field, value, where)
-  if type(field) ~= "string" or field == "" then
-    error("map.lookup_value: expected a target field name, got " .. type(field), 2)
-  end
-  if where ~= nil and type(where) ~= "table" then
-    error("map.lookup_value: where must be a table { TargetField = value or list }", 2)
-  end
+  check_lookup("map.lookup_value", field, where)
   return { rule = "lookup", field = field, value = value, where = where, literal = true }
 end
 
