@@ -1974,7 +1974,8 @@ static void push_context(lua_State *L, struct ferry_mapping_set *set, const json
         }
         set->settings_ref_gen = set->settings_gen;
     }
-    lua_createtable(L, 0, (int)json_object_size(context));
+    /* Room for what the engine adds: mapping, settings, prepared, notes. */
+    lua_createtable(L, 0, (int)json_object_size(context) + 4);
     json_object_foreach((json_t *)context, key, v)
     {
         int i = strcmp(key, keys[0]) == 0 ? 0 : strcmp(key, keys[1]) == 0 ? 1 : -1;

@@ -265,6 +265,20 @@ local function check_match(rules, who)
   return rules
 end
 
+-- A rule's target as its intents carry it, converted to JSON once per
+-- target list and shared by reference (ferry.intent_head), checked against
+-- the list each time so that a list changed since still gets its own.
+local TARGETS = setmetatable({}, { __mode = "k" })
+
+local function target_of(t)
+  local c = TARGETS[t]
+  if c == nil or c[1] ~= t[1] or c[2] ~= t[2] then
+    c = { t[1], t[2], ferry.intent_head { system = t[1], object = t[2] } }
+    TARGETS[t] = c
+  end
+  return c[3]
+end
+
 local function intent(op, spec, who)
   if type(spec) ~= "table" then
     error(who .. ": expected a table", 3)
@@ -283,7 +297,7 @@ local function intent(op, spec, who)
   if spec.instead ~= nil and (type(spec.instead) ~= "table" or spec.instead.op ~= "upsert") then
     error(who .. ": instead must be a map.activity{...} (what to create when the write is refused)", 3)
   end
-  return { op = op, key = spec.key, target = { system = t[1], object = t[2] },
+  return { op = op, key = spec.key, target = target_of(t),
            match = check_match(spec.match, who), fields = spec.fields, owner = spec.owner,
            instead = spec.instead }
 end
