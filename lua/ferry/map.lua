@@ -332,16 +332,12 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx, index)
   -- Made at once (index), the intent is converted before any rule runs
   -- again, so the rule's own table will do; a table intent is converted
   -- only at the end of the run, so it gets a copy a later rule cannot change.
-  local fields = index and it.fields or {}
-  for k, v in pairs(it.fields) do
-    if type(k) ~= "string" then
-      error(m.path .. ": rules." .. rule .. ": field names must be strings", 0)
-    end
-    if type(v) == "function" then
-      -- A rule gives values; a source function here is almost surely a slip.
-      error(m.path .. ": rules." .. rule .. ": field " .. k .. " is a function, not a value", 0)
-    end
-    if not index then
+  -- The conversion checks the fields (names are strings, values are not
+  -- functions) and names the one at fault ("intents[2].fields.Subject").
+  local fields = it.fields
+  if not index then
+    fields = {}
+    for k, v in pairs(it.fields) do
       fields[k] = v
     end
   end

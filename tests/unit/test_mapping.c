@@ -713,6 +713,39 @@ static void test_mapping_settings_converted_once(void **state)
     ferry_mapping_set_free(set);
 }
 
+/* A rule's field that is a function (a source where a value belongs) is named by its path. */
+static void test_mapping_rule_function_field_named(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *record = json_pack("{s:i}", "id", 7);
+    json_t *intents = NULL;
+    const char *path =
+        write_file(f, "rule_fn.lua",
+                   "local map = require 'ferry.map'\n"
+                   "return {\n"
+                   "  source = { 'shop', 'customer', on = { 'created' } },\n"
+                   "  target = { 'crm', 'Contact' },\n"
+                   "  fields = { X = 'id' },\n"
+                   "  rules = { task = function()\n"
+                   "    return map.activity { target = { 'crm', 'Task' }, key = 't',\n"
+                   "                          fields = { Subject = function() return 's' end } }\n"
+                   "  end },\n"
+                   "}\n");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    assert_int_equal(
+        ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err),
+        FERRY_EMAPPING);
+    if (!strstr(err.msg, "rule_fn.lua: intents[2].fields.Subject: cannot convert a function")) {
+        fail_msg("unexpected error: %s", err.msg);
+    }
+    json_decref(record);
+    ferry_mapping_set_free(set);
+}
+
 /* map.lookup_value's value is the value, not a path: at the top level and in a rule. */
 static void test_mapping_lookup_value_is_literal(void **state)
 {
@@ -1725,6 +1758,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_prepare_once_per_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_lookup_value_is_literal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_rule_function_field_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_settings_converted_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_non_string_error_carries_file_line, setup,
                                         teardown),
