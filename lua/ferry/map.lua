@@ -257,7 +257,8 @@ local DEFAULT_MATCH = { "link" }
 
 local function check_match(rules, who)
   rules = rules or DEFAULT_MATCH
-  for i, r in ipairs(rules) do
+  for i = 1, #rules do
+    local r = rules[i]
     if r ~= "link" and (type(r) ~= "table" or (r.rule ~= "lookup" and r.rule ~= "linked")) then
       error(who .. ": match[" .. i .. "] must be \"link\", map.lookup(...) or map.linked(...)", 3)
     end
@@ -270,9 +271,12 @@ end
 -- the list each time so that a list changed since still gets its own.
 local TARGETS = setmetatable({}, { __mode = "k" })
 
-local function target_of(t)
-  local c = TARGETS[t]
-  if c == nil or c[1] ~= t[1] or c[2] ~= t[2] then
+local function target_of(t, who)
+  local c = t ~= nil and TARGETS[t]
+  if not c or c[1] ~= t[1] or c[2] ~= t[2] then
+    if type(t) ~= "table" or type(t[1]) ~= "string" or type(t[2]) ~= "string" then
+      error(who .. ": target must be { system, object }", 4)
+    end
     c = { t[1], t[2], ferry.intent_head { system = t[1], object = t[2] } }
     TARGETS[t] = c
   end
@@ -283,10 +287,7 @@ local function intent(op, spec, who)
   if type(spec) ~= "table" then
     error(who .. ": expected a table", 3)
   end
-  local t = spec.target
-  if type(t) ~= "table" or type(t[1]) ~= "string" or type(t[2]) ~= "string" then
-    error(who .. ": target must be { system, object }", 3)
-  end
+  local target = target_of(spec.target, who)
   if op == "upsert" and (type(spec.key) ~= "string" or spec.key == "") then
     -- Without a key, a retried job could not find the record it created.
     error(who .. ": key must be a non-empty string (it makes the write idempotent)", 3)
@@ -297,7 +298,7 @@ local function intent(op, spec, who)
   if spec.instead ~= nil and (type(spec.instead) ~= "table" or spec.instead.op ~= "upsert") then
     error(who .. ": instead must be a map.activity{...} (what to create when the write is refused)", 3)
   end
-  return { op = op, key = spec.key, target = target_of(t),
+  return { op = op, key = spec.key, target = target,
            match = check_match(spec.match, who), fields = spec.fields, owner = spec.owner,
            instead = spec.instead }
 end
@@ -342,7 +343,9 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx, index)
     end
   end
   local match = array {}
-  for _, r in ipairs(it.match) do
+  local rules = it.match
+  for i = 1, #rules do
+    local r = rules[i]
     if r == "link" then
       match[#match + 1] = LINK
     elseif r.rule == "linked" then

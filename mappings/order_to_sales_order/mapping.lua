@@ -154,13 +154,13 @@ local function line_rows(product_id, with_tax)
   return rows
 end
 
-local function items(order, p)
+local function items(order, p, currency)
   local lines = commerce.order_lines(order)
   if lines == nil then
     error("order " .. tostring(order.id) .. " carries no product lines (a poll with "
           .. "order_details_in_poll = false?): the sales order needs its items")
   end
-  return p.lines(lines, p.unit_code, commerce.currency(order))
+  return p.lines(lines, p.unit_code, currency)
 end
 
 -- What the rules need of the settings, read once for all records with the
@@ -272,6 +272,7 @@ return commerce.rules_only {
         status = codes[commerce.id(order.status_id)]
       end
       local buyer_id = p.buyer_id_prefix .. id
+      local currency = commerce.currency(order)
       return map.activity {
         target = ORDERS,
         key = "sales-order",
@@ -280,7 +281,7 @@ return commerce.rules_only {
           BuyerID = buyer_id,                                         -- String(35)
           Name = p.name_prefix .. id, -- String(255)
           DateTime = commerce.iso(commerce.time(order.date_created)),
-          CurrencyCode = commerce.currency(order),
+          CurrencyCode = currency,
           BuyerPartyID = party,                                       -- String(60), mandatory
           BuyerContactPartyID = buyer_contact(order, ctx, b),         -- String(60)
           OrderExternalLifeCycleStatusCode = status,                  -- String(2)
@@ -289,7 +290,7 @@ return commerce.rules_only {
           DistributionChannelCode = p.distribution_channel_code,
           DivisionCode = p.division_code,
           EmployeeResponsiblePartyID = responsible(order, ctx, id, b), -- String(60)
-          CustomerOrderItem = items(order, p),
+          CustomerOrderItem = items(order, p, currency),
         },
         owner = ORDER_OWNED,
       }
