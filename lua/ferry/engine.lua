@@ -400,7 +400,7 @@ function engine.run(m, record, ctx, event, settings_gen)
   for i = 1, #rules do
     local r = rules[i]
     if r.rule == "link" then
-      match[#match + 1] = { rule = "link" }
+      match[#match + 1] = map.LINK
     else
       local v = resolve(r.value, record, ctx)
       if v ~= nil and v ~= null and v ~= "" then

@@ -319,8 +319,19 @@ function map.update(spec)
 end
 
 local NO_OWNER = {}
--- The link rule as intents carry it; only read (converted to JSON), so shared.
-local LINK = { rule = "link" }
+
+-- map.fixed(t): t converted to JSON once, for a value every record's intent
+-- shares (a rule's owner table): intents take it by reference. It cannot be
+-- read or changed from Lua afterwards.
+function map.fixed(t)
+  if type(t) ~= "table" then
+    error("map.fixed: expected a table, got " .. type(t), 2)
+  end
+  return ferry.intent_head(t)
+end
+-- The link rule as intents carry it: converted to JSON once, shared by reference.
+local LINK = ferry.intent_head { rule = "link" }
+map.LINK = LINK
 
 -- Used by the engine: a rule's intent in the host's format (core/src/mapping.h).
 -- With `index` (its place in the engine's list), made by the host at once
@@ -365,7 +376,7 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx, index)
     end
   end
   local owner = it.owner or NO_OWNER
-  if not index then
+  if not index and type(owner) == "table" then
     owner = {}
     for k, v in pairs(it.owner or NO_OWNER) do
       owner[k] = v

@@ -41,9 +41,9 @@ local owner = require "ferry.owner"
 
 local ORDERS = { "sap_sales", "CustomerOrderCollection" }
 -- The CRM's users own the responsible employee; the lines are written with
--- the create only (no deep update in OData v2). The same for every order,
--- and only read.
-local ORDER_OWNED = { EmployeeResponsiblePartyID = "sap_sales", CustomerOrderItem = "sap_sales" }
+-- the create only (no deep update in OData v2). The same for every order.
+local ORDER_OWNED = map.fixed { EmployeeResponsiblePartyID = "sap_sales",
+                                CustomerOrderItem = "sap_sales" }
 
 local text, null = ferry.text, ferry.null
 local type, ipairs, tostring = type, ipairs, tostring

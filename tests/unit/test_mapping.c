@@ -746,6 +746,58 @@ static void test_mapping_rule_function_field_named(void **state)
     ferry_mapping_set_free(set);
 }
 
+/* map.fixed values go into intents as they were made, in a rule's intent and its alternative. */
+static void test_mapping_fixed_owner(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    json_t *record = json_pack("{s:i}", "id", 7);
+    json_t *intents = NULL;
+    const char *path = write_file(
+        f, "fixed.lua",
+        "local map = require 'ferry.map'\n"
+        "local OWNED = map.fixed { Phone = 'crm' }\n"
+        "local function task(key)\n"
+        "  return map.activity { target = { 'crm', 'Task' }, key = key, fields = { S = 's' },\n"
+        "                        owner = OWNED }\n"
+        "end\n"
+        "return {\n"
+        "  source = { 'shop', 'customer', on = { 'created' } },\n"
+        "  target = { 'crm', 'Contact' },\n"
+        "  fields = { X = 'id' },\n"
+        "  instead = function() return task('alt') end,\n"
+        "  rules = { a = function() return task('a') end, b = function() return task('b') end },\n"
+        "}\n");
+    if (load_one(f, path, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    if (ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err) <
+        0) {
+        fail_msg("run: %s", err.msg);
+    }
+    assert_int_equal(json_array_size(intents), 3);
+    json_t *made[] = {json_object_get(json_array_get(intents, 0), "instead"),
+                      json_array_get(intents, 1), json_array_get(intents, 2)};
+    for (int i = 0; i < 3; i++) {
+        json_t *owner = json_object_get(made[i], "owner");
+        assert_int_equal(json_object_size(owner), 1);
+        assert_string_equal(json_string_value(json_object_get(owner, "Phone")), "crm");
+    }
+    json_decref(intents);
+    json_decref(record);
+    ferry_mapping_set_free(set);
+    /* Only tables. */
+    set = NULL;
+    path = write_file(f, "fixed_bad.lua",
+                      "local map = require 'ferry.map'\n"
+                      "local X = map.fixed 'x'\n"
+                      "return { source = { 'shop', 'customer' }, target = { 'crm', 'Contact' },\n"
+                      "  fields = { X = 'id' } }\n");
+    assert_int_equal(load_one(f, path, &set, &err), FERRY_EMAPPING);
+    assert_non_null(strstr(err.msg, "map.fixed: expected a table, got string"));
+}
+
 /* map.lookup_value's value is the value, not a path: at the top level and in a rule. */
 static void test_mapping_lookup_value_is_literal(void **state)
 {
@@ -1758,6 +1810,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_prepare_once_per_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_lookup_value_is_literal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_fixed_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_rule_function_field_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_settings_converted_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_non_string_error_carries_file_line, setup,
