@@ -390,8 +390,20 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx, index)
   end
   local id = source_id .. "#" .. (it.key or rule)
   if index then
+    -- Decisions recorded while the rule ran (which owner rule chose) go
+    -- with its intent, so that a mapping of rules only needs no intent of
+    -- its own to carry them to the job's audit.
+    local notes
+    local recorded = ctx and ctx.notes
+    if type(recorded) == "table" and #recorded > 0 then
+      notes = array {}
+      for i = 1, #recorded do
+        notes[i] = recorded[i]
+      end
+      ctx.notes = nil
+    end
     return ferry.intent(m.rule_head, m.path, index, id, event, it.op, rule, it.target, match,
-                        fields, owner, nil, instead, nil)
+                        fields, owner, nil, instead, notes)
   end
   return {
     op = it.op,
