@@ -21,6 +21,8 @@
 
 /* Attempts a job gets when the target's version keeps moving (see outcome_from_error). */
 #define CONFLICT_ATTEMPTS 3
+/* How a retried conflict's error says which conflicting attempt it was. */
+#define CONFLICT_TAG " (conflicting attempt "
 
 /* In the message of a conflict that a mapping's policy parks: never retried. */
 static const char park_mark[] = "the policy is to park";
@@ -1056,12 +1058,21 @@ static void outcome_from_error(struct ferry_worker *w, const struct ferry_job *j
     int attempts = job->attempts + 1;
     snprintf(out->error, sizeof(out->error), "%s: %s", ferry_err_name(rc),
              err->msg[0] ? err->msg : ferry_strerror(rc));
-    if (rc == FERRY_ECONFLICT && !strstr(err->msg, park_mark) && attempts < CONFLICT_ATTEMPTS &&
+    /* Conflicting attempts are counted apart from the others: a job that
+     * spent attempts on an unavailable target still gets its tries against a
+     * version that moved. The count rides in the retry's error text, which
+     * is what the job keeps of its last attempt. */
+    const char *tag = job->last_error ? strstr(job->last_error, CONFLICT_TAG) : NULL;
+    int conflicts = (tag ? atoi(tag + strlen(CONFLICT_TAG)) : 0) + 1;
+    if (rc == FERRY_ECONFLICT && !strstr(err->msg, park_mark) && conflicts < CONFLICT_ATTEMPTS &&
         attempts < cfg->retry_max_attempts) {
         /* The connector re-read and re-applied once already, and met another
          * version again. That version may be ferry's own earlier write whose
          * answer was lost, followed by someone's edit: a fresh attempt a
          * moment later usually goes through. */
+        size_t n = strlen(out->error);
+        snprintf(out->error + n, sizeof(out->error) - n, "%s%d of %d)", CONFLICT_TAG, conflicts,
+                 CONFLICT_ATTEMPTS);
         out->kind = FERRY_OUTCOME_RETRY;
         out->retry_at_ms =
             w->rt->clock() + ferry_pipeline_backoff_ms(cfg, attempts, 0, (uint32_t)job->id);

@@ -693,6 +693,25 @@ static void test_pipeline_conflict_is_parked(void **state)
     assert_non_null(strstr(out.error, "parked: ECONFLICT"));
 }
 
+/* Attempts the target was unavailable for do not count against the conflicting ones. */
+static void test_pipeline_conflicts_counted_apart(void **state)
+{
+    struct fx *fx = *state;
+    struct ferry_outcome out;
+    fx->cfg.retry_max_attempts = 10;
+    enqueue(fx, "1", "created");
+    dst_fail_code = FERRY_EUNAVAILABLE;
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_RETRY);
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_RETRY);
+    dst_fail_code = FERRY_ECONFLICT;
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_RETRY);
+    assert_non_null(strstr(out.error, "(conflicting attempt 1 of 3)"));
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_RETRY);
+    assert_non_null(strstr(out.error, "(conflicting attempt 2 of 3)"));
+    assert_int_equal(run_next(fx, &out), FERRY_OUTCOME_DEAD);
+    assert_non_null(strstr(out.error, "parked: ECONFLICT"));
+}
+
 static void test_pipeline_source_gone_is_done(void **state)
 {
     struct fx *fx = *state;
@@ -1686,6 +1705,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pipeline_permanent_error_dead_at_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_conflict_is_parked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_conflicts_counted_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_source_gone_is_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_poll_enqueues_and_advances_cursor, setup,
                                         teardown),
