@@ -137,6 +137,29 @@ static struct ferry_mapping_set *load_field(struct fixture *f, const char *name,
     return set;
 }
 
+/* Writes mapping file `name` and loads it; the test fails on a load error. */
+static struct ferry_mapping_set *load_file(struct fixture *f, const char *name, const char *text)
+{
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    if (load_one(f, write_file(f, name, text), &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    return set;
+}
+
+/* The intents of shop/customer/created for `record`; the test fails on a run error. */
+static json_t *run_intents(struct ferry_mapping_set *set, const json_t *record)
+{
+    struct ferry_err err = {0};
+    json_t *intents = NULL;
+    if (ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err) <
+        0) {
+        fail_msg("run: %s", err.msg);
+    }
+    return intents;
+}
+
 /* Runs the set on {"id": 7, ...extra} for shop/customer/created; returns fields.X. */
 static int run_x(struct ferry_mapping_set *set, json_t **x, struct ferry_err *err)
 {
@@ -534,11 +557,8 @@ static void test_mapping_field_value_does_not_outlive_its_run(void **state)
 static void test_mapping_intent_keeps_what_its_rule_gave(void **state)
 {
     struct fixture *f = *state;
-    struct ferry_mapping_set *set = NULL;
-    struct ferry_err err = {0};
     json_t *record = json_pack("{s:i}", "id", 7);
-    json_t *intents = NULL;
-    const char *path = write_file(
+    struct ferry_mapping_set *set = load_file(
         f, "rules.lua",
         "local map = require 'ferry.map'\n"
         "local shared = {}\n"
@@ -557,13 +577,7 @@ static void test_mapping_intent_keeps_what_its_rule_gave(void **state)
         "    b = function() shared.S = 'changed later'; return nil end,\n"
         "  },\n"
         "}\n");
-    if (load_one(f, path, &set, &err) < 0) {
-        fail_msg("load: %s", err.msg);
-    }
-    if (ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err) <
-        0) {
-        fail_msg("run: %s", err.msg);
-    }
+    json_t *intents = run_intents(set, record);
     assert_int_equal(json_array_size(intents), 2);
     json_t *made[] = {json_object_get(json_array_get(intents, 0), "instead"),
                       json_array_get(intents, 1)};
@@ -600,24 +614,20 @@ static void test_mapping_prepare_once_per_settings(void **state)
     struct fixture *f = *state;
     struct ferry_mapping_set *set = NULL;
     struct ferry_err err = {0};
-    const char *path =
-        write_file(f, "prepare.lua",
-                   "local calls = 0\n"
-                   "return {\n"
-                   "  source = { 'shop', 'customer', on = { 'created' } },\n"
-                   "  target = { 'crm', 'Contact' },\n"
-                   "  prepare = function(settings)\n"
-                   "    calls = calls + 1\n"
-                   "    if settings and settings.fail then error('no prefix configured') end\n"
-                   "    return { prefix = settings and settings.prefix or '-', calls = calls }\n"
-                   "  end,\n"
-                   "  fields = { X = function(record, ctx)\n"
-                   "    return ctx.prepared.prefix .. ctx.prepared.calls\n"
-                   "  end },\n"
-                   "}\n");
-    if (load_one(f, path, &set, &err) < 0) {
-        fail_msg("load: %s", err.msg);
-    }
+    set = load_file(f, "prepare.lua",
+                    "local calls = 0\n"
+                    "return {\n"
+                    "  source = { 'shop', 'customer', on = { 'created' } },\n"
+                    "  target = { 'crm', 'Contact' },\n"
+                    "  prepare = function(settings)\n"
+                    "    calls = calls + 1\n"
+                    "    if settings and settings.fail then error('no prefix configured') end\n"
+                    "    return { prefix = settings and settings.prefix or '-', calls = calls }\n"
+                    "  end,\n"
+                    "  fields = { X = function(record, ctx)\n"
+                    "    return ctx.prepared.prefix .. ctx.prepared.calls\n"
+                    "  end },\n"
+                    "}\n");
     json_t *settings = json_pack("{s:s}", "prefix", "a");
     for (int i = 0; i < 3; i++) {
         /* A new context per job, the same settings object: prepared once. */
@@ -658,9 +668,10 @@ static void test_mapping_prepare_once_per_settings(void **state)
 
     /* prepare must be a function. */
     set = NULL;
-    path = write_file(f, "prepare_bad.lua",
-                      "return { source = { 'shop', 'customer' }, target = { 'crm', 'Contact' },\n"
-                      "  prepare = 'x', fields = { X = 'id' } }\n");
+    const char *path =
+        write_file(f, "prepare_bad.lua",
+                   "return { source = { 'shop', 'customer' }, target = { 'crm', 'Contact' },\n"
+                   "  prepare = 'x', fields = { X = 'id' } }\n");
     assert_int_equal(load_one(f, path, &set, &err), FERRY_EMAPPING);
     assert_non_null(strstr(err.msg, "'prepare' must be a function(settings)"));
 }
@@ -673,21 +684,17 @@ static void test_mapping_settings_converted_once(void **state)
     struct ferry_err err = {0};
     struct ferry_mapping_set *set = NULL;
     /* `prev` holds the last run's table, so that its address cannot be reused. */
-    const char *path =
-        write_file(f, "settings_once.lua",
-                   "local prev\n"
-                   "return {\n"
-                   "  source = { 'shop', 'customer', on = { 'created' } },\n"
-                   "  target = { 'crm', 'Contact' },\n"
-                   "  fields = { X = function(record, ctx)\n"
-                   "    local same = prev == ctx.settings\n"
-                   "    prev = ctx.settings\n"
-                   "    return string.format('%s|%s|%s', tostring(same), ctx.settings.v, ctx.id)\n"
-                   "  end },\n"
-                   "}\n");
-    if (load_one(f, path, &set, &err) < 0) {
-        fail_msg("load: %s", err.msg);
-    }
+    set = load_file(f, "settings_once.lua",
+                    "local prev\n"
+                    "return {\n"
+                    "  source = { 'shop', 'customer', on = { 'created' } },\n"
+                    "  target = { 'crm', 'Contact' },\n"
+                    "  fields = { X = function(record, ctx)\n"
+                    "    local same = prev == ctx.settings\n"
+                    "    prev = ctx.settings\n"
+                    "    return string.format('%s|%s|%s', tostring(same), ctx.settings.v, ctx.id)\n"
+                    "  end },\n"
+                    "}\n");
     json_t *settings = json_pack("{s:s}", "v", "one");
     const char *want[] = {"false|one|a", "true|one|b", "true|one|b"};
     for (int i = 0; i < 3; i++) {
@@ -721,21 +728,17 @@ static void test_mapping_rule_function_field_named(void **state)
     struct ferry_err err = {0};
     json_t *record = json_pack("{s:i}", "id", 7);
     json_t *intents = NULL;
-    const char *path =
-        write_file(f, "rule_fn.lua",
-                   "local map = require 'ferry.map'\n"
-                   "return {\n"
-                   "  source = { 'shop', 'customer', on = { 'created' } },\n"
-                   "  target = { 'crm', 'Contact' },\n"
-                   "  fields = { X = 'id' },\n"
-                   "  rules = { task = function()\n"
-                   "    return map.activity { target = { 'crm', 'Task' }, key = 't',\n"
-                   "                          fields = { Subject = function() return 's' end } }\n"
-                   "  end },\n"
-                   "}\n");
-    if (load_one(f, path, &set, &err) < 0) {
-        fail_msg("load: %s", err.msg);
-    }
+    set = load_file(f, "rule_fn.lua",
+                    "local map = require 'ferry.map'\n"
+                    "return {\n"
+                    "  source = { 'shop', 'customer', on = { 'created' } },\n"
+                    "  target = { 'crm', 'Contact' },\n"
+                    "  fields = { X = 'id' },\n"
+                    "  rules = { task = function()\n"
+                    "    return map.activity { target = { 'crm', 'Task' }, key = 't',\n"
+                    "                          fields = { Subject = function() return 's' end } }\n"
+                    "  end },\n"
+                    "}\n");
     assert_int_equal(
         ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err),
         FERRY_EMAPPING);
@@ -753,8 +756,7 @@ static void test_mapping_fixed_owner(void **state)
     struct ferry_mapping_set *set = NULL;
     struct ferry_err err = {0};
     json_t *record = json_pack("{s:i}", "id", 7);
-    json_t *intents = NULL;
-    const char *path = write_file(
+    set = load_file(
         f, "fixed.lua",
         "local map = require 'ferry.map'\n"
         "local OWNED = map.fixed { Phone = 'crm' }\n"
@@ -769,13 +771,7 @@ static void test_mapping_fixed_owner(void **state)
         "  instead = function() return task('alt') end,\n"
         "  rules = { a = function() return task('a') end, b = function() return task('b') end },\n"
         "}\n");
-    if (load_one(f, path, &set, &err) < 0) {
-        fail_msg("load: %s", err.msg);
-    }
-    if (ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err) <
-        0) {
-        fail_msg("run: %s", err.msg);
-    }
+    json_t *intents = run_intents(set, record);
     assert_int_equal(json_array_size(intents), 3);
     json_t *made[] = {json_object_get(json_array_get(intents, 0), "instead"),
                       json_array_get(intents, 1), json_array_get(intents, 2)};
@@ -789,11 +785,12 @@ static void test_mapping_fixed_owner(void **state)
     ferry_mapping_set_free(set);
     /* Only tables. */
     set = NULL;
-    path = write_file(f, "fixed_bad.lua",
-                      "local map = require 'ferry.map'\n"
-                      "local X = map.fixed 'x'\n"
-                      "return { source = { 'shop', 'customer' }, target = { 'crm', 'Contact' },\n"
-                      "  fields = { X = 'id' } }\n");
+    const char *path =
+        write_file(f, "fixed_bad.lua",
+                   "local map = require 'ferry.map'\n"
+                   "local X = map.fixed 'x'\n"
+                   "return { source = { 'shop', 'customer' }, target = { 'crm', 'Contact' },\n"
+                   "  fields = { X = 'id' } }\n");
     assert_int_equal(load_one(f, path, &set, &err), FERRY_EMAPPING);
     assert_non_null(strstr(err.msg, "map.fixed: expected a table, got string"));
 }
@@ -802,11 +799,8 @@ static void test_mapping_fixed_owner(void **state)
 static void test_mapping_lookup_value_is_literal(void **state)
 {
     struct fixture *f = *state;
-    struct ferry_mapping_set *set = NULL;
-    struct ferry_err err = {0};
     json_t *record = json_pack("{s:i, s:s}", "id", 7, "email", "from@record");
-    json_t *intents = NULL;
-    const char *path = write_file(
+    struct ferry_mapping_set *set = load_file(
         f, "lookup_value.lua",
         "local map = require 'ferry.map'\n"
         "return {\n"
@@ -820,13 +814,7 @@ static void test_mapping_lookup_value_is_literal(void **state)
         "}\n"
         "  end },\n"
         "}\n");
-    if (load_one(f, path, &set, &err) < 0) {
-        fail_msg("load: %s", err.msg);
-    }
-    if (ferry_mapping_set_run(set, "shop", "customer", "created", record, NULL, &intents, &err) <
-        0) {
-        fail_msg("run: %s", err.msg);
-    }
+    json_t *intents = run_intents(set, record);
     assert_int_equal(json_array_size(intents), 2);
     json_t *own = json_array_get(json_object_get(json_array_get(intents, 0), "match"), 1);
     json_t *rule = json_array_get(json_object_get(json_array_get(intents, 1), "match"), 0);
