@@ -122,36 +122,28 @@ local function responsible(order, ctx, id, b)
   end))
 end
 
--- The item lines, declared once per choice of settings (product_id: sku
--- or product_id; prices with or without tax) and evaluated by the host on
--- the order's JSON (ferry.rows): a line that is not an object reads as
--- one without fields, and a list without lines gives nil.
-local LINES = {}
-
+-- The item lines, declared for the settings' choices (product_id: sku or
+-- product_id; prices with or without tax) in prepare, and evaluated by the
+-- host on the order's JSON (ferry.rows): a line that is not an object reads
+-- as one without fields, and a list without lines gives nil.
 local function line_rows(product_id, with_tax)
-  local key = tostring(product_id) .. (with_tax and "/inc" or "/ex")
-  local rows = LINES[key]
-  if rows == nil then
-    local pid
-    if product_id == "sku" then
-      pid = { "sku", "text" }
-    elseif product_id == "product_id" then
-      pid = { "product_id", "id" }
-    end
-    rows = ferry.rows {
-      ID = { index = 10 },                                          -- String(10), 10, 20, ...
-      ProductID = pid,                                              -- String(60)
-      -- Description is 40 characters; the product is identified by
-      -- ProductID, so a long name is shortened here, visibly.
-      Description = { "name", "text", cut = 40 },
-      Quantity = { "quantity", "quantity" },
-      QuantityMeasureUnitCode = { arg = 1 },
-      NetPriceAmount = { with_tax and "price_inc_tax" or "price_ex_tax", "decimal" },
-      NetPriceAmountCurrencyCode = { arg = 2, when = "NetPriceAmount" },
-    }
-    LINES[key] = rows
+  local pid
+  if product_id == "sku" then
+    pid = { "sku", "text" }
+  elseif product_id == "product_id" then
+    pid = { "product_id", "id" }
   end
-  return rows
+  return ferry.rows {
+    ID = { index = 10 },                                          -- String(10), 10, 20, ...
+    ProductID = pid,                                              -- String(60)
+    -- Description is 40 characters; the product is identified by
+    -- ProductID, so a long name is shortened here, visibly.
+    Description = { "name", "text", cut = 40 },
+    Quantity = { "quantity", "quantity" },
+    QuantityMeasureUnitCode = { arg = 1 },
+    NetPriceAmount = { with_tax and "price_inc_tax" or "price_ex_tax", "decimal" },
+    NetPriceAmountCurrencyCode = { arg = 2, when = "NetPriceAmount" },
+  }
 end
 
 local function items(order, p, currency)
