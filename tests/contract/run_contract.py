@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,8 +48,10 @@ from urllib.parse import urlsplit
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "sim"))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 
 from bigcommerce_sim import BigCommerceSim  # noqa: E402
+from harness import free_port  # noqa: E402
 
 SKIP = 77
 TOKEN = "contract-token-1c9e"
@@ -164,12 +165,6 @@ def known_entry(name, method, target, messages):
 def skip(message):
     print("SKIP contract tier: " + message)
     sys.exit(SKIP)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare_b2b(specs, tmp):

@@ -19,8 +19,10 @@ import atexit
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -63,6 +65,35 @@ def _kill_all():
 
 
 atexit.register(_kill_all)
+
+
+def ephemeral_low():
+    """The lowest port the kernel hands out for port 0 and outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port():
+    """A loopback port that was free a moment ago (the daemon binds it with
+    SO_REUSEADDR), below the kernel's ephemeral range: a port from that range
+    can be taken, between this check and the daemon's bind, by any outgoing
+    connection of a test running beside this one (seen as "Address already in
+    use" in a CI run)."""
+    high = ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10000, high)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free loopback port below %d" % high)
 
 
 def _on_sigterm(signum, frame):

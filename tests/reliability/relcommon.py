@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "sim"))
 
 import harness  # noqa: E402
 from harness import (BC_TOKEN, SAP_PASSWORD, SAP_USER, STORE_HASH, WEBHOOK_SECRET,  # noqa: E402
-                     Stack, lua_str)
+                     Stack, free_port, lua_str)
 from bigcommerce_sim import BigCommerceSim, v3_error  # noqa: E402
 from sap_sales_sim import SapSalesSim  # noqa: E402
 
@@ -62,16 +62,6 @@ def figures(name, values):
     values["suite"] = name
     values["sanitized"] = SANITIZED
     print("RELIABILITY-FIGURES %s" % json.dumps(values, sort_keys=True), flush=True)
-
-
-def free_port():
-    """A loopback port that was free a moment ago (the daemon binds it with SO_REUSEADDR)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def wait_until(predicate, timeout, what, interval=0.1, on_timeout=None):
