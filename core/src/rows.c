@@ -28,6 +28,9 @@ static void (*const FORM_FNS[])(lua_State *, int) = {NULL, ferry__lua_push_text,
                                                      ferry__lua_push_decimal,
                                                      ferry__lua_push_quantity, ferry__lua_push_id};
 
+#define MAX_ARGS   16
+#define INDEX_MEMO 8
+
 struct row_field {
     char *name;
     size_t name_len;
@@ -39,11 +42,25 @@ struct row_field {
     enum row_form form;
     lua_Integer cut; /* 0: not cut */
     int when;        /* 1 + the field that must be in the row for this one to be; 0: always */
+    /* SRC_ARG: the argument's value last formed (a reference) and its form,
+     * which every row of a call, and the next call with the same argument,
+     * takes by reference. */
+    json_t *memo_in;
+    json_t *memo_out;
+    /* SRC_INDEX: the first rows' texts ("10", "20", ...), made once. */
+    json_t *index_memo[INDEX_MEMO];
 };
 
+/*
+ * Values a program keeps between calls. JSON strings and numbers are never
+ * changed once made (nothing in ferry sets one), so rows, calls and intents
+ * can share them by reference: each row of every order takes the same "EA"
+ * and "10" rather than a copy of its own.
+ */
 struct row_program {
     size_t n;
-    int args; /* the highest argument a field takes */
+    int args;                   /* the highest argument a field takes */
+    json_t *arg_text[MAX_ARGS]; /* each argument's JSON, when it was a string */
     struct row_field f[];
 };
 
@@ -53,10 +70,22 @@ static int l_program_gc(lua_State *L)
 {
     struct row_program *p = luaL_checkudata(L, 1, ROWS_MT);
     for (size_t i = 0; i < p->n; i++) {
-        free(p->f[i].name);
-        free(p->f[i].path);
-        p->f[i].name = NULL;
-        p->f[i].path = NULL;
+        struct row_field *f = &p->f[i];
+        free(f->name);
+        free(f->path);
+        f->name = NULL;
+        f->path = NULL;
+        json_decref(f->memo_in);
+        json_decref(f->memo_out);
+        f->memo_in = f->memo_out = NULL;
+        for (size_t k = 0; k < INDEX_MEMO; k++) {
+            json_decref(f->index_memo[k]);
+            f->index_memo[k] = NULL;
+        }
+    }
+    for (size_t a = 0; a < MAX_ARGS; a++) {
+        json_decref(p->arg_text[a]);
+        p->arg_text[a] = NULL;
     }
     p->n = 0;
     return 0;
@@ -153,7 +182,7 @@ static void compile_field(lua_State *L, struct row_field *f)
     if (lua_getfield(L, t, "arg") != LUA_TNIL) {
         int ok;
         lua_Integer a = lua_tointegerx(L, -1, &ok);
-        if (!ok || a < 1 || a > 16) {
+        if (!ok || a < 1 || a > MAX_ARGS) {
             luaL_error(L, "ferry.rows: field %s: arg must be 1 to 16 (an argument after the list)",
                        name);
             return;
@@ -324,6 +353,11 @@ static enum direct form_direct(const struct row_field *f, const json_t *v, json_
             len = keep;
         }
     }
+    /* The record's own string, unchanged by the form: shared, not copied. */
+    if (json_is_string(v) && s == json_string_value(v) && len == json_string_length(v)) {
+        *out = json_incref((json_t *)v);
+        return DIRECT_VALUE;
+    }
     /* Valid UTF-8 in (a JSON string, digits), valid out: trimming and
      * cutting stop at characters. */
     *out = json_stringn_nocheck(s, len);
@@ -354,6 +388,9 @@ static json_t *in_form(lua_State *L, const struct row_field *f, const json_t *v,
         return NULL; /* no text, number or id in a table, as the Lua forms answer */
     }
     if (f->form == FORM_RAW && (f->cut == 0 || !json_is_string(v))) {
+        if (!json_is_object(v) && !json_is_array(v)) {
+            return json_incref((json_t *)v); /* a scalar is never changed: shared */
+        }
         out = json_deep_copy(v);
         if (!out) {
             luaL_error(L, "ferry.rows: out of memory");
@@ -383,22 +420,52 @@ static json_t *in_form(lua_State *L, const struct row_field *f, const json_t *v,
     return out;
 }
 
-/* The position's text: "10", "20", ... for a step of 10. */
-static json_t *index_text(lua_Integer step, size_t row)
+/* The position's text: "10", "20", ... for a step of 10 (a new reference). */
+static json_t *index_text(struct row_field *f, size_t row)
 {
     char buf[FERRY_NORMAL_INT_MAX];
-    return json_stringn_nocheck(buf,
-                                ferry_normal_int_text((int64_t)step * (int64_t)(row + 1), buf));
+    json_t *t;
+    if (row < INDEX_MEMO && f->index_memo[row]) {
+        return json_incref(f->index_memo[row]);
+    }
+    t = json_stringn_nocheck(buf,
+                             ferry_normal_int_text((int64_t)f->step * (int64_t)(row + 1), buf));
+    if (t && row < INDEX_MEMO) {
+        f->index_memo[row] = json_incref(t);
+    }
+    return t;
+}
+
+/* [-0, +0, e] argument v in the field's form (a new reference, or NULL for
+ * none): formed once while the argument stays the same JSON value. */
+static json_t *arg_form(lua_State *L, struct row_field *f, json_t *v, size_t row)
+{
+    json_t *out;
+    if (!v) {
+        return NULL;
+    }
+    if (v == f->memo_in) {
+        return json_incref(f->memo_out);
+    }
+    out = in_form(L, f, v, row);
+    if (out && (json_is_object(out) || json_is_array(out))) {
+        return out; /* a table is each row's own copy: not kept */
+    }
+    json_decref(f->memo_in);
+    json_decref(f->memo_out);
+    f->memo_in = json_incref(v);
+    f->memo_out = json_incref(out);
+    return out;
 }
 
 /* [-0, +0, e] fills row object `out` from the list's element `v` (any JSON). */
-static void fill_row(lua_State *L, const struct row_program *p, const json_t *v, size_t row,
-                     const json_t *const *args, json_t *out)
+static void fill_row(lua_State *L, struct row_program *p, const json_t *v, size_t row,
+                     json_t *const *args, json_t *out)
 {
     /* Those without a condition first, so that a condition sees its field. */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < p->n; i++) {
-            const struct row_field *f = &p->f[i];
+            struct row_field *f = &p->f[i];
             json_t *val = NULL;
             if ((f->when != 0) != (pass == 1)) {
                 continue;
@@ -416,13 +483,13 @@ static void fill_row(lua_State *L, const struct row_program *p, const json_t *v,
                               row);
                 break;
             case SRC_INDEX:
-                val = index_text(f->step, row);
+                val = index_text(f, row);
                 if (!val) {
                     luaL_error(L, "ferry.rows: out of memory");
                 }
                 break;
             case SRC_ARG:
-                val = in_form(L, f, args[f->arg - 1], row);
+                val = arg_form(L, f, args[f->arg - 1], row);
                 break;
             }
             if (val && json_object_setn_new_nocheck(out, f->name, f->name_len, val) < 0) {
@@ -455,11 +522,43 @@ static const json_t *as_json(lua_State *L, int idx, const char *what)
     return *slot;
 }
 
+/*
+ * [-0, +1, e] argument a (at idx) as JSON, NULL for nil, null and "". A
+ * string, what arguments mostly are ("EA", a currency), is kept in the
+ * program while the calls pass the same text, so it is made once.
+ */
+static json_t *arg_json(lua_State *L, struct row_program *p, int idx, int a)
+{
+    size_t len;
+    const char *s;
+    json_t *j;
+    if (lua_type(L, idx) != LUA_TSTRING) {
+        return (json_t *)as_json(L, idx, "rows argument");
+    }
+    lua_pushnil(L);
+    s = lua_tolstring(L, idx, &len);
+    if (len == 0) {
+        return NULL;
+    }
+    j = p->arg_text[a];
+    if (j && json_string_length(j) == len && memcmp(json_string_value(j), s, len) == 0) {
+        return j;
+    }
+    j = json_stringn(s, len);
+    if (!j) {
+        luaL_error(L, "ferry.rows: argument %d is not valid UTF-8 text", a + 1);
+        return NULL;
+    }
+    json_decref(p->arg_text[a]);
+    p->arg_text[a] = j;
+    return j;
+}
+
 /* rows(list, ...): the list's rows as an array the host converts by reference, or nil. */
 static int l_rows_apply(lua_State *L)
 {
-    const struct row_program *p = luaL_checkudata(L, lua_upvalueindex(1), ROWS_MT);
-    const json_t *args[16] = {NULL};
+    struct row_program *p = luaL_checkudata(L, lua_upvalueindex(1), ROWS_MT);
+    json_t *args[MAX_ARGS] = {NULL};
     int nargs = lua_gettop(L) - 1;
     const json_t *list;
     json_t **slot;
@@ -473,7 +572,7 @@ static int l_rows_apply(lua_State *L)
     lua_settop(L, 1 + p->args);
     list = as_json(L, 1, "rows list");
     for (int a = 0; a < p->args; a++) {
-        args[a] = a < nargs ? as_json(L, 2 + a, "rows argument") : NULL;
+        args[a] = a < nargs ? arg_json(L, p, 2 + a, a) : NULL;
     }
     /* An empty table converts to {}: no rows either way. */
     if (json_is_object(list) && json_object_size(list) == 0) {

@@ -342,6 +342,84 @@ static void test_rows_calls(void **state)
     lua_close(L);
 }
 
+/* Row `i`'s field `name` in the rows value at idx (converted by reference: the host's own). */
+static json_t *row_field(lua_State *L, int idx, size_t i, const char *name)
+{
+    json_t *j = NULL;
+    struct ferry_err err = {0};
+    assert_int_equal(ferry__lua_to_json(L, idx, "rows", &j, &err), 0);
+    json_t *v = json_object_get(json_array_get(j, i), name);
+    json_decref(j); /* the value stays held by the Lua value at idx */
+    return v;
+}
+
+/*
+ * What does not change is made once and shared: an argument's text by every
+ * row and the next call, a position's text by the next call, and a record's
+ * string that the form leaves as it is by the row. What changes is not: a
+ * call with another argument gets its own, a trimmed string is a copy.
+ */
+static void test_rows_share_what_does_not_change(void **state)
+{
+    (void)state;
+    lua_State *L = new_state();
+    json_t *list = json_array();
+    for (int i = 0; i < 12; i++) {
+        json_array_append_new(list,
+                              json_pack("{s:s,s:s}", "sku", i % 2 ? "KW-2" : "KW-1", "n", " pad "));
+    }
+    assert_int_equal(luaL_dostring(L, "R = ferry.rows { S = { 'sku', 'text' }, "
+                                      "N = { 'n', 'text' }, I = { index = 10 }, U = { arg = 1 } }"),
+                     LUA_OK);
+    lua_getglobal(L, "R");
+    ferry__lua_push_record(L, list);
+    lua_pushstring(L, "EA");
+    assert_int_equal(lua_pcall(L, 2, 1, 0), LUA_OK); /* 1: the record, "EA" */
+    lua_getglobal(L, "R");
+    ferry__lua_push_json(L, list);
+    lua_pushstring(L, "EA");
+    assert_int_equal(lua_pcall(L, 2, 1, 0), LUA_OK); /* 2: a plain table, "EA" again */
+    lua_getglobal(L, "R");
+    ferry__lua_push_json(L, list);
+    lua_pushstring(L, "PC");
+    assert_int_equal(lua_pcall(L, 2, 1, 0), LUA_OK); /* 3: another unit */
+    lua_getglobal(L, "R");
+    ferry__lua_push_json(L, list);
+    lua_pushstring(L, "EA");
+    assert_int_equal(lua_pcall(L, 2, 1, 0), LUA_OK); /* 4: back to "EA" */
+
+    json_t *ea = row_field(L, 1, 0, "U");
+    assert_string_equal(json_string_value(ea), "EA");
+    assert_ptr_equal(row_field(L, 1, 11, "U"), ea);
+    assert_ptr_equal(row_field(L, 2, 5, "U"), ea);
+    assert_string_equal(json_string_value(row_field(L, 3, 0, "U")), "PC");
+    assert_ptr_equal(row_field(L, 3, 0, "U"), row_field(L, 3, 7, "U"));
+    assert_string_equal(json_string_value(row_field(L, 4, 3, "U")), "EA");
+    /* Positions past those kept are made per row, and right. */
+    for (size_t i = 0; i < 12; i++) {
+        char want[8];
+        snprintf(want, sizeof(want), "%zu", (i + 1) * 10);
+        assert_string_equal(json_string_value(row_field(L, 1, i, "I")), want);
+        assert_string_equal(json_string_value(row_field(L, 2, i, "I")), want);
+    }
+    assert_ptr_equal(row_field(L, 1, 2, "I"), row_field(L, 2, 2, "I"));
+    /* Read from the record's JSON: its own string when the form keeps it. */
+    assert_ptr_equal(row_field(L, 1, 1, "S"), json_object_get(json_array_get(list, 1), "sku"));
+    assert_string_equal(json_string_value(row_field(L, 1, 1, "N")), "pad");
+    assert_ptr_not_equal(row_field(L, 1, 1, "N"), json_object_get(json_array_get(list, 1), "n"));
+    lua_settop(L, 0);
+    ferry__lua_records_release(L);
+
+    /* An argument that is not UTF-8 text is named. */
+    char got[512];
+    run_to_text(L, "return R({ { sku = 'x' } }, 'E\\255')", got, sizeof(got));
+    assert_non_null(strstr(got, "ferry.rows: argument 1 is not valid UTF-8 text"));
+    lua_close(L);
+    /* The record outlives the state and the values it shared: still whole. */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "sku")), "KW-2");
+    json_decref(list);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_rows_see_what_the_script_changed),
         cmocka_unit_test(test_rows_declaration_errors_are_specific),
         cmocka_unit_test(test_rows_calls),
+        cmocka_unit_test(test_rows_share_what_does_not_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
