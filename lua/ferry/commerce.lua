@@ -215,25 +215,38 @@ local function fallback(spec)
   return spec.default
 end
 
-function commerce.ref(ctx, spec)
+local function refs_on(ctx)
   local features = ctx and ctx.features
-  if type(features) ~= "table" or features.refs ~= true then
+  return type(features) == "table" and features.refs == true
+end
+
+-- commerce.ref_to(ctx, object, id, target, property, default): the same as
+-- commerce.ref(ctx, { object = ..., id = ..., ... }) for the by-id case,
+-- without a table to describe it, for the mappings that make one per record.
+function commerce.ref_to(ctx, object, id, target, property, default)
+  if refs_on(ctx) then
+    id = commerce.id(id)
+    if id ~= nil and id ~= "0" then
+      return { ["$ref"] = { object = object, id = id, target = target, property = property,
+                            default = default } }
+    end
+  end
+  if default == null then
+    return nil
+  end
+  return default
+end
+
+function commerce.ref(ctx, spec)
+  if not spec.lookup then
+    return commerce.ref_to(ctx, spec.object, spec.id, spec.target, spec.property, spec.default)
+  end
+  if not refs_on(ctx) or not commerce.present(spec.lookup.value) then
     return fallback(spec)
   end
-  local r = { property = spec.property, default = spec.default }
-  if spec.lookup then
-    if not commerce.present(spec.lookup.value) then
-      return fallback(spec)
-    end
-    r.lookup = { target = spec.lookup.target, field = spec.lookup.field, value = spec.lookup.value }
-  else
-    local id = commerce.id(spec.id)
-    if id == nil or id == "0" then
-      return fallback(spec)
-    end
-    r.object, r.id, r.target = spec.object, id, spec.target
-  end
-  return { ["$ref"] = r }
+  local l = spec.lookup
+  return { ["$ref"] = { property = spec.property, default = spec.default,
+                        lookup = { target = l.target, field = l.field, value = l.value } } }
 end
 
 -- A mapping whose intents all come from its rules (an order becomes a phone

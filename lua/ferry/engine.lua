@@ -139,13 +139,13 @@ function engine.compile(spec, name, path)
     if r == "link" then
       m.match[i] = { rule = "link" }
     elseif type(r) == "table" and r.rule == "lookup" and type(r.field) == "string"
-        and (type(r.value) == "function" or type(r.value) == "string" or r.literal) then
+        and (type(r.value) == "function" or type(r.value) == "string" or map.is_literal(r)) then
       if r.where ~= nil and type(r.where) ~= "table" then
         fail(path, "match[%d]: where must be a table", i)
       end
       -- The engine reads a string as a path; map.lookup_value's is the value.
       local value = r.value
-      if r.literal then
+      if map.is_literal(r) then
         value = map.const(value)
       end
       m.match[i] = { rule = "lookup", field = r.field, value = value, where = r.where }

@@ -162,10 +162,19 @@ end
 
 -- map.lookup_value(field, value[, where]): map.lookup with the value itself
 -- rather than where to read it (a string is a value here, not a path), for
--- rules, which have their values at hand: no function per record.
+-- rules, which have their values at hand: no function per record. Without
+-- `where`, the table is already the rule as intents carry it, so a rule's
+-- intent takes it as it is; the metatable says its value is not a path.
+local LITERAL = { __metatable = "ferry.lookup_value" }
+
 function map.lookup_value(field, value, where)
   check_lookup("map.lookup_value", field, where)
-  return { rule = "lookup", field = field, value = value, where = where, literal = true }
+  return setmetatable({ rule = "lookup", field = field, value = value, where = where }, LITERAL)
+end
+
+-- Whether match rule r was made by map.lookup_value (its value is the value).
+function map.is_literal(r)
+  return getmetatable(r) == "ferry.lookup_value"
 end
 
 -- The conditions of a lookup for one record: functions called, lists kept
@@ -369,7 +378,11 @@ function map.finish_intent(it, m, source_id, event, rule, n, record, ctx, index)
       if type(v) == "function" then
         v = v(record, ctx) -- map.lookup(field, path-or-function), as at the top level
       end
-      if v ~= nil and v ~= null and v ~= "" then
+      if v == nil or v == null or v == "" then
+        -- skipped: no value to look up
+      elseif index and r.where == nil and getmetatable(r) == "ferry.lookup_value" then
+        match[#match + 1] = r -- converted at once, before the rule can change it
+      else
         match[#match + 1] = { rule = "lookup", field = r.field, value = v,
                               where = r.where and map.where_values(r.where, record, ctx) }
       end

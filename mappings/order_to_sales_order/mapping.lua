@@ -73,50 +73,44 @@ local function person(model)
   return "ContactCollection", "ContactID"
 end
 
--- Who bought, worked out once per record for the helpers below: a guest or
--- a customer, and the person set of the model with its party-ID property.
-local function buyer_of(order, p)
-  return { guest = is_guest(order), customer_id = map.get(order, "customer_id"),
-           set = p.set, id_prop = p.id_prop }
-end
-
 -- A reference to the buyer's record (the person's `prop`), or `default`.
-local function buyer_ref(order, ctx, b, prop, default)
-  if b.guest then
-    return commerce.ref(ctx, { lookup = { target = b.set, field = "Email", value = buyer_email(order) },
+-- guest: whether the order is a guest's (is_guest); p: the prepared settings
+-- with the person set of the model (p.set, p.id_prop).
+local function buyer_ref(order, ctx, guest, p, prop, default)
+  if guest then
+    return commerce.ref(ctx, { lookup = { target = p.set, field = "Email", value = buyer_email(order) },
                                property = prop, default = default })
   end
-  return commerce.ref(ctx, { object = "customer", id = b.customer_id,
-                             target = b.set, property = prop, default = default })
+  return commerce.ref_to(ctx, "customer", order.customer_id, p.set, prop, default)
 end
 
 -- The buyer's account party: a reference to the buyer's record, else the
 -- configured default.
-local function buyer_party(order, ctx, b, p)
+local function buyer_party(order, ctx, guest, p)
   -- B2B orders are bought by the contact's account, B2C by the person.
-  local prop = b.set == "ContactCollection" and "AccountID" or b.id_prop
-  return buyer_ref(order, ctx, b, prop, p.default_buyer_party_id)
+  local prop = p.set == "ContactCollection" and "AccountID" or p.id_prop
+  return buyer_ref(order, ctx, guest, p, prop, p.default_buyer_party_id)
 end
 
-local function buyer_contact(order, ctx, b)
-  if b.set ~= "ContactCollection" then
+local function buyer_contact(order, ctx, guest, p)
+  if p.set ~= "ContactCollection" then
     return nil
   end
-  return buyer_ref(order, ctx, b, b.id_prop, ferry.null)
+  return buyer_ref(order, ctx, guest, p, p.id_prop, ferry.null)
 end
 
 -- The responsible employee (settings `owner`): the buyer's own owner when
 -- references work, else territory of the billing address, team, fallback.
-local function responsible(order, ctx, id, b)
-  if not ctx.prepared.owned then
+local function responsible(order, ctx, id, guest, p)
+  if not p.owned then
     return nil
   end
   return (owner.pick(ctx, "CustomerOrderCollection", function()
     local country, region = commerce.place(order.billing_address)
     local where = { id = id, country = country, region = region }
-    if not b.guest then
-      where.inherit = { object = "customer", id = b.customer_id, target = b.set,
-                        property = b.set == "ContactCollection" and "ContactOwnerID" or "OwnerID" }
+    if not guest then
+      where.inherit = { object = "customer", id = map.get(order, "customer_id"), target = p.set,
+                        property = p.set == "ContactCollection" and "ContactOwnerID" or "OwnerID" }
     end
     return where
   end))
@@ -252,8 +246,8 @@ return commerce.rules_only {
     sales_order = function(order, ctx)
       local id = commerce.id(order.id)
       local p = ctx.prepared
-      local b = buyer_of(order, p)
-      local party = buyer_party(order, ctx, b, p)
+      local guest = is_guest(order)
+      local party = buyer_party(order, ctx, guest, p)
       if party == nil then
         error("order " .. id .. ": no buyer party for the sales order: set "
               .. "default_buyer_party_id (the order names no buyer to refer to)")
@@ -275,13 +269,13 @@ return commerce.rules_only {
           DateTime = commerce.iso(commerce.time(order.date_created)),
           CurrencyCode = currency,
           BuyerPartyID = party,                                       -- String(60), mandatory
-          BuyerContactPartyID = buyer_contact(order, ctx, b),         -- String(60)
+          BuyerContactPartyID = buyer_contact(order, ctx, guest, p),  -- String(60)
           OrderExternalLifeCycleStatusCode = status,                  -- String(2)
           ProcessingTypeCode = p.processing_type_code,
           SalesOrganisationID = p.sales_organisation_id,
           DistributionChannelCode = p.distribution_channel_code,
           DivisionCode = p.division_code,
-          EmployeeResponsiblePartyID = responsible(order, ctx, id, b), -- String(60)
+          EmployeeResponsiblePartyID = responsible(order, ctx, id, guest, p), -- String(60)
           CustomerOrderItem = items(order, p, currency),
         },
         owner = ORDER_OWNED,
