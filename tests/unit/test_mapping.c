@@ -795,7 +795,8 @@ static void test_mapping_fixed_owner(void **state)
     assert_non_null(strstr(err.msg, "map.fixed: expected a table, got string"));
 }
 
-/* map.lookup_value's value is the value, not a path: at the top level and in a rule. */
+/* map.lookup_value's value is the value, not a path: at the top level and in a rule; in a
+ * rule, the table goes into the intent as it is (no other keys), and an empty value none. */
 static void test_mapping_lookup_value_is_literal(void **state)
 {
     struct fixture *f = *state;
@@ -812,10 +813,25 @@ static void test_mapping_lookup_value_is_literal(void **state)
         "    return map.activity { target = { 'crm', 'Task' }, key = 't', fields = { S = 's' },\n"
         "                          match = { map.lookup_value('Code', 'email', { Kind = 'a' }) } "
         "}\n"
+        "  end,\n"
+        "  uses = function(record)\n"
+        "    local m = { 'link', map.lookup_value('Code', 'x'), map.lookup_value('Empty', '') }\n"
+        "    assert(map.is_literal(m[2]) and not map.is_literal({ rule = 'lookup' }))\n"
+        "    return map.activity { target = { 'crm', 'Task' }, key = 'u', fields = { S = 's' },\n"
+        "                          match = m }\n"
         "  end },\n"
         "}\n");
     json_t *intents = run_intents(set, record);
-    assert_int_equal(json_array_size(intents), 2);
+    assert_int_equal(json_array_size(intents), 3);
+    /* Rules run in name order: task, then uses. */
+    json_t *uses = json_object_get(json_array_get(intents, 2), "match");
+    json_t *want = json_pack("[{s:s},{s:s,s:s,s:s}]", "rule", "link", "rule", "lookup", "field",
+                             "Code", "value", "x");
+    if (!json_equal(uses, want)) {
+        char *g = json_dumps(uses, JSON_SORT_KEYS);
+        fail_msg("match of rule uses: %s", g);
+    }
+    json_decref(want);
     json_t *own = json_array_get(json_object_get(json_array_get(intents, 0), "match"), 1);
     json_t *rule = json_array_get(json_object_get(json_array_get(intents, 1), "match"), 0);
     assert_string_equal(json_string_value(json_object_get(own, "value")), "email");
@@ -1196,6 +1212,38 @@ static void test_mapping_commerce_decimal_and_quantity(void **state)
         "    return table.concat(out, ' ')",
         "370.95 98.00 12.00 12.00 1.50 0.123 -3.00 7.00 2.00 nil nil 100.10 "
         "2 2.50 3 1 0.001 10 nil 2.25");
+}
+
+/* commerce.ref_to and commerce.ref: a reference only with the daemon's refs and an id; the
+ * default otherwise, ferry.null as nil. */
+static void test_mapping_commerce_ref_to(void **state)
+{
+    assert_body_text(
+        *state, "ref_to.lua",
+        "    local c = require 'ferry.commerce'\n"
+        "    local on, off = { features = { refs = true } }, { features = {} }\n"
+        "    local function show(r)\n"
+        "      if type(r) ~= 'table' then return tostring(r) end\n"
+        "      local x = r['$ref']\n"
+        "      return x.object .. '/' .. x.id .. '>' .. x.target .. '.' .. x.property .. ':'\n"
+        "             .. tostring(x.default == ferry.null and 'null' or x.default)\n"
+        "    end\n"
+        "    local out = {\n"
+        "      show(c.ref_to(on, 'customer', ' 17 ', 'ContactCollection', 'AccountID', 'D')),\n"
+        "      show(c.ref_to(on, 'customer', 0, 'ContactCollection', 'AccountID', 'D')),\n"
+        "      show(c.ref_to(on, 'customer', nil, 'ContactCollection', 'ContactID', ferry.null)),\n"
+        "      show(c.ref_to(off, 'customer', 17, 'ContactCollection', 'AccountID', 'D')),\n"
+        "      show(c.ref_to(nil, 'customer', 17, 'ContactCollection', 'ContactID', ferry.null)),\n"
+        "      show(c.ref(on, { object = 'company', id = 9, target = 'T', property = 'P',\n"
+        "                       default = ferry.null })),\n"
+        "      show(c.ref(on, { lookup = { target = 'T', field = 'Email', value = '' },\n"
+        "                       property = 'P', default = 'D' })),\n"
+        "    }\n"
+        "    local l = c.ref(on, { lookup = { target = 'T', field = 'Email', value = 'a@b.c' },\n"
+        "                          property = 'P' })['$ref']\n"
+        "    out[#out + 1] = l.lookup.target .. '.' .. l.lookup.field .. '=' .. l.lookup.value\n"
+        "    return table.concat(out, ' ')",
+        "customer/17>ContactCollection.AccountID:D D nil D nil company/9>T.P:null D T.Email=a@b.c");
 }
 
 /* ferry.commerce's dates: the store's four formats to Unix seconds and back as ISO UTC. */
@@ -1817,6 +1865,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_owner_where_function_only_when_configured,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_commerce_time_formats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_commerce_ref_to, setup, teardown),
         cmocka_unit_test(test_mapping_json_round_trip),
         cmocka_unit_test(test_mapping_json_lua_errors),
         cmocka_unit_test_setup_teardown(test_mapping_load_all_or_nothing, setup, teardown),
