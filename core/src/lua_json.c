@@ -561,6 +561,41 @@ const json_t *ferry__lua_record_json(lua_State *L, int idx)
     return j;
 }
 
+const json_t *ferry__lua_record_field(lua_State *L, int idx, const char *key, size_t klen,
+                                      bool *json_ok)
+{
+    const struct lazy_slot *s;
+    const json_t *v;
+    char name[128];
+    void *entry;
+    *json_ok = false;
+    idx = lua_absindex(L, idx);
+    if (klen >= sizeof(name) || memchr(key, '\0', klen) || !lua_checkstack(L, 2) ||
+        !lazy_state(L, idx)) {
+        return NULL;
+    }
+    lua_pop(L, 1);
+    /* A proxy of an ended run is read from Lua, which raises the clear error. */
+    s = lazy_slot_of(L, idx);
+    if (!s || !json_is_object(s->json)) {
+        return NULL;
+    }
+    memcpy(name, key, klen);
+    name[klen] = '\0';
+    entry = json_object_iter_at((json_t *)s->json, name);
+    if (!entry) {
+        /* Not in the JSON, and not written: a new key makes the table plain. */
+        *json_ok = true;
+        return NULL;
+    }
+    v = json_object_iter_value(entry);
+    if (!shared_value(v) && entry_taken(s, entry)) {
+        return NULL;
+    }
+    *json_ok = true;
+    return v;
+}
+
 bool ferry__lua_is_lazy(lua_State *L, int idx)
 {
     if (!lua_checkstack(L, 2) || !lazy_state(L, idx)) {

@@ -81,6 +81,16 @@ FERRY_NODISCARD int ferry__lua_to_json_at(lua_State *L, int idx, const char *wha
 const json_t *ferry__lua_record_json(lua_State *L, int idx);
 
 /*
+ * [-0, +0, -] t[key] of the record table t at idx, from its JSON, when t is
+ * still lazy and has not handed out that key (so the script cannot have
+ * changed it): *json_ok true and the value (borrowed, for this run; NULL
+ * for a key the record does not have). *json_ok false when t must be read
+ * from Lua instead (a plain table, a key read before, a long key).
+ */
+const json_t *ferry__lua_record_field(lua_State *L, int idx, const char *key, size_t klen,
+                                      bool *json_ok);
+
+/*
  * [-0, +1, m] a new value the host builds (as ferry.intent_head's): the
  * caller stores a json_t in the returned slot, which the value then owns
  * (freed when it is collected) and which conversions take by reference.

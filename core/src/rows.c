@@ -59,7 +59,9 @@ struct row_field {
  */
 struct row_program {
     size_t n;
-    int args;                   /* the highest argument a field takes */
+    int args;   /* the highest argument a field takes */
+    char *from; /* the list's path in the record a call takes; NULL: the list */
+    size_t from_len;
     json_t *arg_text[MAX_ARGS]; /* each argument's JSON, when it was a string */
     struct row_field f[];
 };
@@ -87,6 +89,8 @@ static int l_program_gc(lua_State *L)
         json_decref(p->arg_text[a]);
         p->arg_text[a] = NULL;
     }
+    free(p->from);
+    p->from = NULL;
     p->n = 0;
     return 0;
 }
@@ -554,7 +558,66 @@ static json_t *arg_json(lua_State *L, struct row_program *p, int idx, int a)
     return j;
 }
 
-/* rows(list, ...): the list's rows as an array the host converts by reference, or nil. */
+/*
+ * [-0, +1, e] the list at the program's `from` path in the record at idx, as
+ * JSON held by the stack (NULL for none). Straight from the record's JSON
+ * while the script has not read the path's first key; from Lua otherwise,
+ * as ferry.get reads it.
+ */
+static const json_t *list_at(lua_State *L, const struct row_program *p, int idx)
+{
+    size_t at = 0, step_len;
+    const char *step;
+    bool is_index, json_ok = false;
+    uint64_t n;
+    const json_t *v = NULL;
+    if (ferry_path_step(p->from, p->from_len, &at, &step, &step_len, &is_index, &n)) {
+        v = ferry__lua_record_field(L, idx, step, step_len, &json_ok);
+    }
+    if (json_ok) {
+        lua_pushnil(L);
+        return v ? row_path(v, p->from + at, p->from_len - at) : NULL;
+    }
+    at = 0;
+    lua_pushvalue(L, idx);
+    while (ferry_path_step(p->from, p->from_len, &at, &step, &step_len, &is_index, &n)) {
+        if (lua_type(L, -1) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+            break;
+        }
+        if (is_index && ferry__lua_is_array(L, -1)) {
+            lua_geti(L, -1, (lua_Integer)n);
+        } else {
+            lua_pushlstring(L, step, step_len);
+            lua_gettable(L, -2);
+        }
+        lua_remove(L, -2);
+    }
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        return NULL; /* no list, or a value that is not one */
+    }
+    v = as_json(L, lua_gettop(L), "rows list");
+    lua_remove(L, -2);
+    return v;
+}
+
+/* [-0, +1|2, -] nil, and with a `from` path whether there is a list. */
+static int no_rows(lua_State *L, const struct row_program *p, bool found)
+{
+    lua_pushnil(L);
+    if (!p->from) {
+        return 1;
+    }
+    lua_pushboolean(L, found);
+    return 2;
+}
+
+/*
+ * rows(list, ...): the list's rows as an array the host converts by
+ * reference, or nil. rows(record, ...) with a `from` path: the same for the
+ * list there, and whether there is a list (an array, even an empty one).
+ */
 static int l_rows_apply(lua_State *L)
 {
     struct row_program *p = luaL_checkudata(L, lua_upvalueindex(1), ROWS_MT);
@@ -565,27 +628,27 @@ static int l_rows_apply(lua_State *L)
     size_t n;
     luaL_checkstack(L, p->args + 8, "ferry.rows");
     if (lua_isnoneornil(L, 1) || ferry__lua_is_null(L, 1)) {
-        lua_pushnil(L);
-        return 1;
+        return no_rows(L, p, false);
     }
-    luaL_argexpected(L, lua_type(L, 1) == LUA_TTABLE, 1, "a list");
+    luaL_argexpected(L, lua_type(L, 1) == LUA_TTABLE, 1, p->from ? "a record" : "a list");
     lua_settop(L, 1 + p->args);
-    list = as_json(L, 1, "rows list");
+    list = p->from ? list_at(L, p, 1) : as_json(L, 1, "rows list");
     for (int a = 0; a < p->args; a++) {
         args[a] = a < nargs ? arg_json(L, p, 2 + a, a) : NULL;
     }
     /* An empty table converts to {}: no rows either way. */
     if (json_is_object(list) && json_object_size(list) == 0) {
-        lua_pushnil(L);
-        return 1;
+        return no_rows(L, p, true);
     }
     if (!json_is_array(list)) {
+        if (p->from) {
+            return no_rows(L, p, false);
+        }
         return luaL_error(L, "ferry.rows: expected a list (an array), got an object");
     }
     n = json_array_size(list);
     if (n == 0) {
-        lua_pushnil(L);
-        return 1;
+        return no_rows(L, p, true);
     }
     slot = ferry__lua_push_built(L);
     *slot = json_array();
@@ -599,16 +662,30 @@ static int l_rows_apply(lua_State *L)
         }
         fill_row(L, p, json_array_get(list, i), i, args, row);
     }
-    return 1;
+    if (!p->from) {
+        return 1;
+    }
+    lua_pushboolean(L, 1);
+    return 2;
 }
 
-/* ferry.rows(spec): the compiled fields, as a function(list, ...). */
+/* ferry.rows(spec[, from]): the compiled fields, as a function(list, ...) or function(record, ...).
+ */
 static int l_rows(lua_State *L)
 {
     struct row_program *p;
     size_t n = 0;
+    size_t from_len = 0;
+    const char *from = NULL;
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        from = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &from_len) : NULL;
+        if (!from || from_len == 0) {
+            return luaL_error(L, "ferry.rows: from must be a non-empty path (where the list "
+                                 "is in the record)");
+        }
+    }
+    lua_settop(L, 2);
     lua_pushnil(L);
     while (lua_next(L, 1) != 0) {
         lua_pop(L, 1);
@@ -640,6 +717,10 @@ static int l_rows(lua_State *L)
             p->args = f->arg;
         }
         lua_pop(L, 1);
+    }
+    if (from) {
+        p->from = dup_string(L, from, from_len);
+        p->from_len = from_len;
     }
     qsort(p->f, p->n, sizeof(p->f[0]), by_name);
     compile_when(L, 1, p);

@@ -118,7 +118,8 @@ end
 
 -- The item lines, declared for the settings' choices (product_id: sku or
 -- product_id; prices with or without tax) in prepare, and evaluated by the
--- host on the order's JSON (ferry.rows): a line that is not an object reads
+-- host on the order's JSON (ferry.rows, from the order's `products`, the
+-- lines as the connector delivers them): a line that is not an object reads
 -- as one without fields, and a list without lines gives nil.
 local function line_rows(product_id, with_tax)
   local pid
@@ -127,7 +128,7 @@ local function line_rows(product_id, with_tax)
   elseif product_id == "product_id" then
     pid = { "product_id", "id" }
   end
-  return ferry.rows {
+  return ferry.rows({
     ID = { index = 10 },                                          -- String(10), 10, 20, ...
     ProductID = pid,                                              -- String(60)
     -- Description is 40 characters; the product is identified by
@@ -137,16 +138,17 @@ local function line_rows(product_id, with_tax)
     QuantityMeasureUnitCode = { arg = 1 },
     NetPriceAmount = { with_tax and "price_inc_tax" or "price_ex_tax", "decimal" },
     NetPriceAmountCurrencyCode = { arg = 2, when = "NetPriceAmount" },
-  }
+  }, "products")
 end
 
 local function items(order, p, currency)
-  local lines = commerce.order_lines(order)
-  if lines == nil then
+  local rows, listed = p.lines(order, p.unit_code, currency)
+  if not listed then
+    -- The v2 link object instead of the lines (commerce.order_lines).
     error("order " .. tostring(order.id) .. " carries no product lines (a poll with "
           .. "order_details_in_poll = false?): the sales order needs its items")
   end
-  return p.lines(lines, p.unit_code, currency)
+  return rows
 end
 
 -- What the rules need of the settings, read once for all records with the

@@ -420,6 +420,80 @@ static void test_rows_share_what_does_not_change(void **state)
     json_decref(list);
 }
 
+/*
+ * With a `from` path the call takes the record: the list there, read from
+ * the record's JSON until the script has read that key, from Lua after (so
+ * a change is seen), and whether there was a list at all.
+ */
+static void test_rows_from_a_record_path(void **state)
+{
+    (void)state;
+    lua_State *L = new_state();
+    char got[512];
+    json_t *order = json_loads("{\"id\":1,\"products\":[{\"sku\":\" A \"},{\"sku\":\"B\"}],"
+                               "\"link\":{\"url\":\"x\"},\"none\":[],\"nested\":{\"items\":"
+                               "[{\"sku\":\"N\"}]},\"nul\":null}",
+                               0, NULL);
+    assert_non_null(order);
+    assert_int_equal(luaL_dostring(L, "P = ferry.rows({ S = { 'sku', 'text' } }, 'products')\n"
+                                      "L = ferry.rows({ S = 'sku' }, 'link')\n"
+                                      "E = ferry.rows({ S = 'sku' }, 'none')\n"
+                                      "M = ferry.rows({ S = 'sku' }, 'missing')\n"
+                                      "Z = ferry.rows({ S = 'sku' }, 'nul')\n"
+                                      "N = ferry.rows({ S = 'sku' }, 'nested.items')\n"
+                                      "function show(rows, listed)\n"
+                                      "  return { rows = rows or 'nil', listed = listed }\n"
+                                      "end"),
+                     LUA_OK);
+    static const struct {
+        const char *chunk, *want;
+    } cases[] = {
+        {"return show(P(o))", "{\"listed\":true,\"rows\":[{\"S\":\"A\"},{\"S\":\"B\"}]}"},
+        {"return show(L(o))", "{\"listed\":false,\"rows\":\"nil\"}"},
+        {"return show(E(o))", "{\"listed\":true,\"rows\":\"nil\"}"},
+        {"return show(M(o))", "{\"listed\":false,\"rows\":\"nil\"}"},
+        {"return show(Z(o))", "{\"listed\":false,\"rows\":\"nil\"}"},
+        {"return show(N(o))", "{\"listed\":true,\"rows\":[{\"S\":\"N\"}]}"},
+        {"return show(P(nil))", "{\"listed\":false,\"rows\":\"nil\"}"},
+        /* Read, then changed by the script: the change is what the rows show. */
+        {"o.products[2].sku = 'changed'; return show(P(o))",
+         "{\"listed\":true,\"rows\":[{\"S\":\"A\"},{\"S\":\"changed\"}]}"},
+        {"o.nested.items = { { sku = 'lua' } }; return show(N(o))",
+         "{\"listed\":true,\"rows\":[{\"S\":\"lua\"}]}"},
+        {"o.products = ferry.null; return show(P(o))", "{\"listed\":false,\"rows\":\"nil\"}"},
+        {"o.extra = 1; o.link = { { sku = 'now a list' } }; return show(L(o))",
+         "{\"listed\":true,\"rows\":[{\"S\":\"now a list\"}]}"},
+        /* A plain table as the record. */
+        {"return show(P({ products = { { sku = 'p' } } }))",
+         "{\"listed\":true,\"rows\":[{\"S\":\"p\"}]}"},
+    };
+    ferry__lua_push_record(L, order);
+    lua_setglobal(L, "o");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char chunk[256];
+        snprintf(chunk, sizeof(chunk), "%s", cases[i].chunk);
+        run_to_text(L, chunk, got, sizeof(got));
+        if (strcmp(got, cases[i].want) != 0) {
+            fail_msg("%s:\n got %s\nwant %s", cases[i].chunk, got, cases[i].want);
+        }
+    }
+    /* The record is read from JSON only while lazy: the JSON is unchanged. */
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(order, "products"), 1), "sku")),
+                        "B");
+    lua_pushnil(L);
+    lua_setglobal(L, "o");
+    ferry__lua_records_release(L);
+    run_to_text(L, "return ferry.rows({ S = 'sku' }, '')", got, sizeof(got));
+    assert_non_null(strstr(got, "ferry.rows: from must be a non-empty path"));
+    run_to_text(L, "return ferry.rows({ S = 'sku' }, 5)", got, sizeof(got));
+    assert_non_null(strstr(got, "ferry.rows: from must be a non-empty path"));
+    run_to_text(L, "return P('order')", got, sizeof(got));
+    assert_non_null(strstr(got, "a record expected, got string"));
+    lua_close(L);
+    json_decref(order);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_rows_declaration_errors_are_specific),
         cmocka_unit_test(test_rows_calls),
         cmocka_unit_test(test_rows_share_what_does_not_change),
+        cmocka_unit_test(test_rows_from_a_record_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
