@@ -12,6 +12,7 @@ local map = require "ferry.map"
 local null = ferry.null
 local array = ferry.array
 local intent_head, intent = ferry.intent_head, ferry.intent
+local NO_MATCH = array {}
 local get = map.get
 
 -- Library functions as upvalues: a global is a miss in this module's own
@@ -395,8 +396,10 @@ function engine.run(m, record, ctx, event, settings_gen)
     end
   end
 
-  local match = array {}
+  -- No match rules (a mapping of rules only): one empty list for all runs,
+  -- which the conversion only reads.
   local rules = m.match
+  local match = #rules == 0 and NO_MATCH or array {}
   for i = 1, #rules do
     local r = rules[i]
     if r.rule == "link" then
@@ -488,11 +491,13 @@ function engine.run(m, record, ctx, event, settings_gen)
         fail(m.path, "rules.%s must return an intent, a list of intents or nil", rule.name)
       end
       if got.op ~= nil then
-        got = { got }
-      end
-      for i = 1, #got do
         local at = #out + 1
-        out[at] = map.finish_intent(got[i], m, sid, event, rule.name, i, record, ctx, at)
+        out[at] = map.finish_intent(got, m, sid, event, rule.name, 1, record, ctx, at)
+      else
+        for i = 1, #got do
+          local at = #out + 1
+          out[at] = map.finish_intent(got[i], m, sid, event, rule.name, i, record, ctx, at)
+        end
       end
     end
   end
