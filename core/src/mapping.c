@@ -117,6 +117,20 @@ struct ferry_mapping {
     size_t nfields;
 };
 
+/*
+ * The settings objects of a context (ctx.settings, ctx.mapping_settings),
+ * held, with the number the engine's `prepare` goes by and, once a run has
+ * needed them, the same objects as Lua (registry refs).
+ */
+#define SETTINGS_SLOTS 4
+struct settings_slot {
+    json_t *seen[2];
+    int ref[2];
+    bool converted;
+    lua_Integer gen; /* 0: a free slot */
+    uint64_t used;   /* settings_tick when last used: the oldest is replaced */
+};
+
 struct ferry_mapping_set {
     struct ferry_lua *fl; /* NULL once the state was freed */
     struct ferry_mapping_set *next;
@@ -127,13 +141,11 @@ struct ferry_mapping_set {
     /* The last answer of ferry_mapping_set_targets_of: asked for every job. */
     char *targets_system, *targets_object;
     json_t *targets;
-    /* The settings objects the last run's context carried (held), and a
-     * number that changes with them: see settings_seen. */
-    json_t *settings_seen[2];
-    lua_Integer settings_gen;
-    /* Those objects as Lua (registry refs), made for generation settings_ref_gen. */
-    int settings_ref[2];
-    lua_Integer settings_ref_gen;
+    /* The settings objects recent runs' contexts carried: see settings_seen. */
+    struct settings_slot settings[SETTINGS_SLOTS];
+    struct settings_slot *settings_cur; /* the current run's */
+    lua_Integer settings_gens;          /* numbers given out so far */
+    uint64_t settings_tick;
 };
 
 static const char env_mt_key = 0;
@@ -1572,8 +1584,10 @@ void ferry_mapping_set_free(struct ferry_mapping_set *set)
         if (set->ref != LUA_NOREF && set->ref != LUA_REFNIL) {
             luaL_unref(set->fl->L, LUA_REGISTRYINDEX, set->ref);
         }
-        luaL_unref(set->fl->L, LUA_REGISTRYINDEX, set->settings_ref[0]);
-        luaL_unref(set->fl->L, LUA_REGISTRYINDEX, set->settings_ref[1]);
+        for (size_t k = 0; k < SETTINGS_SLOTS; k++) {
+            luaL_unref(set->fl->L, LUA_REGISTRYINDEX, set->settings[k].ref[0]);
+            luaL_unref(set->fl->L, LUA_REGISTRYINDEX, set->settings[k].ref[1]);
+        }
     }
     for (size_t i = 0; i < set->nmaps; i++) {
         mapping_clear(&set->maps[i]);
@@ -1582,8 +1596,10 @@ void ferry_mapping_set_free(struct ferry_mapping_set *set)
     free(set->targets_system);
     free(set->targets_object);
     json_decref(set->targets);
-    json_decref(set->settings_seen[0]);
-    json_decref(set->settings_seen[1]);
+    for (size_t k = 0; k < SETTINGS_SLOTS; k++) {
+        json_decref(set->settings[k].seen[0]);
+        json_decref(set->settings[k].seen[1]);
+    }
     free(set);
 }
 
@@ -1751,7 +1767,10 @@ int ferry_mapping_set_load(struct ferry_lua *fl, const char *const *paths, size_
         goto cleanup;
     }
     set->ref = LUA_NOREF;
-    set->settings_ref[0] = set->settings_ref[1] = LUA_NOREF;
+    for (size_t k = 0; k < SETTINGS_SLOTS; k++) {
+        set->settings[k].ref[0] = set->settings[k].ref[1] = LUA_NOREF;
+    }
+    set->settings_cur = &set->settings[0];
     set->fl = fl;
     set->next = fl->sets;
     fl->sets = set;
@@ -1924,27 +1943,47 @@ struct run_args {
 /*
  * A mapping may derive what it needs from its settings once (its `prepare`,
  * docs/mappings.md): the engine calls it again when the number passed with
- * each run changes, which it does whenever the context carries other
- * settings objects than the last run's. The set keeps a reference to the
- * objects it saw, so that a new one cannot arrive at a freed one's address
- * and pass for it; and settings objects are not changed once made (the
- * configuration's, a fixture's), so the same object means the same settings.
+ * each run changes. Each pair of settings objects keeps its number while it
+ * is among the last SETTINGS_SLOTS pairs seen, so that records whose
+ * contexts carry different settings (a worker's jobs of two mappings with
+ * settings of their own, `ferry map test` over fixtures) do not make each
+ * other prepare again. The set holds the objects it saw, so that a new one
+ * cannot arrive at a freed one's address and pass for it; and settings
+ * objects are not changed once made (the configuration's, a fixture's), so
+ * the same object means the same settings.
  */
 static void settings_seen(struct ferry_mapping_set *set, const json_t *context)
 {
-    static const char *const keys[2] = {"settings", "mapping_settings"};
-    bool changed = false;
-    for (int i = 0; i < 2; i++) {
-        json_t *s = json_object_get(context, keys[i]);
-        if (s != set->settings_seen[i]) {
-            json_decref(set->settings_seen[i]);
-            set->settings_seen[i] = json_incref(s);
-            changed = true;
+    json_t *s0 = json_object_get(context, "settings");
+    json_t *s1 = json_object_get(context, "mapping_settings");
+    struct settings_slot *slot = set->settings_cur;
+    set->settings_tick++;
+    if (slot->gen == 0 || slot->seen[0] != s0 || slot->seen[1] != s1) {
+        struct settings_slot *victim = NULL;
+        slot = NULL;
+        for (size_t k = 0; k < SETTINGS_SLOTS && !slot; k++) {
+            struct settings_slot *c = &set->settings[k];
+            if (c->gen != 0 && c->seen[0] == s0 && c->seen[1] == s1) {
+                slot = c;
+            } else if (!victim || (victim->gen != 0 && (c->gen == 0 || c->used < victim->used))) {
+                victim = c; /* a free slot, else the one unused longest */
+            }
         }
+        if (!slot) {
+            slot = victim;
+            for (int i = 0; i < 2; i++) {
+                luaL_unref(set->fl->L, LUA_REGISTRYINDEX, slot->ref[i]);
+                slot->ref[i] = LUA_NOREF;
+                json_decref(slot->seen[i]);
+            }
+            slot->seen[0] = json_incref(s0);
+            slot->seen[1] = json_incref(s1);
+            slot->converted = false;
+            slot->gen = ++set->settings_gens;
+        }
+        set->settings_cur = slot;
     }
-    if (changed) {
-        set->settings_gen++;
-    }
+    slot->used = set->settings_tick;
 }
 
 /*
@@ -1963,24 +2002,23 @@ static void push_context(lua_State *L, struct ferry_mapping_set *set, const json
         lua_newtable(L);
         return;
     }
-    if (set->settings_ref_gen != set->settings_gen) {
+    struct settings_slot *slot = set->settings_cur;
+    if (!slot->converted) {
         for (int i = 0; i < 2; i++) {
-            luaL_unref(L, LUA_REGISTRYINDEX, set->settings_ref[i]);
-            set->settings_ref[i] = LUA_NOREF;
-            if (set->settings_seen[i]) {
-                ferry__lua_push_json(L, set->settings_seen[i]);
-                set->settings_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+            if (slot->seen[i] && slot->ref[i] == LUA_NOREF) {
+                ferry__lua_push_json(L, slot->seen[i]);
+                slot->ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
             }
         }
-        set->settings_ref_gen = set->settings_gen;
+        slot->converted = true;
     }
     /* Room for what the engine adds: mapping, settings, prepared, notes. */
     lua_createtable(L, 0, (int)json_object_size(context) + 4);
     json_object_foreach((json_t *)context, key, v)
     {
         int i = strcmp(key, keys[0]) == 0 ? 0 : strcmp(key, keys[1]) == 0 ? 1 : -1;
-        if (i >= 0 && v == set->settings_seen[i] && set->settings_ref[i] != LUA_NOREF) {
-            lua_rawgeti(L, LUA_REGISTRYINDEX, set->settings_ref[i]);
+        if (i >= 0 && v == slot->seen[i] && slot->ref[i] != LUA_NOREF) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, slot->ref[i]);
         } else {
             ferry__lua_push_json(L, v);
         }
@@ -2004,7 +2042,7 @@ static int protected_run(lua_State *L)
     ferry__lua_push_record(L, a->record);
     push_context(L, a->set, a->context);
     lua_pushstring(L, a->event);
-    lua_pushinteger(L, a->set->settings_gen);
+    lua_pushinteger(L, a->set->settings_cur->gen);
     lua_call(L, 5, 1);
     return 1;
 }

@@ -676,6 +676,77 @@ static void test_mapping_prepare_once_per_settings(void **state)
     assert_non_null(strstr(err.msg, "'prepare' must be a function(settings)"));
 }
 
+/* Runs `object`'s mapping of the set with `settings` as ctx.settings; returns fields.X's text. */
+static const char *run_object_with(struct ferry_mapping_set *set, const char *object,
+                                   json_t *settings, char *out, size_t size)
+{
+    struct ferry_err err = {0};
+    json_t *record = json_pack("{s:i}", "id", 7);
+    json_t *ctx = json_pack("{s:O}", "settings", settings);
+    json_t *intents = NULL;
+    if (ferry_mapping_set_run(set, "shop", object, "created", record, ctx, &intents, &err) < 0) {
+        fail_msg("run: %s", err.msg);
+    }
+    snprintf(out, size, "%s",
+             json_string_value(
+                 json_object_get(json_object_get(json_array_get(intents, 0), "fields"), "X")));
+    json_decref(intents);
+    json_decref(ctx);
+    json_decref(record);
+    return out;
+}
+
+/*
+ * Two mappings whose jobs alternate, each with settings of its own, keep
+ * what they prepared: the set knows the last four settings objects apart.
+ * A fifth makes room by forgetting the one unused longest.
+ */
+static void test_mapping_prepare_kept_across_alternating_settings(void **state)
+{
+    struct fixture *f = *state;
+    struct ferry_mapping_set *set = NULL;
+    struct ferry_err err = {0};
+    static const char body[] =
+        "local calls = 0\n"
+        "return {\n"
+        "  source = { 'shop', '%s', on = { 'created' } },\n"
+        "  target = { 'crm', 'Contact' },\n"
+        "  prepare = function(settings) calls = calls + 1; return settings.tag .. calls end,\n"
+        "  fields = { X = function(_, ctx) return ctx.prepared end },\n"
+        "}\n";
+    char text[512], got[64];
+    snprintf(text, sizeof(text), body, "customer");
+    const char *paths[2];
+    paths[0] = write_file(f, "alt_customer.lua", text);
+    snprintf(text, sizeof(text), body, "order");
+    paths[1] = write_file(f, "alt_order.lua", text);
+    if (ferry_mapping_set_load(f->fl, paths, 2, &set, &err) < 0) {
+        fail_msg("load: %s", err.msg);
+    }
+    static const char *const tags[] = {"a", "b", "c", "d", "e"};
+    json_t *s[5];
+    for (int i = 0; i < 5; i++) {
+        s[i] = json_pack("{s:s}", "tag", tags[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(run_object_with(set, "customer", s[0], got, sizeof(got)), "a1");
+        assert_string_equal(run_object_with(set, "order", s[1], got, sizeof(got)), "b1");
+    }
+    /* Two more for the orders fill the four slots; the customers' s[0] is used again, so
+     * when a fifth comes, s[1] is the one unused longest. */
+    assert_string_equal(run_object_with(set, "order", s[2], got, sizeof(got)), "c2");
+    assert_string_equal(run_object_with(set, "order", s[3], got, sizeof(got)), "d3");
+    assert_string_equal(run_object_with(set, "customer", s[0], got, sizeof(got)), "a1");
+    assert_string_equal(run_object_with(set, "order", s[4], got, sizeof(got)), "e4");
+    /* s[1] was unused longest: forgotten, so prepared again; s[0] was kept. */
+    assert_string_equal(run_object_with(set, "order", s[1], got, sizeof(got)), "b5");
+    assert_string_equal(run_object_with(set, "customer", s[0], got, sizeof(got)), "a1");
+    for (int i = 0; i < 5; i++) {
+        json_decref(s[i]);
+    }
+    ferry_mapping_set_free(set);
+}
+
 /* ctx.settings is converted once per settings object and shared by the runs; the rest is per run.
  */
 static void test_mapping_settings_converted_once(void **state)
@@ -1845,6 +1916,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mapping_intent_keeps_what_its_rule_gave, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_prepare_once_per_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_prepare_kept_across_alternating_settings,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_lookup_value_is_literal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_fixed_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_rule_function_field_named, setup, teardown),
