@@ -15,6 +15,14 @@
 local format = string.format
 local null = ferry.null
 
+-- The lines as the host builds them from the record's JSON (ferry.rows),
+-- values as the record has them.
+local LINES = ferry.rows({
+  ID = { index = 10 }, ProductID = "sku", Description = "name", Quantity = { "quantity", "quantity" },
+  QuantityMeasureUnitCode = { arg = 2 }, NetPriceAmount = "price_ex_tax",
+  NetPriceAmountCurrencyCode = { arg = 1 },
+}, "products")
+
 local function buyer(property, default)
   return function(order)
     return { ["$ref"] = { object = "customer", id = format("%d", order.customer_id),
@@ -40,13 +48,7 @@ return {
       return ctx.settings.status_codes[format("%d", order.status_id)]
     end,
     CustomerOrderItem = function(order)
-      local out = ferry.array {}
-      for i, l in ipairs(order.products) do
-        out[i] = { ID = format("%d", i * 10), ProductID = l.sku, Description = l.name,
-                   Quantity = format("%d", l.quantity), QuantityMeasureUnitCode = "EA",
-                   NetPriceAmount = l.price_ex_tax, NetPriceAmountCurrencyCode = order.currency_code }
-      end
-      return out
+      return (LINES(order, order.currency_code, "EA"))
     end,
   },
   owner = { CustomerOrderItem = "sap_sales" },
