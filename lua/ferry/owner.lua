@@ -71,11 +71,20 @@ local function spec_for(ctx, object)
   return s
 end
 
-local function rule(spec, name, where, ctx, rest)
+local pick_from
+
+local function rule(spec, name, where, ctx, order, k)
   if name == "territory" then
-    local t = type(spec.territories) == "table" and spec.territories or {}
-    local country = where.country and where.country:upper()
-    local region = where.region and where.region:upper()
+    local t = spec.territories
+    if type(t) ~= "table" then
+      return nil -- no territories: no need to find the record's place
+    end
+    local country, region = where.country, where.region
+    if country == nil and region == nil and where.place then
+      country, region = where.place()
+    end
+    country = country and country:upper()
+    region = region and region:upper()
     if country and region and t[country .. "-" .. region] then
       return member(t[country .. "-" .. region], where.id), "territory " .. country .. "-" .. region
     end
@@ -94,7 +103,7 @@ local function rule(spec, name, where, ctx, rest)
   elseif name == "inherit" then
     if where.inherit then
       -- The rules after "inherit" decide when the reference finds nothing.
-      local default, how = rest()
+      local default, how = pick_from(spec, order, k + 1, where, ctx)
       local r = {}
       for k, v in pairs(where.inherit) do
         r[k] = v
@@ -121,6 +130,17 @@ local function rule(spec, name, where, ctx, rest)
   return nil
 end
 
+-- The first of the rules order[i..] that gives an owner.
+pick_from = function(spec, order, i, where, ctx)
+  for k = i, #order do
+    local v, how = rule(spec, order[k], where, ctx, order, k)
+    if v ~= nil then
+      return v, how
+    end
+  end
+  return nil, nil
+end
+
 -- Whether `settings` (a mapping's, as ctx.settings) has owner rules for
 -- `object`: for a mapping's prepare, so that records of a deployment without
 -- them skip owner.pick altogether.
@@ -133,6 +153,9 @@ end
 --   where   { id = record id, country = "DE", region = "Berlin",
 --             inherit = { object = "customer", id = 42,
 --                         target = "ContactCollection", property = "ContactOwnerID" } }
+--           Instead of country and region, `place = function() return country,
+--           region end`: called only when a territory rule is reached and
+--           territories are configured.
 --           `inherit` is a commerce.ref spec (a lookup works too); leave it out
 --           when the record has nothing to inherit from.
 --           May also be a function returning that table: it is called only
@@ -148,18 +171,7 @@ function owner.pick(ctx, object, where)
     where = where()
   end
   local order = type(spec.order) == "table" and spec.order or DEFAULT_ORDER
-  local function from(i)
-    for k = i, #order do
-      local v, how = rule(spec, order[k], where, ctx, function()
-        return from(k + 1)
-      end)
-      if v ~= nil then
-        return v, how
-      end
-    end
-    return nil, nil
-  end
-  local v, how = from(1)
+  local v, how = pick_from(spec, order, 1, where, ctx)
   -- The engine hands ctx.notes to the daemon, which writes each into the
   -- job's audit: an operator sees which rule chose the owner.
   if v ~= nil and type(ctx) == "table" then

@@ -106,8 +106,9 @@ local function responsible(order, ctx, id, guest, p)
     return nil
   end
   return (owner.pick(ctx, "CustomerOrderCollection", function()
-    local country, region = commerce.place(order.billing_address)
-    local where = { id = id, country = country, region = region }
+    local where = { id = id, place = function()
+      return commerce.place(order.billing_address)
+    end }
     if not guest then
       where.inherit = { object = "customer", id = map.get(order, "customer_id"), target = p.set,
                         property = p.set == "ContactCollection" and "ContactOwnerID" or "OwnerID" }

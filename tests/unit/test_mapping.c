@@ -1361,6 +1361,40 @@ static void test_mapping_owner_where_function_only_when_configured(void **state)
                      "nil 0 E1 territory DE E1 2");
 }
 
+/*
+ * where.place: the record's country and region found only when a territory
+ * rule is reached with territories configured; the rules after inherit are
+ * the reference's default, as before.
+ */
+static void test_mapping_owner_place_only_for_territories(void **state)
+{
+    assert_body_text(
+        *state, "owner_place.lua",
+        "    local owner = require 'ferry.owner'\n"
+        "    local places = 0\n"
+        "    local where = { id = 7, place = function() places = places + 1; return 'de', 'be' end "
+        "}\n"
+        "    local out = {}\n"
+        "    local function pick(spec)\n"
+        "      local v, how = owner.pick({ settings = { owner = spec } }, 'TasksCollection', "
+        "where)\n"
+        "      out[#out + 1] = tostring(v) .. '/' .. tostring(how) .. '/' .. places\n"
+        "    end\n"
+        "    pick({ fallback = 'F' })\n"
+        "    pick({ territories = { DE = 'E1' }, fallback = 'F' })\n"
+        "    pick({ territories = { ['DE-BE'] = { 'T1', 'T2' } } })\n"
+        "    pick({ order = { 'fallback', 'territory' }, territories = { DE = 'E1' }, fallback = "
+        "'F' })\n"
+        "    local ctx = { settings = { owner = { territories = { DE = 'E1' } } },\n"
+        "                  features = { refs = true } }\n"
+        "    where.inherit = { object = 'customer', id = 3, target = 'C', property = 'OwnerID' }\n"
+        "    local ref, how = owner.pick(ctx, 'TasksCollection', where)\n"
+        "    out[#out + 1] = ref['$ref'].default .. '/' .. how .. '/' .. places\n"
+        "    return table.concat(out, ' ')",
+        "F/fallback/0 E1/territory DE/1 T1/territory DE-BE/2 F/fallback/2 "
+        "E1/inherit C.OwnerID, else territory DE/3");
+}
+
 /* A record kept in a global for a later run fails with a clear error there. */
 static void test_mapping_record_kept_past_its_run(void **state)
 {
@@ -1937,6 +1971,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_mapping_owner_where_function_only_when_configured,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_owner_place_only_for_territories, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_mapping_commerce_time_formats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapping_commerce_ref_to, setup, teardown),
         cmocka_unit_test(test_mapping_json_round_trip),
