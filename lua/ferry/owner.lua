@@ -104,19 +104,25 @@ local function rule(spec, name, where, ctx, order, k)
     if where.inherit then
       -- The rules after "inherit" decide when the reference finds nothing.
       local default, how = pick_from(spec, order, k + 1, where, ctx)
-      local r = {}
-      for k, v in pairs(where.inherit) do
-        r[k] = v
-      end
+      local i = where.inherit
       -- Never wait for the record to inherit from: nothing left means no owner.
       if default == nil then
         default = ferry.null
       end
-      r.default = default
-      local ref = commerce.ref(ctx, r)
+      local ref
+      if i.lookup == nil then
+        ref = commerce.ref_to(ctx, i.object, i.id, i.target, i.property, default)
+      else
+        local r = {}
+        for key, v in pairs(i) do
+          r[key] = v
+        end
+        r.default = default
+        ref = commerce.ref(ctx, r)
+      end
       if type(ref) == "table" then
-        local from = r.target or (r.lookup and r.lookup.target) or "?"
-        return ref, "inherit " .. from .. "." .. tostring(r.property)
+        local from = i.target or (i.lookup and i.lookup.target) or "?"
+        return ref, "inherit " .. from .. "." .. tostring(i.property)
                     .. (how and (", else " .. how) or "")
       end
       if default == ferry.null then
