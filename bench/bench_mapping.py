@@ -169,8 +169,9 @@ def main():
                 t.row("%s: instructions per record" % floor[0], bl.fmt_int(ir),
                       "callgrind, inside ferry_mapping_set_run")
                 t.figure("order_floor_ir_per_record", round(ir))
-        t.note("%s: bench/mappings/order_floor, the same sales order by hand (no helpers, no "
-               "rules): what is left when a mapping does nothing more" % floor[0])
+        t.note("%s: bench/mappings/order_floor, the same sales order by hand (no rules, no "
+               "checks, lines by ferry.rows): what is left when a mapping does nothing more"
+               % floor[0])
     t.note("measured for %.1f s each after a warm-up; one thread" % seconds)
     t.print()
 

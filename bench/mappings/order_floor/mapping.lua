@@ -1,10 +1,10 @@
 -- SPDX-License-Identifier: MIT
 --
 -- Bench only: the least a mapping can do to turn the shipped order fixture
--- into a sales order with its three item lines. No helpers, no checks, no
--- owner rules, no guest handling, values passed through as the record has
--- them; the fields and references are those of
--- mappings/order_to_sales_order's `sales_order` rule.
+-- into a sales order with its item lines. No helpers but the host's own
+-- ferry.rows for the lines, no checks, no owner rules, no guest handling,
+-- values passed through as the record has them; the fields and references
+-- are those of mappings/order_to_sales_order's `sales_order` rule.
 --
 -- What it measures is the host's part of a mapping run, which no change to
 -- a mapping file can remove: the record read through its lazy tables, the
