@@ -592,13 +592,14 @@ static void test_mapping_intent_keeps_what_its_rule_gave(void **state)
     ferry_mapping_set_free(set);
 }
 
-/* Runs the set on {"id": 7} with `context`; returns fields.X (a new reference) or NULL on error. */
-static json_t *run_with_context(struct ferry_mapping_set *set, json_t *context,
-                                struct ferry_err *err)
+/* Runs the set on shop/<object> {"id": 7} with `context`; returns fields.X (a new reference)
+ * or NULL on error. */
+static json_t *run_object(struct ferry_mapping_set *set, const char *object, json_t *context,
+                          struct ferry_err *err)
 {
     json_t *record = json_pack("{s:i}", "id", 7);
     json_t *intents = NULL, *x = NULL;
-    if (ferry_mapping_set_run(set, "shop", "customer", "created", record, context, &intents, err) ==
+    if (ferry_mapping_set_run(set, "shop", object, "created", record, context, &intents, err) ==
         0) {
         x = json_incref(
             json_object_get(json_object_get(json_array_get(intents, 0), "fields"), "X"));
@@ -606,6 +607,12 @@ static json_t *run_with_context(struct ferry_mapping_set *set, json_t *context,
     json_decref(intents);
     json_decref(record);
     return x;
+}
+
+static json_t *run_with_context(struct ferry_mapping_set *set, json_t *context,
+                                struct ferry_err *err)
+{
+    return run_object(set, "customer", context, err);
 }
 
 /* prepare runs once per settings object, again when other settings come, and after its error. */
@@ -681,18 +688,14 @@ static const char *run_object_with(struct ferry_mapping_set *set, const char *ob
                                    json_t *settings, char *out, size_t size)
 {
     struct ferry_err err = {0};
-    json_t *record = json_pack("{s:i}", "id", 7);
     json_t *ctx = json_pack("{s:O}", "settings", settings);
-    json_t *intents = NULL;
-    if (ferry_mapping_set_run(set, "shop", object, "created", record, ctx, &intents, &err) < 0) {
+    json_t *x = run_object(set, object, ctx, &err);
+    if (!x) {
         fail_msg("run: %s", err.msg);
     }
-    snprintf(out, size, "%s",
-             json_string_value(
-                 json_object_get(json_object_get(json_array_get(intents, 0), "fields"), "X")));
-    json_decref(intents);
+    snprintf(out, size, "%s", json_string_value(x));
+    json_decref(x);
     json_decref(ctx);
-    json_decref(record);
     return out;
 }
 
